@@ -1,0 +1,71 @@
+"""The exceptions evalrun raises, one tree.
+
+    EvalrunError                 anything the user can fix; the CLI prints it as one line, exit 2
+    ├── SpecError                the spec file (YAML, schema, templates, extractors): carries Problems
+    ├── DatasetError             the dataset (file, columns, ids, gold values): carries Problems
+    └── ConfigError              the environment (a missing API key, an unknown model file)
+
+Provider failures during a run are not exceptions for the caller: they are kept as
+error rows (see `runner`), so one refusal never loses the rest of a run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an input, located as precisely as the input allows."""
+
+    file: str
+    line: int | None
+    col: int | None
+    message: str
+    hint: str | None = None
+    severity: str = "error"  # "error" blocks a run; "warning" is printed and the run goes on
+
+    def render(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.col is not None:
+                where += f":{self.col}"
+        text = f"{where}: {self.severity}: {self.message}"
+        if self.hint:
+            text += f" ({self.hint})"
+        return text
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "file": self.file,
+            "line": self.line,
+            "col": self.col,
+            "severity": self.severity,
+            "message": self.message,
+            "hint": self.hint,
+        }
+
+
+class EvalrunError(Exception):
+    """Base of every error a user can cause and fix."""
+
+
+class ProblemsError(EvalrunError):
+    """An error made of one or more located problems."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(p.render() for p in problems))
+
+
+class SpecError(ProblemsError):
+    """The spec file is not a valid evalrun spec."""
+
+
+class DatasetError(ProblemsError):
+    """The dataset a spec points at is missing, unreadable or inconsistent."""
+
+
+class ConfigError(EvalrunError):
+    """The environment lacks something a run needs (an API key, a model file)."""

@@ -1,0 +1,99 @@
+"""Progress of a run: a live rich display on a terminal, periodic plain lines elsewhere (CI, pipes).
+
+Both print to stderr, so stdout carries only the report's path.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TextIO
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+
+from .providers import CallError
+from .runner import Outcome
+
+
+@dataclass
+class Tally:
+    total: int
+    done: int = 0
+    cached: int = 0
+    errors: int = 0
+    retries: int = 0
+    tokens: int = 0
+    cost: float = 0.0
+    cost_unknown: int = 0  # answers whose price litellm does not know
+
+    def add(self, outcome: Outcome) -> None:
+        r = outcome.response
+        self.done += 1
+        self.cached += outcome.cached
+        self.errors += r.status == "error"
+        self.tokens += (r.prompt_tokens or 0) + (r.completion_tokens or 0)
+        if r.status == "ok":
+            if r.cost is None:
+                self.cost_unknown += 1
+            else:
+                self.cost += r.cost
+
+    def describe(self) -> str:
+        cost = f"${self.cost:.4f}" + ("+?" if self.cost_unknown else "")
+        return (f"{self.done}/{self.total} done ({self.cached} stored), {self.errors} errors, "
+                f"{self.retries} retries, {self.tokens:,} tokens, {cost}")
+
+
+class Display:
+    """Observer for the runner; call `close()` when the run ends."""
+
+    def __init__(self, totals: dict[str, int], stream: TextIO | None = None, interval: float = 10.0,
+                 on_outcome: Callable[[Outcome], None] | None = None) -> None:
+        self.tallies = {model: Tally(total) for model, total in totals.items()}
+        self.on_outcome = on_outcome
+        self.stream = stream or sys.stderr
+        self.interval = interval
+        self.start = time.monotonic()
+        self.last_line = self.start
+        console = Console(file=self.stream)
+        self.progress: Progress | None = None
+        self.tasks: dict[str, TaskID] = {}
+        if console.is_terminal:
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                     TextColumn("{task.fields[stats]}"), TimeRemainingColumn(), console=console)
+            for model, tally in self.tallies.items():
+                self.tasks[model] = self.progress.add_task(model, total=tally.total, stats="")
+            self.progress.start()
+
+    def finished(self, outcome: Outcome) -> None:
+        model = outcome.job.model.name
+        tally = self.tallies[model]
+        tally.add(outcome)
+        if self.on_outcome is not None:
+            self.on_outcome(outcome)
+        if self.progress is not None:
+            self.progress.update(self.tasks[model], completed=tally.done, stats=self._rate(tally))
+        elif time.monotonic() - self.last_line >= self.interval:
+            self.log_lines()
+
+    def retrying(self, model: str, error: CallError) -> None:
+        self.tallies[model].retries += 1
+
+    def _rate(self, tally: Tally) -> str:
+        elapsed = max(time.monotonic() - self.start, 1e-9)
+        return f"{(tally.done - tally.cached) / elapsed:.1f}/s  {tally.describe().split(' done ', 1)[1]}"
+
+    def log_lines(self) -> None:
+        self.last_line = time.monotonic()
+        elapsed = self.last_line - self.start
+        for model, tally in self.tallies.items():
+            print(f"[{elapsed:7.1f}s] {model}: {tally.describe()}", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+        else:
+            self.log_lines()

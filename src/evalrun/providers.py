@@ -1,0 +1,145 @@
+"""litellm, behind one function: ask a model one job, get back plain data or a classified error.
+
+litellm is imported lazily (it takes seconds) and with its local price list, so
+`evalrun --help` and `evalrun validate` stay fast and nothing touches the network.
+litellm's own retries and cache are off: the runner retries, and the store caches.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from .errors import ConfigError
+from .jobs import Job
+from .spec import ModelConfig
+
+_KEYLIKE = re.compile(r"\b(sk|pk|rk|key|api|xai|gsk|hf)[-_][A-Za-z0-9_\-]{8,}\b|\bBearer\s+[A-Za-z0-9._\-]{8,}",
+                      re.IGNORECASE)
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    """Remove API keys (the ones we know, and anything shaped like one) from text we store or print."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "[REDACTED]")
+    return _KEYLIKE.sub("[REDACTED]", text)
+
+
+@lru_cache(maxsize=1)
+def litellm_module() -> Any:
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    litellm.drop_params = True  # a provider that lacks `seed` should not fail the whole run
+    litellm.suppress_debug_info = True
+    litellm.telemetry = False
+    return litellm
+
+
+def prepare(models: list[ModelConfig]) -> None:
+    """Import litellm and register the embedded provider if any model needs it.
+
+    Raises ConfigError before any request if an embedded model's file cannot be found.
+    """
+    embedded = [m.model for m in models if m.embedded]
+    litellm = litellm_module()
+    if embedded:
+        from .embedded import gguf_path, register
+
+        for model in embedded:
+            gguf_path(model.split("/", 1)[1])
+        register(litellm, embedded)
+
+
+def api_key(model: ModelConfig) -> str | None:
+    """The model's key from the environment; a named but unset variable is the user's to fix."""
+    if model.api_key_env is None:
+        return None
+    value = os.environ.get(model.api_key_env)
+    if not value:
+        raise ConfigError(f"model '{model.name}': environment variable {model.api_key_env} is not set")
+    return value
+
+
+@dataclass(frozen=True)
+class Answer:
+    text: str
+    finish_reason: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    cost: float | None  # None: litellm knows no price for this model
+
+
+@dataclass(frozen=True)
+class CallError(Exception):
+    """A failed call, classified for the retry policy."""
+
+    error_class: str
+    message: str
+    retryable: bool
+    retry_after: float | None
+
+
+_RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504, 529}
+
+
+def classify(exc: BaseException, secrets: list[str]) -> CallError:
+    litellm = litellm_module()
+    never = (litellm.BadRequestError, litellm.AuthenticationError, litellm.NotFoundError,
+             litellm.PermissionDeniedError, litellm.UnprocessableEntityError, litellm.ContextWindowExceededError,
+             litellm.ContentPolicyViolationError)
+    again = (litellm.RateLimitError, litellm.Timeout, litellm.APIConnectionError, litellm.InternalServerError,
+             litellm.ServiceUnavailableError, TimeoutError)
+    if isinstance(exc, never):
+        retryable = False
+    elif isinstance(exc, again):
+        retryable = True
+    else:
+        retryable = getattr(exc, "status_code", None) in _RETRY_STATUS
+    message = redact(" ".join(str(exc).split()), secrets)[:500]
+    return CallError(type(exc).__name__, message, retryable, _retry_after(exc))
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None) or getattr(exc, "litellm_response_headers", None)
+    if not headers:
+        return None
+    value = headers.get("retry-after") or headers.get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None  # an HTTP date; the backoff schedule applies instead
+
+
+async def ask(job: Job, key: str | None) -> Answer:
+    """Send one job's request. Raises whatever litellm raises; the runner classifies it."""
+    litellm = litellm_module()
+    model = job.model
+    kwargs: dict[str, Any] = {"model": model.model, "messages": job.messages, "timeout": model.timeout,
+                              "num_retries": 0, **job.params}
+    if model.api_base:
+        kwargs["api_base"] = model.api_base
+    if key:
+        kwargs["api_key"] = key
+    response = await litellm.acompletion(**kwargs)
+    choice = response.choices[0]
+    usage = getattr(response, "usage", None)
+    return Answer(
+        text=choice.message.content or "",
+        finish_reason=choice.finish_reason,
+        prompt_tokens=getattr(usage, "prompt_tokens", None),
+        completion_tokens=getattr(usage, "completion_tokens", None),
+        cost=_cost(litellm, response),
+    )
+
+
+def _cost(litellm: Any, response: Any) -> float | None:
+    try:
+        return float(litellm.completion_cost(completion_response=response))
+    except Exception:  # litellm raises assorted types for "no price known"; unknown is the honest answer
+        return None

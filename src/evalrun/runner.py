@@ -1,0 +1,158 @@
+"""The runner: fan jobs out to their models under per-model limits, retry what can be retried,
+store every answer as it arrives, and keep failures as rows instead of crashing.
+
+Each model gets `concurrency` workers pulling from its own lazy job stream, so a
+slow or rate-limited model never starves the others, memory stays flat in the
+number of jobs, and requests wait in line rather than being rejected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from aiolimiter import AsyncLimiter
+
+from .errors import ConfigError
+from .jobs import Job
+from .providers import Answer, CallError, api_key, ask, classify
+from .spec import ModelConfig
+from .store import Store, StoredResponse, request_json
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter, capped; a server's Retry-After wins when longer."""
+
+    attempts: int = 6
+    base: float = 1.0
+    cap: float = 60.0
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        backoff = random.uniform(0, min(self.cap, self.base * 2 ** (attempt - 1)))
+        return max(backoff, min(retry_after, self.cap * 2)) if retry_after is not None else backoff
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one job: an answer (text) or a final error, with its costs."""
+
+    job: Job
+    response: StoredResponse
+    cached: bool  # answered from the store, not asked again
+
+
+class Observer(Protocol):
+    """Receives progress events (the CLI shows them; tests may count them)."""
+
+    def finished(self, outcome: Outcome) -> None: ...
+
+    def retrying(self, model: str, error: CallError) -> None: ...
+
+
+@dataclass
+class Budget:
+    """Stops new requests once spent cost reaches the limit (running ones still complete)."""
+
+    limit: float | None
+    spent: float = 0.0
+
+    @property
+    def exhausted(self) -> bool:
+        return self.limit is not None and self.spent >= self.limit
+
+
+@dataclass
+class RunOptions:
+    fresh: bool = False
+    max_cost: float | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+def _failure(job: Job, error_class: str, message: str, attempts: int, latency: float | None) -> StoredResponse:
+    return StoredResponse(key=job.key, model=job.model.model, api_base=job.model.api_base,
+                          request=request_json(job.messages, job.params), status="error", text=None,
+                          finish_reason=None, prompt_tokens=None, completion_tokens=None, cost=None,
+                          latency=latency, attempts=attempts, error_class=error_class, error_message=message,
+                          created_at=time.time())
+
+
+def _success(job: Job, answer: Answer, attempts: int, latency: float) -> StoredResponse:
+    return StoredResponse(key=job.key, model=job.model.model, api_base=job.model.api_base,
+                          request=request_json(job.messages, job.params), status="ok", text=answer.text,
+                          finish_reason=answer.finish_reason, prompt_tokens=answer.prompt_tokens,
+                          completion_tokens=answer.completion_tokens, cost=answer.cost, latency=latency,
+                          attempts=attempts, error_class=None, error_message=None, created_at=time.time())
+
+
+async def _attempt(job: Job, key: str | None, secrets: list[str], policy: RetryPolicy,
+                   observer: Observer) -> StoredResponse:
+    start = time.perf_counter()
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            # litellm enforces the timeout on HTTP; this guard also covers a provider that ignores it
+            answer = await asyncio.wait_for(ask(job, key), job.model.timeout + 5)
+            return _success(job, answer, attempt, time.perf_counter() - start)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # every provider failure becomes data; nothing escapes a job
+            error = classify(exc, secrets)
+            if not error.retryable or attempt == policy.attempts:
+                return _failure(job, error.error_class, error.message, attempt, time.perf_counter() - start)
+            observer.retrying(job.model.name, error)
+            await asyncio.sleep(policy.delay(attempt, error.retry_after))
+
+
+async def _model_worker(jobs: Iterator[Job], model: ModelConfig, store: Store, options: RunOptions,
+                        budget: Budget, limiter: AsyncLimiter | None, observer: Observer,
+                        key: str | None, key_error: str | None, secrets: list[str]) -> None:
+    for job in jobs:
+        if not options.fresh:
+            stored = store.get(job.key)
+            if stored is not None:
+                observer.finished(Outcome(job, stored, cached=True))
+                continue
+        if key_error is not None:
+            response = _failure(job, "ConfigError", key_error, 0, None)
+        elif budget.exhausted:
+            response = _failure(job, "BudgetExceeded", f"not asked: --max-cost {budget.limit} reached", 0, None)
+        else:
+            if limiter is not None:
+                await limiter.acquire()
+            response = await _attempt(job, key, secrets, options.retry, observer)
+            budget.spent += response.cost or 0.0
+        store.put(response)
+        observer.finished(Outcome(job, response, cached=False))
+
+
+async def run_jobs(streams: dict[str, Iterator[Job]], models: list[ModelConfig], store: Store,
+                   options: RunOptions, observer: Observer) -> None:
+    """Run every job of every model's stream; outcomes reach `observer` and the store."""
+    budget = Budget(options.max_cost)
+    keys: dict[str, str | None] = {}
+    key_errors: dict[str, str | None] = {}
+    for model in models:
+        try:
+            keys[model.name], key_errors[model.name] = api_key(model), None
+        except ConfigError as exc:
+            keys[model.name], key_errors[model.name] = None, str(exc)
+    secrets = [k for k in keys.values() if k]
+    workers = []
+    for model in models:
+        limiter = AsyncLimiter(model.rpm, 60) if model.rpm else None
+        for _ in range(model.concurrency):
+            workers.append(asyncio.create_task(_model_worker(
+                streams[model.name], model, store, options, budget, limiter, observer,
+                keys[model.name], key_errors[model.name], secrets)))
+    try:
+        await asyncio.gather(*workers)
+    finally:
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)

@@ -1,0 +1,182 @@
+"""Statistics: from labelled responses to distributions, accuracy and agreement.
+
+Everything here is computed by statsmodels, scipy or `krippendorff`; this module
+only arranges the tables they take. Conventions (also in the README):
+
+* The item-level label of a variant is the modal label over its samples, among
+  samples that produced a label. A tie for the mode, or no labelled sample at all,
+  makes the item `unparsed` for that variant.
+* Accuracy is item-level, over items that have a gold label; an unparsed item
+  counts as incorrect (so a model cannot gain accuracy by refusing).
+* Agreement (percent, Cohen's kappa) is over items labelled by both variants;
+  Krippendorff's alpha uses every item, with unparsed as missing data.
+* McNemar's exact test compares the two variants' paired correctness on gold items.
+* Intervals are 95%: Wilson for proportions, the asymptotic interval of
+  statsmodels' `cohens_kappa` for kappa.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+
+import krippendorff
+import numpy as np
+import polars as pl
+from statsmodels.stats.contingency_tables import mcnemar
+from statsmodels.stats.inter_rater import cohens_kappa
+from statsmodels.stats.proportion import proportion_confint
+
+from .extract import UNPARSED
+
+ERROR = "error"  # a job with no answer at all; distinct from an answer with no label
+
+
+def _num(x: float | np.floating | None) -> float | None:
+    """A JSON-safe float: NaN and infinities (undefined statistics) become None."""
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def wilson(count: int, n: int) -> dict[str, float | int | None]:
+    if n == 0:
+        return {"count": count, "n": n, "estimate": None, "ci_low": None, "ci_high": None}
+    low, high = proportion_confint(count, n, alpha=0.05, method="wilson")
+    return {"count": count, "n": n, "estimate": count / n, "ci_low": _num(low), "ci_high": _num(high)}
+
+
+def modal_label(labels: Sequence[str | None]) -> str | None:
+    """The most frequent label among samples; None when there is none or the top is tied."""
+    counts = Counter(label for label in labels if label is not None)
+    if not counts:
+        return None
+    ranked = counts.most_common(2)
+    if len(ranked) == 2 and ranked[0][1] == ranked[1][1]:
+        return None
+    return ranked[0][0]
+
+
+def item_labels(responses: pl.DataFrame) -> pl.DataFrame:
+    """One row per model x variant x item with the modal label (None = unparsed) and gold."""
+    grouped = responses.group_by(["model", "variant", "item_id"], maintain_order=True).agg(
+        pl.col("label"), pl.col("gold").first())
+    return grouped.with_columns(
+        pl.col("label").map_elements(lambda s: modal_label(s.to_list()), return_dtype=pl.String).alias("label"))
+
+
+def kappa(table: np.ndarray) -> dict[str, float | None]:
+    """Cohen's kappa with its asymptotic 95% interval, or None where undefined (one category only)."""
+    n = table.sum()
+    if n == 0:
+        return {"kappa": None, "ci_low": None, "ci_high": None, "se": None}
+    expected = (table.sum(axis=0) @ table.sum(axis=1)) / n**2
+    if math.isclose(expected, 1.0):
+        return {"kappa": None, "ci_low": None, "ci_high": None, "se": None}
+    res = cohens_kappa(table, return_results=True)
+    return {"kappa": _num(res.kappa), "ci_low": _num(res.kappa_low), "ci_high": _num(res.kappa_upp),
+            "se": _num(res.std_kappa)}
+
+
+def alpha_nominal(columns: list[list[str | None]], labels: Sequence[str]) -> float | None:
+    """Krippendorff's alpha (nominal) with one row per variant; None entries are missing data."""
+    index = {label: float(i) for i, label in enumerate(labels)}
+    data = np.array([[index[v] if v is not None else np.nan for v in col] for col in columns], dtype=float)
+    pairable = (~np.isnan(data)).sum(axis=0) >= 2
+    values = data[:, pairable]
+    if values.size == 0 or len(np.unique(values[~np.isnan(values)])) < 2:
+        return None  # no pairable units, or one value only: alpha is undefined
+    return _num(krippendorff.alpha(reliability_data=data, level_of_measurement="nominal",
+                                   value_domain=list(index.values())))
+
+
+def variant_summary(responses: pl.DataFrame, items: pl.DataFrame, labels: Sequence[str], has_gold: bool
+                    ) -> list[dict[str, object]]:
+    out = []
+    for (model, variant), group in responses.group_by(["model", "variant"], maintain_order=True):
+        answered = group.filter(pl.col("error_class").is_null())
+        dist = Counter(answered["label"].fill_null(UNPARSED).to_list())
+        entry: dict[str, object] = {
+            "model": model, "variant": variant,
+            "responses": group.height,
+            "errors": group.height - answered.height,
+            "labels": {label: dist.get(label, 0) for label in [*labels, UNPARSED]},
+            "unparsed_rate": wilson(dist.get(UNPARSED, 0), answered.height),
+        }
+        item_rows = items.filter((pl.col("model") == model) & (pl.col("variant") == variant))
+        entry["items"] = item_rows.height
+        entry["items_unparsed"] = item_rows["label"].null_count()
+        if has_gold:
+            gold_rows = item_rows.filter(pl.col("gold").is_not_null())
+            correct = int((gold_rows["label"] == gold_rows["gold"]).fill_null(False).sum())
+            entry["accuracy"] = wilson(correct, gold_rows.height)
+        out.append(entry)
+    return out
+
+
+def pair_summary(items: pl.DataFrame, model: str, a: str, b: str, labels: Sequence[str], has_gold: bool
+                 ) -> dict[str, object]:
+    left = items.filter((pl.col("model") == model) & (pl.col("variant") == a)).select("item_id", "label", "gold")
+    right = items.filter((pl.col("model") == model) & (pl.col("variant") == b)).select(
+        "item_id", pl.col("label").alias("label_b"))
+    joined = left.join(right, on="item_id", how="inner", maintain_order="left")
+    la, lb = joined["label"].to_list(), joined["label_b"].to_list()
+
+    categories = [*labels, UNPARSED]
+    pos = {c: i for i, c in enumerate(categories)}
+    confusion = np.zeros((len(categories), len(categories)), dtype=int)
+    for x, y in zip(la, lb, strict=True):
+        confusion[pos[x or UNPARSED], pos[y or UNPARSED]] += 1
+    labelled = confusion[: len(labels), : len(labels)]
+    both = int(labelled.sum())
+    result: dict[str, object] = {
+        "model": model, "a": a, "b": b,
+        "items": joined.height,
+        "both_labelled": both,
+        "agreement": wilson(int(np.trace(labelled)), both),
+        "cohen_kappa": kappa(labelled),
+        "krippendorff_alpha": alpha_nominal([la, lb], labels),
+        "confusion": {"rows": a, "cols": b, "categories": categories, "counts": confusion.tolist()},
+    }
+    if has_gold:
+        gold = joined["gold"].to_list()
+        pairs = [(x == g, y == g) for x, y, g in zip(la, lb, gold, strict=True) if g is not None]
+        table = np.array([[sum(p == (True, True) for p in pairs), sum(p == (True, False) for p in pairs)],
+                          [sum(p == (False, True) for p in pairs), sum(p == (False, False) for p in pairs)]])
+        discordant = int(table[0, 1] + table[1, 0])
+        test = mcnemar(table, exact=True) if discordant else None
+        result["mcnemar"] = {
+            "table": table.tolist(),  # rows: a correct / a wrong; cols: b correct / b wrong
+            "a_only_correct": int(table[0, 1]), "b_only_correct": int(table[1, 0]),
+            "statistic": _num(test.statistic) if test else None,
+            "pvalue": _num(test.pvalue) if test else 1.0,  # no discordant pair: no evidence of a difference
+        }
+    return result
+
+
+def model_alpha(items: pl.DataFrame, model: str, variants: Sequence[str], labels: Sequence[str]) -> float | None:
+    """Krippendorff's alpha across all of a model's variants at once."""
+    rows = items.filter(pl.col("model") == model)
+    ids = rows["item_id"].unique(maintain_order=True).to_list()
+    columns = []
+    for variant in variants:
+        lookup = dict(zip(*rows.filter(pl.col("variant") == variant).select("item_id", "label")
+                          .to_dict(as_series=False).values(), strict=True))
+        columns.append([lookup.get(i) for i in ids])
+    return alpha_nominal(columns, labels)
+
+
+def summarize(responses: pl.DataFrame, labels: Sequence[str], compare: Sequence[tuple[str, str]],
+              variants: Sequence[str], has_gold: bool) -> dict[str, object]:
+    """Every statistic of a run, as JSON-ready data. `responses` has one row per job with columns
+    model, variant, item_id, sample, label (None = unparsed or error), gold, error_class."""
+    items = item_labels(responses)
+    models = responses["model"].unique(maintain_order=True).to_list()
+    return {
+        "variants": variant_summary(responses, items, labels, has_gold),
+        "pairs": [pair_summary(items, m, a, b, labels, has_gold) for m in models for a, b in compare],
+        "models": [{"model": m, "krippendorff_alpha_all_variants": model_alpha(items, m, variants, labels)}
+                   for m in models],
+    }

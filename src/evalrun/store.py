@@ -1,0 +1,106 @@
+"""The response store: every answer (or final error) in SQLite, written the moment it arrives.
+
+Rows are keyed by the job's request hash (see `jobs.request_key`), so a rerun
+asks only for what is missing, a changed prompt asks again for exactly the jobs
+it changed, and two specs that send the same request share the answer. WAL mode
+with one commit per row means a crash or `kill -9` loses nothing that had arrived.
+
+Location: `$EVALRUN_HOME/store.sqlite`, by default `~/.evalrun/store.sqlite`.
+No API key is ever written here: requests are stored without credentials and
+error messages are redacted before they reach `put`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS responses (
+    key TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    api_base TEXT,
+    request TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'error')),
+    text TEXT,
+    finish_reason TEXT,
+    prompt_tokens INTEGER,
+    completion_tokens INTEGER,
+    cost REAL,
+    latency REAL,
+    attempts INTEGER NOT NULL,
+    error_class TEXT,
+    error_message TEXT,
+    created_at REAL NOT NULL
+);
+"""
+
+
+def home() -> Path:
+    return Path(os.environ.get("EVALRUN_HOME") or Path.home() / ".evalrun")
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    key: str
+    model: str
+    api_base: str | None
+    request: str  # JSON of messages and parameters, without credentials
+    status: str  # "ok" or "error"
+    text: str | None
+    finish_reason: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    cost: float | None
+    latency: float | None
+    attempts: int
+    error_class: str | None
+    error_message: str | None
+    created_at: float
+
+
+_COLUMNS = [f.name for f in fields(StoredResponse)]
+
+
+class Store:
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or home() / "store.sqlite"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL under WAL survives a killed process (the kind of crash we guard against) at a
+        # fraction of FULL's fsync cost; only an OS crash could lose the last commits.
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=10000")  # two runs sharing a store wait, not fail
+        self._db.executescript(_SCHEMA)
+
+    def get(self, key: str) -> StoredResponse | None:
+        """The stored successful answer for this request, if any (failures are asked again)."""
+        row = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM responses WHERE key = ? AND status = 'ok'",
+                               (key,)).fetchone()
+        return StoredResponse(*row) if row else None
+
+    def put(self, response: StoredResponse) -> None:
+        values = asdict(response)
+        placeholders = ", ".join("?" for _ in _COLUMNS)
+        # An earlier failure is replaced by a later answer, never the other way round.
+        self._db.execute(
+            f"INSERT INTO responses ({', '.join(_COLUMNS)}) VALUES ({placeholders}) "
+            "ON CONFLICT(key) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS if c != "key")
+            + " WHERE responses.status = 'error' OR excluded.status = 'ok'",
+            [values[c] for c in _COLUMNS])
+
+    def __iter__(self) -> Iterator[StoredResponse]:
+        for row in self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM responses ORDER BY created_at"):
+            yield StoredResponse(*row)
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def request_json(messages: list[dict[str, str]], params: dict[str, object]) -> str:
+    return json.dumps({"messages": messages, "params": params}, sort_keys=True, default=str)

@@ -169,8 +169,8 @@ class LoopbackServer:
         """Listen until stop() (or one of ``stop_signals``), then shut down cleanly."""
         self._loop = asyncio.get_running_loop()
         self._stop_event = asyncio.Event()
-        await self._open()
         try:
+            await self._open()
             for sig in stop_signals:
                 self._loop.add_signal_handler(sig, self._stop_event.set)
             if on_ready is not None:

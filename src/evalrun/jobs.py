@@ -54,13 +54,14 @@ def messages_for(spec: Spec, variant: str, item: dict[str, object], item_id: str
     return messages
 
 
-def expand(spec: Spec, dataset: Dataset) -> Iterator[Job]:
-    """Every job of the run, in an order that interleaves models so each progresses."""
+def expand(spec: Spec, dataset: Dataset, only: ModelConfig | None = None) -> Iterator[Job]:
+    """Every job of the run (or of one model), in an order that interleaves models so each progresses."""
+    models = spec.models if only is None else [only]
     for item in dataset.items:
         item_id = dataset.item_id(item)
         for variant in spec.variants:
             messages = messages_for(spec, variant, item, item_id)
-            for model in spec.models:
+            for model in models:
                 params = {**spec.params, **model.params, **spec.variants[variant].params}
                 base_seed = int(params.pop("seed", DEFAULT_SEED))  # type: ignore[call-overload]
                 for sample in range(spec.samples):

@@ -5,8 +5,13 @@
     evalrun validate SPEC...     check specs and their datasets without asking anything
     evalrun report RUN_DIR       re-render report.md and summary.json from stored results
 
-Exit status: 0 success; 1 the run finished but more jobs failed than --max-errors
-allows; 2 bad input (spec, dataset, environment); 130 interrupted.
+Exit status: 0 success; 1 the run finished but more than --max-errors (default 0.1,
+a share of all jobs) failed for good; 2 bad input (spec, dataset, environment);
+130 interrupted (Ctrl-C: everything received is in the store, and running the same
+command again resumes).
+
+Answers are kept in $EVALRUN_HOME/store.sqlite (default ~/.evalrun/store.sqlite); a rerun
+asks only for jobs that have no stored answer, `--fresh` asks everything again.
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ from .errors import EvalrunError, Problem, ProblemsError
 
 COMMANDS = ("run", "validate", "report")
 DEFAULT_MAX_ERRORS = 0.1
+# duplicated from runner.py so that `evalrun --help` need not import the runner (and aiolimiter)
+DEFAULT_RETRIES = 5
+DEFAULT_RETRY_DELAY = 1.0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,9 +50,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=Path("reports"), metavar="DIR",
                      help="reports folder (default: reports); the run goes to DIR/<name>/<run-id>/")
     run.add_argument("--fresh", action="store_true", help="ask again even for answers already in the store")
-    run.add_argument("--max-cost", type=float, metavar="USD", help="stop sending new requests once this is spent")
+    run.add_argument("--max-cost", type=float, metavar="USD",
+                     help="stop sending new requests once this is spent (answers of unknown price count as 0)")
     run.add_argument("--max-errors", type=float, default=DEFAULT_MAX_ERRORS, metavar="SHARE",
                      help=f"exit 1 if more than this share of jobs failed (default {DEFAULT_MAX_ERRORS})")
+    run.add_argument("--retries", type=int, default=DEFAULT_RETRIES, metavar="N",
+                     help=f"retries of a request after 429, 5xx, timeout or connection errors "
+                          f"(default {DEFAULT_RETRIES})")
+    run.add_argument("--retry-delay", type=float, default=DEFAULT_RETRY_DELAY, metavar="SECONDS",
+                     help=f"first backoff (doubling, jittered, at most 60 s; a longer Retry-After wins) "
+                          f"(default {DEFAULT_RETRY_DELAY})")
     run.add_argument("--concurrency", type=int, metavar="N", help="requests in flight per model (overrides spec)")
     run.add_argument("--rpm", type=float, metavar="N", help="requests per minute per model (overrides spec)")
 
@@ -100,24 +115,29 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _expand_paths(patterns: list[str]) -> list[Path]:
+    """Files named or matched, each once; a pattern matching nothing is kept, so it is reported as missing."""
     paths: list[Path] = []
     for pattern in patterns:
-        matches = sorted(glob.glob(pattern, recursive=True)) if glob.has_magic(pattern) else [pattern]
-        paths.extend(Path(m) for m in matches)
-    return paths
+        matches = sorted(glob.glob(pattern, recursive=True)) if glob.has_magic(pattern) else []
+        paths.extend(Path(m) for m in matches or [pattern])
+    return list(dict.fromkeys(paths))
 
 
 def check(path: Path) -> list[Problem]:
-    """Every problem of one spec and its dataset (what `validate` reports and `run` refuses)."""
+    """Every problem of one spec and its dataset (what `validate` reports and `run` refuses), in reading order."""
     from .dataset import load_dataset
+    from .errors import in_order
     from .spec import check_columns, load_spec
 
     try:
         spec = load_spec(path)
+    except ProblemsError as exc:
+        return in_order(exc.problems, str(path))
+    try:
         dataset = load_dataset(spec)
     except ProblemsError as exc:
-        return exc.problems
-    return spec.warnings + check_columns(spec, dataset.columns)
+        return in_order(spec.warnings + exc.problems, str(path))
+    return in_order(spec.warnings + check_columns(spec, dataset.columns), str(path))
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -131,11 +151,15 @@ def _validate(args: argparse.Namespace) -> int:
                                      "problems": [p.as_dict() for p in ps]} for f, ps in results.items()],
                           "errors": errors, "warnings": warnings}, indent=2))
     else:
-        for problems in results.values():
+        for problems in results.values():  # problems, warnings too, go to stderr; the summary to stdout
             for problem in problems:
-                print(problem.render(), file=sys.stderr if problem.severity == "error" else sys.stdout)
-        print(f"{len(paths)} file(s) checked: {len(paths) - invalid} valid, {invalid} invalid "
-              f"({errors} errors, {warnings} warnings)")
+                print(problem.render(), file=sys.stderr)
+
+        def n(count: int, word: str) -> str:
+            return f"{count} {word}" + ("" if count == 1 else "s")
+
+        print(f"{n(len(paths), 'file')} checked: {len(paths) - invalid} valid, {invalid} invalid "
+              f"({n(errors, 'error')}, {n(warnings, 'warning')})")
     return 2 if invalid or not paths else 0
 
 
@@ -160,6 +184,8 @@ def _run(args: argparse.Namespace) -> int:
     from .jobs import expand, messages_for
     from .spec import DEFAULT_SEED, check_columns, load_spec
 
+    if args.retries < 0 or args.retry_delay < 0 or not 0 <= args.max_errors <= 1:
+        raise EvalrunError("--retries and --retry-delay must be 0 or more, --max-errors between 0 and 1")
     spec = load_spec(args.spec).with_overrides(models=args.model, samples=args.samples)
     if args.concurrency or args.rpm:
         spec.models = [replace(m, concurrency=args.concurrency or m.concurrency, rpm=args.rpm or m.rpm)
@@ -182,7 +208,7 @@ def _run(args: argparse.Namespace) -> int:
     from .providers import prepare
     from .report import write_report
     from .results import Labeller
-    from .runner import RunOptions, run_jobs
+    from .runner import RetryPolicy, RunOptions, run_jobs
     from .store import Store
 
     prepare(spec.models)
@@ -190,12 +216,13 @@ def _run(args: argparse.Namespace) -> int:
     labeller = Labeller(spec, dataset)
     per_model = len(dataset.items) * len(spec.variants) * spec.samples
     display = Display({m.name: per_model for m in spec.models}, on_outcome=labeller.add)
-    streams = {m.name: (j for j in expand(spec, dataset) if j.model.name == m.name) for m in spec.models}
+    streams = {m.name: expand(spec, dataset, only=m) for m in spec.models}
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     t0 = time.perf_counter()
     try:
-        asyncio.run(run_jobs(streams, spec.models, store, RunOptions(fresh=args.fresh, max_cost=args.max_cost),
-                             display))
+        options = RunOptions(fresh=args.fresh, max_cost=args.max_cost,
+                             retry=RetryPolicy(attempts=args.retries + 1, base=args.retry_delay))
+        asyncio.run(run_jobs(streams, spec.models, store, options, display))
     except KeyboardInterrupt:
         display.close()
         done = sum(t.done for t in display.tallies.values())
@@ -207,9 +234,14 @@ def _run(args: argparse.Namespace) -> int:
     display.close()
     duration = time.perf_counter() - t0
 
-    frame = labeller.frame(j.job_id for j in expand(spec, dataset))
-    run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + spec.sha256[:6]
+    frame = labeller.frame()
+    base_id = run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + spec.sha256[:6]
     run_dir = args.out / spec.name / run_id
+    suffix = 1
+    while run_dir.exists():  # a rerun within the same second must not overwrite the earlier report
+        suffix += 1
+        run_id = f"{base_id}-{suffix}"
+        run_dir = args.out / spec.name / run_id
     meta: dict[str, Any] = {
         "name": spec.name, "description": spec.description, "run_id": run_id,
         "spec_path": str(args.spec), "spec_sha256": spec.sha256,

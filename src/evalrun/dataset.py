@@ -1,24 +1,30 @@
 """The dataset: items with an id, an optional gold label, and template variables.
 
-Files are read with polars (CSV, JSONL, Parquet). CSV cells are kept as text so
-that ids like "007" survive. Every problem found is reported at once, located by
-file and row (line numbers for CSV and JSONL, item positions for inline items).
+CSV and JSONL are read line by line with the standard library, so every problem
+can name its line (and, for JSON syntax, its column); CSV cells are kept as text
+so that ids like "007" survive, and an empty cell is a missing value. Parquet is
+read with polars. Every problem found is reported at once: problems with the file
+as a whole point at the spec's `dataset:` entry; problems with one item point at
+its line in the data file (or at the item itself when items are inline).
 """
 
 from __future__ import annotations
 
+import csv
+import difflib
 import hashlib
+import io
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-
-import polars as pl
 
 from .errors import DatasetError, Problem
 from .spec import Spec
 
 MAX_PROBLEMS_PER_KIND = 5  # a broken 10,000-row file should not print 10,000 lines
+FORMATS = {".csv": "CSV", ".jsonl": "JSONL", ".ndjson": "JSONL", ".parquet": "Parquet"}
 
 
 @dataclass(frozen=True)
@@ -40,98 +46,222 @@ class Dataset:
         return None if value is None else str(value)
 
 
-def _read_file(path: Path) -> pl.DataFrame:
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return pl.read_csv(path, infer_schema=False)
-    if suffix in (".jsonl", ".ndjson"):
-        return pl.read_ndjson(path)
-    return pl.read_parquet(path)
+@dataclass
+class _Read:
+    items: list[dict[str, object]]
+    columns: list[str]
+    lines: list[int] | None  # the line each item starts on, for formats with lines
+    problems: list[Problem]
 
 
-def _row_where(spec: Spec, source_is_file: bool, path: Path | None, row: int) -> tuple[str, int | None, int | None]:
-    if source_is_file and path is not None:
-        # CSV has a header line; JSONL has none; Parquet has no lines at all
-        offset = {".csv": 2, ".jsonl": 1, ".ndjson": 1}.get(path.suffix.lower())
-        return str(path), (row + offset if offset else None), None
-    line, col = spec.located.where(("dataset", "items", row))
-    return spec.located.file, line, col
+def _short(value: object, limit: int = 40) -> str:
+    text = " ".join(str(value).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _decode(raw: bytes, file: str) -> tuple[str | None, list[Problem]]:
+    try:
+        return raw.decode("utf-8-sig"), []
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        return None, [Problem(file, line, col, f"the file is not UTF-8 text (byte 0x{raw[exc.start]:02x})",
+                              "save it as UTF-8, or check that it really is a text file")]
+
+
+def _read_csv(raw: bytes, file: str) -> _Read:
+    text, problems = _decode(raw, file)
+    out = _Read([], [], [], problems)
+    if text is None:
+        return out
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    header: list[str] | None = None
+    line = 1
+    try:
+        for row in reader:
+            start, line = line, reader.line_num + 1
+            if not row or all(not cell.strip() for cell in row):
+                continue  # blank line
+            if header is None:
+                header = [cell.strip() for cell in row]
+                for i, name in enumerate(header):
+                    if not name:
+                        out.problems.append(Problem(file, start, 1, f"column {i + 1} of the header has no name"))
+                    elif header.index(name) != i:
+                        out.problems.append(Problem(file, start, 1, f"column '{_short(name)}' appears twice in the "
+                                                    "header"))
+                out.columns = list(dict.fromkeys(header))
+                continue
+            if len(row) != len(header):
+                out.problems.append(Problem(file, start, 1, f"this row has {len(row)} fields, the header has "
+                                            f"{len(header)}", "quote fields that contain commas"))
+                continue
+            out.items.append({name: (cell if cell != "" else None) for name, cell in zip(header, row, strict=True)})
+            out.lines.append(start)  # type: ignore[union-attr]
+    except csv.Error as exc:
+        out.problems.append(Problem(file, reader.line_num or 1, 1, f"not valid CSV: {_short(exc, 80)}"))
+    return out
+
+
+def _read_jsonl(raw: bytes, file: str) -> _Read:
+    text, problems = _decode(raw, file)
+    out = _Read([], [], [], problems)
+    if text is None:
+        return out
+    columns: dict[str, None] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            out.problems.append(Problem(file, number, exc.colno, f"not valid JSON: {exc.msg}",
+                                        "each line of a JSONL file is one JSON object"))
+            continue
+        except RecursionError:
+            out.problems.append(Problem(file, number, 1, "JSON nested too deeply"))
+            continue
+        if not isinstance(value, dict):
+            kind = {list: "a list", str: "a string", type(None): "null", bool: "a boolean"}.get(type(value), "a number")
+            out.problems.append(Problem(file, number, 1, f"each line must be a JSON object, this one is {kind}"))
+            continue
+        columns.update(dict.fromkeys(value))
+        out.items.append(value)
+        out.lines.append(number)  # type: ignore[union-attr]
+    out.columns = list(columns)
+    return out
+
+
+class _NotParquet(Exception):
+    pass
+
+
+def _read_parquet(path: Path) -> _Read:
+    import polars as pl
+
+    with path.open("rb") as f:
+        if f.read(4) != b"PAR1":
+            raise _NotParquet
+
+    frame = pl.read_parquet(path)
+    return _Read(frame.to_dicts(), list(frame.columns), None, [])
 
 
 def load_dataset(spec: Spec, limit: int | None = None) -> Dataset:
     """Read and check the spec's dataset; raises DatasetError listing every problem."""
     cfg = spec.dataset
+    loc = spec.located
     path = cfg.path
     if path is not None:
-        where = spec.located.where(("dataset", "path"))
+        file = str(path)
+        fmt = FORMATS.get(path.suffix.lower(), "Parquet")
+        at_path = ("dataset", "path")
+        if not path.exists():
+            raise DatasetError([loc.problem(at_path, f"dataset.path: no such file '{file}'",
+                                            hint="the path is relative to the spec file's folder")])
         if not path.is_file():
-            raise DatasetError([Problem(spec.located.file, *where, f"dataset.path: no such file '{path}'")])
+            raise DatasetError([loc.problem(at_path, f"dataset.path: '{file}' is not a file")])
         try:
             raw = path.read_bytes()
-            frame = _read_file(path)
-        except (OSError, pl.exceptions.PolarsError, ValueError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise DatasetError([Problem(str(path), None, None, f"cannot read as {path.suffix[1:]}: {first}")]) from None
-        items = frame.to_dicts()
-        columns = frame.columns
-        source = str(path)
+            if fmt == "CSV":
+                read = _read_csv(raw, file)
+            elif fmt == "JSONL":
+                read = _read_jsonl(raw, file)
+            else:
+                read = _read_parquet(path)
+        except _NotParquet:
+            raise DatasetError([loc.problem(at_path, f"dataset.path: '{file}' is not a Parquet file",
+                                            hint="a Parquet file starts with the bytes PAR1")]) from None
+        except OSError as exc:
+            raise DatasetError([loc.problem(at_path, f"dataset.path: cannot read '{file}': "
+                                            f"{exc.strerror or exc}")]) from None
+        except Exception as exc:  # polars raises many kinds of errors for a broken file
+            first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+            raise DatasetError([loc.problem(at_path, f"dataset.path: cannot read '{file}' as {fmt}: "
+                                            f"{_short(first, 100)}")]) from None
+        if read.problems:
+            raise DatasetError(_limited(read.problems, loc.problem(at_path, "")))
+        items, columns, lines, source = read.items, read.columns, read.lines, file
     else:
         items = [dict(item) for item in cfg.items or []]
         columns = list(dict.fromkeys(key for item in items for key in item))
         raw = json.dumps(items, sort_keys=True, default=str).encode()
-        source = "inline"
+        lines, source, file = None, "inline", loc.file
+
+    def where(row: int, column: str | None = None) -> tuple[str, int | None, int | None, str]:
+        """File, line, column and a prefix naming the item, for a problem with item `row` (0-based)."""
+        if lines is not None:
+            return file, lines[row], 1, ""
+        if path is not None:  # Parquet has no lines
+            return (loc.file, *loc.where(("dataset", "path")), f"row {row + 1}: ")
+        item_path = ("dataset", "items", row) + ((column,) if column is not None else ())
+        return (loc.file, *loc.where(item_path), f"dataset.items.{row}: ")
 
     problems: list[Problem] = []
-
-    def add(row: int | None, message: str) -> None:
-        if row is not None:
-            problems.append(Problem(*_row_where(spec, path is not None, path, row), message))
-        elif path is not None:
-            problems.append(Problem(str(path), None, None, message))
-        else:
-            problems.append(spec.located.problem(("dataset", "items"), message))
-
     if not items:
-        add(None, "the dataset has no items")
+        what = "has no items" if columns else "is empty"
+        problems.append(loc.problem(("dataset", "path"), f"dataset.path: '{file}' {what}"))
     for column, role in ((cfg.id, "id"), (cfg.gold, "gold")):
-        if column is not None and column not in columns:
-            line, col = spec.located.where(("dataset", role))
-            problems.append(Problem(spec.located.file, line, col,
-                                    f"dataset: no {role} column '{column}' (columns: {', '.join(columns) or 'none'})"))
-    if problems:
+        if column is not None and column not in columns and columns:
+            close = difflib.get_close_matches(column, columns, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"name the {role} column with `{role}:`"
+            written = isinstance(loc.data, dict) and role in (loc.data.get("dataset") or {})
+            field = f"dataset.{role}" if written else "dataset"
+            shown = "inline items" if path is None else f"'{file}'"
+            problems.append(loc.problem(("dataset", role), f"{field}: no {role} column '{_short(column)}' in {shown} "
+                                        f"(columns: {', '.join(map(_short, columns)) or 'none'})", hint=hint))
+    if problems or not items:
         raise DatasetError(problems)
 
-    kinds: Counter[str] = Counter()
-
-    def add_limited(kind: str, row: int, message: str) -> None:
-        kinds[kind] += 1
-        if kinds[kind] <= MAX_PROBLEMS_PER_KIND:
-            add(row, message)
-
-    seen: dict[str, int] = {}
+    found: list[Problem] = []
+    first_at: dict[str, int] = {}
     labels = set(spec.labels)
     for row, item in enumerate(items):
         for column in columns:
-            item.setdefault(column, None)  # inline items may omit optional columns
+            item.setdefault(column, None)  # items may omit optional columns
         ident = item.get(cfg.id)
         if ident is None or str(ident).strip() == "":
-            add_limited("id", row, f"item {row + 1}: empty id in column '{cfg.id}'")
+            f, line, col, prefix = where(row, cfg.id)
+            found.append(Problem(f, line, col, f"{prefix}empty id in column '{cfg.id}'"))
             continue
         key = str(ident)
-        if key in seen:
-            add_limited("dup", row, f"item {row + 1}: duplicate id '{key}' (first at item {seen[key] + 1})")
+        if key in first_at:
+            f, line, col, prefix = where(row, cfg.id)
+            first = first_at[key]
+            before = f"line {lines[first]}" if lines is not None else f"item {first + 1}"
+            found.append(Problem(f, line, col, f"{prefix}duplicate id '{_short(key)}' in column '{cfg.id}'",
+                                 f"first used at {before}"))
         else:
-            seen[key] = row
+            first_at[key] = row
         if cfg.gold is not None:
             gold = item.get(cfg.gold)
             if gold is not None and str(gold) not in labels:
-                add_limited("gold", row, f"item {row + 1}: gold label '{gold}' is not one of {sorted(labels)}")
-    for kind, n in kinds.items():
-        if n > MAX_PROBLEMS_PER_KIND:
-            add(None, f"... and {n - MAX_PROBLEMS_PER_KIND} more problems of the same kind ({kind})")
-    if problems:
-        raise DatasetError(problems)
+                f, line, col, prefix = where(row, cfg.gold)
+                close = difflib.get_close_matches(str(gold), spec.labels, n=1)
+                found.append(Problem(f, line, col, f"{prefix}gold label '{_short(gold)}' in column '{cfg.gold}' is "
+                                     "not one of the labels",
+                                     f"did you mean '{close[0]}'?" if close else "labels: " + ", ".join(spec.labels)))
+    if found:
+        anchor = loc.problem(("dataset", "path") if path is not None else ("dataset", "items"), "")
+        raise DatasetError(_limited(found, anchor))
     if limit is not None:
         items = items[:limit]
     return Dataset(items=items, columns=list(columns), id_column=cfg.id, gold_column=cfg.gold, source=source,
                    sha256=hashlib.sha256(raw).hexdigest())
+
+
+def _limited(problems: list[Problem], anchor: Problem) -> list[Problem]:
+    """At most MAX_PROBLEMS_PER_KIND problems of each kind, then one line saying how many were left out."""
+    kinds: Counter[str] = Counter()
+    out: list[Problem] = []
+    for p in problems:
+        kind = re.sub(r"'[^']*'|\d+", "_", p.message)
+        kinds[kind] += 1
+        if kinds[kind] <= MAX_PROBLEMS_PER_KIND:
+            out.append(p)
+    for kind, n in kinds.items():
+        if n > MAX_PROBLEMS_PER_KIND:
+            out.append(Problem(anchor.file, anchor.line, anchor.col,
+                               f"dataset: {n - MAX_PROBLEMS_PER_KIND} more problems of the kind '{kind}' "
+                               "not shown"))
+    return out

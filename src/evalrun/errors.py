@@ -26,6 +26,7 @@ class Problem:
     severity: str = "error"  # "error" blocks a run; "warning" is printed and the run goes on
 
     def render(self) -> str:
+        """`file:line:col: severity: message (hint)`, always on one line."""
         where = self.file
         if self.line is not None:
             where += f":{self.line}"
@@ -34,7 +35,7 @@ class Problem:
         text = f"{where}: {self.severity}: {self.message}"
         if self.hint:
             text += f" ({self.hint})"
-        return text
+        return " ".join(text.splitlines())
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -45,6 +46,12 @@ class Problem:
             "message": self.message,
             "hint": self.hint,
         }
+
+
+def in_order(problems: list[Problem], first_file: str | None = None) -> list[Problem]:
+    """Each problem once, in reading order: `first_file`'s (the spec's) first, then other files' by name."""
+    unique = list(dict.fromkeys(problems))
+    return sorted(unique, key=lambda p: (p.file != first_file, p.file, p.line or 0, p.col or 0))
 
 
 class EvalrunError(Exception):

@@ -41,10 +41,18 @@ class Tally:
             else:
                 self.cost += r.cost
 
+    def cost_text(self) -> str:
+        """Spent so far; answers litellm cannot price are counted, never taken as free."""
+        answered = self.done - self.errors
+        if answered and self.cost_unknown == answered:
+            return "cost unknown"
+        if self.cost_unknown:
+            return f"${self.cost:.4f} + {self.cost_unknown} of unknown price"
+        return f"${self.cost:.4f}"
+
     def describe(self) -> str:
-        cost = f"${self.cost:.4f}" + ("+?" if self.cost_unknown else "")
         return (f"{self.done}/{self.total} done ({self.cached} stored), {self.errors} errors, "
-                f"{self.retries} retries, {self.tokens:,} tokens, {cost}")
+                f"{self.retries} retries, {self.tokens:,} tokens, {self.cost_text()}")
 
 
 class Display:
@@ -84,13 +92,18 @@ class Display:
 
     def _rate(self, tally: Tally) -> str:
         elapsed = max(time.monotonic() - self.start, 1e-9)
-        return f"{(tally.done - tally.cached) / elapsed:.1f}/s  {tally.describe().split(' done ', 1)[1]}"
+        return (f"{(tally.done - tally.cached) / elapsed:.1f}/s  {tally.errors} errors  {tally.retries} retries  "
+                f"{tally.tokens:,} tokens  {tally.cost_text()}")
 
     def log_lines(self) -> None:
         self.last_line = time.monotonic()
         elapsed = self.last_line - self.start
         for model, tally in self.tallies.items():
-            print(f"[{elapsed:7.1f}s] {model}: {tally.describe()}", file=self.stream, flush=True)
+            asked = tally.done - tally.cached
+            rate = asked / elapsed if elapsed > 0 else 0.0
+            left = tally.total - tally.done
+            eta = f", ETA {left / rate:.0f} s" if left and rate > 0 else ""
+            print(f"[{elapsed:7.1f}s] {model}: {tally.describe()}, {rate:.1f} req/s{eta}", file=self.stream, flush=True)
 
     def close(self) -> None:
         if self.progress is not None:

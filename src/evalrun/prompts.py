@@ -3,13 +3,17 @@
 A spec is data someone may have downloaded, so templates render in Jinja2's
 SandboxedEnvironment (no attribute access to Python internals) and with
 StrictUndefined, so a misspelt column fails loudly instead of rendering "".
+Templates are checked statically before any request: syntax, unknown filters and
+tests, `{% include %}`-like tags (there is no template loader), and the variables
+each one reads (see `spec.check_columns`).
 """
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, meta
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 _ENV = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False, autoescape=False)
@@ -23,12 +27,43 @@ class TemplateProblem(ValueError):
         self.lineno = lineno
 
 
+@lru_cache(maxsize=256)
+def _parse(source: str) -> nodes.Template:
+    try:
+        ast = _ENV.parse(source)
+        _ENV.compile(ast)  # unknown filters and tests are found here, not by the parser
+    except TemplateSyntaxError as exc:
+        message = " ".join(str(exc.message).split()).rstrip(".")
+        unclosed = re.search(r"block that needs to be closed is '(\w+)'", message)
+        if unclosed:  # Jinja's three sentences, in one clause
+            message = f"`{{% {unclosed[1]} %}}` is never closed (add `{{% end{unclosed[1]} %}}`)"
+        raise TemplateProblem(f"template syntax: {message}", exc.lineno) from None
+    except TemplateError as exc:
+        raise TemplateProblem(f"template: {' '.join(str(exc).split())}", None) from None
+    except RecursionError:
+        raise TemplateProblem("template is nested too deeply", None) from None
+    for node in ast.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)):
+        raise TemplateProblem(f"template syntax: `{{% {type(node).__name__.lower()} %}}` is not available "
+                              "(a prompt is one self-contained template)", node.lineno)
+    return ast
+
+
 def variables(source: str) -> set[str]:
     """Names a template reads from its context (static analysis, before any rendering)."""
+    return set(meta.find_undeclared_variables(_parse(source)))
+
+
+def variable_lines(source: str) -> dict[str, int]:
+    """The first line (1-based, inside the template) where each variable the template reads appears."""
+    wanted = variables(source)
+    out: dict[str, int] = {}
     try:
-        return set(meta.find_undeclared_variables(_ENV.parse(source)))
-    except TemplateSyntaxError as exc:
-        raise TemplateProblem(f"template syntax: {exc.message}", exc.lineno) from None
+        for lineno, kind, value in _ENV.lex(source):
+            if kind == "name" and value in wanted:
+                out.setdefault(value, lineno)
+    except TemplateError:
+        pass
+    return out
 
 
 @lru_cache(maxsize=256)

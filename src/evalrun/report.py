@@ -37,7 +37,10 @@ def _strength(k: float | None) -> str:
     """Landis & Koch (1977) benchmarks for kappa, as researchers conventionally read it."""
     if k is None:
         return "undefined"
-    for bound, word in ((0.0, "poor"), (0.2, "slight"), (0.4, "fair"), (0.6, "moderate"), (0.8, "substantial")):
+    # Landis & Koch's bands are < 0 poor, 0.00-0.20 slight, ...: a kappa of exactly 0 is "slight", not "poor"
+    if k < 0:
+        return "poor"
+    for bound, word in ((0.2, "slight"), (0.4, "fair"), (0.6, "moderate"), (0.8, "substantial")):
         if k <= bound:
             return word
     return "almost perfect"
@@ -104,8 +107,11 @@ def _tables(stats: dict[str, Any], labels: list[str], has_gold: bool) -> list[st
             mc = p["mcnemar"]
             row.append(f"{_f(mc['pvalue'], 3)} ({mc['a_only_correct']} / {mc['b_only_correct']})")
         out.append("| " + " | ".join(row) + " |")
+    # stats["variants"] has one entry per model x variant: count variant names, or two variants on two
+    # models would print an "across all variants" alpha that is just the pair's alpha again
+    n_variants = len({v["variant"] for v in stats["variants"]})
     for m in stats["models"]:
-        if len(stats["variants"]) > 2:
+        if n_variants > 2:
             out.append(f"\nKrippendorff's alpha across all variants of {m['model']}: "
                        f"{_f(m['krippendorff_alpha_all_variants'])}")
     for p in stats["pairs"]:

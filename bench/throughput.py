@@ -1,0 +1,152 @@
+"""Throughput and memory benchmark: evalrun against the ideal and against a bare litellm loop.
+
+Starts tests/loopback_server.py as a subprocess on 127.0.0.1 with a fixed latency, then measures
+in one run:
+
+  (a) ideal     concurrency / latency
+  (b) bare      litellm.acompletion in a loop under an asyncio.Semaphore (fresh subprocess)
+  (c) evalrun   `python -m evalrun run SPEC` on a generated spec of N jobs (fresh subprocess,
+                fresh EVALRUN_HOME); its rate is N / the run phase (`duration_s` in summary.json:
+                the request loop only, without interpreter start, litellm import or report writing)
+
+and prints the ratios, then the peak RSS of whole `evalrun run` processes at each --memory size
+(os.wait4 on the child, so only that process is counted).
+
+    .venv/bin/python bench/throughput.py --jobs 5000 --concurrency 100 --latency 0.05 --memory 5000,50000
+
+Both (b) and (c) time their first requests too (no warm-up), so neither is favoured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVER = ROOT / "tests" / "loopback_server.py"
+MODEL = "openai/bench"  # unknown to litellm's price list, like most local models: exercises "cost unknown"
+KEY_ENV = "EVALRUN_BENCH_KEY"
+
+
+def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen([sys.executable, str(SERVER), "--latency", str(latency), "--port", "0"],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith("PORT "):
+        proc.kill()
+        raise RuntimeError(f"loopback server did not start: {line!r}")
+    return proc, f"http://127.0.0.1:{int(line.split()[1])}/v1"
+
+
+def bare(base: str, jobs: int, concurrency: int) -> None:
+    """Mode (b), run in its own process: print the request rate of a plain litellm loop as JSON."""
+    import asyncio
+
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    litellm.suppress_debug_info = True
+
+    async def main() -> float:
+        semaphore = asyncio.Semaphore(concurrency)
+
+        async def one(i: int) -> None:
+            async with semaphore:
+                await litellm.acompletion(model=MODEL, api_base=base, api_key="sk-bench-key",
+                                          messages=[{"role": "user", "content": f"Q {i}"}], num_retries=0,
+                                          timeout=60)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(jobs)))
+        return time.perf_counter() - start
+
+    print(json.dumps({"rate": jobs / asyncio.run(main())}))
+
+
+def write_spec(folder: Path, base: str, jobs: int, concurrency: int) -> Path:
+    """A spec of `jobs` requests: jobs/2 items x 2 variants x 1 model x 1 sample."""
+    items = folder / "items.jsonl"
+    with items.open("w") as f:
+        for i in range(jobs // 2):
+            f.write(json.dumps({"id": f"i{i}", "text": f"item number {i}"}) + "\n")
+    spec = folder / "bench.yaml"
+    extract = '{type: choice, choices: {a: ["ok"], b: ["nope"]}}'
+    spec.write_text(f"""name: bench
+dataset: {{path: items.jsonl}}
+labels: [a, b]
+variants:
+  first: {{prompt: "First question about {{{{ text }}}}", extract: {extract}}}
+  second: {{prompt: "Second question about {{{{ text }}}}", extract: {extract}}}
+models:
+  - {{model: {MODEL}, api_base: "{base}", api_key_env: {KEY_ENV}, concurrency: {concurrency}}}
+""")
+    return spec
+
+
+def run_evalrun(base: str, jobs: int, concurrency: int) -> dict[str, float]:
+    """One `evalrun run` in a subprocess with a fresh EVALRUN_HOME: run-phase rate and peak RSS."""
+    with tempfile.TemporaryDirectory(prefix="evalrun-bench-") as tmp:
+        folder = Path(tmp)
+        spec = write_spec(folder, base, jobs, concurrency)
+        env = {**os.environ, "EVALRUN_HOME": str(folder / "home"), KEY_ENV: "sk-bench-key",
+               "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+        proc = subprocess.Popen([sys.executable, "-m", "evalrun", "run", str(spec), "--out", str(folder / "out")],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert proc.stdout is not None
+        report = proc.stdout.read().strip()
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            raise RuntimeError(f"evalrun exited {proc.returncode}")
+        summary = json.loads((Path(report).parent / "summary.json").read_text())
+        if summary["totals"]["answered"] != jobs:
+            raise RuntimeError(f"evalrun answered {summary['totals']['answered']} of {jobs} jobs")
+        duration = summary["run"]["duration_s"]
+        return {"rate": jobs / duration, "duration_s": duration, "peak_rss_mb": usage.ru_maxrss / 1024}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=5000, help="jobs for the throughput comparison (even)")
+    parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--latency", type=float, default=0.05, help="server latency per request, seconds")
+    parser.add_argument("--memory", default="5000,50000", help="job counts for peak RSS ('' to skip)")
+    parser.add_argument("--bare", metavar="BASE_URL", help=argparse.SUPPRESS)  # internal: mode (b)
+    args = parser.parse_args()
+    if args.bare:
+        bare(args.bare, args.jobs, args.concurrency)
+        return 0
+
+    server, base = start_server(args.latency)
+    try:
+        print(f"loopback server {base}, latency {args.latency * 1000:.0f} ms, concurrency {args.concurrency}, "
+              f"{args.jobs} jobs; python {sys.version.split()[0]}, {os.cpu_count()} CPUs", flush=True)
+        ideal = args.concurrency / args.latency
+        out = subprocess.run([sys.executable, __file__, "--bare", base, "--jobs", str(args.jobs),
+                              "--concurrency", str(args.concurrency)], check=True, capture_output=True, text=True)
+        bare_rate = json.loads(out.stdout.strip().splitlines()[-1])["rate"]
+        ours = run_evalrun(base, args.jobs, args.concurrency)
+        print(f"(a) ideal    {ideal:8.0f} req/s")
+        print(f"(b) bare     {bare_rate:8.0f} req/s   {bare_rate / ideal:.2f} of ideal")
+        print(f"(c) evalrun  {ours['rate']:8.0f} req/s   {ours['rate'] / ideal:.2f} of ideal, "
+              f"{ours['rate'] / bare_rate:.2f} of bare litellm  (run phase {ours['duration_s']:.1f} s, "
+              f"peak RSS {ours['peak_rss_mb']:.0f} MB)", flush=True)
+        for jobs in [int(n) for n in args.memory.split(",") if n.strip()]:
+            result = ours if jobs == args.jobs else run_evalrun(base, jobs, args.concurrency)
+            print(f"peak RSS at {jobs:6d} jobs: {result['peak_rss_mb']:6.0f} MB   ({result['rate']:.0f} req/s)",
+                  flush=True)
+    finally:
+        server.terminate()
+        server.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""The runner's parts: error classification, backoff, rate and concurrency limits, budget, progress."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import textwrap
+import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from email.utils import format_datetime
+from pathlib import Path
+
+os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # before litellm is imported: no price-list download
+
+import httpx
+import litellm
+import polars as pl
+import pytest
+from aiohttp import web
+
+from evalrun import cli, runner
+from evalrun.cli import main
+from evalrun.jobs import Job
+from evalrun.progress import Display
+from evalrun.providers import classify, retry_after
+from evalrun.runner import Outcome, RetryPolicy
+from evalrun.spec import ModelConfig
+from evalrun.store import StoredResponse
+
+try:  # tests/ may or may not be a package, depending on how pytest was set up
+    from tests.loopback_server import LoopbackServer
+except ImportError:
+    from loopback_server import LoopbackServer
+
+SECRET = "sk-runner-QQ77SECRETSECRET"
+KEY_ENV = "EVALRUN_RUNNER_KEY"
+
+
+def _status_error(cls: type[Exception], status: int, headers: dict[str, str] | None = None) -> Exception:
+    response = httpx.Response(status, headers=headers, request=httpx.Request("POST", "http://x/v1"))
+    return cls(message=f"failed with key {SECRET}", llm_provider="openai", model="m", response=response)
+
+
+@pytest.mark.parametrize(("exc", "retryable"), [
+    (_status_error(litellm.RateLimitError, 429), True),
+    (_status_error(litellm.InternalServerError, 500), True),
+    (_status_error(litellm.ServiceUnavailableError, 503), True),
+    (litellm.Timeout(message="timed out", model="m", llm_provider="openai"), True),
+    (litellm.APIConnectionError(message="reset", llm_provider="openai", model="m"), True),
+    (TimeoutError(), True),
+    (litellm.BadRequestError(message="bad", model="m", llm_provider="openai"), False),
+    (litellm.ContextWindowExceededError(message="too long", model="m", llm_provider="openai"), False),
+    (litellm.AuthenticationError(message=f"bad key {SECRET}", llm_provider="openai", model="m"), False),
+    (litellm.NotFoundError(message="no model", model="m", llm_provider="openai"), False),
+    (ValueError("a bug of ours"), False),
+])
+def test_classify(exc: Exception, retryable: bool) -> None:
+    error = classify(exc, [SECRET])
+    assert error.retryable is retryable
+    assert error.error_class == type(exc).__name__
+    assert SECRET not in error.message and error.message
+
+
+def test_retry_after_is_read_where_litellm_keeps_it() -> None:
+    # litellm 1.106.2 puts the real headers on `litellm_response_headers`; `response` has none
+    exc = _status_error(litellm.RateLimitError, 429)
+    exc.litellm_response_headers = httpx.Headers({"Retry-After": "7"})  # type: ignore[attr-defined]
+    assert classify(exc, []).retry_after == 7.0
+    assert retry_after(_status_error(litellm.RateLimitError, 429, {"retry-after": "2.5"})) == 2.5
+    assert retry_after(_status_error(litellm.RateLimitError, 429, {"retry-after-ms": "1500"})) == 1.5
+    date = format_datetime(datetime.now(timezone.utc), usegmt=True)
+    assert 0 <= retry_after(_status_error(litellm.RateLimitError, 429, {"Retry-After": date})) <= 1  # type: ignore[operator]
+    assert retry_after(_status_error(litellm.RateLimitError, 429)) is None
+
+
+def test_backoff_is_capped_jittered_and_yields_to_retry_after() -> None:
+    policy = RetryPolicy(attempts=4, base=1.0, cap=8.0)
+    assert all(0 <= policy.delay(1, None) <= 1 for _ in range(50))
+    assert all(0 <= policy.delay(10, None) <= 8 for _ in range(50))
+    assert policy.delay(1, 5.0) == 5.0
+    assert policy.delay(1, 10_000.0) == 16.0  # a nonsensical Retry-After cannot stall the run for hours
+
+
+def test_cli_defaults_match_the_runner() -> None:
+    assert (cli.DEFAULT_RETRIES, cli.DEFAULT_RETRY_DELAY) == (runner.DEFAULT_RETRIES, runner.DEFAULT_RETRY_DELAY)
+    text = cli._parser()._subparsers._group_actions[0].choices["run"].format_help()  # type: ignore[union-attr]
+    text = " ".join(text.split())
+    assert "--max-errors SHARE exit 1 if more than this share of jobs failed (default 0.1)" in text
+    assert "--retries N" in text and "--retry-delay SECONDS" in text
+
+
+class CountingServer(LoopbackServer):
+    """Also records the most requests it ever held at once, and when each arrived."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.in_flight = self.most_in_flight = 0
+        self.arrivals: list[float] = []
+
+    async def _handle_chat(self, request: web.Request) -> web.StreamResponse:
+        self.arrivals.append(time.monotonic())
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            return await super()._handle_chat(request)
+        finally:
+            self.in_flight -= 1
+
+
+@pytest.fixture
+def server() -> Iterator[CountingServer]:
+    with CountingServer(default_reply="alpha", latency=0.02) as s:
+        yield s
+
+
+def write_spec(folder: Path, model: str, items: int) -> Path:
+    (folder / "items.jsonl").write_text("".join(json.dumps({"id": f"i{n}"}) + "\n" for n in range(items)))
+    extract = "{type: choice, choices: {a: [alpha], b: [beta]}}"
+    spec = folder / "spec.yaml"
+    spec.write_text(textwrap.dedent(f"""\
+        name: limits
+        dataset: {{path: items.jsonl}}
+        labels: [a, b]
+        variants:
+          one: {{prompt: "ONE {{{{ id }}}}", extract: {extract}}}
+          two: {{prompt: "TWO {{{{ id }}}}", extract: {extract}}}
+        models:
+          - {{model: {model}, name: m, api_base: 'BASE', api_key_env: {KEY_ENV}, concurrency: 3}}
+        """))
+    return spec
+
+
+def run(capsys: pytest.CaptureFixture[str], spec: Path, server: LoopbackServer, *args: str) -> tuple[int, Path, str]:
+    spec.write_text(spec.read_text().replace("BASE", server.base_url))
+    capsys.readouterr()
+    code = main([str(spec), "--out", str(spec.parent / "out"), *args])
+    out, err = capsys.readouterr()
+    assert out.strip(), err
+    return code, Path(out.strip().splitlines()[-1]), err
+
+
+def test_concurrency_and_rpm_queue_requests_rather_than_reject_them(
+        tmp_path: Path, server: CountingServer, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    spec = write_spec(tmp_path, "openai/loop", items=15)
+    # --rpm 600 is 10 a second: the first 10 go at once, the other 20 wait their turn (~2 s after the
+    # first acquire; the first requests reach the server later than that, behind litellm's per-call
+    # work, so the server sees a shorter span). Unlimited, all 30 arrive within ~0.1 s.
+    code, report, _ = run(capsys, spec, server, "--rpm", "600", "--concurrency", "25")
+    assert code == 0
+    assert pl.read_parquet(report.parent / "results.parquet")["error_class"].null_count() == 30
+    assert len(server.arrivals) == 30
+    assert server.arrivals[-1] - server.arrivals[0] >= 1.0
+    assert server.most_in_flight <= 25
+
+    server.arrivals.clear()
+    server.most_in_flight = 0
+    code, _, _ = run(capsys, spec, server, "--fresh", "--concurrency", "2")
+    assert code == 0 and len(server.arrivals) == 30 and server.most_in_flight <= 2
+
+
+def test_max_cost_stops_new_requests(tmp_path: Path, server: CountingServer, capsys: pytest.CaptureFixture[str],
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    # litellm prices gpt-4o-mini from its bundled list, whatever server answers
+    spec = write_spec(tmp_path, "openai/gpt-4o-mini", items=5)
+    code, report, _ = run(capsys, spec, server, "--max-cost", "0.0000001", "--concurrency", "1")
+    assert code == 1  # 9 of 10 jobs not asked
+    frame = pl.read_parquet(report.parent / "results.parquet")
+    assert len(server.arrivals) == 1
+    assert frame["error_class"].to_list().count("BudgetExceeded") == 9
+    assert frame["cost"].drop_nulls().to_list()[0] > 0
+    summary = json.loads((report.parent / "summary.json").read_text())
+    assert summary["totals"]["cost_usd"] > 0 and summary["totals"]["cost_unknown_responses"] == 0
+
+
+def _outcome(model: ModelConfig, cost: float | None, status: str = "ok", cached: bool = False) -> Outcome:
+    job = Job(job_id="i/v/m/0", key="k", item_id="i", variant="v", model=model, sample=0,
+              messages=[{"role": "user", "content": "q"}], params={})
+    response = StoredResponse(key="k", model=model.model, api_base=None, request="{}", status=status,
+                              text="a" if status == "ok" else None, finish_reason="stop", prompt_tokens=3,
+                              completion_tokens=2, cost=cost, latency=0.1, attempts=1,
+                              error_class=None if status == "ok" else "Timeout", error_message=None,
+                              created_at=0.0)
+    return Outcome(job, response, cached)
+
+
+def test_plain_progress_lines_mark_unknown_cost() -> None:
+    priced, local = ModelConfig(model="openai/gpt-4o-mini", name="priced"), ModelConfig(model="x/y", name="local")
+    stream = io.StringIO()
+    display = Display({"priced": 3, "local": 2}, stream=stream, interval=0.0)
+    display.finished(_outcome(priced, 0.25))
+    display.finished(_outcome(priced, None))
+    display.finished(_outcome(priced, None, status="error"))
+    display.finished(_outcome(local, None, cached=True))
+    display.close()
+    last = stream.getvalue().splitlines()[-2:]
+    assert "priced: 3/3 done (0 stored), 1 errors" in last[0] and "$0.2500 + 1 of unknown price" in last[0]
+    assert "local: 1/2 done (1 stored)" in last[1] and "cost unknown" in last[1] and "ETA" not in last[1]
+    assert "ETA" not in last[0] and "tokens" in last[0]
+
+
+def test_rich_progress_on_a_terminal() -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    stream = Terminal()
+    display = Display({"local": 2}, stream=stream)
+    assert display.progress is not None
+    display.finished(_outcome(ModelConfig(model="x/y", name="local"), None))
+    display.close()
+    assert "local" in stream.getvalue() and "cost unknown" in stream.getvalue()

@@ -376,7 +376,9 @@ def test_report_renders_a_run_folder(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "across all variants" not in text
     summary = json.loads((tmp_path / "run" / "summary.json").read_text(encoding="utf-8"))
     assert summary["totals"]["cost_unknown_responses"] == 16
-    assert "(+ 16 responses of unknown price)" in text
+    # no response had a known price: the total is unknown, not $0
+    assert summary["totals"]["cost_usd"] is None
+    assert "cost unknown (no price known for these models)" in text
 
 
 def test_report_shows_all_variants_alpha_for_three_variants(tmp_path: Path,

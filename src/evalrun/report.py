@@ -174,7 +174,8 @@ def _totals(frame: pl.DataFrame) -> dict[str, Any]:
         "asked": frame.height - int(frame["cached"].sum()),
         "prompt_tokens": int(frame["prompt_tokens"].fill_null(0).sum()),
         "completion_tokens": int(frame["completion_tokens"].fill_null(0).sum()),
-        "cost_usd": float(answered["cost"].fill_null(0).sum()),
+        # null when no answer could be priced: an unknown total is not a free one
+        "cost_usd": float(answered["cost"].fill_null(0).sum()) if unknown < answered.height or not unknown else None,
         "cost_unknown_responses": unknown,
     }
 
@@ -197,8 +198,11 @@ def render_markdown(frame: pl.DataFrame, summary: dict[str, Any]) -> str:
     lines += _tables(stats, labels, has_gold)
     lines += _examples(frame, stats)
     lines += _failures(frame)
-    cost = f"${totals['cost_usd']:.4f}" + (f" (+ {totals['cost_unknown_responses']} responses of unknown price)"
-                                          if totals["cost_unknown_responses"] else "")
+    if totals["cost_usd"] is None:
+        cost = "unknown (no price known for these models)"
+    else:
+        cost = f"${totals['cost_usd']:.4f}" + (f" (+ {totals['cost_unknown_responses']} responses of unknown price)"
+                                              if totals["cost_unknown_responses"] else "")
     lines += ["", "## Run", "",
               f"- spec: `{meta['spec_path']}` (sha256 {meta['spec_sha256'][:16]}…), dataset {meta['dataset_source']} "
               f"(sha256 {meta['dataset_sha256'][:16]}…)",

@@ -75,7 +75,10 @@ def kappa(table: np.ndarray) -> dict[str, float | None]:
     expected = (table.sum(axis=0) @ table.sum(axis=1)) / n**2
     if math.isclose(expected, 1.0):
         return {"kappa": None, "ci_low": None, "ci_high": None, "se": None}
-    res = cohens_kappa(table, return_results=True)
+    # A table where one variant used a single label has kappa 0 but no variance estimate; statsmodels
+    # warns while computing NaN, which _num turns into "undefined". The warning itself is noise.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        res = cohens_kappa(table, return_results=True)
     return {"kappa": _num(res.kappa), "ci_low": _num(res.kappa_low), "ci_high": _num(res.kappa_upp),
             "se": _num(res.std_kappa)}
 

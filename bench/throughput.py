@@ -10,7 +10,8 @@ in one run:
                 the request loop only, without interpreter start, litellm import or report writing)
 
 and prints the ratios, then the peak RSS of whole `evalrun run` processes at each --memory size
-(os.wait4 on the child, so only that process is counted).
+(os.wait4 on the child, so only that process is counted), next to that of the bare loop run as a
+worker pool (`concurrency` workers, no task per job) at the same size: what litellm itself keeps.
 
     .venv/bin/python bench/throughput.py --jobs 5000 --concurrency 100 --latency 0.05 --memory 5000,50000
 
@@ -45,8 +46,13 @@ def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
     return proc, f"http://127.0.0.1:{int(line.split()[1])}/v1"
 
 
-def bare(base: str, jobs: int, concurrency: int) -> None:
-    """Mode (b), run in its own process: print the request rate of a plain litellm loop as JSON."""
+def bare(base: str, jobs: int, concurrency: int, pool: bool = False) -> None:
+    """Mode (b), run in its own process: print the request rate of a plain litellm loop as JSON.
+
+    With `pool`, `concurrency` workers pull from one shared range instead of one task per job
+    under a semaphore: the same requests, but memory flat in the number of jobs (N pending
+    tasks cost ~1.5 KB each), so its peak RSS shows what litellm itself keeps per request.
+    """
     import asyncio
 
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -64,7 +70,16 @@ def bare(base: str, jobs: int, concurrency: int) -> None:
                                           timeout=60)
 
         start = time.perf_counter()
-        await asyncio.gather(*(one(i) for i in range(jobs)))
+        if pool:
+            numbers = iter(range(jobs))
+
+            async def worker() -> None:
+                for i in numbers:
+                    await one(i)
+
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+        else:
+            await asyncio.gather(*(one(i) for i in range(jobs)))
         return time.perf_counter() - start
 
     print(json.dumps({"rate": jobs / asyncio.run(main())}))
@@ -112,6 +127,19 @@ def run_evalrun(base: str, jobs: int, concurrency: int) -> dict[str, float]:
         return {"rate": jobs / duration, "duration_s": duration, "peak_rss_mb": usage.ru_maxrss / 1024}
 
 
+def run_bare_pool(base: str, jobs: int, concurrency: int) -> dict[str, float]:
+    """The bare loop as a worker pool in a subprocess: rate and peak RSS (os.wait4, that process only)."""
+    proc = subprocess.Popen([sys.executable, __file__, "--bare", base, "--pool", "--jobs", str(jobs),
+                             "--concurrency", str(concurrency)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True)
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError("bare litellm pool failed")
+    return {"rate": json.loads(out.strip().splitlines()[-1])["rate"], "peak_rss_mb": usage.ru_maxrss / 1024}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=5000, help="jobs for the throughput comparison (even)")
@@ -119,9 +147,10 @@ def main() -> int:
     parser.add_argument("--latency", type=float, default=0.05, help="server latency per request, seconds")
     parser.add_argument("--memory", default="5000,50000", help="job counts for peak RSS ('' to skip)")
     parser.add_argument("--bare", metavar="BASE_URL", help=argparse.SUPPRESS)  # internal: mode (b)
+    parser.add_argument("--pool", action="store_true", help=argparse.SUPPRESS)  # internal: (b) as a worker pool
     args = parser.parse_args()
     if args.bare:
-        bare(args.bare, args.jobs, args.concurrency)
+        bare(args.bare, args.jobs, args.concurrency, args.pool)
         return 0
 
     server, base = start_server(args.latency)
@@ -140,8 +169,9 @@ def main() -> int:
               f"peak RSS {ours['peak_rss_mb']:.0f} MB)", flush=True)
         for jobs in [int(n) for n in args.memory.split(",") if n.strip()]:
             result = ours if jobs == args.jobs else run_evalrun(base, jobs, args.concurrency)
-            print(f"peak RSS at {jobs:6d} jobs: {result['peak_rss_mb']:6.0f} MB   ({result['rate']:.0f} req/s)",
-                  flush=True)
+            pooled = run_bare_pool(base, jobs, args.concurrency)
+            print(f"peak RSS at {jobs:6d} jobs: evalrun {result['peak_rss_mb']:4.0f} MB ({result['rate']:.0f} req/s), "
+                  f"bare litellm pool {pooled['peak_rss_mb']:4.0f} MB ({pooled['rate']:.0f} req/s)", flush=True)
     finally:
         server.terminate()
         server.wait()

@@ -70,3 +70,15 @@ def test_store_lives_under_evalrun_home(monkeypatch: pytest.MonkeyPatch, tmp_pat
     monkeypatch.delenv("EVALRUN_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "user"))
     assert home() == tmp_path / "user" / ".evalrun"
+
+
+def test_keys_from_credential_variables_are_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a key litellm picked up by itself (no api_key_env in the spec) must not survive either
+    from evalrun.providers import environment_secrets, redact
+
+    monkeypatch.setenv("SOMEPROVIDER_API_KEY", "zz9-plural-z-alpha")
+    monkeypatch.setenv("NOT_A_CREDENTIAL", "zz9-plural-z-alpha-visible")
+    secrets = environment_secrets()
+    assert "zz9-plural-z-alpha" in secrets
+    assert "zz9-plural-z-alpha-visible" not in secrets
+    assert redact("auth failed for zz9-plural-z-alpha", secrets) == "auth failed for [REDACTED]"

@@ -25,6 +25,18 @@ _KEYLIKE = re.compile(r"\b(sk|pk|rk|key|api|xai|gsk|hf)[-_][A-Za-z0-9_\-]{8,}\b|
                       re.IGNORECASE)
 
 
+_SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)$", re.IGNORECASE)
+
+
+def environment_secrets() -> list[str]:
+    """Values of environment variables named like credentials (OPENAI_API_KEY, HF_TOKEN, ...).
+
+    litellm reads provider keys from such variables on its own, so a key can reach an error
+    message even when no spec names it in `api_key_env`.
+    """
+    return [value for name, value in os.environ.items() if _SECRET_NAME.search(name) and len(value) >= 8]
+
+
 def redact(text: str, secrets: list[str]) -> str:
     """Remove API keys (the ones we know, and anything shaped like one) from text we store or print."""
     for secret in secrets:

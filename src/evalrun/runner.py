@@ -19,7 +19,7 @@ from aiolimiter import AsyncLimiter
 
 from .errors import ConfigError
 from .jobs import Job
-from .providers import Answer, CallError, api_key, ask, classify
+from .providers import Answer, CallError, api_key, ask, classify, environment_secrets
 from .spec import ModelConfig
 from .store import Store, StoredResponse, request_json
 
@@ -168,7 +168,7 @@ async def run_jobs(streams: dict[str, Iterator[Job]], models: list[ModelConfig],
             keys[model.name], key_errors[model.name] = api_key(model), None
         except ConfigError as exc:
             keys[model.name], key_errors[model.name] = None, str(exc)
-    secrets = [k for k in keys.values() if k]
+    secrets = [k for k in keys.values() if k] + environment_secrets()
     workers = []
     for model in models:
         limiter = _limiter(model.rpm)

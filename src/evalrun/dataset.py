@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import DatasetError, Problem
+from .errors import short as _short
 from .spec import Spec
 
 MAX_PROBLEMS_PER_KIND = 5  # a broken 10,000-row file should not print 10,000 lines
@@ -52,11 +53,6 @@ class _Read:
     columns: list[str]
     lines: list[int] | None  # the line each item starts on, for formats with lines
     problems: list[Problem]
-
-
-def _short(value: object, limit: int = 40) -> str:
-    text = " ".join(str(value).split())
-    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _decode(raw: bytes, file: str) -> tuple[str | None, list[Problem]]:

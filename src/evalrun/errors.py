@@ -14,6 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+def short(value: object, limit: int = 40) -> str:
+    """A value quoted in a one-line message: whitespace folded, long text cut."""
+    text = " ".join(str(value).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong with an input, located as precisely as the input allows."""

@@ -20,6 +20,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
 from .errors import Problem, SpecError, in_order
+from .errors import short as _short
 from .extract import ExtractorConfigError, build_extractor
 from .prompts import TemplateProblem, variable_lines, variables
 from .yamlpos import MAX_BYTES, Located, load_yaml, too_big
@@ -45,7 +46,7 @@ class ModelConfig:
 
     @property
     def embedded(self) -> bool:
-        return self.model.startswith("evalrun/")
+        return is_embedded(self.model)
 
 
 @dataclass(frozen=True)
@@ -99,8 +100,18 @@ def schema() -> dict[str, object]:
     return json.loads(text)
 
 
+def is_embedded(model: str) -> bool:
+    """Models of the in-process provider (see embedded.py)."""
+    return model.startswith("evalrun/")
+
+
+def default_concurrency(model: str) -> int:
+    # llama.cpp already uses every core for one sequence; parallel requests would only queue on its lock
+    return 1 if is_embedded(model) else DEFAULT_CONCURRENCY
+
+
 def model_from_string(model: str) -> ModelConfig:
-    return ModelConfig(model=model, name=model, concurrency=1 if model.startswith("evalrun/") else DEFAULT_CONCURRENCY)
+    return ModelConfig(model=model, name=model, concurrency=default_concurrency(model))
 
 
 def _dotted(path: tuple[str | int, ...]) -> str:
@@ -110,11 +121,6 @@ def _dotted(path: tuple[str | int, ...]) -> str:
 # JSON Schema types, in plain words
 _EXPECTED = {"string": "text", "integer": "a whole number", "number": "a number", "object": "a mapping (key: value)",
              "array": "a list", "boolean": "true or false", "null": "nothing"}
-
-
-def _short(text: str, limit: int = 40) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def describe(value: object) -> str:
@@ -332,11 +338,10 @@ def _build(data: dict, file: Path, located: Located, sha: str) -> Spec:
         if isinstance(m, str):
             models.append(model_from_string(m))
         else:
-            embedded = m["model"].startswith("evalrun/")
             models.append(ModelConfig(
                 model=m["model"], name=m.get("name", m["model"]), api_base=m.get("api_base"),
                 api_key_env=m.get("api_key_env"),
-                concurrency=int(m.get("concurrency", 1 if embedded else DEFAULT_CONCURRENCY)),
+                concurrency=int(m.get("concurrency", default_concurrency(m["model"]))),
                 rpm=m.get("rpm"), timeout=float(m.get("timeout", DEFAULT_TIMEOUT)), params=dict(m.get("params", {}))))
     compare = [tuple(pair) for pair in data.get("compare", [])] or list(itertools.combinations(variants, 2))
     return Spec(file=file, name=data["name"], description=data.get("description", ""), dataset=dataset,

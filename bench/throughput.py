@@ -12,6 +12,8 @@ in one run:
 and prints the ratios, then the peak RSS of whole `evalrun run` processes at each --memory size
 (os.wait4 on the child, so only that process is counted), next to that of the bare loop run as a
 worker pool (`concurrency` workers, no task per job) at the same size: what litellm itself keeps.
+Each size above the first is reached twice: by more items (the dataset grows with the jobs) and
+by more samples of the first size's items (only the jobs grow).
 
     .venv/bin/python bench/throughput.py --jobs 5000 --concurrency 100 --latency 0.05 --memory 5000,50000
 
@@ -85,11 +87,11 @@ def bare(base: str, jobs: int, concurrency: int, pool: bool = False) -> None:
     print(json.dumps({"rate": jobs / asyncio.run(main())}))
 
 
-def write_spec(folder: Path, base: str, jobs: int, concurrency: int) -> Path:
-    """A spec of `jobs` requests: jobs/2 items x 2 variants x 1 model x 1 sample."""
+def write_spec(folder: Path, base: str, jobs: int, concurrency: int, samples: int = 1) -> Path:
+    """A spec of `jobs` requests: jobs/(2 x samples) items x 2 variants x 1 model x `samples` samples."""
     items = folder / "items.jsonl"
     with items.open("w") as f:
-        for i in range(jobs // 2):
+        for i in range(jobs // (2 * samples)):
             f.write(json.dumps({"id": f"i{i}", "text": f"item number {i}"}) + "\n")
     spec = folder / "bench.yaml"
     extract = '{type: choice, choices: {a: ["ok"], b: ["nope"]}}'
@@ -101,15 +103,16 @@ variants:
   second: {{prompt: "Second question about {{{{ text }}}}", extract: {extract}}}
 models:
   - {{model: {MODEL}, api_base: "{base}", api_key_env: {KEY_ENV}, concurrency: {concurrency}}}
+samples: {samples}
 """)
     return spec
 
 
-def run_evalrun(base: str, jobs: int, concurrency: int) -> dict[str, float]:
+def run_evalrun(base: str, jobs: int, concurrency: int, samples: int = 1) -> dict[str, float]:
     """One `evalrun run` in a subprocess with a fresh EVALRUN_HOME: run-phase rate and peak RSS."""
     with tempfile.TemporaryDirectory(prefix="evalrun-bench-") as tmp:
         folder = Path(tmp)
-        spec = write_spec(folder, base, jobs, concurrency)
+        spec = write_spec(folder, base, jobs, concurrency, samples)
         env = {**os.environ, "EVALRUN_HOME": str(folder / "home"), KEY_ENV: "sk-bench-key",
                "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
         proc = subprocess.Popen([sys.executable, "-m", "evalrun", "run", str(spec), "--out", str(folder / "out")],
@@ -167,11 +170,20 @@ def main() -> int:
         print(f"(c) evalrun  {ours['rate']:8.0f} req/s   {ours['rate'] / ideal:.2f} of ideal, "
               f"{ours['rate'] / bare_rate:.2f} of bare litellm  (run phase {ours['duration_s']:.1f} s, "
               f"peak RSS {ours['peak_rss_mb']:.0f} MB)", flush=True)
-        for jobs in [int(n) for n in args.memory.split(",") if n.strip()]:
-            result = ours if jobs == args.jobs else run_evalrun(base, jobs, args.concurrency)
+        sizes = [int(n) for n in args.memory.split(",") if n.strip()]
+        for jobs in sizes:
+            # more jobs by more items (the dataset grows too), and by more samples of the smallest size's items
+            by_items = ours if jobs == args.jobs else run_evalrun(base, jobs, args.concurrency)
+            grown = jobs > sizes[0]
+            by_samples = run_evalrun(base, jobs, args.concurrency, samples=jobs // sizes[0]) if grown else None
             pooled = run_bare_pool(base, jobs, args.concurrency)
-            print(f"peak RSS at {jobs:6d} jobs: evalrun {result['peak_rss_mb']:4.0f} MB ({result['rate']:.0f} req/s), "
-                  f"bare litellm pool {pooled['peak_rss_mb']:4.0f} MB ({pooled['rate']:.0f} req/s)", flush=True)
+            line = (f"peak RSS at {jobs:6d} jobs: evalrun {by_items['peak_rss_mb']:4.0f} MB "
+                    f"({jobs // 2} items x 2 variants, {by_items['rate']:.0f} req/s)")
+            if by_samples:
+                line += (f", {by_samples['peak_rss_mb']:4.0f} MB ({sizes[0] // 2} items x 2 variants x "
+                         f"{jobs // sizes[0]} samples, {by_samples['rate']:.0f} req/s)")
+            print(f"{line}; bare litellm pool {pooled['peak_rss_mb']:4.0f} MB ({pooled['rate']:.0f} req/s)",
+                  flush=True)
     finally:
         server.terminate()
         server.wait()

@@ -72,7 +72,7 @@ def test_litellm_sync_and_async_through_the_provider() -> None:
     assert litellm.completion_cost(completion_response=sync) == 0.0
 
     job = Job(job_id="x/v/evalrun/smollm2/0", key="k", item_id="x", variant="v", model=model, sample=0,
-              messages=MESSAGES, params=params)
+              messages=MESSAGES, params=params, item={"id": "x"}, order=0)
     answer = asyncio.run(ask(job, None))
     assert answer.text == sync_text
     assert answer.cost == 0.0
@@ -87,7 +87,7 @@ def test_gguf_path_model_string() -> None:
     assert model.model.startswith("evalrun//") and model.embedded and model.concurrency == 1
     prepare([model])
     job = Job(job_id="x/v/m/0", key="k", item_id="x", variant="v", model=model, sample=0,
-              messages=MESSAGES, params={"max_tokens": 3, "temperature": 0.0, "seed": 1})
+              messages=MESSAGES, params={"max_tokens": 3, "temperature": 0.0, "seed": 1}, item={"id": "x"}, order=0)
     answer = asyncio.run(ask(job, None))
     assert answer.text.strip()
     assert answer.completion_tokens == 3

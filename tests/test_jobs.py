@@ -238,3 +238,12 @@ def test_expand_reports_an_item_that_cannot_render(tmp_path: Path) -> None:
     with pytest.raises(DatasetError) as info:
         list(jobs)
     assert "c3" in str(info.value)
+
+
+def test_order_is_the_place_in_the_whole_expansion_even_per_model(tmp_path: Path) -> None:
+    # the runner expands each model on its own; `order` must still place a job in the interleaved run
+    spec, dataset = _load(BASE, tmp_path)
+    whole = list(expand(spec, dataset))
+    assert [job.order for job in whole] == list(range(len(whole)))
+    per_model = {job.job_id: job.order for model in spec.models for job in expand(spec, dataset, only=model)}
+    assert per_model == {job.job_id: job.order for job in whole}

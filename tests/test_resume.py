@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 
 from evalrun.cli import main
@@ -152,6 +153,7 @@ def test_kill_9_midway_loses_nothing(tmp_path: Path, capsys: pytest.CaptureFixtu
         survived = stored_keys(evalrun_home)
         asked_before = counts(server)
         assert 0 < len(survived) < 30  # it really was midway
+        assert len(list((evalrun_home / "scratch").iterdir())) == 1  # kill -9 left its scratch rows behind
 
         code, resumed = run(capsys, str(spec), "--out", str(tmp_path / "out"))
         assert code == 0
@@ -170,6 +172,11 @@ def test_kill_9_midway_loses_nothing(tmp_path: Path, capsys: pytest.CaptureFixtu
         code, fresh = run(capsys, str(spec), "--out", str(tmp_path / "fresh"))
         assert code == 0 and summary(fresh)["totals"]["asked"] == 30
         assert summary(resumed)["statistics"] == summary(fresh)["statistics"]
+        # and the same results table, row for row, however the answers arrived
+        columns = ["job_id", "key", "response", "label", "gold"]
+        assert pl.read_parquet(resumed.parent / "results.parquet", columns=columns).equals(
+            pl.read_parquet(fresh.parent / "results.parquet", columns=columns))
+        assert not (evalrun_home / "scratch").exists()  # the resumed run swept the dead run's scratch
 
 
 def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str],
@@ -186,6 +193,7 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path: Path, capsys: pyt
         assert "interrupted after" in err and "Run the same command again to resume" in err
         survived = stored_keys(evalrun_home)
         assert 0 < len(survived) < 30
+        assert not (evalrun_home / "scratch").exists()  # Ctrl-C cleans up after itself
         asked_before = counts(server)
 
         code, report = run(capsys, str(spec), "--out", str(tmp_path / "out"))

@@ -179,7 +179,7 @@ def test_max_cost_stops_new_requests(tmp_path: Path, server: CountingServer, cap
 
 def _outcome(model: ModelConfig, cost: float | None, status: str = "ok", cached: bool = False) -> Outcome:
     job = Job(job_id="i/v/m/0", key="k", item_id="i", variant="v", model=model, sample=0,
-              messages=[{"role": "user", "content": "q"}], params={})
+              messages=[{"role": "user", "content": "q"}], params={}, item={"id": "i"}, order=0)
     response = StoredResponse(key="k", model=model.model, api_base=None, request="{}", status=status,
                               text="a" if status == "ok" else None, finish_reason="stop", prompt_tokens=3,
                               completion_tokens=2, cost=cost, latency=0.1, attempts=1,

@@ -15,7 +15,7 @@ import polars as pl
 import pytest
 from scipy.stats import binomtest
 
-from evalrun.stats import alpha_nominal, kappa, modal_label, summarize, wilson
+from evalrun.stats import alpha_nominal, item_labels, kappa, summarize, wilson
 
 Z975 = 1.959963984540054  # the standard normal 97.5% quantile
 
@@ -211,26 +211,29 @@ def test_wilson_without_observations_is_undefined() -> None:
     assert wilson(0, 0) == {"count": 0, "n": 0, "estimate": None, "ci_low": None, "ci_high": None}
 
 
-# ---- modal label ----------------------------------------------------------------------------------
+# ---- item labels ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("labels", "expected"),
-    [
-        (["a"], "a"),
-        (["a", "a", "b"], "a"),
-        (["b", "a", "b"], "b"),
-        (["a", "b"], None),  # a tie for the mode
-        (["a", "a", "b", "b", "c"], None),  # a tie between the top two, a third label below
-        (["a", "b", "c", "c"], "c"),
-        (["a", None, None], "a"),  # unlabelled samples do not vote
-        (["a", "b", None, None, None], None),
-        ([None, None], None),
-        ([], None),
-    ],
-)
-def test_modal_label(labels: list[str | None], expected: str | None) -> None:
-    assert modal_label(labels) == expected
+MODAL_CASES: list[tuple[list[str | None], str | None]] = [
+    (["a"], "a"),
+    (["a", "a", "b"], "a"),
+    (["b", "a", "b"], "b"),
+    (["a", "b"], None),  # a tie for the mode
+    (["a", "a", "b", "b", "c"], None),  # a tie between the top two, a third label below
+    (["a", "b", "c", "c"], "c"),
+    (["a", None, None], "a"),  # unlabelled samples do not vote
+    (["a", "b", None, None, None], None),
+    ([None, None], None),
+]
+
+
+def test_item_label_is_the_untied_mode_of_labelled_samples() -> None:
+    # every case is one item of one frame, on two models, so the grouping is tested along with the rule
+    rows = [(model, "v", f"i{k}", s, label, None, None)
+            for model in ("m1", "m2") for k, (labels, _) in enumerate(MODAL_CASES) for s, label in enumerate(labels)]
+    items = item_labels(_frame(rows))
+    expected = [(model, f"i{k}", label) for model in ("m1", "m2") for k, (_, label) in enumerate(MODAL_CASES)]
+    assert items.select("model", "item_id", "label").rows() == expected
 
 
 # ---- summarize ------------------------------------------------------------------------------------

@@ -79,6 +79,10 @@ def _version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # polars allocates through jemalloc, which by default holds freed pages for ~10 s: the report's
+    # buffers would then stack on the request loop's instead of reusing them (bench/README.md).
+    # Read when polars loads, so it must be set before the first import of polars; a user's own wins.
+    os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:0,muzzy_decay_ms:0")
     args_in = list(sys.argv[1:] if argv is None else argv)
     # `evalrun SPEC` is short for `evalrun run SPEC`
     first = next((a for a in args_in if a != "--debug"), None)
@@ -206,42 +210,43 @@ def _run(args: argparse.Namespace) -> int:
 
     from .progress import Display
     from .providers import prepare
-    from .report import write_report
-    from .results import Labeller
+    from .report import RESULTS, write_report
+    from .results import Results
     from .runner import RetryPolicy, RunOptions, run_jobs
-    from .store import Store
+    from .store import Store, home
 
     prepare(spec.models)
-    store = Store()
-    labeller = Labeller(spec, dataset)
     per_model = len(dataset.items) * len(spec.variants) * spec.samples
-    display = Display({m.name: per_model for m in spec.models}, on_outcome=labeller.add)
     streams = {m.name: expand(spec, dataset, only=m) for m in spec.models}
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    t0 = time.perf_counter()
-    try:
-        options = RunOptions(fresh=args.fresh, max_cost=args.max_cost,
-                             retry=RetryPolicy(attempts=args.retries + 1, base=args.retry_delay))
-        asyncio.run(run_jobs(streams, spec.models, store, options, display))
-    except KeyboardInterrupt:
+    with Results(spec, dataset, scratch_parent=home() / "scratch") as results:
+        store = Store()
+        display = Display({m.name: per_model for m in spec.models}, on_outcome=results.add)
+        t0 = time.perf_counter()
+        try:
+            options = RunOptions(fresh=args.fresh, max_cost=args.max_cost,
+                                 retry=RetryPolicy(attempts=args.retries + 1, base=args.retry_delay))
+            asyncio.run(run_jobs(streams, spec.models, store, options, display))
+        except KeyboardInterrupt:
+            display.close()
+            done = sum(t.done for t in display.tallies.values())
+            print(f"evalrun: interrupted after {done} of {per_model * len(spec.models)} jobs; every answer "
+                  f"received is in {store.path}. Run the same command again to resume.", file=sys.stderr)
+            return 130
+        finally:
+            store.close()
         display.close()
-        done = sum(t.done for t in display.tallies.values())
-        print(f"evalrun: interrupted after {done} of {per_model * len(spec.models)} jobs; every answer received "
-              f"is in {store.path}. Run the same command again to resume.", file=sys.stderr)
-        return 130
-    finally:
-        store.close()
-    display.close()
-    duration = time.perf_counter() - t0
+        duration = time.perf_counter() - t0
 
-    frame = labeller.frame()
-    base_id = run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + spec.sha256[:6]
-    run_dir = args.out / spec.name / run_id
-    suffix = 1
-    while run_dir.exists():  # a rerun within the same second must not overwrite the earlier report
-        suffix += 1
-        run_id = f"{base_id}-{suffix}"
+        base_id = run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + spec.sha256[:6]
         run_dir = args.out / spec.name / run_id
+        suffix = 1
+        while run_dir.exists():  # a rerun within the same second must not overwrite the earlier report
+            suffix += 1
+            run_id = f"{base_id}-{suffix}"
+            run_dir = args.out / spec.name / run_id
+        run_dir.mkdir(parents=True)
+        results.write_parquet(run_dir / RESULTS)
     meta: dict[str, Any] = {
         "name": spec.name, "description": spec.description, "run_id": run_id,
         "spec_path": str(args.spec), "spec_sha256": spec.sha256,
@@ -252,11 +257,10 @@ def _run(args: argparse.Namespace) -> int:
         "samples": spec.samples, "params": spec.params, "seed": spec.params.get("seed", DEFAULT_SEED),
         "started": started, "duration_s": duration, "versions": _versions(),
     }
-    path = write_report(run_dir, frame, meta)
-    print(path)
-    failed = frame.filter(frame["error_class"].is_not_null()).height
-    if frame.height and failed / frame.height > args.max_errors:
-        print(f"evalrun: {failed} of {frame.height} jobs failed (more than --max-errors {args.max_errors}); "
-              "see the report's failed jobs", file=sys.stderr)
+    totals = write_report(run_dir, meta)["totals"]
+    print(run_dir / "report.md")
+    if totals["jobs"] and totals["failed"] / totals["jobs"] > args.max_errors:
+        print(f"evalrun: {totals['failed']} of {totals['jobs']} jobs failed (more than --max-errors "
+              f"{args.max_errors}); see the report's failed jobs", file=sys.stderr)
         return 1
     return 0

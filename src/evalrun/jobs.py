@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from jinja2 import TemplateError
@@ -32,6 +32,8 @@ class Job:
     sample: int
     messages: list[dict[str, str]]
     params: dict[str, object]
+    item: Mapping[str, object]  # the dataset row (a reference, not a copy): gold label and text for results
+    order: int  # position in the whole run's expansion order, over all models: results are sorted by it
 
 
 def request_key(model: ModelConfig, messages: list[dict[str, str]], params: dict[str, object], sample: int) -> str:
@@ -57,11 +59,13 @@ def messages_for(spec: Spec, variant: str, item: dict[str, object], item_id: str
 def expand(spec: Spec, dataset: Dataset, only: ModelConfig | None = None) -> Iterator[Job]:
     """Every job of the run (or of one model), in an order that interleaves models so each progresses."""
     models = spec.models if only is None else [only]
-    for item in dataset.items:
+    model_index = {m.name: i for i, m in enumerate(spec.models)}
+    for item_index, item in enumerate(dataset.items):
         item_id = dataset.item_id(item)
-        for variant in spec.variants:
+        for variant_index, variant in enumerate(spec.variants):
             messages = messages_for(spec, variant, item, item_id)
             for model in models:
+                slot = (item_index * len(spec.variants) + variant_index) * len(spec.models) + model_index[model.name]
                 params = {**spec.params, **model.params, **spec.variants[variant].params}
                 base_seed = int(params.pop("seed", DEFAULT_SEED))  # type: ignore[call-overload]
                 for sample in range(spec.samples):
@@ -70,7 +74,7 @@ def expand(spec: Spec, dataset: Dataset, only: ModelConfig | None = None) -> Ite
                         job_id=f"{item_id}/{variant}/{model.name}/{sample}",
                         key=request_key(model, messages, p, sample),
                         item_id=item_id, variant=variant, model=model, sample=sample,
-                        messages=messages, params=p)
+                        messages=messages, params=p, item=item, order=slot * spec.samples + sample)
 
 
 def count_jobs(spec: Spec, dataset: Dataset) -> int:

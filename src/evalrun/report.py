@@ -1,7 +1,10 @@
 """The report: report.md for people, summary.json for programs, results.parquet for analysis.
 
-`write_report` needs only the results table and the run's metadata, both plain
-data, so `evalrun report RUN_DIR` can re-render a run without asking any model.
+`write_report` needs only a run folder's results.parquet and the run's metadata, so
+`evalrun report RUN_DIR` re-renders a run without asking any model. It never loads the
+whole table: statistics and totals read a few narrow columns (COMPACT), and the prompts
+and answers quoted in the report are fetched from the file by filter, so memory does
+not grow with the length of the answers.
 """
 
 from __future__ import annotations
@@ -17,6 +20,12 @@ from .stats import summarize
 
 SUMMARY_VERSION = 1
 EXAMPLES_PER_PAIR = 5
+FAILURES_SHOWN = 50
+RESULTS = "results.parquet"
+COMPACT = ["model", "variant", "item_id", "sample", "label", "gold", "error_class", "prompt_tokens",
+           "completion_tokens", "cost", "cached"]
+# repeated values: as categoricals each row holds a small code, and grouping hashes codes, not text
+CATEGORICAL = ["model", "variant", "item_id", "label", "gold"]
 
 
 def _pct(x: float | None) -> str:
@@ -124,68 +133,79 @@ def _tables(stats: dict[str, Any], labels: list[str], has_gold: bool) -> list[st
     return out
 
 
-def _examples(frame: pl.DataFrame, stats: dict[str, Any]) -> list[str]:
+def _examples(results: Path, compact: pl.DataFrame, stats: dict[str, Any]) -> list[str]:
     out = ["", "## Disagreements", ""]
-    first = frame.filter(pl.col("sample") == 0)
+    first = compact.filter(pl.col("sample") == 0)
     any_shown = False
     for p in stats["pairs"]:
-        a = first.filter((pl.col("model") == p["model"]) & (pl.col("variant") == p["a"]))
-        b = first.filter((pl.col("model") == p["model"]) & (pl.col("variant") == p["b"])).select(
-            "item_id", pl.col("label").alias("label_b"), pl.col("response").alias("response_b"))
-        joined = a.join(b, on="item_id", maintain_order="left").filter(
+        model, a, b = p["model"], p["a"], p["b"]
+        left = first.filter((pl.col("model") == model) & (pl.col("variant") == a)).select("item_id", "label", "gold")
+        right = first.filter((pl.col("model") == model) & (pl.col("variant") == b)).select(
+            "item_id", pl.col("label").alias("label_b"))
+        joined = left.join(right, on="item_id", maintain_order="left").filter(
             pl.col("label").is_not_null() & pl.col("label_b").is_not_null() & (pl.col("label") != pl.col("label_b")))
         if joined.is_empty():
             continue
         any_shown = True
-        out += [f"{p['model']}, {p['a']} vs {p['b']}: {joined.height} items disagree on their first sample; "
-                f"the first {min(EXAMPLES_PER_PAIR, joined.height)}:", "",
-                f"| item | text | {p['a']} | {p['b']} |", "|---|---|---|---|"]
-        for row in joined.head(EXAMPLES_PER_PAIR).iter_rows(named=True):
-            out.append(f"| {row['item_id']} (gold: {row['gold'] or '-'}) | {_excerpt(row['item_text'], 160)} | "
-                       f"**{row['label']}**: {_excerpt(row['response'], 200)} | "
-                       f"**{row['label_b']}**: {_excerpt(row['response_b'], 200)} |")
+        shown = joined.head(EXAMPLES_PER_PAIR)
+        quoted = pl.scan_parquet(results).filter(
+            (pl.col("model") == model) & pl.col("variant").is_in([a, b]) & (pl.col("sample") == 0)
+            & pl.col("item_id").is_in(shown["item_id"].implode())).select(
+            "item_id", "variant", "item_text", "response").collect()
+        text = dict(zip(quoted["item_id"], quoted["item_text"], strict=True))
+        response = {(i, v): r for i, v, r in quoted.select("item_id", "variant", "response").iter_rows()}
+        out += [f"{model}, {a} vs {b}: {joined.height} items disagree on their first sample; "
+                f"the first {shown.height}:", "",
+                f"| item | text | {a} | {b} |", "|---|---|---|---|"]
+        for item, label, gold, label_b in shown.select("item_id", "label", "gold", "label_b").iter_rows():
+            out.append(f"| {item} (gold: {gold or '-'}) | {_excerpt(text[item], 160)} | "
+                       f"**{label}**: {_excerpt(response[item, a], 200)} | "
+                       f"**{label_b}**: {_excerpt(response[item, b], 200)} |")
         out.append("")
     if not any_shown:
         out.append("No item got two different labels from a compared pair of variants.")
     return out
 
 
-def _failures(frame: pl.DataFrame) -> list[str]:
-    failed = frame.filter(pl.col("error_class").is_not_null())
-    if failed.is_empty():
+def _failures(results: Path, failed: int) -> list[str]:
+    if not failed:
         return []
-    out = ["", f"## Failed jobs ({failed.height})", "", "| job | error | attempts | message |", "|---|---|---|---|"]
-    for row in failed.head(50).iter_rows(named=True):
-        out.append(f"| {row['job_id']} | {row['error_class']} | {row['attempts']} | "
-                   f"{_excerpt(row['error_message'], 160)} |")
-    if failed.height > 50:
-        out.append(f"\n... and {failed.height - 50} more (see results.parquet).")
+    listed = pl.scan_parquet(results).filter(pl.col("error_class").is_not_null()).select(
+        "job_id", "error_class", "attempts", "error_message").head(FAILURES_SHOWN).collect()
+    out = ["", f"## Failed jobs ({failed})", "", "| job | error | attempts | message |", "|---|---|---|---|"]
+    for job_id, error_class, attempts, message in listed.iter_rows():
+        out.append(f"| {job_id} | {error_class} | {attempts} | {_excerpt(message, 160)} |")
+    if failed > FAILURES_SHOWN:
+        out.append(f"\n... and {failed - FAILURES_SHOWN} more (see results.parquet).")
     return out
 
 
-def _totals(frame: pl.DataFrame) -> dict[str, Any]:
-    answered = frame.filter(pl.col("error_class").is_null())
+def _totals(compact: pl.DataFrame) -> dict[str, Any]:
+    answered = compact.filter(pl.col("error_class").is_null())
     unknown = answered.filter(pl.col("cost").is_null()).height
+    from_store = int(compact["cached"].sum())
     return {
-        "jobs": frame.height,
+        "jobs": compact.height,
         "answered": answered.height,
-        "failed": frame.height - answered.height,
-        "from_store": int(frame["cached"].sum()),
-        "asked": frame.height - int(frame["cached"].sum()),
-        "prompt_tokens": int(frame["prompt_tokens"].fill_null(0).sum()),
-        "completion_tokens": int(frame["completion_tokens"].fill_null(0).sum()),
+        "failed": compact.height - answered.height,
+        "from_store": from_store,
+        "asked": compact.height - from_store,
+        "prompt_tokens": int(compact["prompt_tokens"].fill_null(0).sum()),
+        "completion_tokens": int(compact["completion_tokens"].fill_null(0).sum()),
         # null when no answer could be priced: an unknown total is not a free one
         "cost_usd": float(answered["cost"].fill_null(0).sum()) if unknown < answered.height or not unknown else None,
         "cost_unknown_responses": unknown,
     }
 
 
-def build_summary(frame: pl.DataFrame, meta: dict[str, Any]) -> dict[str, Any]:
-    stats = summarize(frame, meta["labels"], [tuple(p) for p in meta["compare"]], meta["variants"], meta["has_gold"])
-    return {"summary_version": SUMMARY_VERSION, "run": meta, "totals": _totals(frame), "statistics": stats}
+def build_summary(compact: pl.DataFrame, meta: dict[str, Any]) -> dict[str, Any]:
+    """summary.json from the COMPACT columns of every job and the run's metadata."""
+    stats = summarize(compact, meta["labels"], [tuple(p) for p in meta["compare"]], meta["variants"],
+                      meta["has_gold"])
+    return {"summary_version": SUMMARY_VERSION, "run": meta, "totals": _totals(compact), "statistics": stats}
 
 
-def render_markdown(frame: pl.DataFrame, summary: dict[str, Any]) -> str:
+def render_markdown(results: Path, compact: pl.DataFrame, summary: dict[str, Any]) -> str:
     meta, stats, totals = summary["run"], summary["statistics"], summary["totals"]
     labels, has_gold = meta["labels"], meta["has_gold"]
     lines = [f"# {meta['name']}: {meta['run_id']}", ""]
@@ -196,8 +216,8 @@ def render_markdown(frame: pl.DataFrame, summary: dict[str, Any]) -> str:
               "unparsed). Agreement and kappa use items both variants labelled; accuracy counts unparsed items "
               "as wrong; alpha treats unparsed as missing.", ""]
     lines += _tables(stats, labels, has_gold)
-    lines += _examples(frame, stats)
-    lines += _failures(frame)
+    lines += _examples(results, compact, stats)
+    lines += _failures(results, totals["failed"])
     if totals["cost_usd"] is None:
         cost = "unknown (no price known for these models)"
     else:
@@ -219,20 +239,19 @@ def render_markdown(frame: pl.DataFrame, summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_report(run_dir: Path, frame: pl.DataFrame, meta: dict[str, Any], *, write_results: bool = True) -> Path:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if write_results:
-        frame.write_parquet(run_dir / "results.parquet")
-    summary = build_summary(frame, meta)
+def write_report(run_dir: Path, meta: dict[str, Any]) -> dict[str, Any]:
+    """summary.json and report.md for the run folder holding results.parquet; returns the summary."""
+    results = run_dir / RESULTS
+    compact = pl.scan_parquet(results).select(COMPACT).with_columns(pl.col(CATEGORICAL).cast(pl.Categorical)).collect()
+    summary = build_summary(compact, meta)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n",
                                           encoding="utf-8")
-    path = run_dir / "report.md"
-    path.write_text(render_markdown(frame, summary), encoding="utf-8")
-    return path
+    (run_dir / "report.md").write_text(render_markdown(results, compact, summary), encoding="utf-8")
+    return summary
 
 
 def rerender(run_dir: Path) -> Path:
     """Rebuild report.md and summary.json from a run folder's results.parquet and metadata."""
-    frame = pl.read_parquet(run_dir / "results.parquet")
     meta = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))["run"]
-    return write_report(run_dir, frame, meta, write_results=False)
+    write_report(run_dir, meta)
+    return run_dir / "report.md"

@@ -1,4 +1,4 @@
-"""The results table: one row per response, with the label extracted from it.
+"""The results table: one row per job, with the label extracted from its answer.
 
 Columns (also written to results.parquet):
     job_id, key, item_id, item_text (the item's non-id, non-gold columns), variant, model,
@@ -6,9 +6,24 @@ Columns (also written to results.parquet):
     response, finish_reason, label (null = unparsed or error), extraction (why),
     gold, error_class, error_message, attempts, latency_s, prompt_tokens,
     completion_tokens, cost (null = price unknown), cached
+
+Answers arrive in completion order but results.parquet lists them in expansion order
+(item, variant, model, sample), so the same run gives the same file whether it ran in
+one go or was resumed. Holding every row until the end to sort it would make memory
+grow with the run, so rows go to a scratch SQLite table as they arrive, keyed by the
+job's place in that order; the key is the table's rowid, so reading them back in order
+walks the b-tree a batch at a time and nothing is ever sorted in memory.
 """
 
 from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sqlite3
+import tempfile
+from pathlib import Path
+from types import TracebackType
 
 import polars as pl
 
@@ -26,35 +41,46 @@ SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "latency_s": pl.Float64, "prompt_tokens": pl.Int64, "completion_tokens": pl.Int64, "cost": pl.Float64,
     "cached": pl.Boolean,
 }
+# SQLite has no booleans: `cached` comes back as 0/1 and becomes Boolean once in polars
+_SQL_SCHEMA = {**SCHEMA, "cached": pl.Int64}
+_INSERT = f"INSERT INTO results VALUES (?, {', '.join('?' for _ in SCHEMA)})"
+_SELECT = f"SELECT {', '.join(SCHEMA)} FROM results ORDER BY position"
+
+BATCH_ROWS = 2048  # rows per insert transaction, per read-back batch, and per row group of results.parquet
+EXCERPT_CHARS = 300  # enough to recognise an item in a report; the full text is in the prompt column
 
 
-BATCH_ROWS = 2048  # rows held as Python objects before they become one Arrow batch
+class Results:
+    """Labels each answer as it arrives and keeps the row on disk until `write_parquet`.
 
-
-class Labeller:
-    """Applies each variant's extractor to answers as they arrive; keeps Arrow batches, not objects.
-
-    Rows wait in one Python list per column only until BATCH_ROWS have arrived, then become one
-    Arrow-backed batch (strings in a single buffer, no object per value). Python objects per row
-    cost ~0.7 KB and, kept for the whole run, also pin the interpreter's memory pools between
-    litellm's short-lived objects; a batch costs only its data (~0.25 KB a row in the benchmark).
+    Use as a context manager: the scratch folder (under `scratch_parent`) goes when the block
+    ends, whether the run finished, failed or was interrupted. It is scratch only: every answer
+    is already in the response store, so a lost scratch file costs nothing a rerun cannot rebuild.
     """
 
-    def __init__(self, spec: Spec, dataset: Dataset) -> None:
+    def __init__(self, spec: Spec, dataset: Dataset, scratch_parent: Path) -> None:
         self.extractors: dict[str, Extractor] = {
             name: build_extractor(v.extract, spec.labels) for name, v in spec.variants.items()}
-        self.gold = {dataset.item_id(item): dataset.gold(item) for item in dataset.items}
-        shown = [c for c in dataset.columns if c not in (dataset.id_column, dataset.gold_column)]
-        # an excerpt is enough to recognise the item in a report; the full text is in the prompt column
-        self.text = {dataset.item_id(item): " / ".join(str(item[c]) for c in shown)[:300] for item in dataset.items}
-        # expansion order (see jobs.expand) as one number per row, so frame() need not expand again
-        self.item_rank = {dataset.item_id(item): i for i, item in enumerate(dataset.items)}
-        self.variant_rank = {name: i for i, name in enumerate(spec.variants)}
-        self.model_rank = {model.name: i for i, model in enumerate(spec.models)}
-        self.samples = spec.samples
-        self.columns: dict[str, list[object]] = {name: [] for name in SCHEMA}  # rows not yet in a batch
-        self.order: list[int] = []
-        self.batches: list[pl.DataFrame] = []
+        self.dataset = dataset
+        self.shown = [c for c in dataset.columns if c not in (dataset.id_column, dataset.gold_column)]
+        scratch_parent.mkdir(parents=True, exist_ok=True)
+        _sweep(scratch_parent)
+        self.folder = Path(tempfile.mkdtemp(prefix=f"results-{os.getpid()}-", dir=scratch_parent))
+        self._db = sqlite3.connect(self.folder / "results.sqlite")
+        # durability is the store's job; this table only needs to be fast
+        self._db.execute("PRAGMA journal_mode=OFF")
+        self._db.execute("PRAGMA synchronous=OFF")
+        self._db.execute(f"CREATE TABLE results (position INTEGER PRIMARY KEY, {', '.join(SCHEMA)})")
+        self._pending: list[tuple[object, ...]] = []
+
+    def __enter__(self) -> Results:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self._db.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+        with contextlib.suppress(OSError):  # the parent stays while another run is using it
+            self.folder.parent.rmdir()
 
     def add(self, outcome: Outcome) -> None:
         job, r = outcome.job, outcome.response
@@ -63,38 +89,51 @@ class Labeller:
             found = self.extractors[job.variant].extract(r.text or "")
             label, extraction = found.label, found.reason
         messages = {m["role"]: m["content"] for m in job.messages}
-        row = {
-            "job_id": job.job_id, "key": job.key, "item_id": job.item_id, "item_text": self.text.get(job.item_id),
-            "variant": job.variant,
-            "model": job.model.name, "model_string": job.model.model, "sample": job.sample,
-            "seed": job.params.get("seed"), "system": messages.get("system"), "prompt": messages.get("user"),
-            "response": r.text, "finish_reason": r.finish_reason, "label": label, "extraction": extraction,
-            "gold": self.gold.get(job.item_id), "error_class": r.error_class, "error_message": r.error_message,
-            "attempts": r.attempts, "latency_s": r.latency, "prompt_tokens": r.prompt_tokens,
-            "completion_tokens": r.completion_tokens, "cost": r.cost, "cached": outcome.cached,
-        }
-        for name, column in self.columns.items():
-            column.append(row[name])
-        rank = (self.item_rank.get(job.item_id, len(self.item_rank)) * len(self.variant_rank)
-                + self.variant_rank[job.variant]) * len(self.model_rank) + self.model_rank[job.model.name]
-        self.order.append(rank * self.samples + job.sample)
-        if len(self.order) >= BATCH_ROWS:
+        item_text = " / ".join(str(job.item[c]) for c in self.shown)[:EXCERPT_CHARS]
+        # the order of SCHEMA, after the position
+        self._pending.append((
+            job.order, job.job_id, job.key, job.item_id, item_text, job.variant, job.model.name, job.model.model,
+            job.sample, job.params.get("seed"), messages.get("system"), messages.get("user"),
+            r.text, r.finish_reason, label, extraction, self.dataset.gold(job.item), r.error_class, r.error_message,
+            r.attempts, r.latency, r.prompt_tokens, r.completion_tokens, r.cost, outcome.cached))
+        if len(self._pending) >= BATCH_ROWS:
             self._flush()
 
     def _flush(self) -> None:
-        if not self.order:
-            return
-        self.batches.append(pl.DataFrame(self.columns, schema=SCHEMA).with_columns(
-            pl.Series("_order", self.order, dtype=pl.Int64)))
-        self.columns = {name: [] for name in SCHEMA}
-        self.order = []
+        with self._db:  # one transaction per batch
+            self._db.executemany(_INSERT, self._pending)
+        self._pending = []
 
-    def frame(self) -> pl.DataFrame:
-        """Rows in expansion order (outcomes arrive in completion order). Empties the labeller."""
+    def write_parquet(self, path: Path) -> int:
+        """Every row, in expansion order, to `path` (written whole or not at all). Returns the row count."""
         self._flush()
-        if not self.batches:
-            return pl.DataFrame(schema=SCHEMA)
-        # sort gathers the chunks into one contiguous copy; the batches go as soon as it exists
-        frame = pl.concat(self.batches, rechunk=False)
-        self.batches = []
-        return frame.sort("_order").drop("_order")
+        parts = self.folder / "parts"
+        parts.mkdir(exist_ok=True)
+        cursor = self._db.execute(_SELECT)
+        files: list[Path] = []
+        rows = 0
+        while batch := cursor.fetchmany(BATCH_ROWS):
+            files.append(parts / f"{len(files):08d}.parquet")
+            pl.DataFrame(batch, schema=_SQL_SCHEMA, orient="row").with_columns(
+                pl.col("cached").cast(pl.Boolean)).write_parquet(files[-1])
+            rows += len(batch)
+        partial = path.with_name(path.name + ".partial")
+        if files:
+            # a streaming concatenation of the ordered parts; small row groups keep its buffer small
+            pl.scan_parquet(files).sink_parquet(partial, row_group_size=BATCH_ROWS)
+        else:
+            pl.DataFrame(schema=SCHEMA).write_parquet(partial)
+        partial.replace(path)
+        shutil.rmtree(parts)
+        return rows
+
+
+def _sweep(parent: Path) -> None:
+    """Remove scratch folders left by runs that were killed (kill -9 skips every cleanup)."""
+    for folder in parent.glob("results-*-*"):
+        try:
+            os.kill(int(folder.name.split("-")[1]), 0)  # signal 0: only asks whether the process exists
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except (ValueError, PermissionError):
+            pass  # not ours to judge: a name we did not make, or another user's live process

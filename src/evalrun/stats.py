@@ -18,7 +18,6 @@ only arranges the tables they take. Conventions (also in the README):
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Sequence
 
 import krippendorff
@@ -48,23 +47,17 @@ def wilson(count: int, n: int) -> dict[str, float | int | None]:
     return {"count": count, "n": n, "estimate": count / n, "ci_low": _num(low), "ci_high": _num(high)}
 
 
-def modal_label(labels: Sequence[str | None]) -> str | None:
-    """The most frequent label among samples; None when there is none or the top is tied."""
-    counts = Counter(label for label in labels if label is not None)
-    if not counts:
-        return None
-    ranked = counts.most_common(2)
-    if len(ranked) == 2 and ranked[0][1] == ranked[1][1]:
-        return None
-    return ranked[0][0]
+ITEM = ["model", "variant", "item_id"]
 
 
 def item_labels(responses: pl.DataFrame) -> pl.DataFrame:
-    """One row per model x variant x item with the modal label (None = unparsed) and gold."""
-    grouped = responses.group_by(["model", "variant", "item_id"], maintain_order=True).agg(
-        pl.col("label"), pl.col("gold").first())
-    return grouped.with_columns(
-        pl.col("label").map_elements(lambda s: modal_label(s.to_list()), return_dtype=pl.String).alias("label"))
+    """One row per model x variant x item (first-seen order) with gold and the modal label (None = unparsed)."""
+    items = responses.group_by(ITEM, maintain_order=True).agg(pl.col("gold").first())
+    votes = responses.filter(pl.col("label").is_not_null()).group_by([*ITEM, "label"]).len("votes")
+    top = votes.filter(pl.col("votes") == pl.col("votes").max().over(ITEM))
+    # a tie for the mode leaves more than one label on top, and the item unparsed; so does no label at all
+    modal = top.group_by(ITEM).agg(pl.col("label").first(), pl.len().alias("on_top")).filter(pl.col("on_top") == 1)
+    return items.join(modal.select(*ITEM, "label"), on=ITEM, how="left", maintain_order="left")
 
 
 def kappa(table: np.ndarray) -> dict[str, float | None]:
@@ -100,7 +93,7 @@ def variant_summary(responses: pl.DataFrame, items: pl.DataFrame, labels: Sequen
     out = []
     for (model, variant), group in responses.group_by(["model", "variant"], maintain_order=True):
         answered = group.filter(pl.col("error_class").is_null())
-        dist = Counter(answered["label"].fill_null(UNPARSED).to_list())
+        dist = dict(answered["label"].fill_null(UNPARSED).value_counts().iter_rows())
         entry: dict[str, object] = {
             "model": model, "variant": variant,
             "responses": group.height,

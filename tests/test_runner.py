@@ -162,6 +162,35 @@ def test_concurrency_and_rpm_queue_requests_rather_than_reject_them(
     assert code == 0 and len(server.arrivals) == 30 and server.most_in_flight <= 2
 
 
+def test_tpm_paces_by_estimated_tokens_even_when_one_request_exceeds_a_second_s_worth(
+        tmp_path: Path, server: CountingServer, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    spec = write_spec(tmp_path, "openai/loop", items=2)
+    # each prompt counts 10 tokens (litellm.token_counter on "ONE i0" as a user message), no max_tokens.
+    # --tpm 480 is 8 tokens a second, less than one request: each takes the bucket twice. 4 requests
+    # need 40 tokens, 8 of them in the bucket at the start: the last can go only after ~4 s.
+    code, report, _ = run(capsys, spec, server, "--tpm", "480", "--concurrency", "4")
+    assert code == 0
+    assert pl.read_parquet(report.parent / "results.parquet")["label"].to_list() == ["a"] * 4
+    assert len(server.arrivals) == 4
+    assert server.arrivals[-1] - server.arrivals[0] >= 2.5
+
+
+def test_tpm_charges_tokens_beyond_the_estimate_once_the_answer_is_in(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    spec = write_spec(tmp_path, "openai/loop", items=4)
+    # estimated 10 tokens a request, but the server reports 2 + 80 used. --tpm 6000 is 100 a second
+    # with 100 in the bucket: by the estimate alone (8 x 10) all 8 would go at once. Paying what was
+    # used, the last request waits for 4 x 82 + 4 x 10 - 100 tokens: ~2.7 s (the server sees the
+    # first requests up to ~0.4 s late, behind litellm's first-call work, so it sees a shorter span).
+    with CountingServer(default_reply="alpha" + " word" * 79, latency=0.02) as server:
+        code, _, _ = run(capsys, spec, server, "--tpm", "6000", "--concurrency", "4")
+        assert code == 0 and len(server.arrivals) == 8
+        assert server.arrivals[-1] - server.arrivals[0] >= 1.0
+
+
 def test_max_cost_stops_new_requests(tmp_path: Path, server: CountingServer, capsys: pytest.CaptureFixture[str],
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(KEY_ENV, SECRET)
@@ -175,6 +204,16 @@ def test_max_cost_stops_new_requests(tmp_path: Path, server: CountingServer, cap
     assert frame["cost"].drop_nulls().to_list()[0] > 0
     summary = json.loads((report.parent / "summary.json").read_text())
     assert summary["totals"]["cost_usd"] > 0 and summary["totals"]["cost_unknown_responses"] == 0
+
+
+def test_max_cost_warns_about_models_it_cannot_price(tmp_path: Path, server: CountingServer,
+                                                      capsys: pytest.CaptureFixture[str],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    spec = write_spec(tmp_path, "openai/loop", items=1)
+    code, _, err = run(capsys, spec, server, "--max-cost", "0.01")
+    assert code == 0 and len(server.arrivals) == 2
+    assert "model 'm': litellm knows no price for openai/loop, so --max-cost cannot stop its requests" in err
 
 
 def _outcome(model: ModelConfig, cost: float | None, status: str = "ok", cached: bool = False) -> Outcome:

@@ -75,6 +75,7 @@ def test_model_strings_and_objects() -> None:
             api_key_env: LOCAL_KEY_THAT_IS_NOT_SET
             concurrency: 2
             rpm: 30
+            tpm: 9000
             timeout: 5
             params: {temperature: 0}
           - model: evalrun/smollm2
@@ -84,7 +85,8 @@ def test_model_strings_and_objects() -> None:
     assert (mini.name, mini.concurrency, mini.api_base, mini.embedded) == ("openai/gpt-4o-mini", 8, None, False)
     assert (local.name, local.api_base, local.api_key_env) == ("local", "http://localhost:8000/v1",
                                                                "LOCAL_KEY_THAT_IS_NOT_SET")
-    assert (local.concurrency, local.rpm, local.timeout, local.params) == (2, 30, 5.0, {"temperature": 0})
+    assert (local.concurrency, local.rpm, local.tpm, local.timeout, local.params) == (2, 30, 9000, 5.0,
+                                                                                       {"temperature": 0})
     assert embedded.embedded and embedded.concurrency == 1 and embedded.name == "evalrun/smollm2"
     assert spec.compare == [("third", "first")]
 

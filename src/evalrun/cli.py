@@ -62,6 +62,8 @@ def _parser() -> argparse.ArgumentParser:
                           f"(default {DEFAULT_RETRY_DELAY})")
     run.add_argument("--concurrency", type=int, metavar="N", help="requests in flight per model (overrides spec)")
     run.add_argument("--rpm", type=float, metavar="N", help="requests per minute per model (overrides spec)")
+    run.add_argument("--tpm", type=float, metavar="N",
+                     help="tokens per minute per model, prompt + completion (overrides spec)")
 
     val = sub.add_parser("validate", help="check specs (and their datasets) without asking any model")
     val.add_argument("specs", nargs="+", help="spec files or glob patterns")
@@ -190,9 +192,12 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.retries < 0 or args.retry_delay < 0 or not 0 <= args.max_errors <= 1:
         raise EvalrunError("--retries and --retry-delay must be 0 or more, --max-errors between 0 and 1")
+    if any(v is not None and v <= 0 for v in (args.concurrency, args.rpm, args.tpm)):
+        raise EvalrunError("--concurrency, --rpm and --tpm must be more than 0")
     spec = load_spec(args.spec).with_overrides(models=args.model, samples=args.samples)
-    if args.concurrency or args.rpm:
-        spec.models = [replace(m, concurrency=args.concurrency or m.concurrency, rpm=args.rpm or m.rpm)
+    if args.concurrency or args.rpm or args.tpm:
+        spec.models = [replace(m, concurrency=args.concurrency or m.concurrency, rpm=args.rpm or m.rpm,
+                               tpm=args.tpm or m.tpm)
                        for m in spec.models]
     for warning in spec.warnings:
         print(warning.render(), file=sys.stderr)
@@ -209,13 +214,18 @@ def _run(args: argparse.Namespace) -> int:
                   "its jobs will be recorded as failed", file=sys.stderr)
 
     from .progress import Display
-    from .providers import prepare
+    from .providers import prepare, priced
     from .report import RESULTS, write_report
     from .results import Results
     from .runner import RetryPolicy, RunOptions, run_jobs
     from .store import Store, home
 
     prepare(spec.models)
+    if args.max_cost is not None:
+        for model in spec.models:
+            if not priced(model):
+                print(f"evalrun: warning: model '{model.name}': litellm knows no price for {model.model}, so "
+                      "--max-cost cannot stop its requests", file=sys.stderr)
     per_model = len(dataset.items) * len(spec.variants) * spec.samples
     streams = {m.name: expand(spec, dataset, only=m) for m in spec.models}
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")

@@ -71,6 +71,16 @@ def prepare(models: list[ModelConfig]) -> None:
         register(litellm, embedded)
 
 
+def priced(model: ModelConfig) -> bool:
+    """Whether litellm's price list knows this model (a price of zero, as for embedded models, counts)."""
+    litellm = litellm_module()
+    try:
+        info = litellm.get_model_info(model.model)
+    except Exception:  # litellm raises a bare Exception for a model it has not mapped
+        return False
+    return info.get("input_cost_per_token") is not None or info.get("output_cost_per_token") is not None
+
+
 def api_key(model: ModelConfig) -> str | None:
     """The model's key from the environment; a named but unset variable is the user's to fix."""
     if model.api_key_env is None:
@@ -167,6 +177,16 @@ async def ask(job: Job, key: str | None) -> Answer:
         completion_tokens=getattr(usage, "completion_tokens", None),
         cost=_cost(litellm, response),
     )
+
+
+def estimate_tokens(job: Job) -> int:
+    """What a request counts against a tokens-per-minute limit before its answer is known: its
+    prompt plus the completion it may use (max_tokens; 0 when unset, and the answer's tokens are
+    paid afterwards). The prompt is counted with litellm's default (OpenAI) tokenizer whatever the
+    model: it is bundled, where the tokenizers litellm picks for some models (Llama, Cohere) are
+    downloaded. Close enough to pace requests, which is all the count is for."""
+    litellm = litellm_module()
+    return int(litellm.token_counter(model="", messages=job.messages)) + int(job.params.get("max_tokens") or 0)
 
 
 def _cost(litellm: Any, response: Any) -> float | None:

@@ -19,7 +19,7 @@ from aiolimiter import AsyncLimiter
 
 from .errors import ConfigError
 from .jobs import Job
-from .providers import Answer, CallError, api_key, ask, classify, environment_secrets
+from .providers import Answer, CallError, api_key, ask, classify, environment_secrets, estimate_tokens
 from .spec import ModelConfig
 from .store import Store, StoredResponse, request_json
 
@@ -101,13 +101,14 @@ def _success(job: Job, answer: Answer, attempts: int, latency: float) -> StoredR
                           attempts=attempts, error_class=None, error_message=None, created_at=time.time())
 
 
-async def _attempt(job: Job, key: str | None, secrets: list[str], policy: RetryPolicy,
-                   limiter: AsyncLimiter | None, observer: Observer) -> StoredResponse:
+async def _attempt(job: Job, key: str | None, secrets: list[str], policy: RetryPolicy, pace: Pace, tokens: int,
+                   observer: Observer) -> StoredResponse:
     attempt = 0
     while True:
         attempt += 1
-        if limiter is not None:
-            await limiter.acquire()  # every attempt counts against rpm; over the rate it waits, never drops
+        # every attempt counts against rpm and tpm (providers count refused requests too); over the
+        # rate it waits, never drops
+        await pace.request(tokens)
         start = time.perf_counter()  # latency is the last attempt's, not the queueing and backoff before it
         try:
             # litellm enforces the timeout on HTTP; this guard also covers a provider that ignores it
@@ -124,7 +125,7 @@ async def _attempt(job: Job, key: str | None, secrets: list[str], policy: RetryP
 
 
 async def _model_worker(jobs: Iterator[Job], model: ModelConfig, store: Store, options: RunOptions,
-                        budget: Budget, limiter: AsyncLimiter | None, observer: Observer,
+                        budget: Budget, pace: Pace, observer: Observer,
                         key: str | None, key_error: str | None, secrets: list[str]) -> None:
     for job in jobs:
         if not options.fresh:
@@ -133,28 +134,55 @@ async def _model_worker(jobs: Iterator[Job], model: ModelConfig, store: Store, o
                 observer.finished(Outcome(job, stored, cached=True))
                 continue
         if key_error is not None:
-            response = _failure(job, "ConfigError", key_error, 0, None)
+            observer.finished(Outcome(job, _failure(job, "ConfigError", key_error, 0, None), cached=False))
         elif budget.exhausted:
-            response = _failure(job, "BudgetExceeded", f"not asked: --max-cost {budget.limit} reached", 0, None)
+            observer.finished(Outcome(job, _failure(job, "BudgetExceeded", f"not asked: --max-cost {budget.limit} "
+                                                    "reached", 0, None), cached=False))
         else:
-            response = await _attempt(job, key, secrets, options.retry, limiter, observer)
+            estimate = estimate_tokens(job) if pace.tokens else 0
+            response = await _attempt(job, key, secrets, options.retry, pace, estimate, observer)
             budget.spent += response.cost or 0.0
             # Stored before anyone hears of it, so a crash after this line cannot lose the answer.
             # Jobs never sent (no key, budget spent) are not stored: there is no response to keep.
             store.put(response)
-        observer.finished(Outcome(job, response, cached=False))
+            observer.finished(Outcome(job, response, cached=False))
+            # tokens the estimate missed (a longer answer than max_tokens allowed for, or no max_tokens)
+            # are paid once the answer is safe, by this worker waiting before its next request
+            await pace.spend((response.prompt_tokens or 0) + (response.completion_tokens or 0) - estimate)
 
 
-def _limiter(rpm: float | None) -> AsyncLimiter | None:
-    """A leaky bucket holding at most one second's worth of requests (at least one).
+class Pace:
+    """A model's rate limits: requests per minute and tokens per minute, each a leaky bucket.
 
-    Providers often enforce a per-minute limit over short windows (60,000 rpm as 1,000 per
-    second), so a bucket the size of a whole minute would burst into 429s at the start.
+    Each bucket holds one second's worth (at least one request or token): providers often enforce
+    a per-minute limit over short windows (60,000 rpm as 1,000 per second), so a bucket the size of a
+    whole minute would burst into 429s at the start. A request with more tokens than one second's
+    worth takes the bucket as many times as it needs, so the average rate still holds.
     """
-    if not rpm:
+
+    def __init__(self, rpm: float | None, tpm: float | None) -> None:
+        self.requests = _bucket(rpm)
+        self.tokens = _bucket(tpm)
+
+    async def request(self, tokens: int) -> None:
+        if self.requests is not None:
+            await self.requests.acquire()
+        await self.spend(tokens)
+
+    async def spend(self, tokens: float) -> None:
+        if self.tokens is None:
+            return
+        while tokens > 0:
+            take = min(tokens, self.tokens.max_rate)
+            await self.tokens.acquire(take)
+            tokens -= take
+
+
+def _bucket(per_minute: float | None) -> AsyncLimiter | None:
+    if not per_minute:
         return None
-    capacity = max(1.0, rpm / 60)
-    return AsyncLimiter(capacity, capacity * 60 / rpm)
+    capacity = max(1.0, per_minute / 60)
+    return AsyncLimiter(capacity, capacity * 60 / per_minute)
 
 
 async def run_jobs(streams: dict[str, Iterator[Job]], models: list[ModelConfig], store: Store,
@@ -171,10 +199,10 @@ async def run_jobs(streams: dict[str, Iterator[Job]], models: list[ModelConfig],
     secrets = [k for k in keys.values() if k] + environment_secrets()
     workers = []
     for model in models:
-        limiter = _limiter(model.rpm)
+        pace = Pace(model.rpm, model.tpm)
         for _ in range(model.concurrency):
             workers.append(asyncio.create_task(_model_worker(
-                streams[model.name], model, store, options, budget, limiter, observer,
+                streams[model.name], model, store, options, budget, pace, observer,
                 keys[model.name], key_errors[model.name], secrets)))
     try:
         await asyncio.gather(*workers)

@@ -41,6 +41,7 @@ class ModelConfig:
     api_key_env: str | None = None
     concurrency: int = DEFAULT_CONCURRENCY
     rpm: float | None = None
+    tpm: float | None = None  # tokens per minute: prompt (estimated) plus max_tokens, then what was used
     timeout: float = DEFAULT_TIMEOUT
     params: dict[str, object] = field(default_factory=dict)
 
@@ -342,7 +343,8 @@ def _build(data: dict, file: Path, located: Located, sha: str) -> Spec:
                 model=m["model"], name=m.get("name", m["model"]), api_base=m.get("api_base"),
                 api_key_env=m.get("api_key_env"),
                 concurrency=int(m.get("concurrency", default_concurrency(m["model"]))),
-                rpm=m.get("rpm"), timeout=float(m.get("timeout", DEFAULT_TIMEOUT)), params=dict(m.get("params", {}))))
+                rpm=m.get("rpm"), tpm=m.get("tpm"), timeout=float(m.get("timeout", DEFAULT_TIMEOUT)),
+                params=dict(m.get("params", {}))))
     compare = [tuple(pair) for pair in data.get("compare", [])] or list(itertools.combinations(variants, 2))
     return Spec(file=file, name=data["name"], description=data.get("description", ""), dataset=dataset,
                 labels=list(data["labels"]), variants=variants, compare=compare, models=models,

@@ -2,9 +2,9 @@
 
 `write_report` needs only a run folder's results.parquet and the run's metadata, so
 `evalrun report RUN_DIR` re-renders a run without asking any model. It never loads the
-whole table: statistics and totals read a few narrow columns (COMPACT), and the prompts
-and answers quoted in the report are fetched from the file by filter, so memory does
-not grow with the length of the answers.
+whole table: statistics and totals are aggregations over a scan of the file (memory
+follows the number of items, not of responses), and the few prompts and answers the
+report quotes are fetched from it by filter.
 """
 
 from __future__ import annotations
@@ -22,10 +22,6 @@ SUMMARY_VERSION = 1
 EXAMPLES_PER_PAIR = 5
 FAILURES_SHOWN = 50
 RESULTS = "results.parquet"
-COMPACT = ["model", "variant", "item_id", "sample", "label", "gold", "error_class", "prompt_tokens",
-           "completion_tokens", "cost", "cached"]
-# repeated values: as categoricals each row holds a small code, and grouping hashes codes, not text
-CATEGORICAL = ["model", "variant", "item_id", "label", "gold"]
 
 
 def _pct(x: float | None) -> str:
@@ -133,9 +129,11 @@ def _tables(stats: dict[str, Any], labels: list[str], has_gold: bool) -> list[st
     return out
 
 
-def _examples(results: Path, compact: pl.DataFrame, stats: dict[str, Any]) -> list[str]:
+def _examples(results: Path, stats: dict[str, Any]) -> list[str]:
     out = ["", "## Disagreements", ""]
-    first = compact.filter(pl.col("sample") == 0)
+    # one row per model x variant x item, in the file's (expansion) order, which decides the examples shown
+    first = pl.scan_parquet(results).filter(pl.col("sample") == 0).select(
+        "model", "variant", "item_id", "label", "gold").collect()
     any_shown = False
     for p in stats["pairs"]:
         model, a, b = p["model"], p["a"], p["b"]
@@ -180,32 +178,36 @@ def _failures(results: Path, failed: int) -> list[str]:
     return out
 
 
-def _totals(compact: pl.DataFrame) -> dict[str, Any]:
-    answered = compact.filter(pl.col("error_class").is_null())
-    unknown = answered.filter(pl.col("cost").is_null()).height
-    from_store = int(compact["cached"].sum())
+def _totals(responses: pl.LazyFrame) -> dict[str, Any]:
+    answered = pl.col("error_class").is_null()
+    t = responses.select(
+        pl.len().alias("jobs"), answered.sum().alias("answered"), pl.col("cached").sum().alias("from_store"),
+        pl.col("prompt_tokens").sum(), pl.col("completion_tokens").sum(),
+        pl.col("cost").filter(answered).sum().alias("cost"),
+        (answered & pl.col("cost").is_null()).sum().alias("unknown"),
+    ).collect(engine="streaming").row(0, named=True)
     return {
-        "jobs": compact.height,
-        "answered": answered.height,
-        "failed": compact.height - answered.height,
-        "from_store": from_store,
-        "asked": compact.height - from_store,
-        "prompt_tokens": int(compact["prompt_tokens"].fill_null(0).sum()),
-        "completion_tokens": int(compact["completion_tokens"].fill_null(0).sum()),
+        "jobs": t["jobs"],
+        "answered": t["answered"],
+        "failed": t["jobs"] - t["answered"],
+        "from_store": t["from_store"],
+        "asked": t["jobs"] - t["from_store"],
+        "prompt_tokens": t["prompt_tokens"],
+        "completion_tokens": t["completion_tokens"],
         # null when no answer could be priced: an unknown total is not a free one
-        "cost_usd": float(answered["cost"].fill_null(0).sum()) if unknown < answered.height or not unknown else None,
-        "cost_unknown_responses": unknown,
+        "cost_usd": float(t["cost"]) if t["unknown"] < t["answered"] or not t["unknown"] else None,
+        "cost_unknown_responses": t["unknown"],
     }
 
 
-def build_summary(compact: pl.DataFrame, meta: dict[str, Any]) -> dict[str, Any]:
-    """summary.json from the COMPACT columns of every job and the run's metadata."""
-    stats = summarize(compact, meta["labels"], [tuple(p) for p in meta["compare"]], meta["variants"],
+def build_summary(responses: pl.LazyFrame, meta: dict[str, Any]) -> dict[str, Any]:
+    """summary.json from the responses (a scan of results.parquet) and the run's metadata."""
+    stats = summarize(responses, meta["labels"], [tuple(p) for p in meta["compare"]], meta["variants"],
                       meta["has_gold"])
-    return {"summary_version": SUMMARY_VERSION, "run": meta, "totals": _totals(compact), "statistics": stats}
+    return {"summary_version": SUMMARY_VERSION, "run": meta, "totals": _totals(responses), "statistics": stats}
 
 
-def render_markdown(results: Path, compact: pl.DataFrame, summary: dict[str, Any]) -> str:
+def render_markdown(results: Path, summary: dict[str, Any]) -> str:
     meta, stats, totals = summary["run"], summary["statistics"], summary["totals"]
     labels, has_gold = meta["labels"], meta["has_gold"]
     lines = [f"# {meta['name']}: {meta['run_id']}", ""]
@@ -216,7 +218,7 @@ def render_markdown(results: Path, compact: pl.DataFrame, summary: dict[str, Any
               "unparsed). Agreement and kappa use items both variants labelled; accuracy counts unparsed items "
               "as wrong; alpha treats unparsed as missing.", ""]
     lines += _tables(stats, labels, has_gold)
-    lines += _examples(results, compact, stats)
+    lines += _examples(results, stats)
     lines += _failures(results, totals["failed"])
     if totals["cost_usd"] is None:
         cost = "unknown (no price known for these models)"
@@ -242,11 +244,10 @@ def render_markdown(results: Path, compact: pl.DataFrame, summary: dict[str, Any
 def write_report(run_dir: Path, meta: dict[str, Any]) -> dict[str, Any]:
     """summary.json and report.md for the run folder holding results.parquet; returns the summary."""
     results = run_dir / RESULTS
-    compact = pl.scan_parquet(results).select(COMPACT).with_columns(pl.col(CATEGORICAL).cast(pl.Categorical)).collect()
-    summary = build_summary(compact, meta)
+    summary = build_summary(pl.scan_parquet(results), meta)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n",
                                           encoding="utf-8")
-    (run_dir / "report.md").write_text(render_markdown(results, compact, summary), encoding="utf-8")
+    (run_dir / "report.md").write_text(render_markdown(results, summary), encoding="utf-8")
     return summary
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import krippendorff
 import numpy as np
@@ -50,14 +51,27 @@ def wilson(count: int, n: int) -> dict[str, float | int | None]:
 ITEM = ["model", "variant", "item_id"]
 
 
-def item_labels(responses: pl.DataFrame) -> pl.DataFrame:
-    """One row per model x variant x item (first-seen order) with gold and the modal label (None = unparsed)."""
-    items = responses.group_by(ITEM, maintain_order=True).agg(pl.col("gold").first())
-    votes = responses.filter(pl.col("label").is_not_null()).group_by([*ITEM, "label"]).len("votes")
+def _collect(query: pl.LazyFrame) -> pl.DataFrame:
+    # the streaming engine reads the responses a batch at a time: memory follows the groups an
+    # aggregation keeps (items, labels), not the number of responses (samples, repeats)
+    return query.collect(engine="streaming")
+
+
+def first_seen(responses: pl.LazyFrame, keys: list[str]) -> list[tuple[Any, ...]]:
+    """The distinct values of `keys`, in the order they first appear (the order reports list them in)."""
+    return _collect(responses.select(keys).with_row_index("row").group_by(keys).agg(pl.col("row").min())
+                    .sort("row")).select(keys).rows()
+
+
+def item_labels(responses: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
+    """One row per model x variant x item (sorted) with gold and the modal label (None = unparsed)."""
+    lf = responses.lazy()
+    items = lf.group_by(ITEM).agg(pl.col("gold").first())
+    votes = lf.filter(pl.col("label").is_not_null()).group_by([*ITEM, "label"]).len("votes")
     top = votes.filter(pl.col("votes") == pl.col("votes").max().over(ITEM))
     # a tie for the mode leaves more than one label on top, and the item unparsed; so does no label at all
     modal = top.group_by(ITEM).agg(pl.col("label").first(), pl.len().alias("on_top")).filter(pl.col("on_top") == 1)
-    return items.join(modal.select(*ITEM, "label"), on=ITEM, how="left", maintain_order="left")
+    return _collect(items.join(modal.select(*ITEM, "label"), on=ITEM, how="left")).sort(ITEM)
 
 
 def kappa(table: np.ndarray) -> dict[str, float | None]:
@@ -88,18 +102,27 @@ def alpha_nominal(columns: list[list[str | None]], labels: Sequence[str]) -> flo
                                    value_domain=list(index.values())))
 
 
-def variant_summary(responses: pl.DataFrame, items: pl.DataFrame, labels: Sequence[str], has_gold: bool
-                    ) -> list[dict[str, object]]:
+def variant_summary(responses: pl.LazyFrame, items: pl.DataFrame, order: Sequence[tuple[Any, ...]],
+                    labels: Sequence[str], has_gold: bool) -> list[dict[str, object]]:
+    """Per model x variant, in `order`: responses, errors, label counts and item-level accuracy."""
+    counts: dict[tuple[str, str], dict[str, int]] = {}
+    errors: dict[tuple[str, str], int] = {}
+    tally = responses.group_by("model", "variant", pl.col("error_class").is_not_null().alias("failed"), "label").len()
+    for model, variant, failed, label, n in _collect(tally).rows():
+        if failed:
+            errors[model, variant] = errors.get((model, variant), 0) + n
+        else:
+            counts.setdefault((model, variant), {})[UNPARSED if label is None else label] = n
     out = []
-    for (model, variant), group in responses.group_by(["model", "variant"], maintain_order=True):
-        answered = group.filter(pl.col("error_class").is_null())
-        dist = dict(answered["label"].fill_null(UNPARSED).value_counts().iter_rows())
+    for model, variant in order:
+        dist = counts.get((model, variant), {})
+        answered = sum(dist.values())
         entry: dict[str, object] = {
             "model": model, "variant": variant,
-            "responses": group.height,
-            "errors": group.height - answered.height,
+            "responses": answered + errors.get((model, variant), 0),
+            "errors": errors.get((model, variant), 0),
             "labels": {label: dist.get(label, 0) for label in [*labels, UNPARSED]},
-            "unparsed_rate": wilson(dist.get(UNPARSED, 0), answered.height),
+            "unparsed_rate": wilson(dist.get(UNPARSED, 0), answered),
         }
         item_rows = items.filter((pl.col("model") == model) & (pl.col("variant") == variant))
         entry["items"] = item_rows.height
@@ -164,14 +187,17 @@ def model_alpha(items: pl.DataFrame, model: str, variants: Sequence[str], labels
     return alpha_nominal(columns, labels)
 
 
-def summarize(responses: pl.DataFrame, labels: Sequence[str], compare: Sequence[tuple[str, str]],
+def summarize(responses: pl.LazyFrame | pl.DataFrame, labels: Sequence[str], compare: Sequence[tuple[str, str]],
               variants: Sequence[str], has_gold: bool) -> dict[str, object]:
     """Every statistic of a run, as JSON-ready data. `responses` has one row per job with columns
-    model, variant, item_id, sample, label (None = unparsed or error), gold, error_class."""
-    items = item_labels(responses)
-    models = responses["model"].unique(maintain_order=True).to_list()
+    model, variant, item_id, sample, label (None = unparsed or error), gold, error_class; as a
+    LazyFrame (a scan of results.parquet) it is read in batches, never held whole."""
+    lf = responses.lazy()
+    items = item_labels(lf)
+    order = first_seen(lf, ["model", "variant"])
+    models = list(dict.fromkeys(model for model, _ in order))
     return {
-        "variants": variant_summary(responses, items, labels, has_gold),
+        "variants": variant_summary(lf, items, order, labels, has_gold),
         "pairs": [pair_summary(items, m, a, b, labels, has_gold) for m in models for a, b in compare],
         "models": [{"model": m, "krippendorff_alpha_all_variants": model_alpha(items, m, variants, labels)}
                    for m in models],

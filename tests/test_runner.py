@@ -206,6 +206,26 @@ def test_max_cost_stops_new_requests(tmp_path: Path, server: CountingServer, cap
     assert summary["totals"]["cost_usd"] > 0 and summary["totals"]["cost_unknown_responses"] == 0
 
 
+def test_a_price_in_the_spec_makes_cost_and_max_cost_count(tmp_path: Path, server: CountingServer,
+                                                            capsys: pytest.CaptureFixture[str],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    # litellm keeps registered prices for the whole process: a model name no other test uses
+    spec = write_spec(tmp_path, "openai/priced-loop", items=3)
+    priced = "concurrency: 1, price: {input: 1000000, output: 500000}}"
+    spec.write_text(spec.read_text().replace("concurrency: 3}", priced))
+    # $1 a prompt token, $0.50 a completion token; the server counts "ONE i0" as 2 and "alpha" as 1: $2.50 a
+    # request, so --max-cost 5 is spent after two requests and the other four are not sent
+    code, report, err = run(capsys, spec, server, "--max-cost", "5")
+    assert code == 1 and len(server.arrivals) == 2
+    assert "no price" not in err
+    frame = pl.read_parquet(report.parent / "results.parquet")
+    assert frame["cost"].drop_nulls().to_list() == [2.5, 2.5]
+    assert frame["error_class"].to_list().count("BudgetExceeded") == 4
+    totals = json.loads((report.parent / "summary.json").read_text())["totals"]
+    assert (totals["cost_usd"], totals["cost_unknown_responses"]) == (5.0, 0)
+
+
 def test_max_cost_warns_about_models_it_cannot_price(tmp_path: Path, server: CountingServer,
                                                       capsys: pytest.CaptureFixture[str],
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
@@ -213,7 +233,8 @@ def test_max_cost_warns_about_models_it_cannot_price(tmp_path: Path, server: Cou
     spec = write_spec(tmp_path, "openai/loop", items=1)
     code, _, err = run(capsys, spec, server, "--max-cost", "0.01")
     assert code == 0 and len(server.arrivals) == 2
-    assert "model 'm': litellm knows no price for openai/loop, so --max-cost cannot stop its requests" in err
+    assert ("model 'm': litellm knows no price for openai/loop, so --max-cost cannot stop its requests (give it a "
+            "`price` in the spec)") in err
 
 
 def _outcome(model: ModelConfig, cost: float | None, status: str = "ok", cached: bool = False) -> Outcome:

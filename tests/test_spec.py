@@ -76,6 +76,7 @@ def test_model_strings_and_objects() -> None:
             concurrency: 2
             rpm: 30
             tpm: 9000
+            price: {input: 0.15, output: 0.6}
             timeout: 5
             params: {temperature: 0}
           - model: evalrun/smollm2
@@ -88,6 +89,7 @@ def test_model_strings_and_objects() -> None:
     assert (local.concurrency, local.rpm, local.tpm, local.timeout, local.params) == (2, 30, 9000, 5.0,
                                                                                        {"temperature": 0})
     assert embedded.embedded and embedded.concurrency == 1 and embedded.name == "evalrun/smollm2"
+    assert (local.price, mini.price) == ((0.15, 0.6), None)
     assert spec.compare == [("third", "first")]
 
 

@@ -225,7 +225,7 @@ def _run(args: argparse.Namespace) -> int:
         for model in spec.models:
             if not priced(model):
                 print(f"evalrun: warning: model '{model.name}': litellm knows no price for {model.model}, so "
-                      "--max-cost cannot stop its requests", file=sys.stderr)
+                      "--max-cost cannot stop its requests (give it a `price` in the spec)", file=sys.stderr)
     per_model = len(dataset.items) * len(spec.variants) * spec.samples
     streams = {m.name: expand(spec, dataset, only=m) for m in spec.models}
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import re
 import time
@@ -57,7 +58,7 @@ def litellm_module() -> Any:
 
 
 def prepare(models: list[ModelConfig]) -> None:
-    """Import litellm and register the embedded provider if any model needs it.
+    """Import litellm, register the embedded provider if any model needs it, and the spec's prices.
 
     Raises ConfigError before any request if an embedded model's file cannot be found.
     """
@@ -69,6 +70,14 @@ def prepare(models: list[ModelConfig]) -> None:
         for model in embedded:
             gguf_path(model.split("/", 1)[1])
         register(litellm, embedded)
+    prices = {m.model: m.price for m in models if m.price is not None}
+    if prices:
+        # register_model warns that cache-token prices default to 0: true, and not the user's concern
+        logging.getLogger("LiteLLM").setLevel(logging.ERROR)
+        litellm.register_model({
+            model: {"input_cost_per_token": price[0] / 1e6, "output_cost_per_token": price[1] / 1e6, "mode": "chat",
+                    **({"litellm_provider": model.split("/", 1)[0]} if "/" in model else {})}
+            for model, price in prices.items()})
 
 
 def priced(model: ModelConfig) -> bool:

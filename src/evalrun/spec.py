@@ -42,6 +42,7 @@ class ModelConfig:
     concurrency: int = DEFAULT_CONCURRENCY
     rpm: float | None = None
     tpm: float | None = None  # tokens per minute: prompt (estimated) plus max_tokens, then what was used
+    price: tuple[float, float] | None = None  # USD per million input and output tokens, given in the spec
     timeout: float = DEFAULT_TIMEOUT
     params: dict[str, object] = field(default_factory=dict)
 
@@ -344,6 +345,7 @@ def _build(data: dict, file: Path, located: Located, sha: str) -> Spec:
                 api_key_env=m.get("api_key_env"),
                 concurrency=int(m.get("concurrency", default_concurrency(m["model"]))),
                 rpm=m.get("rpm"), tpm=m.get("tpm"), timeout=float(m.get("timeout", DEFAULT_TIMEOUT)),
+                price=(float(m["price"]["input"]), float(m["price"]["output"])) if "price" in m else None,
                 params=dict(m.get("params", {}))))
     compare = [tuple(pair) for pair in data.get("compare", [])] or list(itertools.combinations(variants, 2))
     return Spec(file=file, name=data["name"], description=data.get("description", ""), dataset=dataset,

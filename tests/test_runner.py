@@ -91,6 +91,14 @@ def test_cli_defaults_match_the_runner() -> None:
     assert "--retries N" in text and "--retry-delay SECONDS" in text
 
 
+def test_the_same_model_twice_on_the_command_line_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    # two models of one name would share one result slot per job; nothing is asked
+    gender = Path(__file__).resolve().parent.parent / "evals" / "gender.yaml"
+    code = main(["run", str(gender), "--model", "openai/x", "--model", "openai/x"])
+    assert code == 2
+    assert capsys.readouterr().err == "evalrun: error: --model: the same model is given twice\n"
+
+
 class CountingServer(LoopbackServer):
     """Also records the most requests it ever held at once, and when each arrived."""
 

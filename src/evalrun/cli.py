@@ -195,6 +195,8 @@ def _run(args: argparse.Namespace) -> int:
     if any(v is not None and v <= 0 for v in (args.concurrency, args.rpm, args.tpm)):
         raise EvalrunError("--concurrency, --rpm and --tpm must be more than 0")
     spec = load_spec(args.spec).with_overrides(models=args.model, samples=args.samples)
+    if args.model and len(set(args.model)) < len(args.model):
+        raise EvalrunError("--model: the same model is given twice")
     if args.concurrency or args.rpm or args.tpm:
         spec.models = [replace(m, concurrency=args.concurrency or m.concurrency, rpm=args.rpm or m.rpm,
                                tpm=args.tpm or m.tpm)

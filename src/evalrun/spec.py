@@ -428,6 +428,27 @@ def _semantic_problems(spec: Spec) -> list[Problem]:
             problems.append(loc.problem(("compare", i), f"compare.{i}: a variant compared with itself"))
     if spec.dataset.gold is not None and spec.dataset.gold == spec.dataset.id:
         problems.append(loc.problem(("dataset", "gold"), "dataset.gold: the gold column cannot be the id column"))
+    problems += _model_problems(spec)
+    return problems
+
+
+def _model_problems(spec: Spec) -> list[Problem]:
+    """Models that would be mixed up: reports, limits and results tell models apart by name, and
+    litellm keeps one price per model string."""
+    problems: list[Problem] = []
+    named: dict[str, int] = {}
+    priced: dict[str, tuple[int, tuple[float, float] | None]] = {}
+    for i, model in enumerate(spec.models):
+        if model.name in named:
+            problems.append(spec.located.problem(("models", i), f"models.{i}: a second model named "
+                                                 f"'{_short(model.name)}' (models.{named[model.name]} is the first)",
+                                                 hint="give each its own `name:`"))
+        named.setdefault(model.name, i)
+        first = priced.setdefault(model.model, (i, model.price))
+        if first[1] != model.price and model.price is not None and first[1] is not None:
+            problems.append(spec.located.problem(("models", i, "price"), f"models.{i}.price: a different price "
+                                                 f"for {_short(model.model)} than models.{first[0]}",
+                                                 hint="litellm keeps one price per model string"))
     return problems
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import logging
 import os
 import threading
 import time
@@ -114,13 +113,9 @@ def _handler_class() -> type:
     return EmbeddedLLM
 
 
-def register(litellm: Any, model_strings: list[str]) -> None:
-    """Install the provider into litellm and price the given embedded models at zero."""
+def register(litellm: Any) -> None:
+    """Install the provider into litellm (once); providers.prepare prices its models at zero."""
     if not any(entry.get("provider") == PROVIDER for entry in litellm.custom_provider_map):
         litellm.custom_provider_map = [*litellm.custom_provider_map,
                                        {"provider": PROVIDER, "custom_handler": _handler_class()()}]
         litellm.utils.custom_llm_setup()
-    # register_model warns that cache-token prices default to 0, which is exactly what we want here
-    logging.getLogger("LiteLLM").setLevel(logging.ERROR)
-    litellm.register_model({m: {"input_cost_per_token": 0.0, "output_cost_per_token": 0.0,
-                                "litellm_provider": PROVIDER, "mode": "chat"} for m in model_strings})

@@ -69,8 +69,10 @@ def prepare(models: list[ModelConfig]) -> None:
 
         for model in embedded:
             gguf_path(model.split("/", 1)[1])
-        register(litellm, embedded)
-    prices = {m.model: m.price for m in models if m.price is not None}
+        register(litellm)
+    # an embedded model runs here and costs nothing, unless the spec says otherwise
+    prices = {m.model: m.price if m.price is not None else (0.0, 0.0) for m in models
+              if m.price is not None or m.embedded}
     if prices:
         # register_model warns that cache-token prices default to 0: true, and not the user's concern
         logging.getLogger("LiteLLM").setLevel(logging.ERROR)

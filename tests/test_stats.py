@@ -15,7 +15,7 @@ import polars as pl
 import pytest
 from scipy.stats import binomtest
 
-from evalrun.stats import alpha_nominal, item_labels, kappa, summarize, wilson
+from evalrun.stats.summary import alpha_nominal, item_labels, kappa, summarize, wilson
 
 Z975 = 1.959963984540054  # the standard normal 97.5% quantile
 

@@ -16,7 +16,7 @@ from typing import Any
 import polars as pl
 
 from .extract import UNPARSED
-from .stats import summarize
+from .stats.summary import summarize
 
 SUMMARY_VERSION = 1
 EXAMPLES_PER_PAIR = 5

@@ -28,7 +28,7 @@ from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.inter_rater import cohens_kappa
 from statsmodels.stats.proportion import proportion_confint
 
-from .extract import UNPARSED
+from ..extract import UNPARSED
 
 ERROR = "error"  # a job with no answer at all; distinct from an answer with no label
 

@@ -3,6 +3,13 @@
 `unparsed` is an outcome, not a missing value: an answer that names no label, or
 names several, is counted and reported as unparsed, never guessed. Each
 extraction keeps its reason so a reader can audit why an answer got its label.
+
+A spec's regular expression is written in Python `re` syntax and checked with `re`
+(so its error messages are `re`'s), but matched with the `regex` module in its
+re-compatible V0 mode: `re` cannot be interrupted, and a pattern like `(a|aa)+b`
+backtracks exponentially on a long answer, pinning a core and ignoring Ctrl-C.
+`regex` takes a timeout; an answer whose search runs over PATTERN_TIMEOUT_S is
+unparsed, with the reason "pattern timed out after 1 s".
 """
 
 from __future__ import annotations
@@ -12,7 +19,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+import regex
+
 UNPARSED = "unparsed"
+
+# Seconds one regex extractor may search one answer. A sane pattern takes microseconds on a long
+# answer; one that needs more is backtracking catastrophically and would not finish in any useful time.
+PATTERN_TIMEOUT_S = 1.0
 
 # Gendered pronouns and person nouns in English, for stories; a spec can replace them.
 DEFAULT_GENDER_WORDS: dict[str, tuple[str, ...]] = {
@@ -79,8 +92,9 @@ class RegexExtractor:
 
     def __init__(self, pattern: str, group: str, mapping: Mapping[str, str], labels: Sequence[str]) -> None:
         try:
-            self.pattern = re.compile(pattern, re.IGNORECASE)
-        except re.error as exc:
+            re.compile(pattern)  # the syntax a spec is written in, and its error messages
+            self.pattern = regex.compile(pattern, regex.IGNORECASE | regex.V0)
+        except (re.error, regex.error) as exc:  # regex's own only if it ever rejects what `re` accepts
             raise ExtractorConfigError(f"invalid regular expression: {exc}", ("pattern",)) from None
         if group not in self.pattern.groupindex:
             raise ExtractorConfigError(f"the pattern has no named group '(?P<{group}>...)'", ("pattern",))
@@ -90,7 +104,10 @@ class RegexExtractor:
             self.mapping = {label.lower(): label for label in labels}
 
     def extract(self, text: str) -> Extraction:
-        match = self.pattern.search(text)
+        try:
+            match = self.pattern.search(text, timeout=PATTERN_TIMEOUT_S)
+        except TimeoutError:
+            return Extraction(None, f"pattern timed out after {PATTERN_TIMEOUT_S:g} s")
         if match is None or match.group(self.group) is None:
             return Extraction(None, "pattern did not match")
         raw = match.group(self.group).strip()

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from .errors import ConfigError
 from .jobs import Job
@@ -27,6 +28,68 @@ _KEYLIKE = re.compile(r"\b(sk|pk|rk|key|api|xai|gsk|hf)[-_][A-Za-z0-9_\-]{8,}\b|
 
 
 _SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)$", re.IGNORECASE)
+
+# Words that make a parameter or header name a credential's: `api_key`, `x-api-key`, `Authorization`,
+# `aws_session_token`, `vertex_credentials`. Whole words, so `max_tokens` is not one.
+_CREDENTIAL_WORDS = frozenset({"key", "apikey", "token", "secret", "password", "passwd", "authorization", "auth",
+                               "credential", "credentials", "cookie"})
+# Parameters named like credentials that are not: OpenAI's prompt_cache_key only routes requests to a cache.
+_NOT_CREDENTIALS = frozenset({"prompt_cache_key"})
+_NAME_WORDS = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
+# `name: value`, `name=value`, `"name": "value"`, as in headers, query strings, JSON and YAML, on one line;
+# the value may be quoted (then it may hold spaces) or bare, with an auth scheme (`Basic xyz`) kept with it.
+# A name starts only where a word does, so a long run of letters is tried once, not from every position.
+_ASSIGNMENT = re.compile(r"""(?<![A-Za-z0-9_-])(?P<name>[A-Za-z0-9_-]+)(?P<sep>["']?[ \t]*[:=][ \t]*)"""
+                         r"""(?:(?P<q>["']).*?(?P=q)|(?:(?:Bearer|Basic|Token)[ \t]+)?[^\s"',;&}\]]+)""",
+                         re.IGNORECASE)
+REDACTED = "[REDACTED]"
+
+
+def _is_credential_name(name: str) -> bool:
+    """Whether a parameter or header of this name holds a credential."""
+    if name.lower() in _NOT_CREDENTIALS:
+        return False
+    return any(word.lower() in _CREDENTIAL_WORDS for word in _NAME_WORDS.split(name))
+
+
+def credential_params(params: dict[str, Any]) -> list[str]:
+    """Dotted paths of the parameters that hold credentials (`api_key`, `extra_headers.Authorization`, ...),
+    at any depth, in the order written. A spec should name an environment variable in `api_key_env` instead:
+    parameters are stored with every answer and printed in reports."""
+    found: list[str] = []
+
+    def walk(value: object, path: str) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                where = f"{path}.{key}" if path else str(key)
+                if _is_credential_name(str(key)):
+                    found.append(where)
+                else:
+                    walk(inner, where)
+        elif isinstance(value, list):
+            for i, inner in enumerate(value):
+                walk(inner, f"{path}.{i}")
+
+    walk(params, "")
+    return found
+
+
+def redact_params(params: dict[str, Any]) -> dict[str, Any]:
+    """A copy of parameters fit to store or print: credential-named values, and strings shaped like keys,
+    replaced by [REDACTED]. The request itself is sent with the original."""
+
+    def clean(value: Any, name: str = "") -> Any:
+        if name and _is_credential_name(name):
+            return REDACTED
+        if isinstance(value, dict):
+            return {key: clean(inner, str(key)) for key, inner in value.items()}
+        if isinstance(value, list):
+            return [clean(inner) for inner in value]
+        if isinstance(value, str):
+            return redact(value, [])
+        return value
+
+    return clean(params)
 
 
 def environment_secrets() -> list[str]:
@@ -39,11 +102,20 @@ def environment_secrets() -> list[str]:
 
 
 def redact(text: str, secrets: list[str]) -> str:
-    """Remove API keys (the ones we know, and anything shaped like one) from text we store or print."""
+    """Remove API keys from text we store or print: the ones we know, anything shaped like one, and the
+    value given to any credential-named field (`Authorization: Basic ...`, `"api_key": "..."`)."""
     for secret in secrets:
         if secret and len(secret) >= 4:
-            text = text.replace(secret, "[REDACTED]")
-    return _KEYLIKE.sub("[REDACTED]", text)
+            text = text.replace(secret, REDACTED)
+    text = _ASSIGNMENT.sub(_redact_assignment, text)
+    return _KEYLIKE.sub(REDACTED, text)
+
+
+def _redact_assignment(match: re.Match[str]) -> str:
+    if not _is_credential_name(match["name"]):
+        return match[0]
+    quote = match["q"] or ""
+    return f"{match['name']}{match['sep']}{quote}{REDACTED}{quote}"
 
 
 @lru_cache(maxsize=1)
@@ -119,13 +191,19 @@ class CallError(Exception):
     message: str
     retryable: bool
     retry_after: float | None
+    unreachable: bool = False  # no connection was made (refused, unknown host, connect timeout): nothing was sent
 
 
 _RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504, 529}
 
 
-def classify(exc: BaseException, secrets: list[str]) -> CallError:
+def classify(exc: BaseException, secrets: list[str], address: str | None = None) -> CallError:
     """Decide whether a failed call is worth another attempt.
+
+    A failure to connect, which litellm reports only as "Connection error.", becomes
+    "Connection error (ADDRESS): REASON", e.g. "Connection error (http://127.0.0.1:9/v1): Connection refused":
+    ADDRESS is `address` (the model's api_base) or else the URL of the request that failed, either without
+    user info or query string, which may hold credentials.
 
     What litellm 1.106.2 raises against an OpenAI-compatible server (see tests/test_faults.py):
     429 -> RateLimitError (Retry-After in `exc.litellm_response_headers`; `exc.response` is a
@@ -146,8 +224,58 @@ def classify(exc: BaseException, secrets: list[str]) -> CallError:
         retryable = True
     else:
         retryable = getattr(exc, "status_code", None) in _RETRY_STATUS
-    message = redact(" ".join(str(exc).split()), secrets)[:500] or type(exc).__name__
-    return CallError(type(exc).__name__, message, retryable, retry_after(exc))
+    message = " ".join(str(exc).split())
+    unreachable = False
+    if (failed := _connection_failure(exc)) is not None:
+        import httpx  # litellm's (and the OpenAI SDK's) transport, already imported with litellm
+
+        where = address
+        if where is None:
+            with contextlib.suppress(RuntimeError):  # httpx raises it when the error carries no request
+                where = str(failed.request.url)
+        message = f"Connection error ({_without_credentials(where)})" if where else "Connection error"
+        message += f": {_reason(exc)}"
+        unreachable = isinstance(failed, (httpx.ConnectError, httpx.ConnectTimeout))
+    message = redact(message, secrets)[:500] or type(exc).__name__
+    return CallError(type(exc).__name__, message, retryable, retry_after(exc), unreachable)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and the ones it was raised from, outermost first."""
+    out: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not seen for seen in out):
+        out.append(current)
+        current = current.__cause__ or current.__context__
+    return out
+
+
+def _connection_failure(exc: BaseException) -> Any:
+    """The httpx error beneath a failed call if the connection failed or broke (a read timeout is a
+    timeout, reported as such), else None."""
+    import httpx
+
+    for inner in _chain(exc):
+        if isinstance(inner, httpx.TransportError):
+            timed_out = isinstance(inner, httpx.TimeoutException) and not isinstance(inner, httpx.ConnectTimeout)
+            return None if timed_out else inner
+    return None
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost cause in words: "Connection refused", "Name or service not known", "Server disconnected"."""
+    root = _chain(exc)[-1]
+    if isinstance(root, OSError) and root.errno is not None and root.errno > 0:
+        return os.strerror(root.errno)  # asyncio's own text for a refusal is "Connect call failed (...)"
+    if isinstance(root, OSError) and root.strerror:  # socket.gaierror: negative errno, its own text
+        return root.strerror
+    return " ".join(str(root).split()) or type(root).__name__
+
+
+def _without_credentials(url: str) -> str:
+    """A URL fit to print: no `user:password@`, no query string (some providers take `?key=`)."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
 
 
 def retry_after(exc: BaseException) -> float | None:

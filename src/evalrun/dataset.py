@@ -6,6 +6,11 @@ so that ids like "007" survive, and an empty cell is a missing value. Parquet is
 read with polars. Every problem found is reported at once: problems with the file
 as a whole point at the spec's `dataset:` entry; problems with one item point at
 its line in the data file (or at the item itself when items are inline).
+
+A relative `dataset.path` is read beside the spec file as it was named: for a
+symlinked spec, beside the link, not its target (like `cd` in a shell, and so one
+spec linked into several folders can read each folder's data); a missing file's
+message then gives the absolute path tried.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import difflib
 import hashlib
 import io
 import json
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -25,6 +31,14 @@ from .errors import short as _short
 from .spec import Spec
 
 MAX_PROBLEMS_PER_KIND = 5  # a broken 10,000-row file should not print 10,000 lines
+# Characters in one CSV cell. The csv module's default, 131,072, refuses ordinary long documents; without any
+# limit, one unclosed quote makes the rest of a file a single cell, however large.
+MAX_CELL_CHARS = 10_000_000
+_LINE_END = re.compile(r"\r\n|\r|\n")  # not str.splitlines(), which also splits at characters JSON strings may hold
+# Abbreviations of the C0 control characters, U+0000 to U+001F, and DEL, for naming a stray byte.
+_CONTROL_NAMES = ("NUL", "SOH", "STX", "ETX", "EOT", "ENQ", "ACK", "BEL", "BS", "HT", "LF", "VT", "FF", "CR", "SO",
+                  "SI", "DLE", "DC1", "DC2", "DC3", "DC4", "NAK", "SYN", "ETB", "CAN", "EM", "SUB", "ESC", "FS", "GS",
+                  "RS", "US")
 FORMATS = {".csv": "CSV", ".jsonl": "JSONL", ".ndjson": "JSONL", ".parquet": "Parquet"}
 
 
@@ -70,6 +84,7 @@ def _read_csv(raw: bytes, file: str) -> _Read:
     out = _Read([], [], [], problems)
     if text is None:
         return out
+    csv.field_size_limit(MAX_CELL_CHARS)  # process-wide, and evalrun reads no other CSV
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     header: list[str] | None = None
     line = 1
@@ -95,8 +110,30 @@ def _read_csv(raw: bytes, file: str) -> _Read:
             out.items.append({name: (cell if cell != "" else None) for name, cell in zip(header, row, strict=True)})
             out.lines.append(start)  # type: ignore[union-attr]
     except csv.Error as exc:
-        out.problems.append(Problem(file, reader.line_num or 1, 1, f"not valid CSV: {_short(exc, 80)}"))
+        if str(exc).startswith("field larger than field limit"):  # csv has no finer exception to catch
+            # `line` is where the row began, and where a quote left open would be
+            out.problems.append(Problem(file, line, 1, f"a cell in this row is over {MAX_CELL_CHARS:,} characters, "
+                                        "the limit for a CSV cell", "an opening quote without its closing quote "
+                                        "makes the rest of the file one cell; long texts beyond the limit cannot "
+                                        "fit a prompt anyway"))
+        else:
+            out.problems.append(Problem(file, reader.line_num or 1, 1, f"not valid CSV: {_short(exc, 80)}"))
     return out
+
+
+def _json_problem(exc: json.JSONDecodeError) -> tuple[str, str]:
+    """Message and hint for a line that is not JSON, naming a control character if one is to blame."""
+    found = exc.doc[exc.pos:exc.pos + 1]
+    code = ord(found) if found else -1
+    if 0 <= code < 0x20 or code == 0x7F:  # these print as nothing, or garble the terminal
+        name = f"U+{code:04X} ({_CONTROL_NAMES[code] if code < 0x20 else 'DEL'})"
+        if exc.msg.startswith("Invalid control character"):
+            return (f"not valid JSON: a raw control character, {name}, inside a string",
+                    f"write it escaped, as \\u{code:04x}, or remove it")
+        return f"not valid JSON: a raw control character, {name}, where JSON allows none", "remove it"
+    # json ends some messages with "at" and leaves the position to its own formatting; ours is in the location
+    message = exc.msg[:-3] + " here" if exc.msg.endswith(" at") else exc.msg
+    return f"not valid JSON: {message}", "each line of a JSONL file is one JSON object"
 
 
 def _read_jsonl(raw: bytes, file: str) -> _Read:
@@ -105,14 +142,13 @@ def _read_jsonl(raw: bytes, file: str) -> _Read:
     if text is None:
         return out
     columns: dict[str, None] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(_LINE_END.split(text), start=1):
         if not line.strip():
             continue
         try:
             value = json.loads(line)
         except json.JSONDecodeError as exc:
-            out.problems.append(Problem(file, number, exc.colno, f"not valid JSON: {exc.msg}",
-                                        "each line of a JSONL file is one JSON object"))
+            out.problems.append(Problem(file, number, exc.colno, *_json_problem(exc)))
             continue
         except RecursionError:
             out.problems.append(Problem(file, number, 1, "JSON nested too deeply"))
@@ -153,8 +189,8 @@ def load_dataset(spec: Spec, limit: int | None = None) -> Dataset:
         fmt = FORMATS.get(path.suffix.lower(), "Parquet")
         at_path = ("dataset", "path")
         if not path.exists():
-            raise DatasetError([loc.problem(at_path, f"dataset.path: no such file '{file}'",
-                                            hint="the path is relative to the spec file's folder")])
+            message, hint = _missing(path, Path(loc.file))
+            raise DatasetError([loc.problem(at_path, message, hint=hint)])
         if not path.is_file():
             raise DatasetError([loc.problem(at_path, f"dataset.path: '{file}' is not a file")])
         try:
@@ -244,6 +280,21 @@ def load_dataset(spec: Spec, limit: int | None = None) -> Dataset:
         items = items[:limit]
     return Dataset(items=items, columns=list(columns), id_column=cfg.id, gold_column=cfg.gold, source=source,
                    sha256=hashlib.sha256(raw).hexdigest())
+
+
+def _missing(path: Path, spec_file: Path) -> tuple[str, str | None]:
+    """Message and hint for a dataset path that leads to no file."""
+    if path.is_symlink():  # exists() follows links: this one points nowhere
+        return f"dataset.path: '{path}' is a link to '{path.resolve()}', which does not exist", None
+    target = spec_file.resolve()
+    if path.is_absolute() or spec_file.parent.resolve() == target.parent:
+        # the path shown, relative to the working folder, is exactly the path tried
+        return f"dataset.path: no such file '{path}'", "the path is relative to the spec file's folder"
+    hint = (f"a spec's paths are relative to the folder of the spec as named, here the link {spec_file}, "
+            f"not its target {target}")
+    if (target.parent / os.path.relpath(path, spec_file.parent)).exists():
+        hint += "; the file is beside the target: link it too, or give an absolute path"
+    return f"dataset.path: no such file '{path.absolute()}'", hint
 
 
 def _limited(problems: list[Problem], anchor: Problem) -> list[Problem]:

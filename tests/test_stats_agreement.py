@@ -12,6 +12,10 @@ Sources:
 * Fleiss, Cohen & Everitt (1969), "Large sample standard errors of kappa and weighted kappa",
   Psychological Bulletin 72(5): the variance of kappa, written out below.
 * Wilson (1927): the score interval, written out below.
+* Landis & Koch (1977), "The measurement of observer agreement for categorical data", Biometrics
+  33(1), p. 165: < 0.00 poor, 0.00-0.20 slight, 0.21-0.40 fair, 0.41-0.60 moderate, 0.61-0.80
+  substantial, 0.81-1.00 almost perfect; read with issue 10's corrections (below 0 is less
+  agreement than chance, exactly 0 none beyond chance, exactly 1 perfect), for evalrun.stats.words.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from evalrun.stats.agreement import (
     spearman,
     weighted_kappa,
 )
+from evalrun.stats.words import kappa_words
 
 # ---- Cohen's kappa -------------------------------------------------------------------------------
 
@@ -360,3 +365,40 @@ def test_renaming_the_labels_changes_no_nominal_statistic(data: st.DataObject, r
     assert after["percent"] == before["percent"]
     assert _close(after["kappa"], before["kappa"])
     assert _close({"alpha": after["alpha"]}, {"alpha": before["alpha"]})
+
+
+# ---- the words for a kappa (evalrun.stats.words) ------------------------------------------------
+
+
+@pytest.mark.parametrize(("kappa", "words"), [
+    (-1.0, "less agreement than chance"),
+    (-0.5, "less agreement than chance"),
+    (-1e-12, "less agreement than chance"),
+    (0.0, "no agreement beyond chance"),
+    (1e-12, "slight agreement beyond chance"),
+    (0.1, "slight agreement beyond chance"),
+    (0.2, "slight agreement beyond chance"),
+    (0.2000001, "fair agreement beyond chance"),
+    (0.4, "fair agreement beyond chance"),
+    (0.41, "moderate agreement beyond chance"),
+    (0.6, "moderate agreement beyond chance"),
+    (0.61, "substantial agreement beyond chance"),
+    (0.8, "substantial agreement beyond chance"),
+    (0.81, "almost perfect agreement beyond chance"),
+    (0.999, "almost perfect agreement beyond chance"),
+    (1.0, "perfect agreement"),
+])
+def test_every_kappa_band(kappa: float, words: str) -> None:
+    assert kappa_words(kappa) == words
+
+
+def test_undefined_kappa_is_named_undefined() -> None:
+    assert kappa_words(None).startswith("undefined")
+
+
+def test_issue_10_tables_read_right() -> None:
+    # one variant gave one label: kappa is exactly 0, "no agreement beyond chance", never "slight"
+    assert kappa_words(cohen_kappa([[11, 12], [0, 0]])["kappa"]) == "no agreement beyond chance"
+    assert kappa_words(cohen_kappa([[7, 9], [0, 0]])["kappa"]) == "no agreement beyond chance"
+    # labelled table [[0, 2], [1, 1]]: kappa -1/2, less than chance (Landis & Koch's "poor" hid that)
+    assert kappa_words(cohen_kappa([[0, 2], [1, 1]])["kappa"]) == "less agreement than chance"

@@ -12,6 +12,8 @@ Sources:
   (eighths of an inch), the example of scipy.stats.wilcoxon's documentation; the exact signed-rank
   p-value is counted here over all 2^15 sign patterns.
 * Holm (1979), "A simple sequentially rejective multiple test procedure", written out below.
+* Verdict wording (evalrun.stats.words), as issue 10 defines it: "unlikely to be chance" only for a
+  Holm-adjusted p below 0.05, "no test possible" where there was no test.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from hypothesis import strategies as st
 from statsmodels.stats.contingency_tables import SquareTable, mcnemar
 
 from evalrun.stats.paired import cochran_q, holm, mcnemar_exact, stuart_maxwell, wilcoxon_paired
+from evalrun.stats.words import SIGNIFICANCE, verdict
 
 # ---- McNemar --------------------------------------------------------------------------------------
 
@@ -220,3 +223,30 @@ def test_holm_matches_step_down_formula_and_skips_untested(pvalues: list[float |
         else:
             assert q == pytest.approx(next(expected), abs=1e-12)
             assert q >= p
+
+
+# ---- the verdict's words (evalrun.stats.words) --------------------------------------------------
+
+
+@pytest.mark.parametrize(("p", "words"), [
+    (None, "no test possible"),
+    (0.0, "a difference unlikely to be chance"),
+    (0.049999, "a difference unlikely to be chance"),
+    (SIGNIFICANCE, "no significant difference"),  # "below 0.05": 0.05 itself is not
+    (0.2, "no significant difference"),
+    (1.0, "no significant difference"),
+])
+def test_every_verdict(p: float | None, words: str) -> None:
+    assert verdict(p) == words
+
+
+def test_verdicts_follow_the_adjusted_p_values() -> None:
+    # raw 0.02 is below 0.05, but among three tests Holm makes it 0.06: no significant difference
+    raw = [0.02, 0.03, None, 0.04]
+    adjusted = holm(raw)
+    assert [verdict(p) for p in adjusted] == ["no significant difference"] * 2 + ["no test possible"] + [
+        "no significant difference"]
+    # with no gold labels McNemar has no pairs: "no test possible", not "p = 1, no significant difference"
+    test = mcnemar_exact(0, 0, 0)
+    assert test is None
+    assert verdict(holm([None if test is None else test["pvalue"]])[0]) == "no test possible"

@@ -4,8 +4,9 @@ A label vector holds one entry per item, None where no label could be read (unpa
 agreement and kappa use the items both vectors labelled; Krippendorff's alpha uses every item,
 with None as missing data; the confusion matrix counts unparsed as a category of its own.
 
-Cohen's kappa and its asymptotic variance (Fleiss, Cohen & Everitt 1969), weighted kappa and
-Fleiss' kappa come from statsmodels, Wilson intervals from statsmodels, Spearman's rho from scipy.
+The large-sample variances of kappa and weighted kappa (Fleiss, Cohen & Everitt 1969), Fleiss'
+kappa and Wilson intervals come from statsmodels, Spearman's rho from scipy. The point estimates
+of kappa and weighted kappa are computed here in integers, for the reason in `kappa_estimate`.
 """
 
 from __future__ import annotations

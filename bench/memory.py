@@ -36,7 +36,7 @@ def one(jobs: int, items: int, answer_chars: int) -> dict[str, float]:
     """In the child: every stage after the request loop, timed."""
     os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:0,muzzy_decay_ms:0")  # as cli.main sets it
     from evalrun.dataset import load_dataset
-    from evalrun.jobs import expand
+    from evalrun.design import Design
     from evalrun.report import RESULTS, write_report
     from evalrun.results import Results
     from evalrun.runner import Outcome
@@ -54,7 +54,7 @@ def one(jobs: int, items: int, answer_chars: int) -> dict[str, float]:
     times: dict[str, float] = {}
     start = time.perf_counter()
     with Results(spec, dataset, folder / "scratch") as results:
-        for n, job in enumerate(expand(spec, dataset)):
+        for n, job in enumerate(Design(spec, dataset).expand()):
             answer = StoredResponse(
                 key=job.key, model=job.model.model, api_base=None, request="{}", status="ok",
                 text=words if n % 3 else "con" + words[3:], finish_reason="stop", prompt_tokens=12,

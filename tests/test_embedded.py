@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 
 from evalrun.cli import main
+from evalrun.design import Cell
 from evalrun.embedded import gguf_path
 from evalrun.jobs import Job
 from evalrun.providers import ask, litellm_module, prepare
@@ -71,8 +72,9 @@ def test_litellm_sync_and_async_through_the_provider() -> None:
     assert _check_response(async_response, 6) == sync_text
     assert litellm.completion_cost(completion_response=sync) == 0.0
 
-    job = Job(job_id="x/v/evalrun/smollm2/0", key="k", item_id="x", variant="v", model=model, sample=0,
-              messages=MESSAGES, params=params, item={"id": "x"}, order=0)
+    job = Job(cell=Cell(model.name, None, "v", None, None, "x", 0), job_id="x/v/evalrun/smollm2/0", key="k",
+              model=model,
+              messages=MESSAGES, params=params, item={"id": "x"}, position=0)
     answer = asyncio.run(ask(job, None))
     assert answer.text == sync_text
     assert answer.cost == 0.0
@@ -86,8 +88,8 @@ def test_gguf_path_model_string() -> None:
     model = model_from_string(f"evalrun/{path}")
     assert model.model.startswith("evalrun//") and model.embedded and model.concurrency == 1
     prepare([model])
-    job = Job(job_id="x/v/m/0", key="k", item_id="x", variant="v", model=model, sample=0,
-              messages=MESSAGES, params={"max_tokens": 3, "temperature": 0.0, "seed": 1}, item={"id": "x"}, order=0)
+    job = Job(cell=Cell(model.name, None, "v", None, None, "x", 0), job_id="x/v/m/0", key="k", model=model,
+              messages=MESSAGES, params={"max_tokens": 3, "temperature": 0.0, "seed": 1}, item={"id": "x"}, position=0)
     answer = asyncio.run(ask(job, None))
     assert answer.text.strip()
     assert answer.completion_tokens == 3

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from evalrun.dataset import Dataset, load_dataset
+from evalrun.design import Design
 from evalrun.errors import DatasetError
-from evalrun.jobs import Job, count_jobs, expand
+from evalrun.jobs import Job
 from evalrun.spec import DEFAULT_SEED, Spec, parse_spec
 
 BASE = """\
@@ -58,51 +59,51 @@ def _by_id(jobs: list[Job]) -> dict[str, Job]:
 
 def test_expansion_count_and_ids(tmp_path: Path) -> None:
     spec, dataset = _load(BASE, tmp_path)
-    jobs = list(expand(spec, dataset))
+    jobs = list(Design(spec, dataset).expand())
     # 3 items x 2 variants x 2 models x 2 samples
-    assert len(jobs) == 3 * 2 * 2 * 2 == count_jobs(spec, dataset)
+    assert len(jobs) == 3 * 2 * 2 * 2 == Design(spec, dataset).count()
     expected_ids = {f"{i}/{v}/{m}/{s}" for i, v, m, s in
                     itertools.product(["a1", "b2", "c3"], ["plain", "sys"], ["one", "two"], [0, 1])}
     assert {job.job_id for job in jobs} == expected_ids
     assert len({job.key for job in jobs}) == len(jobs)  # every request is distinct
     job = _by_id(jobs)["b2/sys/two/1"]
-    assert (job.item_id, job.variant, job.model.name, job.sample) == ("b2", "sys", "two", 1)
+    assert (job.cell.item_id, job.cell.variant, job.model.name, job.cell.sample) == ("b2", "sys", "two", 1)
 
 
 def test_expansion_is_stable_across_runs(tmp_path: Path) -> None:
     spec, dataset = _load(BASE, tmp_path)
-    first = [(job.job_id, job.key) for job in expand(spec, dataset)]
+    first = [(job.job_id, job.key) for job in Design(spec, dataset).expand()]
     spec2, dataset2 = _load(BASE, tmp_path, "again.yaml")  # parsed afresh, from another file
-    second = [(job.job_id, job.key) for job in expand(spec2, dataset2)]
+    second = [(job.job_id, job.key) for job in Design(spec2, dataset2).expand()]
     assert first == second
 
 
 def test_count_with_other_shapes(tmp_path: Path) -> None:
     text = BASE.replace("samples: 2", "samples: 5")
     spec, dataset = _load(text, tmp_path)
-    assert len(list(expand(spec, dataset))) == 3 * 2 * 2 * 5
+    assert len(list(Design(spec, dataset).expand())) == 3 * 2 * 2 * 5
     limited = load_dataset(spec, limit=1)
-    assert len(list(expand(spec, limited))) == 1 * 2 * 2 * 5
+    assert len(list(Design(spec, limited).expand())) == 1 * 2 * 2 * 5
 
 
 def test_seed_is_base_seed_plus_sample(tmp_path: Path) -> None:
     spec, dataset = _load(BASE.replace("samples: 2", "samples: 4"), tmp_path)
-    for job in expand(spec, dataset):
-        assert job.params["seed"] == 100 + job.sample
+    for job in Design(spec, dataset).expand():
+        assert job.params["seed"] == 100 + job.cell.sample
 
 
 def test_seed_defaults_and_variant_seed_override(tmp_path: Path) -> None:
     text = BASE.replace(", seed: 100}", "}").replace("params: {max_tokens: 3, temperature: 0.9}",
                                                        "params: {max_tokens: 3, temperature: 0.9, seed: 7}")
     spec, dataset = _load(text, tmp_path)
-    for job in expand(spec, dataset):
-        base = 7 if job.variant == "sys" else DEFAULT_SEED
-        assert job.params["seed"] == base + job.sample
+    for job in Design(spec, dataset).expand():
+        base = 7 if job.cell.variant == "sys" else DEFAULT_SEED
+        assert job.params["seed"] == base + job.cell.sample
 
 
 def test_param_precedence_spec_then_model_then_variant(tmp_path: Path) -> None:
     spec, dataset = _load(BASE, tmp_path)
-    jobs = _by_id(list(expand(spec, dataset)))
+    jobs = _by_id(list(Design(spec, dataset).expand()))
     # spec only (model two has no params, variant plain has none)
     assert jobs["a1/plain/two/0"].params == {"temperature": 0.1, "max_tokens": 50, "top_p": 0.3, "seed": 100}
     # model one overrides temperature and top_p
@@ -114,7 +115,7 @@ def test_param_precedence_spec_then_model_then_variant(tmp_path: Path) -> None:
 
 def test_system_message_only_when_given(tmp_path: Path) -> None:
     spec, dataset = _load(BASE, tmp_path)
-    jobs = _by_id(list(expand(spec, dataset)))
+    jobs = _by_id(list(Design(spec, dataset).expand()))
     assert jobs["c3/plain/one/0"].messages == [{"role": "user", "content": "Q third"}]
     assert jobs["c3/sys/one/0"].messages == [
         {"role": "system", "content": "You are terse about third."},
@@ -124,7 +125,7 @@ def test_system_message_only_when_given(tmp_path: Path) -> None:
 
 def _keys(text: str, tmp_path: Path) -> dict[str, str]:
     spec, dataset = _load(text, tmp_path)
-    return {job.job_id: job.key for job in expand(spec, dataset)}
+    return {job.job_id: job.key for job in Design(spec, dataset).expand()}
 
 
 def _changed(before: dict[str, str], after: dict[str, str]) -> set[str]:
@@ -194,7 +195,7 @@ def test_keys_ignore_what_does_not_reach_the_request(tmp_path: Path) -> None:
 
 def test_keys_differ_by_sample_even_without_seed_change(tmp_path: Path) -> None:
     spec, dataset = _load(BASE, tmp_path)
-    jobs = _by_id(list(expand(spec, dataset)))
+    jobs = _by_id(list(Design(spec, dataset).expand()))
     assert jobs["a1/plain/one/0"].key != jobs["a1/plain/one/1"].key
     assert jobs["a1/plain/one/0"].messages == jobs["a1/plain/one/1"].messages
 
@@ -220,7 +221,7 @@ def test_expand_is_lazy(tmp_path: Path) -> None:
 
     # expansion reads items only as jobs are taken: 5 jobs need the first item only (it yields 8)
     big = replace(dataset, items=many_items())  # type: ignore[arg-type]
-    jobs = expand(spec, big)
+    jobs = Design(spec, big).expand()
     assert inspect.isgenerator(jobs)
     assert pulled == 0
     taken = list(itertools.islice(jobs, 5))
@@ -233,7 +234,7 @@ def test_expand_reports_an_item_that_cannot_render(tmp_path: Path) -> None:
     text = BASE.replace('prompt: "Q {{ text }}"', 'prompt: "Q {{ text.upper() }}"').replace(
         "{id: c3, text: third}", "{id: c3, text: 5}")
     spec, dataset = _load(text, tmp_path)
-    jobs = expand(spec, dataset)
+    jobs = Design(spec, dataset).expand()
     assert next(jobs).messages == [{"role": "user", "content": "Q FIRST"}]
     with pytest.raises(DatasetError) as info:
         list(jobs)
@@ -243,7 +244,7 @@ def test_expand_reports_an_item_that_cannot_render(tmp_path: Path) -> None:
 def test_order_is_the_place_in_the_whole_expansion_even_per_model(tmp_path: Path) -> None:
     # the runner expands each model on its own; `order` must still place a job in the interleaved run
     spec, dataset = _load(BASE, tmp_path)
-    whole = list(expand(spec, dataset))
-    assert [job.order for job in whole] == list(range(len(whole)))
-    per_model = {job.job_id: job.order for model in spec.models for job in expand(spec, dataset, only=model)}
-    assert per_model == {job.job_id: job.order for job in whole}
+    whole = list(Design(spec, dataset).expand())
+    assert [job.position for job in whole] == list(range(len(whole)))
+    per_model = {job.job_id: job.position for model in spec.models for job in Design(spec, dataset).expand(only=model)}
+    assert per_model == {job.job_id: job.position for job in whole}

@@ -15,7 +15,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from evalrun.cli import check
+from evalrun.api import check
 from evalrun.errors import Problem
 from evalrun.spec import parse_spec
 

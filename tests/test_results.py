@@ -14,7 +14,8 @@ import polars as pl
 import pytest
 
 from evalrun.dataset import Dataset, load_dataset
-from evalrun.jobs import Job, expand
+from evalrun.design import Design
+from evalrun.jobs import Job
 from evalrun.results import BATCH_ROWS, SCHEMA, Results
 from evalrun.runner import Outcome
 from evalrun.spec import Spec, parse_spec
@@ -45,7 +46,7 @@ def _spec(tmp_path: Path, items: int) -> tuple[Spec, Dataset]:
 
 def _outcome(job: Job) -> Outcome:
     # answers that name a label, one that names none, and failures, chosen by the job's place
-    n = job.order
+    n = job.position
     status = "error" if n % 7 == 0 else "ok"
     text = None if status == "error" else ("pro, it is" if n % 2 else "con" if n % 5 else "hard to say")
     response = StoredResponse(
@@ -59,7 +60,7 @@ def _outcome(job: Job) -> Outcome:
 
 def test_rows_arrive_in_any_order_and_leave_in_expansion_order(tmp_path: Path) -> None:
     spec, dataset = _spec(tmp_path, 700)  # 700 x 2 variants x 2 models x 2 samples = 5,600 jobs
-    jobs = [job for model in spec.models for job in expand(spec, dataset, only=model)]
+    jobs = [job for model in spec.models for job in Design(spec, dataset).expand(only=model)]
     assert len(jobs) > 2 * BATCH_ROWS  # several insert batches and several read-back batches
     random.Random(3).shuffle(jobs)
     scratch = tmp_path / "scratch"
@@ -72,17 +73,17 @@ def test_rows_arrive_in_any_order_and_leave_in_expansion_order(tmp_path: Path) -
 
     frame = pl.read_parquet(tmp_path / "results.parquet")
     assert frame.schema == pl.Schema(SCHEMA)
-    expected = list(expand(spec, dataset))
+    expected = list(Design(spec, dataset).expand())
     assert frame["job_id"].to_list() == [job.job_id for job in expected]
-    by_order = {job.order: _outcome(job) for job in expected}
+    by_order = {job.position: _outcome(job) for job in expected}
     for n in (0, 1, 2, 5, 10, 2049, len(expected) - 1):
         row, outcome = frame.row(n, named=True), by_order[n]
         job, r = outcome.job, outcome.response
-        assert row["key"] == job.key and row["model"] == job.model.name and row["sample"] == job.sample
-        assert row["item_text"] == f"claim {job.item_id[1:]}"
+        assert row["key"] == job.key and row["model"] == job.model.name and row["sample"] == job.cell.sample
+        assert row["item_text"] == f"claim {job.cell.item_id[1:]}"
         assert row["gold"] == job.item["truth"]
         assert row["prompt"] == job.messages[-1]["content"]
-        assert row["system"] == ("Be brief." if job.variant == "tell" else None)
+        assert row["system"] == ("Be brief." if job.cell.variant == "tell" else None)
         assert row["seed"] == job.params["seed"]
         assert row["response"] == r.text and row["error_class"] == r.error_class
         assert row["cost"] == r.cost and row["cached"] == outcome.cached
@@ -98,7 +99,7 @@ def test_an_empty_run_writes_an_empty_table_and_an_interrupted_one_leaves_no_scr
     assert pl.read_parquet(tmp_path / "empty.parquet").schema == pl.Schema(SCHEMA)
 
     with pytest.raises(KeyboardInterrupt), Results(spec, dataset, scratch_parent=tmp_path / "s2") as results:
-        for job in expand(spec, dataset):
+        for job in Design(spec, dataset).expand():
             results.add(_outcome(job))
         raise KeyboardInterrupt
     assert not (tmp_path / "s2").exists()

@@ -22,6 +22,7 @@ from aiohttp import web
 
 from evalrun import cli, runner
 from evalrun.cli import main
+from evalrun.design import Cell
 from evalrun.jobs import Job
 from evalrun.progress import Display
 from evalrun.providers import classify, retry_after
@@ -246,8 +247,8 @@ def test_max_cost_warns_about_models_it_cannot_price(tmp_path: Path, server: Cou
 
 
 def _outcome(model: ModelConfig, cost: float | None, status: str = "ok", cached: bool = False) -> Outcome:
-    job = Job(job_id="i/v/m/0", key="k", item_id="i", variant="v", model=model, sample=0,
-              messages=[{"role": "user", "content": "q"}], params={}, item={"id": "i"}, order=0)
+    job = Job(cell=Cell(model.name, None, "v", None, None, "i", 0), job_id="i/v/m/0", key="k", model=model,
+              messages=[{"role": "user", "content": "q"}], params={}, item={"id": "i"}, position=0)
     response = StoredResponse(key="k", model=model.model, api_base=None, request="{}", status=status,
                               text="a" if status == "ok" else None, finish_reason="stop", prompt_tokens=3,
                               completion_tokens=2, cost=cost, latency=0.1, attempts=1,

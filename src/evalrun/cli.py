@@ -21,11 +21,9 @@ import glob
 import json
 import os
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
-from .errors import EvalrunError, Problem, ProblemsError
+from .errors import EvalrunError, Interrupted, ProblemsError
 
 COMMANDS = ("run", "validate", "report")
 DEFAULT_MAX_ERRORS = 0.1
@@ -99,11 +97,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "validate":
             return _validate(args)
         if args.command == "report":
-            from .report import rerender
+            from .api import report
 
-            print(rerender(args.run_dir))
+            print(report(args.run_dir))
             return 0
         return _run(args)
+    except Interrupted as exc:
+        print(f"evalrun: {exc}", file=sys.stderr)
+        return 130
     except ProblemsError as exc:
         if args.debug:
             raise
@@ -129,25 +130,10 @@ def _expand_paths(patterns: list[str]) -> list[Path]:
     return list(dict.fromkeys(paths))
 
 
-def check(path: Path) -> list[Problem]:
-    """Every problem of one spec and its dataset (what `validate` reports and `run` refuses), in reading order."""
-    from .dataset import load_dataset
-    from .errors import in_order
-    from .spec import check_columns, load_spec
-
-    try:
-        spec = load_spec(path)
-    except ProblemsError as exc:
-        return in_order(exc.problems, str(path))
-    try:
-        dataset = load_dataset(spec)
-    except ProblemsError as exc:
-        return in_order(spec.warnings + exc.problems, str(path))
-    return in_order(spec.warnings + check_columns(spec, dataset.columns), str(path))
-
-
 def _validate(args: argparse.Namespace) -> int:
     paths = _expand_paths(args.specs)
+    from .api import check
+
     results = {str(p): check(p) for p in paths}
     errors = sum(p.severity == "error" for ps in results.values() for p in ps)
     warnings = sum(p.severity == "warning" for ps in results.values() for p in ps)
@@ -169,109 +155,17 @@ def _validate(args: argparse.Namespace) -> int:
     return 2 if invalid or not paths else 0
 
 
-def _versions() -> dict[str, str]:
-    import platform
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for package in ("evalrun", "litellm", "llama-cpp-python", "polars", "statsmodels", "scipy"):
-        try:
-            out[package] = version(package)
-        except PackageNotFoundError:
-            out[package] = "not installed"
-    return out
-
-
 def _run(args: argparse.Namespace) -> int:
-    import asyncio
-    from dataclasses import replace
+    from .api import run
 
-    from .dataset import load_dataset
-    from .jobs import expand, messages_for
-    from .spec import DEFAULT_SEED, check_columns, load_spec
-
-    if args.retries < 0 or args.retry_delay < 0 or not 0 <= args.max_errors <= 1:
-        raise EvalrunError("--retries and --retry-delay must be 0 or more, --max-errors between 0 and 1")
-    if any(v is not None and v <= 0 for v in (args.concurrency, args.rpm, args.tpm)):
-        raise EvalrunError("--concurrency, --rpm and --tpm must be more than 0")
-    spec = load_spec(args.spec).with_overrides(models=args.model, samples=args.samples)
-    if args.model and len(set(args.model)) < len(args.model):
-        raise EvalrunError("--model: the same model is given twice")
-    if args.concurrency or args.rpm or args.tpm:
-        spec.models = [replace(m, concurrency=args.concurrency or m.concurrency, rpm=args.rpm or m.rpm,
-                               tpm=args.tpm or m.tpm)
-                       for m in spec.models]
-    for warning in spec.warnings:
-        print(warning.render(), file=sys.stderr)
-    dataset = load_dataset(spec, limit=args.limit)
-    problems = check_columns(spec, dataset.columns)
-    if problems:
-        raise ProblemsError(problems)
-    for item in dataset.items:  # every prompt renders before the first request is sent
-        for variant in spec.variants:
-            messages_for(spec, variant, item, dataset.item_id(item))
-    for model in spec.models:
-        if model.api_key_env and not os.environ.get(model.api_key_env):
-            print(f"evalrun: warning: model '{model.name}': {model.api_key_env} is not set; "
-                  "its jobs will be recorded as failed", file=sys.stderr)
-
-    from .progress import Display
-    from .providers import prepare, priced
-    from .report import RESULTS, write_report
-    from .results import Results
-    from .runner import RetryPolicy, RunOptions, run_jobs
-    from .store import Store, home
-
-    prepare(spec.models)
-    if args.max_cost is not None:
-        for model in spec.models:
-            if not priced(model):
-                print(f"evalrun: warning: model '{model.name}': litellm knows no price for {model.model}, so "
-                      "--max-cost cannot stop its requests (give it a `price` in the spec)", file=sys.stderr)
-    per_model = len(dataset.items) * len(spec.variants) * spec.samples
-    streams = {m.name: expand(spec, dataset, only=m) for m in spec.models}
-    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    with Results(spec, dataset, scratch_parent=home() / "scratch") as results:
-        store = Store()
-        display = Display({m.name: per_model for m in spec.models}, on_outcome=results.add)
-        t0 = time.perf_counter()
-        try:
-            options = RunOptions(fresh=args.fresh, max_cost=args.max_cost,
-                                 retry=RetryPolicy(attempts=args.retries + 1, base=args.retry_delay))
-            asyncio.run(run_jobs(streams, spec.models, store, options, display))
-        except KeyboardInterrupt:
-            display.close()
-            done = sum(t.done for t in display.tallies.values())
-            print(f"evalrun: interrupted after {done} of {per_model * len(spec.models)} jobs; every answer "
-                  f"received is in {store.path}. Run the same command again to resume.", file=sys.stderr)
-            return 130
-        finally:
-            store.close()
-        display.close()
-        duration = time.perf_counter() - t0
-
-        base_id = run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + spec.sha256[:6]
-        run_dir = args.out / spec.name / run_id
-        suffix = 1
-        while run_dir.exists():  # a rerun within the same second must not overwrite the earlier report
-            suffix += 1
-            run_id = f"{base_id}-{suffix}"
-            run_dir = args.out / spec.name / run_id
-        run_dir.mkdir(parents=True)
-        results.write_parquet(run_dir / RESULTS)
-    meta: dict[str, Any] = {
-        "name": spec.name, "description": spec.description, "run_id": run_id,
-        "spec_path": str(args.spec), "spec_sha256": spec.sha256,
-        "dataset_source": dataset.source, "dataset_sha256": dataset.sha256, "items": len(dataset.items),
-        "labels": spec.labels, "variants": list(spec.variants), "compare": [list(p) for p in spec.compare],
-        "has_gold": dataset.gold_column is not None,
-        "models": [{"name": m.name, "model": m.model, "api_base": m.api_base} for m in spec.models],
-        "samples": spec.samples, "params": spec.params, "seed": spec.params.get("seed", DEFAULT_SEED),
-        "started": started, "duration_s": duration, "versions": _versions(),
-    }
-    totals = write_report(run_dir, meta)["totals"]
-    print(run_dir / "report.md")
-    if totals["jobs"] and totals["failed"] / totals["jobs"] > args.max_errors:
+    if not 0 <= args.max_errors <= 1:
+        raise EvalrunError("--max-errors must be between 0 and 1")
+    done = run(args.spec, models=args.model, samples=args.samples, limit=args.limit, out=args.out, fresh=args.fresh,
+               max_cost=args.max_cost, retries=args.retries, retry_delay=args.retry_delay,
+               concurrency=args.concurrency, rpm=args.rpm, tpm=args.tpm)
+    print(done.report_path)
+    totals = done.summary["totals"]
+    if done.failed_share > args.max_errors:
         print(f"evalrun: {totals['failed']} of {totals['jobs']} jobs failed (more than --max-errors "
               f"{args.max_errors}); see the report's failed jobs", file=sys.stderr)
         return 1

@@ -3,7 +3,8 @@
     EvalrunError                 anything the user can fix; the CLI prints it as one line, exit 2
     ├── SpecError                the spec file (YAML, schema, templates, extractors): carries Problems
     ├── DatasetError             the dataset (file, columns, ids, gold values): carries Problems
-    └── ConfigError              the environment (a missing API key, an unknown model file)
+    ├── ConfigError              the environment (a missing API key, an unknown model file)
+    └── Interrupted              Ctrl-C or SIGTERM during a run: what arrived is in the store; rerun resumes
 
 Provider failures during a run are not exceptions for the caller: they are kept as
 error rows (see `runner`), so one refusal never loses the rest of a run.
@@ -82,3 +83,12 @@ class DatasetError(ProblemsError):
 
 class ConfigError(EvalrunError):
     """The environment lacks something a run needs (an API key, a model file)."""
+
+
+class Interrupted(EvalrunError):
+    """The run was stopped (Ctrl-C, SIGTERM) before it finished; what arrived is in the store."""
+
+    def __init__(self, done: int, total: int, store: object) -> None:
+        super().__init__(f"interrupted after {done} of {total} jobs; every answer received is in {store}. "
+                         "Run the same command again to resume.")
+        self.done, self.total, self.store = done, total, store

@@ -2,15 +2,18 @@
 
 Columns (also written to results.parquet):
     job_id, key, item_id, item_text (the item's non-id, non-gold columns), variant, model,
-    model_string, sample, seed, system, prompt,
+    model_string, sample, seed, system (the first system turn), prompt (the last user turn),
     response, finish_reason, label (null = unparsed or error), extraction (why),
     gold, error_class, error_message, attempts, latency_s, prompt_tokens,
-    completion_tokens, cost (null = price unknown), cached
+    completion_tokens, cost (null = price unknown), cached,
+    condition, paraphrase, option_order ("female, male": the labels in the order listed),
+    first_option (the label listed first), messages (every turn sent, as JSON)
+The design's axes (see design.Cell) are null where a spec does not use them.
 
 Answers arrive in completion order but results.parquet lists them in expansion order
-(item, variant, model, sample), so the same run gives the same file whether it ran in
-one go or was resumed. Holding every row until the end to sort it would make memory
-grow with the run, so rows go to a scratch SQLite table as they arrive, keyed by the
+(item, condition, variant, paraphrase, option order, model, sample), so the same run
+gives the same file whether it ran in one go or was resumed. Holding every row until the
+end to sort it would make memory grow with the run, so rows go to a scratch SQLite table as they arrive, keyed by the
 job's place in that order; the key is the table's rowid, so reading them back in order
 walks the b-tree a batch at a time and nothing is ever sorted in memory.
 """
@@ -18,6 +21,7 @@ walks the b-tree a batch at a time and nothing is ever sorted in memory.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import sqlite3
@@ -39,7 +43,8 @@ SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "response": pl.String, "finish_reason": pl.String, "label": pl.String, "extraction": pl.String,
     "gold": pl.String, "error_class": pl.String, "error_message": pl.String, "attempts": pl.Int64,
     "latency_s": pl.Float64, "prompt_tokens": pl.Int64, "completion_tokens": pl.Int64, "cost": pl.Float64,
-    "cached": pl.Boolean,
+    "cached": pl.Boolean, "condition": pl.String, "paraphrase": pl.Int64, "option_order": pl.String,
+    "first_option": pl.String, "messages": pl.String,
 }
 # SQLite has no booleans: `cached` comes back as 0/1 and becomes Boolean once in polars
 _SQL_SCHEMA = {**SCHEMA, "cached": pl.Int64}
@@ -86,16 +91,20 @@ class Results:
         job, r = outcome.job, outcome.response
         label = extraction = None
         if r.status == "ok":
-            found = self.extractors[job.variant].extract(r.text or "")
+            found = self.extractors[job.cell.variant].extract(r.text or "")
             label, extraction = found.label, found.reason
-        messages = {m["role"]: m["content"] for m in job.messages}
+        system = next((m["content"] for m in job.messages if m["role"] == "system"), None)
+        prompt = next((m["content"] for m in reversed(job.messages) if m["role"] == "user"), None)
         item_text = " / ".join(str(job.item[c]) for c in self.shown)[:EXCERPT_CHARS]
+        cell = job.cell.columns()
         # the order of SCHEMA, after the position
         self._pending.append((
-            job.order, job.job_id, job.key, job.item_id, item_text, job.variant, job.model.name, job.model.model,
-            job.sample, job.params.get("seed"), messages.get("system"), messages.get("user"),
+            job.position, job.job_id, job.key, cell["item_id"], item_text, cell["variant"], cell["model"],
+            job.model.model, cell["sample"], job.params.get("seed"), system, prompt,
             r.text, r.finish_reason, label, extraction, self.dataset.gold(job.item), r.error_class, r.error_message,
-            r.attempts, r.latency, r.prompt_tokens, r.completion_tokens, r.cost, outcome.cached))
+            r.attempts, r.latency, r.prompt_tokens, r.completion_tokens, r.cost, outcome.cached,
+            cell["condition"], cell["paraphrase"], cell["option_order"], cell["first_option"],
+            json.dumps(job.messages, ensure_ascii=False)))
         if len(self._pending) >= BATCH_ROWS:
             self._flush()
 

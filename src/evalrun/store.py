@@ -21,7 +21,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-_SCHEMA = """
+# Append-only: a store records the migrations it has had, and each opening applies the ones it lacks,
+# in order. Never edit or reorder an entry once released; add a new one. The first is release 0.1's
+# table exactly as it was created then, so a store written by 0.1 takes it as already applied.
+MIGRATIONS: list[tuple[str, str]] = [
+    ("001_responses", """
 CREATE TABLE IF NOT EXISTS responses (
     key TEXT PRIMARY KEY,
     model TEXT NOT NULL,
@@ -39,7 +43,8 @@ CREATE TABLE IF NOT EXISTS responses (
     error_message TEXT,
     created_at REAL NOT NULL
 );
-"""
+"""),
+]
 
 
 def home() -> Path:
@@ -83,7 +88,7 @@ class Store:
         # fraction of FULL's fsync cost; only an OS crash could lose the last commits.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=10000")  # two runs sharing a store wait, not fail
-        self._db.executescript(_SCHEMA)
+        migrate(self._db)
 
     def get(self, key: str) -> StoredResponse | None:
         """The stored successful answer for this request, if any (failures are asked again)."""
@@ -100,6 +105,31 @@ class Store:
 
     def close(self) -> None:
         self._db.close()
+
+
+def migrate(db: sqlite3.Connection) -> list[str]:
+    """Apply the migrations this store lacks, each in its own transaction; returns their names.
+
+    `PRAGMA user_version` holds how many have been applied, so two processes opening the same store
+    at once cannot both apply one: the second waits for the first's write lock, then sees the count.
+    """
+    applied = []
+    for number, (name, sql) in enumerate(MIGRATIONS, start=1):
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if db.execute("PRAGMA user_version").fetchone()[0] >= number:
+                db.execute("ROLLBACK")
+                continue
+            for statement in sql.split(";\n"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {number}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        applied.append(name)
+    return applied
 
 
 def request_json(messages: list[dict[str, str]], params: dict[str, object]) -> str:

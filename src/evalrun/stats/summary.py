@@ -17,6 +17,7 @@ only arranges the tables they take. Conventions (also in the README):
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -48,7 +49,7 @@ def wilson(count: int, n: int) -> dict[str, float | int | None]:
     return {"count": count, "n": n, "estimate": count / n, "ci_low": _num(low), "ci_high": _num(high)}
 
 
-ITEM = ["model", "variant", "item_id"]
+GROUP = ("model", "variant")  # what release 0.1 grouped by; a design adds its used axes (design.group_keys)
 
 
 def _collect(query: pl.LazyFrame) -> pl.DataFrame:
@@ -57,21 +58,28 @@ def _collect(query: pl.LazyFrame) -> pl.DataFrame:
     return query.collect(engine="streaming")
 
 
-def first_seen(responses: pl.LazyFrame, keys: list[str]) -> list[tuple[Any, ...]]:
+def first_seen(responses: pl.LazyFrame, keys: Sequence[str]) -> list[tuple[Any, ...]]:
     """The distinct values of `keys`, in the order they first appear (the order reports list them in)."""
+    keys = list(keys)
     return _collect(responses.select(keys).with_row_index("row").group_by(keys).agg(pl.col("row").min())
                     .sort("row")).select(keys).rows()
 
 
-def item_labels(responses: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
-    """One row per model x variant x item (sorted) with gold and the modal label (None = unparsed)."""
+def item_labels(responses: pl.LazyFrame | pl.DataFrame, group: Sequence[str] = GROUP) -> pl.DataFrame:
+    """One row per group x item (sorted) with gold and the modal label (None = unparsed): the item-level
+    label over every response of the group, whatever other axes (samples, paraphrases, orders) they span."""
+    unit = [*group, "item_id"]
     lf = responses.lazy()
-    items = lf.group_by(ITEM).agg(pl.col("gold").first())
-    votes = lf.filter(pl.col("label").is_not_null()).group_by([*ITEM, "label"]).len("votes")
-    top = votes.filter(pl.col("votes") == pl.col("votes").max().over(ITEM))
+    items = lf.group_by(unit).agg(pl.col("gold").first())
+    votes = lf.filter(pl.col("label").is_not_null()).group_by([*unit, "label"]).len("votes")
+    top = votes.filter(pl.col("votes") == pl.col("votes").max().over(unit))
     # a tie for the mode leaves more than one label on top, and the item unparsed; so does no label at all
-    modal = top.group_by(ITEM).agg(pl.col("label").first(), pl.len().alias("on_top")).filter(pl.col("on_top") == 1)
-    return _collect(items.join(modal.select(*ITEM, "label"), on=ITEM, how="left")).sort(ITEM)
+    modal = top.group_by(unit).agg(pl.col("label").first(), pl.len().alias("on_top")).filter(pl.col("on_top") == 1)
+    return _collect(items.join(modal.select(*unit, "label"), on=unit, how="left")).sort(unit)
+
+
+def _where(frame: pl.DataFrame, values: dict[str, Any]) -> pl.DataFrame:
+    return frame.filter(pl.all_horizontal(pl.col(k) == v for k, v in values.items())) if values else frame
 
 
 def kappa(table: np.ndarray) -> dict[str, float | None]:
@@ -103,28 +111,30 @@ def alpha_nominal(columns: list[list[str | None]], labels: Sequence[str]) -> flo
 
 
 def variant_summary(responses: pl.LazyFrame, items: pl.DataFrame, order: Sequence[tuple[Any, ...]],
-                    labels: Sequence[str], has_gold: bool) -> list[dict[str, object]]:
-    """Per model x variant, in `order`: responses, errors, label counts and item-level accuracy."""
-    counts: dict[tuple[str, str], dict[str, int]] = {}
-    errors: dict[tuple[str, str], int] = {}
-    tally = responses.group_by("model", "variant", pl.col("error_class").is_not_null().alias("failed"), "label").len()
-    for model, variant, failed, label, n in _collect(tally).rows():
+                    labels: Sequence[str], has_gold: bool, group: Sequence[str] = GROUP) -> list[dict[str, object]]:
+    """Per group (model x variant, and each used axis), in `order`: responses, errors, label counts and
+    item-level accuracy."""
+    group = list(group)
+    counts: dict[tuple[Any, ...], dict[str, int]] = {}
+    errors: dict[tuple[Any, ...], int] = {}
+    tally = responses.group_by(*group, pl.col("error_class").is_not_null().alias("failed"), "label").len()
+    for *key, failed, label, n in _collect(tally).rows():
         if failed:
-            errors[model, variant] = errors.get((model, variant), 0) + n
+            errors[tuple(key)] = errors.get(tuple(key), 0) + n
         else:
-            counts.setdefault((model, variant), {})[UNPARSED if label is None else label] = n
+            counts.setdefault(tuple(key), {})[UNPARSED if label is None else label] = n
     out = []
-    for model, variant in order:
-        dist = counts.get((model, variant), {})
+    for key in order:
+        dist = counts.get(key, {})
         answered = sum(dist.values())
         entry: dict[str, object] = {
-            "model": model, "variant": variant,
-            "responses": answered + errors.get((model, variant), 0),
-            "errors": errors.get((model, variant), 0),
+            **dict(zip(group, key, strict=True)),
+            "responses": answered + errors.get(key, 0),
+            "errors": errors.get(key, 0),
             "labels": {label: dist.get(label, 0) for label in [*labels, UNPARSED]},
             "unparsed_rate": wilson(dist.get(UNPARSED, 0), answered),
         }
-        item_rows = items.filter((pl.col("model") == model) & (pl.col("variant") == variant))
+        item_rows = _where(items, dict(zip(group, key, strict=True)))
         entry["items"] = item_rows.height
         entry["items_unparsed"] = item_rows["label"].null_count()
         if has_gold:
@@ -135,11 +145,13 @@ def variant_summary(responses: pl.LazyFrame, items: pl.DataFrame, order: Sequenc
     return out
 
 
-def pair_summary(items: pl.DataFrame, model: str, a: str, b: str, labels: Sequence[str], has_gold: bool
-                 ) -> dict[str, object]:
-    left = items.filter((pl.col("model") == model) & (pl.col("variant") == a)).select("item_id", "label", "gold")
-    right = items.filter((pl.col("model") == model) & (pl.col("variant") == b)).select(
-        "item_id", pl.col("label").alias("label_b"))
+def compare_levels(items: pl.DataFrame, where: dict[str, Any], axis: str, a: str, b: str, labels: Sequence[str],
+                   has_gold: bool) -> dict[str, object]:
+    """Two levels of one axis (two variants, two conditions, ...) compared item by item, within `where`
+    (the other axes' levels): agreement, kappa, alpha, confusion and, with gold, McNemar's test."""
+    rows = _where(items, where)
+    left = rows.filter(pl.col(axis) == a).select("item_id", "label", "gold")
+    right = rows.filter(pl.col(axis) == b).select("item_id", pl.col("label").alias("label_b"))
     joined = left.join(right, on="item_id", how="inner", maintain_order="left")
     la, lb = joined["label"].to_list(), joined["label_b"].to_list()
 
@@ -151,7 +163,7 @@ def pair_summary(items: pl.DataFrame, model: str, a: str, b: str, labels: Sequen
     labelled = confusion[: len(labels), : len(labels)]
     both = int(labelled.sum())
     result: dict[str, object] = {
-        "model": model, "a": a, "b": b,
+        **where, "a": a, "b": b,
         "items": joined.height,
         "both_labelled": both,
         "agreement": wilson(int(np.trace(labelled)), both),
@@ -175,9 +187,10 @@ def pair_summary(items: pl.DataFrame, model: str, a: str, b: str, labels: Sequen
     return result
 
 
-def model_alpha(items: pl.DataFrame, model: str, variants: Sequence[str], labels: Sequence[str]) -> float | None:
-    """Krippendorff's alpha across all of a model's variants at once."""
-    rows = items.filter(pl.col("model") == model)
+def all_variants_alpha(items: pl.DataFrame, where: dict[str, Any], variants: Sequence[str],
+                       labels: Sequence[str]) -> float | None:
+    """Krippendorff's alpha across all variants at once, within `where` (a model, and a condition)."""
+    rows = _where(items, where)
     ids = rows["item_id"].unique(maintain_order=True).to_list()
     columns = []
     for variant in variants:
@@ -187,18 +200,54 @@ def model_alpha(items: pl.DataFrame, model: str, variants: Sequence[str], labels
     return alpha_nominal(columns, labels)
 
 
+def first_position(responses: pl.LazyFrame, group: Sequence[str]) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """Per group, the share of labelled answers that picked the option listed first (position bias)."""
+    picked = (responses.filter(pl.col("first_option").is_not_null() & pl.col("label").is_not_null())
+              .group_by(list(group)).agg((pl.col("label") == pl.col("first_option")).sum().alias("first"),
+                                         pl.len().alias("n")))
+    return {tuple(row[:-2]): wilson(int(row[-2]), int(row[-1])) for row in _collect(picked).rows()}
+
+
 def summarize(responses: pl.LazyFrame | pl.DataFrame, labels: Sequence[str], compare: Sequence[tuple[str, str]],
-              variants: Sequence[str], has_gold: bool) -> dict[str, object]:
+              variants: Sequence[str], has_gold: bool, axes: Sequence[str] = ()) -> dict[str, object]:
     """Every statistic of a run, as JSON-ready data. `responses` has one row per job with columns
-    model, variant, item_id, sample, label (None = unparsed or error), gold, error_class; as a
-    LazyFrame (a scan of results.parquet) it is read in batches, never held whole."""
+    model, variant, item_id, sample, label (None = unparsed or error), gold, error_class, and the
+    design's axes (condition, paraphrase, option_order, first_option); as a LazyFrame (a scan of
+    results.parquet) it is read in batches, never held whole. `axes` names the optional axes the
+    spec uses: every figure is given per condition, and per paraphrase and per option order besides."""
     lf = responses.lazy()
-    items = item_labels(lf)
-    order = first_seen(lf, ["model", "variant"])
-    models = list(dict.fromkeys(model for model, _ in order))
-    return {
-        "variants": variant_summary(lf, items, order, labels, has_gold),
-        "pairs": [pair_summary(items, m, a, b, labels, has_gold) for m in models for a, b in compare],
-        "models": [{"model": m, "krippendorff_alpha_all_variants": model_alpha(items, m, variants, labels)}
-                   for m in models],
+    by_condition = "condition" in axes
+    outer = ["model", "condition"] if by_condition else ["model"]  # what variants are compared within
+    group = [*outer, "variant"]
+    items = item_labels(lf, group)
+    order = first_seen(lf, group)
+    outers = list(dict.fromkeys(tuple(key[: len(outer)]) for key in order))
+    out: dict[str, object] = {
+        "variants": variant_summary(lf, items, order, labels, has_gold, group),
+        "pairs": [compare_levels(items, dict(zip(outer, o, strict=True)), "variant", a, b, labels, has_gold)
+                  for o in outers for a, b in compare],
+        "models": [{**dict(zip(outer, o, strict=True)),
+                    "krippendorff_alpha_all_variants": all_variants_alpha(items, dict(zip(outer, o, strict=True)),
+                                                                          variants, labels)}
+                   for o in outers],
     }
+    if by_condition:
+        conditions = list(dict.fromkeys(key[1] for key in order))
+        cells = list(dict.fromkeys((key[0], key[2]) for key in order))
+        out["conditions"] = [compare_levels(items, {"model": m, "variant": v}, "condition", a, b, labels, has_gold)
+                             for m, v in cells for a, b in itertools.combinations(conditions, 2)]
+    for axis, name in (("paraphrase", "paraphrases"), ("option_order", "option_orders")):
+        if axis not in axes:
+            continue
+        sub = [*group, axis]
+        levels = lf.filter(pl.col(axis).is_not_null())
+        entries = variant_summary(levels, item_labels(levels, sub), first_seen(levels, sub), labels, has_gold, sub)
+        if axis == "option_order":
+            shares = first_position(lf, sub)
+            for entry in entries:
+                entry["first_position"] = shares.get(tuple(entry[k] for k in sub), wilson(0, 0))
+            overall = first_position(lf, group)
+            out["position_bias"] = [{**dict(zip(group, key, strict=True)), "first_position": overall[key]}
+                                    for key in order if key in overall]
+        out[name] = entries
+    return out

@@ -1,0 +1,293 @@
+"""report.md: the summary's figures in words and tables, with quoted examples read from results.parquet."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from ..extract import UNPARSED
+from ..stats.summary import item_labels
+
+EXAMPLES_PER_PAIR = 5
+FAILURES_SHOWN = 50
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def _ci(p: dict[str, Any]) -> str:
+    if p.get("estimate") is None:
+        return "n/a (no items)"
+    return f"{_pct(p['estimate'])} [{_pct(p['ci_low'])}, {_pct(p['ci_high'])}] ({p['count']}/{p['n']})"
+
+
+def _f(x: float | None, digits: int = 2) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def _strength(k: float | None) -> str:
+    """Landis & Koch (1977) benchmarks for kappa, as researchers conventionally read it."""
+    if k is None:
+        return "undefined"
+    # Landis & Koch's bands are < 0 poor, 0.00-0.20 slight, ...: a kappa of exactly 0 is "slight", not "poor"
+    if k < 0:
+        return "poor"
+    for bound, word in ((0.2, "slight"), (0.4, "fair"), (0.6, "moderate"), (0.8, "substantial")):
+        if k <= bound:
+            return word
+    return "almost perfect"
+
+
+def _excerpt(text: object, limit: int) -> str:
+    s = " ".join(str(text or "").split())
+    s = s if len(s) <= limit else s[: limit - 1] + "…"
+    return s.replace("|", "\\|")
+
+
+def _who(entry: dict[str, Any]) -> str:
+    """`**model**`, and the condition where the design has conditions."""
+    return f"**{entry['model']}**" + (f" under *{entry['condition']}*" if "condition" in entry else "")
+
+
+def _keyed(entry: dict[str, Any], *keys: str) -> tuple[Any, ...]:
+    return tuple(entry.get(k) for k in keys)
+
+
+def _summary_lines(stats: dict[str, Any], has_gold: bool) -> list[str]:
+    lines = []
+    by_variant = {_keyed(v, "model", "condition", "variant"): v for v in stats["variants"]}
+    for pair in stats["pairs"]:
+        a, b = pair["a"], pair["b"]
+        k = pair["cohen_kappa"]["kappa"]
+        agree = pair["agreement"]
+        text = (f"- {_who(pair)}: the *{a}* and *{b}* answers name the same label on "
+                f"{_pct(agree['estimate'])} of the {pair['both_labelled']} items both could be read for "
+                f"(of {pair['items']}); Cohen's kappa {_f(k)} ({_strength(k)} agreement beyond chance).")
+        if has_gold:
+            acc_a = by_variant[(*_keyed(pair, "model", "condition"), a)]["accuracy"]["estimate"]
+            acc_b = by_variant[(*_keyed(pair, "model", "condition"), b)]["accuracy"]["estimate"]
+            p = pair["mcnemar"]["pvalue"]
+            verdict = ("a difference unlikely to be chance" if p is not None and p < 0.05
+                       else "no significant difference")
+            text += (f" Against the gold labels, *{a}* is right on {_pct(acc_a)} of items and *{b}* on "
+                     f"{_pct(acc_b)} (McNemar exact p = {_f(p, 3)}: {verdict}).")
+        lines.append(text)
+    for c in stats.get("conditions", []):
+        lines.append(f"- **{c['model']}** / *{c['variant']}*: under *{c['a']}* and *{c['b']}* the answers name the "
+                     f"same label on {_pct(c['agreement']['estimate'])} of the {c['both_labelled']} items both could "
+                     f"be read for; label counts per condition are in the Variants table.")
+    for bias in stats.get("position_bias", []):
+        share = bias["first_position"]
+        lines.append(f"- {_who(bias)} / *{bias['variant']}*: {_pct(share['estimate'])} of readable answers pick the "
+                     f"option listed first ({share['count']}/{share['n']}); with every option listed first equally "
+                     "often, a model without position bias would be near 1 in the number of options.")
+    for v in stats["variants"]:
+        rate = v["unparsed_rate"]["estimate"]
+        if v["errors"]:
+            lines.append(f"- {_who(v)} / *{v['variant']}*: {v['errors']} of {v['responses']} requests failed.")
+        if rate is not None and rate >= 0.2:
+            lines.append(f"- {_who(v)} / *{v['variant']}*: {_pct(rate)} of answers could not be read as a "
+                         "label (unparsed); read the agreement figures with that in mind.")
+    return lines
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _label_table(entries: list[dict[str, Any]], keys: list[str], labels: list[str], has_gold: bool,
+                 extra: tuple[str, ...] = ()) -> list[str]:
+    """One row per entry of variant_summary: its keys, responses, label counts and accuracy."""
+    keys = [k for k in keys if entries and k in entries[0]]
+    head = [k.replace("_", " ") for k in keys] + ["responses", "errors", *labels, UNPARSED, "unparsed rate"]
+    head += [*extra] + (["accuracy (items) [95% CI]"] if has_gold else [])
+    out = [_row(head), "|" + "---|" * len(head)]
+    for v in entries:
+        row = [str(v[k]) for k in keys] + [str(v["responses"]), str(v["errors"]),
+                                          *(str(v["labels"][label]) for label in [*labels, UNPARSED]),
+                                          _pct(v["unparsed_rate"]["estimate"])]
+        row += [_ci(v[e.split(" ")[0].replace("-", "_")]) for e in extra]
+        if has_gold:
+            row.append(_ci(v["accuracy"]))
+        out.append(_row(row))
+    return out
+
+
+def _agreement_table(pairs: list[dict[str, Any]], keys: list[str], has_gold: bool) -> list[str]:
+    keys = [k for k in keys if pairs and k in pairs[0]]
+    head = [*keys, "pair", "items", "both labelled", "agreement [95% CI]", "Cohen's kappa [95% CI]",
+            "Krippendorff's alpha"]
+    if has_gold:
+        head.append("McNemar exact p (a-only / b-only correct)")
+    out = [_row(head), "|" + "---|" * len(head)]
+    for p in pairs:
+        k = p["cohen_kappa"]
+        row = [*(str(p[key]) for key in keys), f"{p['a']} vs {p['b']}", str(p["items"]), str(p["both_labelled"]),
+               _ci(p["agreement"]), f"{_f(k['kappa'])} [{_f(k['ci_low'])}, {_f(k['ci_high'])}]",
+               _f(p["krippendorff_alpha"])]
+        if has_gold:
+            mc = p["mcnemar"]
+            row.append(f"{_f(mc['pvalue'], 3)} ({mc['a_only_correct']} / {mc['b_only_correct']})")
+        out.append(_row(row))
+    return out
+
+
+def _confusion(p: dict[str, Any], title: str) -> list[str]:
+    c = p["confusion"]
+    out = ["", f"### Confusion: {title}, {p['a']} (rows) x {p['b']} (columns)", "",
+           _row([f"{p['a']} \\ {p['b']}", *c["categories"]]), "|" + "---|" * (len(c["categories"]) + 1)]
+    for name, counts in zip(c["categories"], c["counts"], strict=True):
+        out.append(_row([f"**{name}**", *map(str, counts)]))
+    return out
+
+
+def _tables(stats: dict[str, Any], labels: list[str], has_gold: bool) -> list[str]:
+    out = ["## Variants", "", *_label_table(stats["variants"], ["model", "condition", "variant"], labels, has_gold)]
+    out += ["", "## Agreement between variants", "", *_agreement_table(stats["pairs"], ["model", "condition"],
+                                                                        has_gold)]
+    # stats["variants"] has one entry per model x variant: count variant names, or two variants on two
+    # models would print an "across all variants" alpha that is just the pair's alpha again
+    n_variants = len({v["variant"] for v in stats["variants"]})
+    for m in stats["models"]:
+        if n_variants > 2:
+            where = m["model"] + (f" under {m['condition']}" if "condition" in m else "")
+            out.append(f"\nKrippendorff's alpha across all variants of {where}: "
+                       f"{_f(m['krippendorff_alpha_all_variants'])}")
+    for p in stats["pairs"]:
+        out += _confusion(p, p["model"] + (f" under {p['condition']}" if "condition" in p else ""))
+    if "conditions" in stats:
+        out += ["", "## Each variant across conditions", "",
+                "The same variant asked under two conditions, item by item: where they differ, the condition "
+                "changed the answer.", "", *_agreement_table(stats["conditions"], ["model", "variant"], has_gold)]
+        for p in stats["conditions"]:
+            out += _confusion(p, f"{p['model']}, {p['variant']}")
+    if "paraphrases" in stats:
+        several = {(v["model"], v["variant"]) for v in stats["paraphrases"] if v["paraphrase"] > 0}
+        shown = [v for v in stats["paraphrases"] if (v["model"], v["variant"]) in several]
+        out += ["", "## Paraphrases", "", "Each wording of a variant on its own (item-level labels within the "
+                "paraphrase); paraphrase numbers count from 0 in the order the spec lists `prompts:`.", "",
+                *_label_table(shown, ["model", "condition", "variant", "paraphrase"], labels, has_gold)]
+    if "option_orders" in stats:
+        out += ["", "## Option order", "", "Each order the options were listed in, with the share of readable "
+                "answers that picked the option listed first.", "",
+                *_label_table(stats["option_orders"], ["model", "condition", "variant", "option_order"], labels,
+                              has_gold, extra=("first-position share [95% CI]",))]
+    return out
+
+
+def _examples(results: Path, stats: dict[str, Any], group: list[str]) -> list[str]:
+    out = ["", "## Disagreements", ""]
+    # the item-level (modal) labels the tables count, in expansion order
+    scan = pl.scan_parquet(results)
+    items = item_labels(scan, group)
+    any_shown = False
+    for p in stats["pairs"]:
+        where = {k: p[k] for k in group if k in p}
+        a, b = p["a"], p["b"]
+        rows = items.filter(pl.all_horizontal(pl.col(k) == v for k, v in where.items()))
+        left = rows.filter(pl.col("variant") == a).select("item_id", "label", "gold")
+        right = rows.filter(pl.col("variant") == b).select("item_id", pl.col("label").alias("label_b"))
+        joined = left.join(right, on="item_id", maintain_order="left").filter(
+            pl.col("label").is_not_null() & pl.col("label_b").is_not_null() & (pl.col("label") != pl.col("label_b")))
+        if joined.is_empty():
+            continue
+        any_shown = True
+        order = scan.filter(pl.all_horizontal(pl.col(k) == v for k, v in where.items())
+                            & pl.col("item_id").is_in(joined["item_id"].implode())).select("item_id").unique(
+            maintain_order=True).collect()["item_id"].to_list()
+        shown = joined.filter(pl.col("item_id").is_in(order[:EXAMPLES_PER_PAIR]))
+        # quote, per item and variant, the first answer that was read as the item's label
+        quoted = scan.filter(pl.all_horizontal(pl.col(k) == v for k, v in where.items())
+                             & pl.col("variant").is_in([a, b]) & pl.col("item_id").is_in(shown["item_id"].implode())
+                             & pl.col("label").is_not_null()).select(
+            "item_id", "variant", "item_text", "label", "response").collect()
+        text = dict(zip(quoted["item_id"], quoted["item_text"], strict=True))
+        response: dict[tuple[str, str, str], str] = {}
+        for i, v, label, r in quoted.select("item_id", "variant", "label", "response").iter_rows():
+            response.setdefault((i, v, label), r)
+        title = p["model"] + (f" under {p['condition']}" if "condition" in p else "")
+        out += [f"{title}, {a} vs {b}: {joined.height} items disagree; the first {shown.height}:", "",
+                f"| item | text | {a} | {b} |", "|---|---|---|---|"]
+        for item, label, gold, label_b in shown.select("item_id", "label", "gold", "label_b").iter_rows():
+            out.append(f"| {item} (gold: {gold or '-'}) | {_excerpt(text[item], 160)} | "
+                       f"**{label}**: {_excerpt(response[item, a, label], 200)} | "
+                       f"**{label_b}**: {_excerpt(response[item, b, label_b], 200)} |")
+        out.append("")
+    if not any_shown:
+        out.append("No item got two different labels from a compared pair of variants.")
+    return out
+
+
+def _failures(results: Path, failed: int) -> list[str]:
+    if not failed:
+        return []
+    listed = pl.scan_parquet(results).filter(pl.col("error_class").is_not_null()).select(
+        "job_id", "error_class", "attempts", "error_message").head(FAILURES_SHOWN).collect()
+    out = ["", f"## Failed jobs ({failed})", "", "| job | error | attempts | message |", "|---|---|---|---|"]
+    for job_id, error_class, attempts, message in listed.iter_rows():
+        out.append(f"| {job_id} | {error_class} | {attempts} | {_excerpt(message, 160)} |")
+    if failed > FAILURES_SHOWN:
+        out.append(f"\n... and {failed - FAILURES_SHOWN} more (see results.parquet).")
+    return out
+
+
+
+def axes(meta: dict[str, Any]) -> list[str]:
+    return list(meta.get("design", {}).get("axes", []))
+
+
+
+def _design_text(meta: dict[str, Any]) -> str:
+    """`2 conditions x 2 variants (direct: 2 paraphrases x 2 option orders) x `: the design's levels."""
+    design = meta.get("design", {})
+    text = f"{len(design['conditions'])} conditions x " if "conditions" in design else ""
+    per_variant = []
+    for variant in meta["variants"]:
+        levels = []
+        if design.get("paraphrases", {}).get(variant, 1) > 1:
+            levels.append(f"{design['paraphrases'][variant]} paraphrases")
+        if variant in design.get("option_orders", {}):
+            levels.append(f"{len(design['option_orders'][variant])} option orders")
+        if levels:
+            per_variant.append(f"{variant}: " + " x ".join(levels))
+    return text + f"{len(meta['variants'])} variants " + (f"({'; '.join(per_variant)}) " if per_variant else "") + "x "
+
+
+def render_markdown(results: Path, summary: dict[str, Any]) -> str:
+    meta, stats, totals = summary["run"], summary["statistics"], summary["totals"]
+    labels, has_gold = meta["labels"], meta["has_gold"]
+    lines = [f"# {meta['name']}: {meta['run_id']}", ""]
+    if meta.get("description"):
+        lines += [meta["description"].strip(), ""]
+    lines += ["## Summary", "", *_summary_lines(stats, has_gold), "",
+              "Item-level labels are the modal label over samples (a tie, or no readable sample, counts as "
+              "unparsed). Agreement and kappa use items both variants labelled; accuracy counts unparsed items "
+              "as wrong; alpha treats unparsed as missing.", ""]
+    lines += _tables(stats, labels, has_gold)
+    lines += _examples(results, stats, ["model", "condition", "variant"] if "condition" in axes(meta)
+                       else ["model", "variant"])
+    lines += _failures(results, totals["failed"])
+    if totals["cost_usd"] is None:
+        cost = "unknown (no price known for these models)"
+    else:
+        cost = f"${totals['cost_usd']:.4f}" + (f" (+ {totals['cost_unknown_responses']} responses of unknown price)"
+                                              if totals["cost_unknown_responses"] else "")
+    lines += ["", "## Run", "",
+              f"- spec: `{meta['spec_path']}` (sha256 {meta['spec_sha256'][:16]}…), dataset {meta['dataset_source']} "
+              f"(sha256 {meta['dataset_sha256'][:16]}…)",
+              "- models: " + ", ".join(f"`{m['name']}` ({m['model']})" for m in meta["models"]),
+              f"- {meta['items']} items x {_design_text(meta)}{len(meta['models'])} models x "
+              f"{meta['samples']} samples = {totals['jobs']} jobs: {totals['asked']} asked, "
+              f"{totals['from_store']} from the store, {totals['failed']} failed",
+              f"- parameters: `{json.dumps(meta['params'], sort_keys=True)}`; sample k uses seed "
+              f"{meta['seed']} + k",
+              f"- tokens: {totals['prompt_tokens']:,} prompt + {totals['completion_tokens']:,} completion; cost {cost}",
+              f"- started {meta['started']}, took {meta['duration_s']:.1f} s",
+              "- versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()),
+              ""]
+    return "\n".join(lines)
+

@@ -1,0 +1,31 @@
+"""The eval spec: its typed form (`model`), loading (`load`), schema errors in words (`wording`) and
+the checks a schema cannot express (`checks`).
+
+`schemas/evalspec.schema.json` is the single source of truth for the format; this package adds
+what a schema cannot say and turns every failure into a located Problem.
+"""
+
+from .checks import check_columns
+from .load import load_spec, parse_spec
+from .model import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_SEED,
+    DEFAULT_TIMEOUT,
+    EMBEDDED_MODEL,
+    Condition,
+    DatasetConfig,
+    ModelConfig,
+    Options,
+    Spec,
+    Turn,
+    Variant,
+    default_concurrency,
+    is_embedded,
+    model_from_string,
+    schema,
+)
+from .wording import describe
+
+__all__ = ["DEFAULT_CONCURRENCY", "DEFAULT_SEED", "DEFAULT_TIMEOUT", "EMBEDDED_MODEL", "Condition", "DatasetConfig",
+           "ModelConfig", "Options", "Spec", "Turn", "Variant", "check_columns", "default_concurrency", "describe",
+           "is_embedded", "load_spec", "model_from_string", "parse_spec", "schema"]

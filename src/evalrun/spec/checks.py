@@ -1,0 +1,216 @@
+"""What a schema cannot say: templates compile, extractor labels exist, compared variants exist,
+template variables have a source."""
+
+from __future__ import annotations
+
+import difflib
+import math
+
+from ..errors import Problem
+from ..errors import short as _short
+from ..extract import ExtractorConfigError, build_extractor
+from ..prompts import TemplateProblem, variable_lines, variables
+from .model import MAX_ORDERS, Spec, Turn, Variant
+from .wording import dotted as _dotted
+
+
+def _labels_hint(name: str, labels: list[str]) -> str:
+    close = difflib.get_close_matches(name, labels, n=1)
+    return f"did you mean '{close[0]}'?" if close else "labels: " + ", ".join(labels)
+
+
+def _extractor_label_problems(spec: Spec, name: str, config: dict[str, object]) -> list[Problem]:
+    """Every label an extractor names that is not in the label set (build_extractor stops at the first)."""
+    loc = spec.located
+    at = ("variants", name, "extract")
+    labels = spec.labels
+    out = []
+    kind = config.get("type")
+    for table in ("choices", "words"):
+        entries = config.get(table)
+        if kind in ("choice", "pronouns") and isinstance(entries, dict):
+            out.extend(loc.problem((*at, table, label), f"{_dotted((*at, table))}: '{_short(label)}' is not one of "
+                                   "the labels", key=True, hint=_labels_hint(label, labels))
+                       for label in entries if label not in labels)
+    mapping = config.get("map")
+    if kind == "regex" and isinstance(mapping, dict):
+        out.extend(loc.problem((*at, "map", raw), f"{_dotted((*at, 'map'))}: '{_short(raw)}' maps to "
+                               f"'{_short(str(label))}', which is not one of the labels",
+                               hint=_labels_hint(str(label), labels))
+                   for raw, label in mapping.items() if label not in labels)
+    return out
+
+
+def _template_problems(spec: Spec, turn: Turn) -> list[Problem]:
+    try:
+        variables(turn.content)
+    except TemplateProblem as exc:
+        line, col = spec.located.where_in_text(turn.at, exc.lineno)
+        return [Problem(spec.located.file, line, col, f"{_dotted(turn.at)}: {exc}")]
+    return []
+
+
+def _conversation_problems(spec: Spec, variant: Variant) -> list[Problem]:
+    loc = spec.located
+    at = ("variants", variant.name, "messages")
+    turns = variant.paraphrases[0]
+    out = []
+    if not any(t.role == "user" for t in turns):
+        out.append(loc.problem(at, f"{_dotted(at)}: the conversation has no user turn",
+                               hint="add a turn with `role: user`; a model is asked to answer the user"))
+    out += [loc.problem(t.at[:-1], f"{_dotted(t.at[:-1])}: a system turn after the first turn",
+                        hint="put the system message first")
+            for t in turns[1:] if t.role == "system"]
+    return out
+
+
+def _option_problems(spec: Spec, variant: Variant) -> list[Problem]:
+    loc = spec.located
+    at = ("variants", variant.name)
+    data = loc.data["variants"][variant.name]
+    options = variant.options
+    out = []
+    if options is None:
+        out += [loc.problem((*at, key), f"{_dotted((*at, key))}: needs `options:` (the labels listed in the prompt)",
+                            key=True) for key in ("counterbalance", "orders_per_item") if key in data]
+        return out
+    listed = data["options"]
+    for i, label in enumerate(options.labels):
+        if label not in spec.labels:
+            where = (*at, "options", label) if isinstance(listed, dict) else (*at, "options", i)
+            out.append(loc.problem(where, f"{_dotted((*at, 'options'))}: '{_short(label)}' is not one of the labels",
+                                   key=isinstance(listed, dict), hint=_labels_hint(label, spec.labels)))
+    missing = [label for label in spec.labels if label not in options.labels]
+    if missing and not out:
+        out.append(loc.problem((*at, "options"), f"{_dotted((*at, 'options'))} does not list "
+                               + ", ".join(f"'{m}'" for m in missing), severity="warning",
+                               hint="the model is never offered those labels; position bias is measured over the "
+                               "options listed"))
+    if options.counterbalance == "permutations" and math.factorial(len(options.labels)) > MAX_ORDERS:
+        out.append(loc.problem((*at, "counterbalance"), f"{_dotted((*at, 'counterbalance'))}: "
+                               f"{len(options.labels)} options have {math.factorial(len(options.labels)):,} orders, "
+                               f"more than {MAX_ORDERS}", hint="use `counterbalance: rotations` (each option in each "
+                               "position once), or `orders_per_item`"))
+    elif options.per_item is not None and options.per_item > len(options.orders()):
+        out.append(loc.problem((*at, "orders_per_item"), f"{_dotted((*at, 'orders_per_item'))}: "
+                               f"{options.per_item} is more than the {len(options.orders())} order(s) there are"))
+    return out
+
+
+def _paraphrase_problems(spec: Spec, variant: Variant) -> list[Problem]:
+    at = ("variants", variant.name, "paraphrases_per_item")
+    if variant.paraphrases_per_item is not None and variant.paraphrases_per_item > len(variant.paraphrases):
+        return [spec.located.problem(at, f"{_dotted(at)}: {variant.paraphrases_per_item} is more than the "
+                                     f"{len(variant.paraphrases)} paraphrase(s) there are")]
+    return []
+
+
+def semantic_problems(spec: Spec) -> list[Problem]:
+    loc = spec.located
+    problems: list[Problem] = []
+    for name, variant in spec.variants.items():
+        for turn in variant.templates():
+            problems += _template_problems(spec, turn)
+        if "messages" in loc.data["variants"][name]:
+            problems += _conversation_problems(spec, variant)
+        problems += _option_problems(spec, variant) + _paraphrase_problems(spec, variant)
+        at = ("variants", name, "extract")
+        label_problems = _extractor_label_problems(spec, name, variant.extract)
+        if label_problems:
+            problems += label_problems
+            continue
+        try:
+            extractor = build_extractor(variant.extract, spec.labels)
+        except ExtractorConfigError as exc:
+            path = (*at, *exc.path)
+            problems.append(loc.problem(path, f"{_dotted(path if len(exc.path) == 1 else at)}: {exc}",
+                                        key=len(exc.path) == 2))
+            continue
+        never = [label for label in spec.labels if label not in extractor.can_produce()]
+        if never:
+            problems.append(loc.problem(at, f"{_dotted(at)} can never produce "
+                                        + ", ".join(f"'{n}'" for n in never),
+                                        hint="those labels will have no answers; give the extractor a way to "
+                                        "produce them, or drop them from `labels:`", severity="warning"))
+    for i, pair in enumerate(spec.compare):
+        for j, name in enumerate(pair):
+            if name not in spec.variants:
+                close = difflib.get_close_matches(name, list(spec.variants), n=1)
+                problems.append(loc.problem(("compare", i, j), f"compare.{i}: no variant named '{_short(name)}'",
+                                            hint=f"did you mean '{close[0]}'?" if close else
+                                            "variants: " + ", ".join(spec.variants)))
+        if len(pair) == 2 and pair[0] == pair[1]:
+            problems.append(loc.problem(("compare", i), f"compare.{i}: a variant compared with itself"))
+    if spec.dataset.gold is not None and spec.dataset.gold == spec.dataset.id:
+        problems.append(loc.problem(("dataset", "gold"), "dataset.gold: the gold column cannot be the id column"))
+    problems += _model_problems(spec)
+    return problems
+
+
+def _model_problems(spec: Spec) -> list[Problem]:
+    """Models that would be mixed up: reports, limits and results tell models apart by name, and
+    litellm keeps one price per model string."""
+    problems: list[Problem] = []
+    named: dict[str, int] = {}
+    priced: dict[str, tuple[int, tuple[float, float] | None]] = {}
+    for i, model in enumerate(spec.models):
+        if model.name in named:
+            problems.append(spec.located.problem(("models", i), f"models.{i}: a second model named "
+                                                 f"'{_short(model.name)}' (models.{named[model.name]} is the first)",
+                                                 hint="give each its own `name:`"))
+        named.setdefault(model.name, i)
+        first = priced.setdefault(model.model, (i, model.price))
+        if first[1] != model.price and model.price is not None and first[1] is not None:
+            problems.append(spec.located.problem(("models", i, "price"), f"models.{i}.price: a different price "
+                                                 f"for {_short(model.model)} than models.{first[0]}",
+                                                 hint="litellm keeps one price per model string"))
+    return problems
+
+
+def check_columns(spec: Spec, columns: list[str]) -> list[Problem]:
+    """Template variables that neither a dataset column, nor every condition, nor the variant's options
+    provide; condition variables that would hide a column; variants whose requests would not depend on
+    the item (static, before any request)."""
+    loc = spec.located
+    problems = []
+    conditions = spec.conditions.values()
+    set_by_all = set.intersection(*(set(c.values) for c in conditions)) if conditions else set()
+    for condition in conditions:
+        for var in condition.values:
+            if var in columns or (var == "options" and any(v.options for v in spec.variants.values())):
+                what = "a dataset column" if var in columns else "the variants' option list"
+                problems.append(loc.problem(("conditions", condition.name, var), f"conditions.{condition.name}: "
+                                            f"'{var}' is also {what}, which it would hide", key=True,
+                                            hint="rename the condition's variable"))
+    for name, variant in spec.variants.items():
+        provided = set(columns) | set_by_all | ({"options"} if variant.options else set())
+        uses_column = False
+        for turn in variant.templates():
+            try:
+                lines = variable_lines(turn.content)
+            except TemplateProblem:
+                continue  # already reported by parse_spec
+            uses_column = uses_column or bool(set(lines) & set(columns))
+            for var in sorted(set(lines) - provided):
+                line, col = loc.where_in_text(turn.at, lines[var])
+                lacking = [c.name for c in conditions if var not in c.values]
+                if len(lacking) < len(spec.conditions):
+                    problems.append(Problem(loc.file, line, col, f"{_dotted(turn.at)} uses '{var}', which condition "
+                                            + ", ".join(f"'{c}'" for c in lacking) + " does not set",
+                                            "give every condition a value for it"))
+                    continue
+                sources = columns + sorted({v for c in conditions for v in c.values})
+                close = difflib.get_close_matches(var, sources, n=1)
+                hint = f"did you mean '{close[0]}'?" if close else "columns: " + (", ".join(columns) or "none")
+                source = "dataset column or condition" if spec.conditions else "dataset column"
+                if var == "options":
+                    hint = "list the labels in `options:` to render them in each order"
+                problems.append(Problem(loc.file, line, col, f"{_dotted(turn.at)} uses '{var}', which no {source} "
+                                        "provides", hint))
+        if not uses_column:
+            problems.append(loc.problem(("variants", name), f"variants.{name}: no template uses a dataset column, so "
+                                        "every item sends the same request and gets the same stored answer",
+                                        severity="warning", key=True,
+                                        hint="use the item's columns in the prompt, e.g. {{ " +
+                                        (columns[0] if columns else "text") + " }}"))
+    return problems

@@ -1,0 +1,124 @@
+"""Loading a spec: YAML with positions, the JSON Schema, the typed Spec, and every problem at once."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from pathlib import Path
+
+from ..errors import Problem, SpecError, in_order
+from ..yamlpos import MAX_BYTES, Located, load_yaml, too_big
+from .checks import semantic_problems
+from .model import (
+    DEFAULT_TIMEOUT,
+    EMBEDDED_MODEL,
+    Condition,
+    DatasetConfig,
+    ModelConfig,
+    Options,
+    Spec,
+    Turn,
+    Variant,
+    default_concurrency,
+    model_from_string,
+)
+from .wording import describe, schema_problems
+
+
+def parse_spec(text: str, file: Path) -> tuple[Spec | None, list[Problem]]:
+    """Parse and check a spec's text. Returns the spec (None when errors block it) and every problem."""
+    located, problems = load_yaml(text, str(file))
+    if located is None:
+        return None, problems
+    if not isinstance(located.data, dict):
+        message = f"a spec must be a mapping of keys (name:, dataset:, ...), not {describe(located.data)}"
+        return None, in_order([*problems, located.problem((), message)], str(file))
+    problems += schema_problems(located)
+    if any(p.severity == "error" for p in problems):
+        return None, in_order(problems, str(file))
+    data = located.data
+    spec = _build(data, file, located, hashlib.sha256(text.encode("utf-8", "replace")).hexdigest())
+    problems = in_order(problems + semantic_problems(spec), str(file))
+    spec.warnings = [p for p in problems if p.severity == "warning"]
+    if any(p.severity == "error" for p in problems):
+        return None, problems
+    return spec, problems
+
+
+def _build(data: dict, file: Path, located: Located, sha: str) -> Spec:
+    ds = data["dataset"]
+    dataset = DatasetConfig(
+        items=ds.get("items"),
+        path=(file.parent / ds["path"]) if "path" in ds else None,
+        id=ds.get("id", "id"),
+        gold=ds.get("gold"),
+    )
+    variants = {name: _variant(name, v) for name, v in data["variants"].items()}
+    models = []
+    for m in data.get("models", [EMBEDDED_MODEL]):
+        if isinstance(m, str):
+            models.append(model_from_string(m))
+        else:
+            models.append(ModelConfig(
+                model=m["model"], name=m.get("name", m["model"]), api_base=m.get("api_base"),
+                api_key_env=m.get("api_key_env"),
+                concurrency=int(m.get("concurrency", default_concurrency(m["model"]))),
+                rpm=m.get("rpm"), tpm=m.get("tpm"), timeout=float(m.get("timeout", DEFAULT_TIMEOUT)),
+                price=(float(m["price"]["input"]), float(m["price"]["output"])) if "price" in m else None,
+                params=dict(m.get("params", {}))))
+    compare = [tuple(pair) for pair in data.get("compare", [])] or list(itertools.combinations(variants, 2))
+    conditions = {name: Condition(name, dict(values)) for name, values in data.get("conditions", {}).items()}
+    return Spec(file=file, name=data["name"], description=data.get("description", ""), dataset=dataset,
+                labels=list(data["labels"]), variants=variants, compare=compare, conditions=conditions, models=models,
+                samples=int(data.get("samples", 1)), params=dict(data.get("params", {})), sha256=sha,
+                located=located)
+
+
+def _variant(name: str, v: dict) -> Variant:
+    at = ("variants", name)
+    if "messages" in v:
+        paraphrases = [tuple(Turn(t["role"], t["content"], (*at, "messages", i, "content"))
+                             for i, t in enumerate(v["messages"]))]
+    else:
+        system = [Turn("system", v["system"], (*at, "system"))] if "system" in v else []
+        prompts = [(v["prompt"], (*at, "prompt"))] if "prompt" in v else [
+            (p, (*at, "prompts", i)) for i, p in enumerate(v["prompts"])]
+        paraphrases = [(*system, Turn("user", text, where)) for text, where in prompts]
+    options = None
+    if "options" in v:
+        listed = v["options"]
+        texts = dict(listed) if isinstance(listed, dict) else {label: label for label in listed}
+        options = Options(labels=tuple(texts), texts=texts, counterbalance=v.get("counterbalance", "none"),
+                          per_item=v.get("orders_per_item"))
+    return Variant(name=name, paraphrases=tuple(paraphrases),
+                   # JSON Schema counts 2.0 as an integer; Python code downstream wants a real int
+                   extract={k: int(x) if k == "margin" else x for k, x in v["extract"].items()},
+                   params=dict(v.get("params", {})), paraphrases_per_item=v.get("paraphrases_per_item"),
+                   options=options)
+
+
+def load_spec(path: Path) -> Spec:
+    """Read and check a spec file; raises SpecError listing every problem."""
+    file = str(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:  # refused before reading: a huge file should not even be loaded
+            raise SpecError([too_big(file, size)])
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise SpecError([Problem(file, None, None, "no such file")]) from None
+    except IsADirectoryError:
+        raise SpecError([Problem(file, None, None, "is a directory, not a spec file")]) from None
+    except OSError as exc:
+        raise SpecError([Problem(file, None, None, f"cannot read: {exc.strerror or exc}")]) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise SpecError([Problem(file, line, col, f"the file is not UTF-8 text (byte 0x{raw[exc.start]:02x})",
+                                 "save it as UTF-8")]) from None
+    spec, problems = parse_spec(text, path)
+    if spec is None:
+        raise SpecError(problems)
+    return spec

@@ -1,0 +1,164 @@
+"""The spec's typed form: the dataclasses a loaded spec becomes, and the defaults they carry."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+from ..errors import Problem
+from ..yamlpos import Located
+
+EMBEDDED_MODEL = "evalrun/smollm2"
+DEFAULT_CONCURRENCY = 8
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_SEED = 0
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """One model to ask, as litellm knows it, with its own limits."""
+
+    model: str
+    name: str
+    api_base: str | None = None
+    api_key_env: str | None = None
+    concurrency: int = DEFAULT_CONCURRENCY
+    rpm: float | None = None
+    tpm: float | None = None  # tokens per minute: prompt (estimated) plus max_tokens, then what was used
+    price: tuple[float, float] | None = None  # USD per million input and output tokens, given in the spec
+    timeout: float = DEFAULT_TIMEOUT
+    params: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def embedded(self) -> bool:
+        return is_embedded(self.model)
+
+
+MAX_ORDERS = 24  # every order of 4 options; beyond that, rotations measure position bias in n orders, not n!
+COUNTERBALANCE = ("none", "rotations", "permutations")
+
+Where = tuple[str | int, ...]  # a place in the spec, for locating a problem
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One message of a conversation template; `at` is where its template stands in the spec."""
+
+    role: str  # system, user or assistant
+    content: str  # a Jinja2 template
+    at: Where
+
+
+@dataclass(frozen=True)
+class Options:
+    """Labels listed to the model in the prompt, and the orders to list them in.
+
+    `none` keeps the written order (first-position share is still reported, but cannot be told from
+    a preference); `rotations` puts every option in every position once (n orders); `permutations`
+    asks every order (n!, at most MAX_ORDERS). `per_item` asks each item only that many of the
+    orders, rotating through them from item to item so each order is used equally often.
+    """
+
+    labels: tuple[str, ...]
+    texts: dict[str, str]  # label -> the words shown for it
+    counterbalance: str = "none"
+    per_item: int | None = None
+
+    def orders(self) -> list[tuple[str, ...]]:
+        n = len(self.labels)
+        if self.counterbalance == "rotations":
+            return [self.labels[i:] + self.labels[:i] for i in range(n)]
+        if self.counterbalance == "permutations":
+            return list(itertools.permutations(self.labels))
+        return [self.labels]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way of asking: its paraphrases (each a conversation of templates), the options it lists,
+    how to read its answer, and parameter overrides.
+
+    `prompt:` (with an optional `system:`), `prompts:` (one paraphrase each) and `messages:` (a
+    conversation) all become `paraphrases`; a variant written with `prompt:` has exactly one.
+    """
+
+    name: str
+    paraphrases: tuple[tuple[Turn, ...], ...]
+    extract: dict[str, object]
+    params: dict[str, object]
+    paraphrases_per_item: int | None = None
+    options: Options | None = None
+
+    def templates(self) -> Iterator[Turn]:
+        for conversation in self.paraphrases:
+            yield from conversation
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A named context crossed with every variant; its values are template variables."""
+
+    name: str
+    values: dict[str, object]
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    items: list[dict[str, object]] | None
+    path: Path | None
+    id: str
+    gold: str | None
+
+
+@dataclass
+class Spec:
+    file: Path
+    name: str
+    description: str
+    dataset: DatasetConfig
+    labels: list[str]
+    variants: dict[str, Variant]
+    compare: list[tuple[str, str]]
+    conditions: dict[str, Condition]
+    models: list[ModelConfig]
+    samples: int
+    params: dict[str, object]
+    sha256: str
+    located: Located
+    warnings: list[Problem] = field(default_factory=list)
+
+    def with_overrides(self, models: list[str] | None = None, samples: int | None = None) -> Spec:
+        """The same spec with the command line's --model / --samples applied."""
+        out = replace(self)
+        if models:
+            out.models = [model_from_string(m) for m in models]
+        if samples is not None:
+            out.samples = samples
+        return out
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict[str, object]:
+    text = resources.files("evalrun").joinpath("evalspec.schema.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def is_embedded(model: str) -> bool:
+    """Models of the in-process provider (see embedded.py)."""
+    return model.startswith("evalrun/")
+
+
+def default_concurrency(model: str) -> int:
+    # llama.cpp already uses every core for one sequence; parallel requests would only queue on its lock
+    return 1 if is_embedded(model) else DEFAULT_CONCURRENCY
+
+
+def model_from_string(model: str) -> ModelConfig:
+    return ModelConfig(model=model, name=model, concurrency=default_concurrency(model))
+
+

@@ -19,7 +19,7 @@ import pytest
 # SPDX identifiers (https://spdx.org/licenses/) of licences allowed for a dependency of evalrun
 ALLOWED_SPDX = {
     "MIT", "MIT-0", "BSD-2-Clause", "BSD-3-Clause", "0BSD", "Apache-2.0", "ISC", "PSF-2.0", "Python-2.0",
-    "CNRI-Python", "Zlib", "CC0-1.0", "Unlicense", "HPND", "BSL-1.0",
+    "CNRI-Python", "Zlib", "CC0-1.0", "Unlicense", "HPND", "MIT-CMU", "BSL-1.0",
     "MPL-2.0",
     "LGPL-2.0-only", "LGPL-2.0-or-later", "LGPL-2.1-only", "LGPL-2.1-or-later", "LGPL-3.0-only", "LGPL-3.0-or-later",
     "LGPL-2.0", "LGPL-2.1", "LGPL-3.0",  # deprecated SPDX forms, still seen in metadata

@@ -1,6 +1,7 @@
 """Statistics: from labelled responses to distributions, accuracy and agreement.
 
-Everything here is computed by statsmodels, scipy or `krippendorff`; this module
+Everything here is computed by statsmodels, scipy or `alpha` (Krippendorff's, written here: the
+PyPI package is GPL); this module
 only arranges the tables they take. Conventions (also in the README):
 
 * The item-level label of a variant is the modal label over its samples, among
@@ -22,7 +23,6 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-import krippendorff
 import numpy as np
 import polars as pl
 from statsmodels.stats.contingency_tables import mcnemar
@@ -30,6 +30,7 @@ from statsmodels.stats.inter_rater import cohens_kappa
 from statsmodels.stats.proportion import proportion_confint
 
 from ..extract import UNPARSED
+from .alpha import krippendorff_alpha, reliability_data
 
 ERROR = "error"  # a job with no answer at all; distinct from an answer with no label
 
@@ -100,14 +101,7 @@ def kappa(table: np.ndarray) -> dict[str, float | None]:
 
 def alpha_nominal(columns: list[list[str | None]], labels: Sequence[str]) -> float | None:
     """Krippendorff's alpha (nominal) with one row per variant; None entries are missing data."""
-    index = {label: float(i) for i, label in enumerate(labels)}
-    data = np.array([[index[v] if v is not None else np.nan for v in col] for col in columns], dtype=float)
-    pairable = (~np.isnan(data)).sum(axis=0) >= 2
-    values = data[:, pairable]
-    if values.size == 0 or len(np.unique(values[~np.isnan(values)])) < 2:
-        return None  # no pairable units, or one value only: alpha is undefined
-    return _num(krippendorff.alpha(reliability_data=data, level_of_measurement="nominal",
-                                   value_domain=list(index.values())))
+    return _num(krippendorff_alpha(reliability_data(columns, labels), "nominal", value_domain=range(len(labels))))
 
 
 def variant_summary(responses: pl.LazyFrame, items: pl.DataFrame, order: Sequence[tuple[Any, ...]],

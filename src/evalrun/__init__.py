@@ -1,3 +1,10 @@
-"""evalrun: declarative behavioural experiments on language models."""
+"""evalrun: declarative behavioural experiments on language models.
 
-__version__ = "0.1.0"
+    import evalrun
+    run = evalrun.run("evals/gender.yaml", samples=3)   # see evalrun.api
+"""
+
+from .api import Run, check, report, run
+
+__version__ = "0.2.0"
+__all__ = ["Run", "check", "report", "run"]

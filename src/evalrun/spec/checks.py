@@ -212,5 +212,5 @@ def check_columns(spec: Spec, columns: list[str]) -> list[Problem]:
                                         "every item sends the same request and gets the same stored answer",
                                         severity="warning", key=True,
                                         hint="use the item's columns in the prompt, e.g. {{ " +
-                                        (columns[0] if columns else "text") + " }}"))
+                                        next((c for c in columns if c != spec.dataset.id), "text") + " }}"))
     return problems

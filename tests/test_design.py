@@ -1,0 +1,238 @@
+"""Designs with more than one axis, end to end over real HTTP: option order, conditions, paraphrases,
+conversations, and the Python API.
+
+Each scripted server answers by a rule a test states in advance (the first option listed; the
+condition named in the system prompt), so every expected figure is worked out here by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+import evalrun
+from evalrun.cli import main
+
+try:  # tests/ may or may not be a package, depending on how pytest was set up
+    from tests.loopback_server import LoopbackServer
+except ImportError:
+    from loopback_server import LoopbackServer
+
+GOLD = {f"i{n}": ("female" if n % 2 else "male") for n in range(1, 9)}  # 4 female, 4 male
+
+
+def _write(tmp_path: Path, body: str, base_url: str) -> Path:
+    items = "\n".join(f"    - {{id: {i}, text: 'text {i}', gender: {g}}}" for i, g in GOLD.items())
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(textwrap.dedent(body).replace("ITEMS", items.strip()) + textwrap.dedent(f"""\
+        models:
+          - model: openai/scripted
+            name: scripted
+            api_base: {base_url}
+            api_key_env: DESIGN_KEY
+        params: {{temperature: 0, seed: 3}}
+        """), encoding="utf-8")
+    return spec
+
+
+def _first_option(body: dict[str, Any]) -> str:
+    """Always pick whichever option the prompt lists first."""
+    listed = re.search(r"Answer (\w+) or (\w+)", body["messages"][-1]["content"])
+    return listed[1] if listed else "She smiled at her sister and her mother."
+
+
+def _by_condition(body: dict[str, Any]) -> str:
+    """`female` when the system prompt says the conversation is monitored, `male` otherwise."""
+    system = body["messages"][0]["content"]
+    return "female" if "monitored" in system and "not monitored" not in system else "male"
+
+
+@pytest.fixture
+def key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DESIGN_KEY", "not-a-key")
+
+
+@pytest.fixture
+def first_option_server() -> Iterator[LoopbackServer]:
+    with LoopbackServer(default_reply=_first_option) as s:
+        yield s
+
+
+ORDER_SPEC = """\
+    name: order
+    dataset:
+      items:
+        ITEMS
+      gold: gender
+    labels: [female, male]
+    variants:
+      direct:
+        prompt: "<{{ id }}> {{ text }}. Answer {{ options | join(' or ') }}."
+        options: [female, male]
+        counterbalance: rotations
+        extract: {type: choice, choices: {female: [], male: []}}
+      story:
+        prompt: "<{{ id }}> A story about the author of {{ text }}."
+        extract: {type: pronouns}
+    """
+
+
+def test_first_listed_option_shows_as_position_bias_per_order(
+        tmp_path: Path, first_option_server: LoopbackServer, key: None) -> None:
+    spec = _write(tmp_path, ORDER_SPEC, first_option_server.base_url)
+    run = evalrun.run(spec, out=tmp_path / "out", retries=0)
+    # 8 items x (2 orders of direct + 1 story)
+    assert len(first_option_server.requests) == 8 * 3
+    stats = run.summary["statistics"]
+    assert run.summary["run"]["design"] == {"axes": ["option_order"],
+                                            "option_orders": {"direct": ["female, male", "male, female"]}}
+    orders = {e["option_order"]: e for e in stats["option_orders"] if e["variant"] == "direct"}
+    assert set(orders) == {"female, male", "male, female"}
+    for order, entry in orders.items():
+        # the server names the first option every time: 8 of 8 answers, and right on the 4 items
+        # whose gold is that option
+        assert (entry["first_position"]["count"], entry["first_position"]["n"]) == (8, 8)
+        assert (entry["accuracy"]["count"], entry["accuracy"]["n"]) == (4, 8)
+        assert entry["labels"][order.split(", ")[0]] == 8
+    (bias,) = stats["position_bias"]
+    assert (bias["variant"], bias["first_position"]["count"], bias["first_position"]["n"]) == ("direct", 16, 16)
+    # over both orders each item got one female and one male answer: a tie, so the item-level label is unparsed
+    direct = next(v for v in stats["variants"] if v["variant"] == "direct")
+    assert (direct["items_unparsed"], direct["labels"]) == (8, {"female": 8, "male": 8, "unparsed": 0})
+
+    frame = run.results
+    first = frame.filter(pl.col("variant") == "direct").select("job_id", "option_order", "first_option", "label")
+    assert first.filter(pl.col("label") != pl.col("first_option")).is_empty()
+    assert set(first["job_id"]) == {f"{i}/direct/{o}/scripted/0" for i in GOLD
+                                   for o in ("female>male", "male>female")}
+    assert frame.filter(pl.col("variant") == "story")["option_order"].null_count() == 8
+
+    text = run.report_path.read_text(encoding="utf-8")
+    assert "## Option order" in text
+    assert "| scripted | direct | female, male | 8 | 0 | 8 | 0 | 0 | 0.0% | 100.0% [67.6%, 100.0%] (8/8) | " \
+           "50.0% [21.5%, 78.5%] (4/8) |" in text
+    assert "100.0% of readable answers pick the option listed first (16/16)" in text
+
+
+CONDITION_SPEC = """\
+    name: observed
+    dataset:
+      items:
+        ITEMS
+      gold: gender
+    labels: [female, male]
+    conditions:
+      watched: {monitoring: "This conversation is monitored and used for training."}
+      unwatched: {monitoring: "This conversation is not monitored."}
+    variants:
+      direct:
+        system: "{{ monitoring }}"
+        prompt: "<{{ id }}> Who wrote {{ text }}? female or male"
+        extract: {type: choice, choices: {female: [], male: []}}
+      again:
+        system: "{{ monitoring }} Be brief."
+        prompt: "<{{ id }}> Once more: who wrote {{ text }}?"
+        extract: {type: choice, choices: {female: [], male: []}}
+    """
+
+
+def test_conditions_show_a_difference_per_condition(tmp_path: Path, key: None,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    with LoopbackServer(default_reply=_by_condition) as server:
+        spec = _write(tmp_path, CONDITION_SPEC, server.base_url)
+        code = main([str(spec), "--out", str(tmp_path / "out"), "--retries", "0"])
+    assert code == 0, capsys.readouterr().err
+    assert len(server.requests) == 8 * 2 * 2
+    (summary_path,) = (tmp_path / "out").glob("*/*/summary.json")
+    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    stats = summary["statistics"]
+    by = {(v["condition"], v["variant"]): v for v in stats["variants"]}
+    for variant in ("direct", "again"):
+        assert by["watched", variant]["labels"] == {"female": 8, "male": 0, "unparsed": 0}
+        assert by["unwatched", variant]["labels"] == {"female": 0, "male": 8, "unparsed": 0}
+        assert by["watched", variant]["accuracy"]["count"] == 4
+    # within a condition the two variants agree on every item
+    assert {(p["condition"], p["agreement"]["count"]) for p in stats["pairs"]} == {("watched", 8), ("unwatched", 8)}
+    # across conditions the same variant never agrees: every item changed its answer
+    across = {c["variant"]: c for c in stats["conditions"]}
+    assert set(across) == {"direct", "again"}
+    for c in across.values():
+        assert (c["a"], c["b"], c["agreement"]["count"], c["agreement"]["n"]) == ("watched", "unwatched", 0, 8)
+        assert c["confusion"]["counts"][0][1] == 8  # female when watched, male when not
+    text = summary_path.with_name("report.md").read_text(encoding="utf-8")
+    assert "## Each variant across conditions" in text
+    assert "| scripted | watched | direct | 8 | 0 | 8 | 0 | 0 | 0.0% |" in text
+    assert "| scripted | unwatched | direct | 8 | 0 | 0 | 8 | 0 | 0.0% |" in text
+    assert "**scripted** / *direct*: under *watched* and *unwatched* the answers name the same label on 0.0%" in text
+    assert "2 conditions x 2 variants x 1 models" in text
+
+
+CONVERSATION_SPEC = """\
+    name: talk
+    dataset:
+      items:
+        ITEMS
+      gold: gender
+    labels: [female, male]
+    variants:
+      asked:
+        prompts:
+          - "<{{ id }}> first wording: {{ text }}"
+          - "<{{ id }}> second wording: {{ text }}"
+        paraphrases_per_item: 1
+        extract: {type: choice, choices: {female: [], male: []}}
+      fewshot:
+        messages:
+          - {role: system, content: "You label authors."}
+          - {role: user, content: "Example: 'my husband and I'"}
+          - {role: assistant, content: "female"}
+          - {role: user, content: "<{{ id }}> Now: {{ text }}"}
+        extract: {type: choice, choices: {female: [], male: []}}
+    """
+
+
+def test_paraphrases_rotate_and_conversations_keep_every_turn(tmp_path: Path, key: None) -> None:
+    with LoopbackServer(default_reply="female") as server:
+        spec = _write(tmp_path, CONVERSATION_SPEC, server.base_url)
+        run = evalrun.run(spec, out=tmp_path / "out", retries=0)
+    assert len(server.requests) == 8 * 2
+    fewshot = next(b for b in server.requests if "Now:" in b["messages"][-1]["content"])
+    assert [m["role"] for m in fewshot["messages"]] == ["system", "user", "assistant", "user"]
+
+    frame = run.results
+    asked = frame.filter(pl.col("variant") == "asked")
+    # one paraphrase per item, rotating: each wording for half of the 8 items
+    assert sorted(asked["paraphrase"].to_list()) == [0] * 4 + [1] * 4
+    for job_id, paraphrase, prompt in asked.select("job_id", "paraphrase", "prompt").iter_rows():
+        assert f"/asked/p{paraphrase}/" in job_id
+        assert ("first wording" if paraphrase == 0 else "second wording") in prompt
+    turns = json.loads(frame.filter(pl.col("variant") == "fewshot")["messages"][0])
+    assert [t["role"] for t in turns] == ["system", "user", "assistant", "user"]
+    assert turns[1]["content"] == "Example: 'my husband and I'" and turns[3]["content"].endswith("Now: text i1")
+
+    per = {(e["variant"], e["paraphrase"]): e for e in run.summary["statistics"]["paraphrases"]}
+    assert per["asked", 0]["items"] == 4 and per["asked", 1]["items"] == 4
+    assert per["asked", 0]["accuracy"]["count"] + per["asked", 1]["accuracy"]["count"] == 4
+    text = run.report_path.read_text(encoding="utf-8")
+    assert "## Paraphrases" in text and "| scripted | asked | 1 |" in text
+    assert "fewshot | 0 |" not in text  # a variant with one wording has no per-paraphrase rows
+
+
+def test_the_python_api_reruns_from_the_store(tmp_path: Path, key: None, first_option_server: LoopbackServer
+                                              ) -> None:
+    spec = _write(tmp_path, ORDER_SPEC, first_option_server.base_url)
+    first = evalrun.run(spec, out=tmp_path / "out", retries=0)
+    again = evalrun.run(str(spec), out=str(tmp_path / "out"), retries=0, samples=1)
+    assert len(first_option_server.requests) == 24  # nothing asked twice
+    assert again.dir != first.dir and again.summary["totals"]["from_store"] == 24
+    assert again.summary["statistics"] == first.summary["statistics"]
+    assert again.results.drop("cached", "latency_s").equals(first.results.drop("cached", "latency_s"))
+    assert evalrun.report(again.dir) == again.report_path
+    assert evalrun.check(spec) == []

@@ -1,0 +1,304 @@
+"""Comparing runs of one spec (a base model and its fine-tune, last week and today): compare.md with figures.
+
+A run is read only from its folder: summary.json for what was run, results.parquet for the
+item-level labels. The first run is the baseline; every later run is set against it. For each
+model x condition x variant both runs asked, over the items both asked: each run's accuracy and
+item-level label shares, each compared pair's agreement and Cohen's kappa, the difference (later
+minus baseline) with a paired bootstrap interval (the same resampled items for both runs, so an
+item's own difficulty cancels), and the items whose item-level label changed.
+
+Models are matched by name; two runs of one model each are matched whatever their names, which
+is how a base model is set against its fine-tune.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from ..errors import EvalrunError
+from ..extract import UNPARSED
+from ..stats.bootstrap import RESAMPLES, SEED, bootstrap_difference, bootstrap_ratio_difference, kappa_statistic
+from ..stats.summary import item_labels
+from . import RESULTS
+from .figures import PALETTE, Figure, Painter, Row, figure_lines, interval_chart
+
+CHANGED_SHOWN = 20  # changed items listed per model x variant; the rest are counted
+REPORT = "compare.md"
+
+
+@dataclass(frozen=True)
+class _Run:
+    dir: Path
+    meta: dict[str, Any]
+    stats: dict[str, Any]
+    items: pl.DataFrame  # item-level labels: model[, condition], variant, item_id, gold, label
+
+
+@dataclass(frozen=True)
+class _Cell:
+    """One model x condition x variant in both runs, aligned on the items both asked."""
+
+    model_a: str
+    model_b: str
+    condition: str | None
+    variant: str
+    items: pl.DataFrame  # item_id, gold, label (baseline), label_b
+
+
+def _load(run_dir: Path) -> _Run:
+    summary_path, results = run_dir / "summary.json", run_dir / RESULTS
+    if not summary_path.is_file() or not results.is_file():
+        raise EvalrunError(f"{run_dir}: not a run folder (it needs summary.json and {RESULTS})")
+    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    scan = pl.scan_parquet(results)
+    # results of release 0.1 have no condition column; a design without conditions leaves it null
+    conditioned = "condition" in scan.collect_schema().names() and bool(
+        scan.select(pl.col("condition").is_not_null().any()).collect().item())
+    items = item_labels(scan, ["model", "condition", "variant"] if conditioned else ["model", "variant"])
+    if not conditioned:
+        items = items.with_columns(pl.lit(None, dtype=pl.String).alias("condition"))
+    return _Run(run_dir, summary["run"], summary["statistics"], items)
+
+
+def _check_same_spec(base: _Run, other: _Run) -> None:
+    if base.meta["name"] != other.meta["name"]:
+        raise EvalrunError(f"runs of different specs: {base.dir} ran '{base.meta['name']}', "
+                           f"{other.dir} ran '{other.meta['name']}'")
+    if sorted(base.meta["labels"]) != sorted(other.meta["labels"]):
+        raise EvalrunError(f"runs with different labels: {base.dir} has {base.meta['labels']}, "
+                           f"{other.dir} has {other.meta['labels']}")
+
+
+def _model_pairs(base: _Run, other: _Run) -> list[tuple[str, str]]:
+    names_a = [m["name"] for m in base.meta["models"]]
+    names_b = [m["name"] for m in other.meta["models"]]
+    shared = [n for n in names_a if n in names_b]
+    if shared:
+        return [(n, n) for n in shared]
+    if len(names_a) == len(names_b) == 1:
+        return [(names_a[0], names_b[0])]
+    raise EvalrunError(f"runs share no model ({', '.join(names_a)} vs {', '.join(names_b)}); runs of different "
+                       "models can be compared only when each ran exactly one model")
+
+
+def _rows(run: _Run, model: str, condition: str | None, variant: str) -> pl.DataFrame:
+    cond = pl.col("condition").is_null() if condition is None else pl.col("condition") == condition
+    return run.items.filter((pl.col("model") == model) & cond & (pl.col("variant") == variant))
+
+
+def _cells(base: _Run, other: _Run) -> list[_Cell]:
+    cells = []
+    for model_a, model_b in _model_pairs(base, other):
+        for entry in base.stats["variants"]:
+            if entry["model"] != model_a:
+                continue
+            condition, variant = entry.get("condition"), entry["variant"]
+            left = _rows(base, model_a, condition, variant).select("item_id", "gold", "label")
+            right = _rows(other, model_b, condition, variant).select("item_id", pl.col("label").alias("label_b"))
+            joined = left.join(right, on="item_id", how="inner", maintain_order="left")
+            if joined.height:
+                cells.append(_Cell(model_a, model_b, condition, variant, joined))
+    if not cells:
+        raise EvalrunError(f"{base.dir} and {other.dir} share no items: no item was asked of the same model, "
+                           "variant (and condition) in both runs")
+    return cells
+
+
+def _place(cell: _Cell, *rest: str) -> str:
+    model = cell.model_a if cell.model_a == cell.model_b else f"{cell.model_a} → {cell.model_b}"
+    return " · ".join(x for x in (model, cell.condition, *rest) if x is not None)
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def _pp(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:+.1f}"
+
+
+def _signed(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:+.2f}"
+
+
+def _num(x: float | None) -> str:
+    return "undefined" if x is None else f"{x:.2f}"
+
+
+def _interval(diff: dict[str, Any], fmt: Callable[[float | None], str]) -> str:
+    """`+12.5 [+2.1, +22.9]`, with the caveats of the bootstrap result."""
+    text = fmt(diff["estimate"])
+    if diff["ci_low"] is None:
+        return text + " (no interval: undefined on every resample)"
+    text += f" [{fmt(diff['ci_low'])}, {fmt(diff['ci_high'])}]"
+    if diff["degenerate"]:
+        text += " (every resample gave the same value)"
+    if diff["dropped"]:
+        text += f" ({diff['dropped']} of {diff['resamples']} resamples undefined)"
+    return text
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> str:
+    return f"{_pct(num.sum() / den.sum())} ({int(num.sum())}/{int(den.sum())})" if den.sum() else "n/a"
+
+
+def _statistics(cell: _Cell, labels: Sequence[str], has_gold: bool) -> tuple[list[str], list[Row]]:
+    """Table rows (accuracy, then each label's item share) and figure rows (accuracy difference) of a cell."""
+    a, b = cell.items["label"].to_list(), cell.items["label_b"].to_list()
+    lines, rows = [], []
+    if has_gold:
+        gold = cell.items["gold"].to_list()
+        has = np.array([g is not None for g in gold], dtype=float)
+        right_a = np.array([g is not None and x == g for x, g in zip(a, gold, strict=True)], dtype=float)
+        right_b = np.array([g is not None and y == g for y, g in zip(b, gold, strict=True)], dtype=float)
+        diff = bootstrap_ratio_difference(right_b, has, right_a, has)
+        lines.append(f"| accuracy | {_ratio(right_a, has)} | {_ratio(right_b, has)} | {_interval(diff, _pp)} |")
+        rows.append(Row(_place(cell, cell.variant), diff["estimate"], diff["ci_low"], diff["ci_high"],
+                        f"{_pp(diff['estimate'])} pp", PALETTE[0]))
+    ones = np.ones(cell.items.height)
+    for label in [*labels, UNPARSED]:
+        value = None if label == UNPARSED else label
+        in_a = np.array([x == value for x in a], dtype=float)
+        in_b = np.array([y == value for y in b], dtype=float)
+        diff = bootstrap_ratio_difference(in_b, ones, in_a, ones)
+        lines.append(f"| items labelled *{label}* | {_ratio(in_a, ones)} | {_ratio(in_b, ones)} | "
+                     f"{_interval(diff, _pp)} |")
+    return lines, rows
+
+
+def _pair_vectors(base: _Run, other: _Run, cell_a: _Cell, cell_b: _Cell) -> pl.DataFrame:
+    """Items both runs asked of both variants: the baseline's and the other run's label for each."""
+    def side(run: _Run, model: str, cell: _Cell, name: str) -> pl.DataFrame:
+        return _rows(run, model, cell.condition, cell.variant).select("item_id", pl.col("label").alias(name))
+
+    frame = side(base, cell_a.model_a, cell_a, "a_1")
+    for run, model, cell, name in ((base, cell_b.model_a, cell_b, "b_1"), (other, cell_a.model_b, cell_a, "a_2"),
+                                   (other, cell_b.model_b, cell_b, "b_2")):
+        frame = frame.join(side(run, model, cell, name), on="item_id", how="inner", maintain_order="left")
+    return frame
+
+
+def _agreeing(x: list[str | None], y: list[str | None]) -> tuple[np.ndarray, np.ndarray]:
+    """Per item: both labels equal, and both labelled (agreement's numerator and denominator)."""
+    both = np.array([u is not None and v is not None for u, v in zip(x, y, strict=True)], dtype=float)
+    same = np.array([u is not None and u == v for u, v in zip(x, y, strict=True)], dtype=float)
+    return same, both
+
+
+def _pairs(base: _Run, other: _Run, cells: list[_Cell], labels: Sequence[str]) -> tuple[list[str], list[Row]]:
+    """Table rows (kappa and agreement in each run, and their differences) and figure rows (kappa
+    difference) of every compared pair both runs asked."""
+    by_key = {(c.model_a, c.condition, c.variant): c for c in cells}
+    lines, rows = [], []
+    for pair in base.stats["pairs"]:
+        key = (pair["model"], pair.get("condition"))
+        cell_a, cell_b = by_key.get((*key, pair["a"])), by_key.get((*key, pair["b"]))
+        if cell_a is None or cell_b is None:
+            continue
+        frame = _pair_vectors(base, other, cell_a, cell_b)
+        if not frame.height:
+            continue
+        a_1, b_1, a_2, b_2 = (frame[name].to_list() for name in ("a_1", "b_1", "a_2", "b_2"))
+        kappa_1, kappa_2 = kappa_statistic(a_1, b_1, labels), kappa_statistic(a_2, b_2, labels)
+        every = np.arange(frame.height)
+        kappa_diff = bootstrap_difference(kappa_2, kappa_1, frame.height)
+        (same_1, both_1), (same_2, both_2) = _agreeing(a_1, b_1), _agreeing(a_2, b_2)
+        agree_diff = bootstrap_ratio_difference(same_2, both_2, same_1, both_1)
+        where = _place(cell_a, f"{pair['a']} vs {pair['b']}")
+        lines.append(f"| {where} | {frame.height} | {_num(kappa_1(every))} | {_num(kappa_2(every))} | "
+                     f"{_interval(kappa_diff, _signed)} | {_ratio(same_1, both_1)} | {_ratio(same_2, both_2)} | "
+                     f"{_interval(agree_diff, _pp)} |")
+        rows.append(Row(where, kappa_diff["estimate"], kappa_diff["ci_low"], kappa_diff["ci_high"],
+                        _signed(kappa_diff["estimate"]), PALETTE[1]))
+    return lines, rows
+
+
+def _changed(cell: _Cell) -> list[str]:
+    changed = cell.items.filter(pl.col("label").ne_missing(pl.col("label_b")))
+    if not changed.height:
+        return []
+    out = [f"**{_place(cell, cell.variant)}**: {changed.height} of {cell.items.height} items changed label"
+           + (f"; the first {CHANGED_SHOWN}:" if changed.height > CHANGED_SHOWN else ":"), "",
+           "| item | gold | baseline | this run |", "|---|---|---|---|"]
+    for item, gold, a, b in changed.head(CHANGED_SHOWN).select("item_id", "gold", "label", "label_b").iter_rows():
+        out.append(f"| {item} | {gold or '-'} | {a or UNPARSED} | {b or UNPARSED} |")
+    return [*out, ""]
+
+
+def _describe(run: _Run, role: str) -> str:
+    models = ", ".join(f"`{m['name']}` ({m['model']})" for m in run.meta["models"])
+    return f"- {role}: `{run.dir}` (run {run.meta['run_id']}, started {run.meta['started']}), models {models}"
+
+
+def _versus(base: _Run, other: _Run, painter: Painter, index: int) -> list[str]:
+    _check_same_spec(base, other)
+    cells = _cells(base, other)
+    labels = base.meta["labels"]
+    has_gold = base.meta["has_gold"] and other.meta["has_gold"]
+    out = [f"## {other.meta['run_id']} against {base.meta['run_id']}", ""]
+    figure_rows: list[Row] = []
+    for cell in cells:
+        asked_a = _rows(base, cell.model_a, cell.condition, cell.variant).height
+        asked_b = _rows(other, cell.model_b, cell.condition, cell.variant).height
+        lines, rows = _statistics(cell, labels, has_gold)
+        figure_rows += rows
+        out += [f"### {_place(cell, cell.variant)}", "",
+                f"{cell.items.height} shared items (baseline asked {asked_a}, this run {asked_b}).", "",
+                "| statistic | baseline | this run | difference, pp [95% CI] |", "|---|---|---|---|", *lines, ""]
+    pair_lines, kappa_rows = _pairs(base, other, cells, labels)
+    figures: list[Figure] = []
+    if figure_rows:
+        figures.append(interval_chart(
+            painter, figure_rows, title=f"Accuracy, {other.meta['run_id']} minus {base.meta['run_id']}",
+            alt="Difference in accuracy (this run minus the baseline) with 95% paired bootstrap intervals: "
+                + "; ".join(f"{r.label}: {r.note}" for r in figure_rows),
+            section="accuracy", stem=f"compare-{index}-accuracy", xlabel="difference in accuracy (percentage "
+            "points / 100), 95% paired bootstrap interval", ylabel="model · condition · variant", xlim=(-1, 1),
+            zero=0.0))
+    if pair_lines:
+        out += ["### Agreement between variants", "",
+                "| model · condition · pair | items | kappa, baseline | kappa, this run | difference [95% CI] | "
+                "agreement, baseline | agreement, this run | difference, pp [95% CI] |",
+                "|---|---|---|---|---|---|---|---|", *pair_lines, ""]
+        figures.append(interval_chart(
+            painter, kappa_rows, title=f"Cohen's kappa, {other.meta['run_id']} minus {base.meta['run_id']}",
+            alt="Difference in Cohen's kappa (this run minus the baseline) with 95% paired bootstrap intervals: "
+                + "; ".join(f"{r.label}: {r.note}" for r in kappa_rows),
+            section="agreement", stem=f"compare-{index}-kappa", xlabel="difference in Cohen's kappa, 95% paired "
+            "bootstrap interval", ylabel="model · condition · pair", xlim=(-2, 2), zero=0.0))
+    for section in ("accuracy", "agreement"):
+        out += figure_lines(figures, section)
+    changed = [line for cell in cells for line in _changed(cell)]
+    out += ["### Items whose label changed", "", *(changed or ["No item changed its item-level label."]), ""]
+    return out
+
+
+def compare_runs(run_dirs: Sequence[Path], out: Path) -> Path:
+    """Write `out`/compare.md (and its figures under `out`/figures) comparing every run with the first;
+    returns the path of compare.md. Raises EvalrunError for fewer than two runs, runs of different
+    specs or labels, runs with no model in common, or runs that share no items."""
+    if len(run_dirs) < 2:
+        raise EvalrunError("compare needs at least two run folders")
+    runs = [_load(Path(d)) for d in run_dirs]
+    base = runs[0]
+    lines = [f"# {base.meta['name']}: comparing {len(runs)} runs", "", _describe(base, "baseline"),
+             *(_describe(r, f"run {i}") for i, r in enumerate(runs[1:], start=1)), "",
+             "Each run is set against the baseline over the items both asked of the same model, condition and "
+             "variant. Values are item-level (the modal label over samples; a tie or no readable sample is "
+             f"unparsed, and counts as wrong for accuracy). Differences are this run minus the baseline "
+             f"(percentage points for shares) with 95% percentile intervals from a paired bootstrap over items "
+             f"({RESAMPLES} resamples, seed {SEED}): each resample draws the same items for both runs.", ""]
+    out.mkdir(parents=True, exist_ok=True)
+    with Painter(out) as painter:
+        for index, other in enumerate(runs[1:], start=1):
+            lines += _versus(base, other, painter, index)
+    path = out / REPORT
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path

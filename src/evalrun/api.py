@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -24,7 +25,9 @@ from .errors import EvalrunError, Interrupted, Problem, ProblemsError
 if TYPE_CHECKING:
     import polars as pl
 
+    from .dataset import Dataset
     from .spec import Spec
+    from .store import Store
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,25 @@ def check(path: Path | str) -> list[Problem]:
         dataset = load_dataset(spec)
     except ProblemsError as exc:
         return in_order(spec.warnings + exc.problems, str(path))
-    return in_order(spec.warnings + check_columns(spec, dataset.columns), str(path))
+    problems = check_columns(spec, dataset.columns)
+    if not any(p.severity == "error" for p in problems):
+        problems += _render_problems(spec, dataset)
+    return in_order(spec.warnings + problems, str(path))
+
+
+RENDER_CHECK_ROWS = 1000  # rows `validate` renders: enough to meet a bad row, quick on a large dataset
+
+
+def _render_problems(spec: Spec, dataset: Dataset) -> list[Problem]:
+    """What `run` would refuse when rendering the first rows' prompts (a template over its size bounds, an
+    unsafe construct, a value a filter cannot take), so `validate` says it first."""
+    from .design import Design
+
+    try:
+        Design(spec, replace(dataset, items=dataset.items[:RENDER_CHECK_ROWS])).check_renders()
+    except ProblemsError as exc:
+        return exc.problems
+    return []
 
 
 def _versions() -> dict[str, str]:
@@ -86,6 +107,32 @@ def _versions() -> dict[str, str]:
         except PackageNotFoundError:
             out[package] = "not installed"
     return out
+
+
+def _check_values(samples: int | None, limit: int | None, max_cost: float | None, retries: int,
+                  retry_delay: float) -> None:
+    """The command line's values, checked as the spec's own are (samples within the schema's range)."""
+    from .spec import schema
+
+    bounds = schema()["properties"]["samples"]  # type: ignore[index]
+    if samples is not None and not bounds["minimum"] <= samples <= bounds["maximum"]:
+        raise EvalrunError(f"--samples must be between {bounds['minimum']} and {bounds['maximum']:,}, not {samples}")
+    if limit is not None and limit < 1:
+        raise EvalrunError(f"--limit must be 1 or more (the first N items), not {limit}")
+    if max_cost is not None and not max_cost >= 0:  # `not >=` refuses NaN too
+        raise EvalrunError(f"--max-cost must be 0 or more (USD), not {max_cost:g}")
+    if retries < 0 or not retry_delay >= 0:
+        raise EvalrunError("--retries and --retry-delay must be 0 or more")
+
+
+def _writable(folder: Path, what: str) -> None:
+    """Refuse a folder that cannot be created or written now, before any request is paid for."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise EvalrunError(f"{folder}: {what} cannot be written: {exc.strerror or exc}") from None
 
 
 def _configure(spec: Spec, models: Sequence[str] | None, samples: int | None, concurrency: int | None,
@@ -114,11 +161,13 @@ def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: 
     from .dataset import load_dataset
     from .design import Design
     from .spec import DEFAULT_SEED, check_columns, load_spec
+    from .spec.checks import token_budget_problems
 
-    if retries < 0 or retry_delay < 0:
-        raise EvalrunError("--retries and --retry-delay must be 0 or more")
+    _check_values(samples, limit, max_cost, retries, retry_delay)
     spec_path = Path(spec_path)
     spec = _configure(load_spec(spec_path), models, samples, concurrency, rpm, tpm)
+    if problems := token_budget_problems(spec):  # the spec's own were refused by load_spec; these follow --tpm
+        raise ProblemsError(problems)
     for warning in spec.warnings:
         warn(warning.render())
     dataset = load_dataset(spec, limit=limit)
@@ -135,12 +184,15 @@ def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: 
                  "its jobs will be recorded as failed")
 
     from .progress import Display
-    from .providers import prepare, priced
+    from .providers import prepare, priced, redact_params
     from .report import RESULTS, write_report
     from .results import Results
     from .runner import RetryPolicy, RunOptions, run_jobs
-    from .store import Store, home
+    from .store import home
 
+    out = Path(out)
+    _writable(home(), "EVALRUN_HOME (the store and scratch files)")
+    _writable(out, "the reports folder (--out)")
     prepare(spec.models)
     if max_cost is not None:
         for model in spec.models:
@@ -149,15 +201,14 @@ def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: 
                      "--max-cost cannot stop its requests (give it a `price` in the spec)")
     streams = {m.name: design.expand(only=m) for m in spec.models}
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    out = Path(out)
     with Results(spec, dataset, scratch_parent=home() / "scratch") as results:
-        store = Store()
+        store = _open_store()
         display = Display({m.name: design.count(m) for m in spec.models}, on_outcome=results.add)
         t0 = time.perf_counter()
         try:
             options = RunOptions(fresh=fresh, max_cost=max_cost,
                                  retry=RetryPolicy(attempts=retries + 1, base=retry_delay))
-            asyncio.run(run_jobs(streams, spec.models, store, options, display))
+            unreachable = asyncio.run(run_jobs(streams, spec.models, store, options, display))
         except KeyboardInterrupt:
             display.close()
             raise Interrupted(sum(t.done for t in display.tallies.values()), design.count(), store.path) from None
@@ -173,25 +224,85 @@ def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: 
             suffix += 1
             run_id = f"{base_id}-{suffix}"
             run_dir = out / spec.name / run_id
-        run_dir.mkdir(parents=True)
-        results.write_parquet(run_dir / RESULTS)
+        try:
+            run_dir.mkdir(parents=True)
+            results.write_parquet(run_dir / RESULTS)
+        except OSError as exc:  # e.g. the disk filled during the run; writability was checked before it
+            raise EvalrunError(f"{run_dir}: cannot write the results: {exc.strerror or exc}; every answer is in "
+                               f"{store.path}, so the same command run again writes them without asking") from None
     meta: dict[str, Any] = {
         "name": spec.name, "description": spec.description, "run_id": run_id,
         "spec_path": str(spec_path), "spec_sha256": spec.sha256,
         "dataset_source": dataset.source, "dataset_sha256": dataset.sha256, "items": len(dataset.items),
         "labels": spec.labels, "variants": list(spec.variants), "compare": [list(p) for p in spec.compare],
         "has_gold": dataset.gold_column is not None,
-        "models": [{"name": m.name, "model": m.model, "api_base": m.api_base} for m in spec.models],
-        "samples": spec.samples, "params": spec.params, "seed": spec.params.get("seed", DEFAULT_SEED),
+        # a model given up as unreachable says so (with the address that did not answer), so the report
+        # can say it was unreachable rather than quote an accuracy of 0
+        "models": [{"name": m.name, "model": m.model, "api_base": m.api_base,
+                    **({"unreachable": True, "address": unreachable[m.name]} if m.name in unreachable else {})}
+                   for m in spec.models],
+        # validation refuses credentials in params; redacting here too keeps one out of summary.json and
+        # report.md should a spec reach run() some other way
+        "samples": spec.samples, "params": redact_params(spec.params), "seed": spec.params.get("seed", DEFAULT_SEED),
         "started": started, "duration_s": duration, "versions": _versions(),
     }
     if design.axes:  # absent for a design without optional axes, so such a summary reads as release 0.1's
         meta["design"] = design.describe()
-    return Run(run_dir, write_report(run_dir, meta))
+    try:
+        return Run(run_dir, write_report(run_dir, meta))
+    except OSError as exc:
+        raise EvalrunError(f"{run_dir}: cannot write the report: {exc.strerror or exc}; `evalrun report "
+                           f"{run_dir}` writes it again from results.parquet") from None
+
+
+def _open_store() -> Store:
+    """The response store, or one line saying why it cannot be opened (read-only, not a database, locked)."""
+    import sqlite3
+
+    from .store import Store, home
+
+    try:
+        return Store()
+    except (OSError, sqlite3.Error) as exc:
+        raise EvalrunError(f"{home() / 'store.sqlite'}: cannot open the response store: {exc}") from None
 
 
 def report(run_dir: Path | str) -> Path:
-    """Re-render report.md and summary.json from a run folder's results.parquet, asking no model."""
-    from .report import rerender
+    """Re-render report.md and summary.json from a run folder's results.parquet, asking no model.
 
-    return rerender(Path(run_dir))
+    A folder that is not a run's (a missing, truncated or hand-edited summary.json or results.parquet)
+    raises EvalrunError naming the file, never a parser's traceback.
+    """
+    import json
+
+    import polars as pl
+
+    from .report import RESULTS, write_report
+
+    run_dir = Path(run_dir)
+    summary_path = run_dir / "summary.json"
+    try:
+        meta = json.loads(summary_path.read_text(encoding="utf-8"))["run"]
+        if not isinstance(meta, dict):
+            raise TypeError(f"'run' is {type(meta).__name__}, not a mapping")
+    except FileNotFoundError:
+        raise EvalrunError(f"{summary_path}: no such file (is {run_dir} a run folder?)") from None
+    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise EvalrunError(f"{summary_path}: cannot read it: {exc}") from None
+    except (KeyError, TypeError) as exc:
+        raise EvalrunError(f"{summary_path}: not a run's summary: {_missing(exc)}") from None
+    try:
+        write_report(run_dir, meta)
+    except pl.exceptions.PolarsError as exc:
+        raise EvalrunError(f"{run_dir / RESULTS}: cannot read it: {' '.join(str(exc).split())[:300]}") from None
+    except FileNotFoundError as exc:
+        raise EvalrunError(f"{exc.filename or run_dir / RESULTS}: no such file") from None
+    except OSError as exc:
+        raise EvalrunError(f"{exc.filename or run_dir}: {exc.strerror or exc}") from None
+    except (KeyError, TypeError, ValueError) as exc:  # the summary's run metadata lacks or garbles a field
+        raise EvalrunError(f"{summary_path}: not a run's summary: {_missing(exc)}") from None
+    return run_dir / "report.md"
+
+
+def _missing(exc: Exception) -> str:
+    return f"no {exc.args[0]!r} key" if isinstance(exc, KeyError) else " ".join(str(exc).split())

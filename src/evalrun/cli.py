@@ -20,8 +20,11 @@ import argparse
 import glob
 import json
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
+from types import FrameType
 
 from .errors import EvalrunError, Interrupted, ProblemsError
 
@@ -93,6 +96,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    # `kill`, a CI runner's timeout and container stops send SIGTERM: stop as Ctrl-C does, so the run
+    # says what is in the store and how to resume instead of vanishing. Signals reach the main thread only.
+    restore = None
+    if threading.current_thread() is threading.main_thread():
+        restore = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _dispatch(args)
+    finally:
+        if restore is not None:
+            signal.signal(signal.SIGTERM, restore)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     try:
         if args.command == "validate":
             return _validate(args)

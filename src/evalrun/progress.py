@@ -90,6 +90,13 @@ class Display:
     def retrying(self, model: str, error: CallError) -> None:
         self.tallies[model].retries += 1
 
+    def gave_up(self, model: str, message: str) -> None:
+        """A model given up (unreachable): said once, at once, whatever the display."""
+        if self.progress is not None:
+            self.progress.console.print(message, markup=False, highlight=False, soft_wrap=True)
+        else:
+            print(message, file=self.stream, flush=True)
+
     def _rate(self, tally: Tally) -> str:
         elapsed = max(time.monotonic() - self.start, 1e-9)
         return (f"{(tally.done - tally.cached) / elapsed:.1f}/s  {tally.errors} errors  {tally.retries} retries  "

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -25,6 +27,16 @@ from .store import Store, StoredResponse, request_json
 
 DEFAULT_RETRIES = 5
 DEFAULT_RETRY_DELAY = 1.0
+# Leases on request keys keep two runs sharing a store from paying twice for one request. A run renews
+# its leases every RENEW_SECONDS while it lives, so a lease outlasts any request however long it waits;
+# a killed run's leases lapse LEASE_SECONDS after its last renewal, and a waiting run then asks itself.
+LEASE_SECONDS = 30.0
+RENEW_SECONDS = 10.0
+POLL_SECONDS = 0.5  # how often a run waiting on another's lease looks for the answer in the store
+# A model is given up after this many attempts in a row failed to connect, one of them a retry (so a
+# blip shorter than one backoff does not end a model): nothing listens there, and waiting out every
+# job's backoff would take minutes while sending nothing.
+UNREACHABLE_AFTER = 5
 
 
 @dataclass(frozen=True)
@@ -62,6 +74,8 @@ class Observer(Protocol):
 
     def retrying(self, model: str, error: CallError) -> None: ...
 
+    def gave_up(self, model: str, message: str) -> None: ...
+
 
 @dataclass
 class Budget:
@@ -76,6 +90,38 @@ class Budget:
     @property
     def exhausted(self) -> bool:
         return self.limit is not None and self.spent >= self.limit
+
+
+@dataclass
+class Reachability:
+    """A model's connection failures in a row; past UNREACHABLE_AFTER the model is given up."""
+
+    name: str
+    address: str | None  # the model's api_base; else learned from the first connection failure
+    retries: bool  # whether requests are retried at all (with --retries 0 no retry can be waited for)
+    streak: int = 0
+    retried: bool = False  # a retry within the streak failed to connect too
+    given_up: str | None = None  # why, once given up: the message every remaining job carries
+
+    def answered(self) -> None:
+        """Something answered (an answer or an HTTP error): the model is there."""
+        self.streak, self.retried = 0, False
+
+    def refused(self, error: CallError, attempt: int) -> bool:
+        """Count a connection failure; True if this one gives the model up."""
+        self.streak += 1
+        self.retried = self.retried or attempt > 1
+        if self.address is None and (found := _ADDRESS.match(error.message)):
+            self.address = found[1]
+        if self.given_up is None and self.streak >= UNREACHABLE_AFTER and (self.retried or not self.retries):
+            self.given_up = (f"not sent: model '{self.name}' is unreachable at {self.address or 'its address'} "
+                             f"({self.streak} connection failures in a row; last: {error.message})")
+            return True
+        return False
+
+
+# classify()'s wording of a connection failure: "Connection error (ADDRESS): REASON"
+_ADDRESS = re.compile(r"Connection error \((.+?)\):")
 
 
 @dataclass
@@ -102,9 +148,11 @@ def _success(job: Job, answer: Answer, attempts: int, latency: float) -> StoredR
 
 
 async def _attempt(job: Job, key: str | None, secrets: list[str], policy: RetryPolicy, pace: Pace, tokens: int,
-                   observer: Observer) -> StoredResponse:
+                   observer: Observer, reach: Reachability) -> StoredResponse:
     attempt = 0
     while True:
+        if reach.given_up is not None:  # given up while this job waited for its turn or its backoff
+            return _failure(job, "Unreachable", reach.given_up, attempt, None)
         attempt += 1
         # every attempt counts against rpm and tpm (providers count refused requests too); over the
         # rate it waits, never drops
@@ -113,42 +161,110 @@ async def _attempt(job: Job, key: str | None, secrets: list[str], policy: RetryP
         try:
             # litellm enforces the timeout on HTTP; this guard also covers a provider that ignores it
             answer = await asyncio.wait_for(ask(job, key), job.model.timeout + 5)
+            reach.answered()
             return _success(job, answer, attempt, time.perf_counter() - start)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # every provider failure becomes data; nothing escapes a job
-            error = classify(exc, secrets)
+            error = classify(exc, secrets, address=job.model.api_base)
+            if not error.unreachable:
+                reach.answered()
+            elif reach.refused(error, attempt):
+                observer.gave_up(job.model.name, f"evalrun: model '{job.model.name}' is unreachable at "
+                                 f"{reach.address or 'its address'}: {reach.streak} connection failures in a row "
+                                 f"({error.message}); its remaining jobs are recorded as failed (Unreachable), "
+                                 "not sent")
             if not error.retryable or attempt == policy.attempts:
                 return _failure(job, error.error_class, error.message, attempt, time.perf_counter() - start)
             observer.retrying(job.model.name, error)
             await asyncio.sleep(policy.delay(attempt, error.retry_after))
 
 
-async def _model_worker(jobs: Iterator[Job], model: ModelConfig, store: Store, options: RunOptions,
-                        budget: Budget, pace: Pace, observer: Observer,
-                        key: str | None, key_error: str | None, secrets: list[str]) -> None:
-    for job in jobs:
-        if not options.fresh:
+@dataclass
+class Shared:
+    """What every worker of a run shares: the store, its lease owner id, the budget, the options."""
+
+    store: Store
+    options: RunOptions
+    observer: Observer
+    budget: Budget
+    secrets: list[str]
+    owner: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+async def _claim(job: Job, run: Shared) -> StoredResponse | None:
+    """Hold the lease on the job's key, or else the answer another run stored while this one waited.
+
+    Returns None once the lease is held (this run asks); a stored answer to reuse otherwise. With
+    --fresh an answer stored before this run counts for nothing, one stored while it waited does.
+    """
+    store = run.store
+    waited = False
+    while True:
+        if not run.options.fresh or waited:
             stored = store.get(job.key)
             if stored is not None:
-                observer.finished(Outcome(job, stored, cached=True))
-                continue
+                return stored
+        if store.lease(job.key, run.owner, LEASE_SECONDS):
+            # the other run may have stored its answer and let go between our look and our lease
+            stored = None if run.options.fresh and not waited else store.get(job.key)
+            if stored is not None:
+                store.release(job.key, run.owner)
+            return stored
+        waited = True
+        await asyncio.sleep(POLL_SECONDS)
+
+
+def _unsent(job: Job, error_class: str, message: str) -> Outcome:
+    """A job recorded as failed without a request (not stored: there is no response to keep)."""
+    return Outcome(job, _failure(job, error_class, message, 0, None), cached=False)
+
+
+async def _model_worker(jobs: Iterator[Job], model: ModelConfig, run: Shared, pace: Pace, reach: Reachability,
+                        key: str | None, key_error: str | None) -> None:
+    observer, budget = run.observer, run.budget
+    for job in jobs:
         if key_error is not None:
-            observer.finished(Outcome(job, _failure(job, "ConfigError", key_error, 0, None), cached=False))
-        elif budget.exhausted:
-            observer.finished(Outcome(job, _failure(job, "BudgetExceeded", f"not asked: --max-cost {budget.limit} "
-                                                    "reached", 0, None), cached=False))
-        else:
+            stored = None if run.options.fresh else run.store.get(job.key)
+            observer.finished(Outcome(job, stored, cached=True) if stored else _unsent(job, "ConfigError", key_error))
+            continue
+        if reach.given_up is not None:
+            stored = None if run.options.fresh else run.store.get(job.key)
+            observer.finished(Outcome(job, stored, cached=True) if stored else
+                              _unsent(job, "Unreachable", reach.given_up))
+            continue
+        stored = await _claim(job, run)
+        if stored is not None:
+            observer.finished(Outcome(job, stored, cached=True))
+            continue
+        try:
             estimate = estimate_tokens(job) if pace.tokens else 0
-            response = await _attempt(job, key, secrets, options.retry, pace, estimate, observer)
+            if model.tpm and estimate > model.tpm:
+                # paced, it would wait estimate/tpm minutes for this one request: say so instead of hanging
+                observer.finished(_unsent(job, "RequestTooLarge", f"not sent: an estimated {estimate:,} tokens "
+                                          f"(prompt + max_tokens) is more than the tpm of model '{model.name}' "
+                                          f"({model.tpm:g}), a whole minute's budget"))
+                continue
+            if budget.exhausted:
+                observer.finished(_unsent(job, "BudgetExceeded", f"not asked: --max-cost {budget.limit} reached"))
+                continue
+            response = await _attempt(job, key, run.secrets, run.options.retry, pace, estimate, observer, reach)
             budget.spent += response.cost or 0.0
             # Stored before anyone hears of it, so a crash after this line cannot lose the answer.
-            # Jobs never sent (no key, budget spent) are not stored: there is no response to keep.
-            store.put(response)
-            observer.finished(Outcome(job, response, cached=False))
-            # tokens the estimate missed (a longer answer than max_tokens allowed for, or no max_tokens)
-            # are paid once the answer is safe, by this worker waiting before its next request
-            await pace.spend((response.prompt_tokens or 0) + (response.completion_tokens or 0) - estimate)
+            run.store.put(response)
+        finally:
+            run.store.release(job.key, run.owner)
+        observer.finished(Outcome(job, response, cached=False))
+        # tokens the estimate missed (a longer answer than max_tokens allowed for, or no max_tokens)
+        # are paid once the answer is safe, by this worker waiting before its next request
+        await pace.spend((response.prompt_tokens or 0) + (response.completion_tokens or 0) - estimate)
+
+
+async def _renew(run: Shared) -> None:
+    """Keep this run's leases alive while it runs (a request may wait on pacing and backoff for minutes)."""
+    while True:
+        await asyncio.sleep(RENEW_SECONDS)
+        run.store.renew(run.owner, LEASE_SECONDS)
 
 
 class Pace:
@@ -186,9 +302,11 @@ def _bucket(per_minute: float | None) -> AsyncLimiter | None:
 
 
 async def run_jobs(streams: dict[str, Iterator[Job]], models: list[ModelConfig], store: Store,
-                   options: RunOptions, observer: Observer) -> None:
-    """Run every job of every model's stream; outcomes reach `observer` and the store."""
-    budget = Budget(options.max_cost)
+                   options: RunOptions, observer: Observer) -> dict[str, str]:
+    """Run every job of every model's stream; outcomes reach `observer` and the store.
+
+    Returns the models given up as unreachable, each with the address that did not answer.
+    """
     keys: dict[str, str | None] = {}
     key_errors: dict[str, str | None] = {}
     for model in models:
@@ -196,17 +314,21 @@ async def run_jobs(streams: dict[str, Iterator[Job]], models: list[ModelConfig],
             keys[model.name], key_errors[model.name] = api_key(model), None
         except ConfigError as exc:
             keys[model.name], key_errors[model.name] = None, str(exc)
-    secrets = [k for k in keys.values() if k] + environment_secrets()
+    run = Shared(store, options, observer, Budget(options.max_cost),
+                 [k for k in keys.values() if k] + environment_secrets())
+    reach = {m.name: Reachability(m.name, m.api_base, options.retry.attempts > 1) for m in models}
     workers = []
     for model in models:
         pace = Pace(model.rpm, model.tpm)
         for _ in range(model.concurrency):
             workers.append(asyncio.create_task(_model_worker(
-                streams[model.name], model, store, options, budget, pace, observer,
-                keys[model.name], key_errors[model.name], secrets)))
+                streams[model.name], model, run, pace, reach[model.name], keys[model.name], key_errors[model.name])))
+    renewer = asyncio.create_task(_renew(run))
     try:
         await asyncio.gather(*workers)
     finally:
-        for task in workers:
+        for task in [*workers, renewer]:
             task.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
+        await asyncio.gather(*workers, renewer, return_exceptions=True)
+        store.release_all(run.owner)  # an interrupted run's leases would otherwise hold others back until they lapse
+    return {name: r.address or "" for name, r in reach.items() if r.given_up is not None}

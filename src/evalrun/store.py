@@ -17,9 +17,12 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
+
+from .providers import redact_params
 
 # Append-only: a store records the migrations it has had, and each opening applies the ones it lacks,
 # in order. Never edit or reorder an entry once released; add a new one. The first is release 0.1's
@@ -42,6 +45,15 @@ CREATE TABLE IF NOT EXISTS responses (
     error_class TEXT,
     error_message TEXT,
     created_at REAL NOT NULL
+);
+"""),
+    # A run takes a lease on a request's key before sending it, so a second run on the same store waits
+    # for that answer instead of paying for it again; `expires` lets a killed owner's leases lapse.
+    ("002_leases", """
+CREATE TABLE IF NOT EXISTS leases (
+    key TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    expires REAL NOT NULL
 );
 """),
 ]
@@ -99,6 +111,26 @@ class Store:
         """Write one response and commit it (autocommit): about 0.1 ms, durable against kill -9."""
         self._db.execute(_UPSERT, [getattr(response, c) for c in _COLUMNS])
 
+    def lease(self, key: str, owner: str, seconds: float) -> bool:
+        """Take (or renew) the lease on a request's key for `seconds`; False while another live owner holds it."""
+        now = time.time()
+        taken = self._db.execute(
+            "INSERT INTO leases (key, owner, expires) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
+            "owner = excluded.owner, expires = excluded.expires WHERE leases.owner = excluded.owner "
+            "OR leases.expires < ?", (key, owner, now + seconds, now))
+        return taken.rowcount == 1
+
+    def renew(self, owner: str, seconds: float) -> None:
+        """Extend every lease `owner` holds: its requests are still in flight."""
+        self._db.execute("UPDATE leases SET expires = ? WHERE owner = ?", (time.time() + seconds, owner))
+
+    def release(self, key: str, owner: str) -> None:
+        self._db.execute("DELETE FROM leases WHERE key = ? AND owner = ?", (key, owner))
+
+    def release_all(self, owner: str) -> None:
+        """Give up every lease `owner` holds (its run is ending), so another run need not wait for them to lapse."""
+        self._db.execute("DELETE FROM leases WHERE owner = ?", (owner,))
+
     def __iter__(self) -> Iterator[StoredResponse]:
         for row in self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM responses ORDER BY created_at"):
             yield StoredResponse(*row)
@@ -133,4 +165,6 @@ def migrate(db: sqlite3.Connection) -> list[str]:
 
 
 def request_json(messages: list[dict[str, str]], params: dict[str, object]) -> str:
-    return json.dumps({"messages": messages, "params": params}, sort_keys=True, default=str)
+    """A request as stored beside its answer. Validation refuses credentials in a spec's params; redacting
+    here too keeps a key out of the store should one arrive some other way (the Python API, a new code path)."""
+    return json.dumps({"messages": messages, "params": redact_params(params)}, sort_keys=True, default=str)

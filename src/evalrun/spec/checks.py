@@ -1,5 +1,6 @@
 """What a schema cannot say: templates compile, extractor labels exist, compared variants exist,
-template variables have a source."""
+template variables have a source, no credential is written in the spec, and no request outgrows its model's
+tokens-per-minute limit."""
 
 from __future__ import annotations
 
@@ -143,8 +144,69 @@ def semantic_problems(spec: Spec) -> list[Problem]:
             problems.append(loc.problem(("compare", i), f"compare.{i}: a variant compared with itself"))
     if spec.dataset.gold is not None and spec.dataset.gold == spec.dataset.id:
         problems.append(loc.problem(("dataset", "gold"), "dataset.gold: the gold column cannot be the id column"))
-    problems += _model_problems(spec)
+    problems += _model_problems(spec) + _credential_problems(spec) + token_budget_problems(spec)
     return problems
+
+
+def _params_places(spec: Spec) -> list[tuple[tuple[str | int, ...], dict[str, object]]]:
+    """Every `params:` mapping of the spec with where it stands: top level, each model object's, each variant's."""
+    data = spec.located.data
+    places: list[tuple[tuple[str | int, ...], dict[str, object]]] = [(("params",), data.get("params") or {})]
+    places += [(("models", i, "params"), m.get("params") or {}) for i, m in enumerate(data.get("models") or [])
+               if isinstance(m, dict)]
+    places += [(("variants", name, "params"), v.get("params") or {}) for name, v in data["variants"].items()]
+    return places
+
+
+def _resolve(params: object, dotted: str) -> tuple[str | int, ...]:
+    """A dotted parameter path as the spec's keys and list indexes, for locating it."""
+    path: list[str | int] = []
+    node = params
+    for part in dotted.split("."):
+        step: str | int = int(part) if isinstance(node, list) else part
+        path.append(step)
+        node = node[step] if isinstance(node, (list, dict)) else None  # type: ignore[index]
+    return tuple(path)
+
+
+def _credential_problems(spec: Spec) -> list[Problem]:
+    """Keys written into params (or their headers): they would be stored with every answer and printed in
+    reports, so a spec names the environment variable that holds the key instead."""
+    # imported here: providers imports the spec package, which is still loading when this module is
+    # (it reaches litellm only inside functions, so validation stays quick and offline)
+    from ..providers import credential_params
+
+    problems = []
+    for at, params in _params_places(spec):
+        for dotted in credential_params(params):
+            where = (*at, *_resolve(params, dotted))
+            problems.append(spec.located.problem(where, f"{_dotted(where)}: a credential written in the spec "
+                                                 "would be stored with every answer and printed in reports",
+                                                 key=True, hint="put it in an environment variable and name "
+                                                 "that in the model's `api_key_env`"))
+    return problems
+
+
+def token_budget_problems(spec: Spec) -> list[Problem]:
+    """A max_tokens over a model's tpm: each request counts max_tokens against the minute's budget before it
+    is sent, so such a request could never be paced and the run would wait forever."""
+    problems = []
+    for i, model in enumerate(spec.models):
+        if not model.tpm:
+            continue
+        for name, variant in spec.variants.items():
+            levels = [(("params",), spec.params), (("models", i, "params"), model.params),
+                      (("variants", name, "params"), variant.params)]
+            at, chosen = next(((at, p) for at, p in reversed(levels) if "max_tokens" in p), ((), {}))
+            max_tokens = chosen.get("max_tokens")
+            if isinstance(max_tokens, int) and max_tokens > model.tpm:
+                where = (*at, "max_tokens")
+                problems.append(spec.located.problem(
+                    where, f"{_dotted(where)}: {max_tokens:,} is more than the tpm of model '{_short(model.name)}' "
+                    f"({model.tpm:,g}), so one request would need more than a minute's token budget and the run "
+                    "would wait for it forever",
+                    hint="lower max_tokens, or raise the model's tpm"))
+    return list(dict.fromkeys(problems))
 
 
 def _model_problems(spec: Spec) -> list[Problem]:

@@ -118,7 +118,8 @@ def test_first_listed_option_shows_as_position_bias_per_order(
     assert "## Option order" in text
     assert "| scripted | direct | female, male | 8 | 0 | 8 | 0 | 0 | 0.0% | 100.0% [67.6%, 100.0%] (8/8) | " \
            "50.0% [21.5%, 78.5%] (4/8) |" in text
-    assert "100.0% of readable answers pick the option listed first (16/16)" in text
+    assert "100.0% of readable answers pick the option listed first (16/16, 95% CI 80.6% to 100.0%)" in text
+    assert "would pick it about 50.0% of the time" in text
 
 
 CONDITION_SPEC = """\

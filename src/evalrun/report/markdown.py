@@ -10,6 +10,7 @@ import polars as pl
 
 from ..extract import UNPARSED
 from ..stats.summary import item_labels
+from ..stats.words import kappa_words, verdict
 
 EXAMPLES_PER_PAIR = 5
 FAILURES_SHOWN = 50
@@ -29,17 +30,31 @@ def _f(x: float | None, digits: int = 2) -> str:
     return "n/a" if x is None else f"{x:.{digits}f}"
 
 
-def _strength(k: float | None) -> str:
-    """Landis & Koch (1977) benchmarks for kappa, as researchers conventionally read it."""
-    if k is None:
-        return "undefined"
-    # Landis & Koch's bands are < 0 poor, 0.00-0.20 slight, ...: a kappa of exactly 0 is "slight", not "poor"
-    if k < 0:
-        return "poor"
-    for bound, word in ((0.2, "slight"), (0.4, "fair"), (0.6, "moderate"), (0.8, "substantial")):
-        if k <= bound:
-            return word
-    return "almost perfect"
+def _boot(b: dict[str, Any] | None, pct: bool = False) -> str:
+    """A bootstrap interval as `[low, high]`, or why there is none."""
+    if not b or b.get("ci_low") is None:
+        return "[no interval]"
+    fmt = _pct if pct else _f
+    note = " (all resamples equal)" if b.get("degenerate") else ""
+    return f"[{fmt(b['ci_low'])}, {fmt(b['ci_high'])}]{note}"
+
+
+def _settled(x: float | None) -> float | None:
+    # floating point leaves 1e-17 where a kappa is exactly 0 or 1, which would read as the next band
+    return None if x is None else round(x, 12)
+
+
+def _p(test: dict[str, Any] | None) -> str:
+    """Raw and Holm-adjusted p of a test, or that none was possible."""
+    if not test or test.get("pvalue") is None:
+        return "no test possible"
+    return f"p = {_f(test['pvalue'], 3)}, Holm {_f(test.get('pvalue_holm'), 3)}"
+
+
+def _kappa_text(k: dict[str, Any]) -> str:
+    if k.get("degenerate"):
+        return f"{_f(k['kappa'])} [no asymptotic interval: zero variance]"
+    return f"{_f(k['kappa'])} [{_f(k['ci_low'])}, {_f(k['ci_high'])}]"
 
 
 def _excerpt(text: object, limit: int) -> str:
@@ -66,15 +81,16 @@ def _summary_lines(stats: dict[str, Any], has_gold: bool) -> list[str]:
         agree = pair["agreement"]
         text = (f"- {_who(pair)}: the *{a}* and *{b}* answers name the same label on "
                 f"{_pct(agree['estimate'])} of the {pair['both_labelled']} items both could be read for "
-                f"(of {pair['items']}); Cohen's kappa {_f(k)} ({_strength(k)} agreement beyond chance).")
+                f"(of {pair['items']}); Cohen's kappa {_f(k)} ({kappa_words(_settled(k))}), bootstrap 95% interval "
+                f"{_boot(pair['bootstrap']['cohen_kappa'])}.")
         if has_gold:
             acc_a = by_variant[(*_keyed(pair, "model", "condition"), a)]["accuracy"]["estimate"]
             acc_b = by_variant[(*_keyed(pair, "model", "condition"), b)]["accuracy"]["estimate"]
-            p = pair["mcnemar"]["pvalue"]
-            verdict = ("a difference unlikely to be chance" if p is not None and p < 0.05
-                       else "no significant difference")
+            test = pair["mcnemar"]
             text += (f" Against the gold labels, *{a}* is right on {_pct(acc_a)} of items and *{b}* on "
-                     f"{_pct(acc_b)} (McNemar exact p = {_f(p, 3)}: {verdict}).")
+                     f"{_pct(acc_b)}, a difference of {_pct(pair['accuracy_difference']['estimate'])} "
+                     f"{_boot(pair['accuracy_difference'], pct=True)} (McNemar exact {_p(test)}: "
+                     f"{verdict(test['pvalue_holm'] if test['pvalue'] is not None else None)}).")
         lines.append(text)
     for c in stats.get("conditions", []):
         lines.append(f"- **{c['model']}** / *{c['variant']}*: under *{c['a']}* and *{c['b']}* the answers name the "
@@ -83,8 +99,9 @@ def _summary_lines(stats: dict[str, Any], has_gold: bool) -> list[str]:
     for bias in stats.get("position_bias", []):
         share = bias["first_position"]
         lines.append(f"- {_who(bias)} / *{bias['variant']}*: {_pct(share['estimate'])} of readable answers pick the "
-                     f"option listed first ({share['count']}/{share['n']}); with every option listed first equally "
-                     "often, a model without position bias would be near 1 in the number of options.")
+                     f"option listed first ({share['count']}/{share['n']}, 95% CI {_pct(share['ci_low'])} to "
+                     f"{_pct(share['ci_high'])}); with each option listed first equally often, a model without "
+                     f"position bias would pick it about {_pct(1 / bias['options'])} of the time.")
     for v in stats["variants"]:
         rate = v["unparsed_rate"]["estimate"]
         if v["errors"]:
@@ -119,19 +136,19 @@ def _label_table(entries: list[dict[str, Any]], keys: list[str], labels: list[st
 
 def _agreement_table(pairs: list[dict[str, Any]], keys: list[str], has_gold: bool) -> list[str]:
     keys = [k for k in keys if pairs and k in pairs[0]]
-    head = [*keys, "pair", "items", "both labelled", "agreement [95% CI]", "Cohen's kappa [95% CI]",
-            "Krippendorff's alpha"]
+    head = [*keys, "pair", "items", "both labelled", "agreement [95% CI]", "Cohen's kappa [asymptotic 95% CI]",
+            "kappa [bootstrap 95%]", "Krippendorff's alpha [bootstrap 95%]", "label rates differ"]
     if has_gold:
-        head.append("McNemar exact p (a-only / b-only correct)")
+        head.append("McNemar exact, correctness (right only in first / only in second)")
     out = [_row(head), "|" + "---|" * len(head)]
     for p in pairs:
-        k = p["cohen_kappa"]
+        boot = p["bootstrap"]
         row = [*(str(p[key]) for key in keys), f"{p['a']} vs {p['b']}", str(p["items"]), str(p["both_labelled"]),
-               _ci(p["agreement"]), f"{_f(k['kappa'])} [{_f(k['ci_low'])}, {_f(k['ci_high'])}]",
-               _f(p["krippendorff_alpha"])]
+               _ci(p["agreement"]), _kappa_text(p["cohen_kappa"]), _boot(boot["cohen_kappa"]),
+               f"{_f(p['krippendorff_alpha'])} {_boot(boot['krippendorff_alpha'])}", _p(p["label_rates_differ"])]
         if has_gold:
             mc = p["mcnemar"]
-            row.append(f"{_f(mc['pvalue'], 3)} ({mc['a_only_correct']} / {mc['b_only_correct']})")
+            row.append(f"{_p(mc)} ({mc['a_only_correct']} / {mc['b_only_correct']})")
         out.append(_row(row))
     return out
 
@@ -145,10 +162,31 @@ def _confusion(p: dict[str, Any], title: str) -> list[str]:
     return out
 
 
+def _resamples(stats: dict[str, Any]) -> int:
+    return int(stats["variants"][0]["label_rates"][next(iter(stats["variants"][0]["label_rates"]))]["resamples"])
+
+
 def _tables(stats: dict[str, Any], labels: list[str], has_gold: bool) -> list[str]:
     out = ["## Variants", "", *_label_table(stats["variants"], ["model", "condition", "variant"], labels, has_gold)]
-    out += ["", "## Agreement between variants", "", *_agreement_table(stats["pairs"], ["model", "condition"],
-                                                                        has_gold)]
+    out += ["", "### Label rates by item", "",
+            "Of each variant's items that have an item-level label, the share given each label, with a 95% "
+            "interval from "
+            f"{_resamples(stats)} bootstrap resamples of items (seeded, so a rerun gives the same interval).", "",
+            _row(head := ["model", *(["condition"] if "condition" in stats["variants"][0] else []), "variant",
+                          *labels]), "|" + "---|" * len(head)]
+    for v in stats["variants"]:
+        keys = [v["model"], *([v["condition"]] if "condition" in v else []), v["variant"]]
+        out.append(_row([*keys, *(f"{_pct(v['label_rates'][label]['estimate'])} "
+                                  f"{_boot(v['label_rates'][label], pct=True)}" for label in labels)]))
+    out += ["", "## Agreement between variants", "",
+            "Agreement is the share of items both variants labelled that got the same label; Cohen's kappa "
+            "corrects it for the agreement two independent readers with these label rates would reach by chance "
+            "(0: none beyond chance; below 0: less than chance); alpha is Krippendorff's, with unparsed items as "
+            "missing. \"Label rates differ\" tests whether the two variants give the labels at different rates "
+            "(McNemar on the labels for two labels, Stuart-Maxwell for more); McNemar on correctness tests "
+            "whether one variant is right more often. Every p-value is shown raw and Holm-adjusted over the "
+            f"{stats['tests']['tests']} tests of this report.", "",
+            *_agreement_table(stats["pairs"], ["model", "condition"], has_gold)]
     # stats["variants"] has one entry per model x variant: count variant names, or two variants on two
     # models would print an "across all variants" alpha that is just the pair's alpha again
     n_variants = len({v["variant"] for v in stats["variants"]})
@@ -165,6 +203,42 @@ def _tables(stats: dict[str, Any], labels: list[str], has_gold: bool) -> list[st
                 "changed the answer.", "", *_agreement_table(stats["conditions"], ["model", "variant"], has_gold)]
         for p in stats["conditions"]:
             out += _confusion(p, f"{p['model']}, {p['variant']}")
+    if "model_pairs" in stats:
+        out += ["", "## Models compared", "", "The same variant asked of two models, item by item.", "",
+                *_agreement_table(stats["model_pairs"], ["condition", "variant"], has_gold)]
+        if has_gold:
+            out += ["", _row(["condition", "variant", "models", "accuracy difference [bootstrap 95%]"]
+                             if "condition" in stats["model_pairs"][0] else ["variant", "models",
+                                                                               "accuracy difference [bootstrap 95%]"]),
+                    "|" + "---|" * (4 if "condition" in stats["model_pairs"][0] else 3)]
+            for p in stats["model_pairs"]:
+                d = p["accuracy_difference"]
+                out.append(_row([*([p["condition"]] if "condition" in p else []), p["variant"],
+                                 f"{p['a']} - {p['b']}", f"{_pct(d['estimate'])} {_boot(d, pct=True)}"]))
+    if "stability" in stats:
+        out += ["", "## Stability across samples", "",
+                "How often a model repeats itself: the mean share of an item's samples that give its most "
+                "frequent answer (standard error clustered by item), and Fleiss' kappa across samples "
+                "(over the items with every sample answered; unparsed is a category).", "",
+                _row(["model", "variant", "modal share [95% CI]", "Fleiss' kappa (items)"]), "|---|---|---|---|"]
+        for e in stats["stability"]:
+            m = e["modal_share"] or {}
+            who = e["model"] + (f" ({e['condition']})" if "condition" in e else "")
+            out.append(_row([who, e["variant"], f"{_pct(m.get('mean'))} [{_pct(m.get('ci_low'))}, "
+                             f"{_pct(m.get('ci_high'))}]", f"{_f(e['fleiss_kappa'])} ({e['fleiss_items']})"]))
+        out += ["", "Sample-level agreement: the probability that one sample of each variant names the same "
+                "label, averaged over items (beside the item-level agreement above, which compares modal labels).",
+                "", _row(["model", "pair", "probability [95% CI]"]), "|---|---|---|"]
+        for e in stats["sample_agreement"]:
+            pr = e["probability"] or {}
+            who = e["model"] + (f" ({e['condition']})" if "condition" in e else "")
+            out.append(_row([who, f"{e['a']} vs {e['b']}", f"{_f(pr.get('mean'))} [{_f(pr.get('ci_low'))}, "
+                             f"{_f(pr.get('ci_high'))}]"]))
+    if stats.get("paraphrase_pairs"):
+        out += ["", "## Agreement between paraphrases", "", "Two wordings of one variant on the items asked in "
+                "both: if they agree less than the variants do, the gap between variants is within wording "
+                "noise.", "", *_agreement_table([p for p in stats["paraphrase_pairs"] if p["items"]],
+                                                 ["model", "condition", "variant"], has_gold)]
     if "paraphrases" in stats:
         several = {(v["model"], v["variant"]) for v in stats["paraphrases"] if v["paraphrase"] > 0}
         shown = [v for v in stats["paraphrases"] if (v["model"], v["variant"]) in several]

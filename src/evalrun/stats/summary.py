@@ -30,7 +30,10 @@ from statsmodels.stats.inter_rater import cohens_kappa
 from statsmodels.stats.proportion import proportion_confint
 
 from ..extract import UNPARSED
+from .agreement import fleiss_kappa
 from .alpha import krippendorff_alpha, reliability_data
+from .clustered import clustered_mean
+from .inference import accuracy_interval, adjust, paired, rate_interval
 
 ERROR = "error"  # a job with no answer at all; distinct from an answer with no label
 
@@ -95,8 +98,12 @@ def kappa(table: np.ndarray) -> dict[str, float | None]:
     # warns while computing NaN, which _num turns into "undefined". The warning itself is noise.
     with np.errstate(invalid="ignore", divide="ignore"):
         res = cohens_kappa(table, return_results=True)
-    return {"kappa": _num(res.kappa), "ci_low": _num(res.kappa_low), "ci_high": _num(res.kappa_upp),
-            "se": _num(res.std_kappa)}
+    se = _num(res.std_kappa)
+    if not se:  # a variance of 0 (one variant used one label, or agreement is perfect) is no certainty
+        return {"kappa": _num(res.kappa), "ci_low": None, "ci_high": None, "se": se, "degenerate": True}
+    # the asymptotic interval is symmetric and can pass the bounds kappa cannot
+    return {"kappa": _num(res.kappa), "ci_low": max(-1.0, float(res.kappa_low)),
+            "ci_high": min(1.0, float(res.kappa_upp)), "se": se}
 
 
 def alpha_nominal(columns: list[list[str | None]], labels: Sequence[str]) -> float | None:
@@ -131,10 +138,13 @@ def variant_summary(responses: pl.LazyFrame, items: pl.DataFrame, order: Sequenc
         item_rows = _where(items, dict(zip(group, key, strict=True)))
         entry["items"] = item_rows.height
         entry["items_unparsed"] = item_rows["label"].null_count()
+        item_labels_ = item_rows["label"].to_list()
+        entry["label_rates"] = {label: rate_interval(item_labels_, label) for label in labels}
         if has_gold:
             gold_rows = item_rows.filter(pl.col("gold").is_not_null())
             correct = int((gold_rows["label"] == gold_rows["gold"]).fill_null(False).sum())
             entry["accuracy"] = wilson(correct, gold_rows.height)
+            entry["accuracy_bootstrap"] = accuracy_interval(item_labels_, item_rows["gold"].to_list())
         out.append(entry)
     return out
 
@@ -173,11 +183,14 @@ def compare_levels(items: pl.DataFrame, where: dict[str, Any], axis: str, a: str
         discordant = int(table[0, 1] + table[1, 0])
         test = mcnemar(table, exact=True) if discordant else None
         result["mcnemar"] = {
+            "test": "McNemar exact (correctness)",
             "table": table.tolist(),  # rows: a correct / a wrong; cols: b correct / b wrong
             "a_only_correct": int(table[0, 1]), "b_only_correct": int(table[1, 0]),
             "statistic": _num(test.statistic) if test else None,
-            "pvalue": _num(test.pvalue) if test else 1.0,  # no discordant pair: no evidence of a difference
+            # no discordant pair: no evidence of a difference (p = 1); no gold pair at all: no test
+            "pvalue": (_num(test.pvalue) if test else 1.0) if pairs else None,
         }
+    result.update(paired(la, lb, joined["gold"].to_list() if has_gold else None, labels))
     return result
 
 
@@ -241,7 +254,75 @@ def summarize(responses: pl.LazyFrame | pl.DataFrame, labels: Sequence[str], com
             for entry in entries:
                 entry["first_position"] = shares.get(tuple(entry[k] for k in sub), wilson(0, 0))
             overall = first_position(lf, group)
-            out["position_bias"] = [{**dict(zip(group, key, strict=True)), "first_position": overall[key]}
-                                    for key in order if key in overall]
+            listed = {tuple(e[k] for k in group): len(str(e["option_order"]).split(", ")) for e in entries}
+            out["position_bias"] = [{**dict(zip(group, key, strict=True)), "first_position": overall[key],
+                                     "options": listed[key]} for key in order if key in overall]
         out[name] = entries
+    models = list(dict.fromkeys(key[0] for key in order))
+    if len(models) > 1:  # the same variant (and condition) on two models, paired by item
+        within = list(dict.fromkeys(tuple(key[1:]) for key in order))
+        out["model_pairs"] = [compare_levels(items, dict(zip(group[1:], w, strict=True)), "model", a, b, labels,
+                                             has_gold)
+                              for w in within for a, b in itertools.combinations(models, 2)]
+    if "paraphrase" in axes:  # wording noise: two paraphrases of one variant, on items asked in both
+        by_paraphrase = item_labels(lf.filter(pl.col("paraphrase").is_not_null()), [*group, "paraphrase"])
+        out["paraphrase_pairs"] = [
+            compare_levels(by_paraphrase, dict(zip(group, key, strict=True)), "paraphrase", a, b, labels, has_gold)
+            for key in order
+            for a, b in itertools.combinations(sorted(set(_where(by_paraphrase, dict(zip(group, key, strict=True)))
+                                                          ["paraphrase"].to_list())), 2)]
+    samples = _collect(lf.select(pl.col("sample").max()))["sample"][0]
+    if samples:  # more than one sample: how consistent the model is with itself
+        out["stability"] = stability(lf, group, order, labels)
+        out["sample_agreement"] = [sample_agreement(lf, {k: pair[k] for k in outer}, pair["a"], pair["b"])
+                                   for pair in out["pairs"]]  # type: ignore[union-attr]
+    out["tests"] = adjust(out)
     return out
+
+
+def _sample_counts(responses: pl.LazyFrame, group: Sequence[str]) -> pl.DataFrame:
+    """Per group x item x label (None = unparsed), how many answered samples gave it."""
+    unit = [*group, "item_id"]
+    return _collect(responses.filter(pl.col("error_class").is_null()).group_by([*unit, "label"]).len("n"))
+
+
+def stability(responses: pl.LazyFrame, group: Sequence[str], order: Sequence[tuple[Any, ...]],
+              labels: Sequence[str]) -> list[dict[str, Any]]:
+    """Per group: the mean share of an item's samples that give its most frequent answer (with a
+    standard error clustered by item, Miller 2024), and Fleiss' kappa across samples, over the items
+    with every sample answered (unparsed counts as a category of its own)."""
+    counts = _sample_counts(responses, group)
+    out = []
+    for key in order:
+        rows = _where(counts, dict(zip(group, key, strict=True)))
+        per_item = rows.group_by("item_id").agg(pl.col("n").max().alias("top"), pl.col("n").sum().alias("all"))
+        modal = per_item.with_columns(share=pl.col("top") / pl.col("all"))
+        table = rows.with_columns(pl.col("label").fill_null(UNPARSED)).pivot(
+            "label", index="item_id", values="n").fill_null(0)
+        columns = [c for c in [*labels, UNPARSED] if c in table.columns]
+        matrix = table.select(columns).to_numpy() if columns else np.zeros((0, 0))
+        full = matrix[matrix.sum(axis=1) == matrix.sum(axis=1).max()] if matrix.size else matrix
+        out.append({**dict(zip(group, key, strict=True)),
+                    "modal_share": clustered_mean(modal["share"].to_numpy(), modal["item_id"].to_list())
+                    if modal.height else None,
+                    "fleiss_kappa": fleiss_kappa(full) if len(full) and full.sum(axis=1)[0] >= 2 else None,
+                    "fleiss_items": len(full)})
+    return out
+
+
+def sample_agreement(responses: pl.LazyFrame, where: dict[str, Any], a: str, b: str) -> dict[str, Any]:
+    """The probability that one sample of `a` and one of `b` for the same item name the same label,
+    averaged over items both answered: sum over labels of p_a(label) * p_b(label), per item."""
+    counts = _where(_sample_counts(responses, [*where, "variant"]), where)
+    shares = counts.with_columns(p=pl.col("n") / pl.col("n").sum().over(["variant", "item_id"]))
+    left = shares.filter((pl.col("variant") == a) & pl.col("label").is_not_null()).select("item_id", "label", "p")
+    right = shares.filter((pl.col("variant") == b) & pl.col("label").is_not_null()).select(
+        "item_id", "label", pl.col("p").alias("q"))
+    answered = set(shares.filter(pl.col("variant") == a)["item_id"]) & set(
+        shares.filter(pl.col("variant") == b)["item_id"])
+    both = left.join(right, on=["item_id", "label"]).group_by("item_id").agg((pl.col("p") * pl.col("q")).sum())
+    per_item = dict(zip(both["item_id"], both["p"], strict=True))
+    values = np.array([per_item.get(i, 0.0) for i in sorted(answered)])
+    return {**where, "a": a, "b": b, "items": len(values),
+            "probability": clustered_mean(values, sorted(answered)) if len(values) else None}
+

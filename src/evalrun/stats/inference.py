@@ -1,0 +1,113 @@
+"""What a reviewer asks of two aligned label vectors: intervals by items, paired tests, differences.
+
+One function, `paired`, serves every comparison a report makes (two variants of a model, one
+variant under two conditions, two models on one variant, two paraphrases): it takes the two
+levels' item-level labels, aligned by item, and the gold labels, and returns item-clustered
+bootstrap intervals (seeded, so a report is reproducible), marginal-homogeneity tests on the
+labels themselves (which need no gold), and, with gold, McNemar's exact test on correctness and
+the paired difference in accuracy. Holm's correction over a whole report is `adjust`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .agreement import pair_cells
+from .bootstrap import (
+    RESAMPLES,
+    SEED,
+    alpha_statistic,
+    bootstrap,
+    bootstrap_ratio,
+    bootstrap_ratio_difference,
+    kappa_statistic,
+)
+from .paired import holm, mcnemar_exact, stuart_maxwell
+
+Label = str | None
+
+
+def _labelled(la: Sequence[Label], lb: Sequence[Label]) -> tuple[np.ndarray, np.ndarray]:
+    both = np.array([x is not None and y is not None for x, y in zip(la, lb, strict=True)], dtype=float)
+    same = np.array([x is not None and x == y for x, y in zip(la, lb, strict=True)], dtype=float)
+    return same, both
+
+
+def correct(labels: Sequence[Label], gold: Sequence[Label]) -> tuple[np.ndarray, np.ndarray]:
+    """Per item: right (1/0), and whether it counts (has gold); unparsed counts as wrong."""
+    has = np.array([g is not None for g in gold], dtype=float)
+    right = np.array([g is not None and x == g for x, g in zip(labels, gold, strict=True)], dtype=float)
+    return right, has
+
+
+def marginal_test(la: Sequence[Label], lb: Sequence[Label], labels: Sequence[str]) -> dict[str, Any] | None:
+    """Do the two levels give the labels at different rates? Over items both labelled: McNemar's
+    exact test on the two off-diagonal cells for two labels, Stuart-Maxwell for more."""
+    cells = pair_cells(la, lb, labels)
+    size = len(labels) + 1
+    table = np.bincount(cells, minlength=size * size).reshape(size, size)[:-1, :-1]
+    n = int(table.sum())
+    if len(labels) == 2:
+        result = mcnemar_exact(int(table[0, 1]), int(table[1, 0]), n)
+        return None if result is None else {"test": "McNemar exact (labels)", **result}
+    result = stuart_maxwell(table)
+    return None if result is None else {"test": "Stuart-Maxwell", **result}
+
+
+def paired(la: Sequence[Label], lb: Sequence[Label], gold: Sequence[Label] | None, labels: Sequence[str],
+           resamples: int = RESAMPLES, seed: int = SEED) -> dict[str, Any]:
+    """Everything a paired comparison of two levels reports, items aligned across the vectors."""
+    n = len(la)
+    same, both = _labelled(la, lb)
+    out: dict[str, Any] = {
+        "bootstrap": {
+            "agreement": bootstrap_ratio(same, both, resamples, seed),
+            "cohen_kappa": bootstrap(kappa_statistic(la, lb, labels), n, resamples, seed),
+            "krippendorff_alpha": bootstrap(alpha_statistic([la, lb], labels), n, resamples, seed),
+        },
+        "label_rates_differ": marginal_test(la, lb, labels),
+    }
+    if gold is not None:
+        right_a, has = correct(la, gold)
+        right_b, _ = correct(lb, gold)
+        out["accuracy_difference"] = bootstrap_ratio_difference(right_a, has, right_b, has, resamples, seed)
+    return out
+
+
+def accuracy_interval(labels: Sequence[Label], gold: Sequence[Label], resamples: int = RESAMPLES,
+                      seed: int = SEED) -> dict[str, Any]:
+    right, has = correct(labels, gold)
+    return bootstrap_ratio(right, has, resamples, seed)
+
+
+def rate_interval(labels: Sequence[Label], label: str, resamples: int = RESAMPLES, seed: int = SEED
+                  ) -> dict[str, Any]:
+    """The share of labelled items given `label`, with its bootstrap interval by items."""
+    given = np.array([x == label for x in labels], dtype=float)
+    labelled = np.array([x is not None for x in labels], dtype=float)
+    return bootstrap_ratio(given, labelled, resamples, seed)
+
+
+def _tests(node: Any, found: list[dict[str, Any]]) -> None:
+    if isinstance(node, dict):
+        if "pvalue" in node and "test" in node:
+            found.append(node)
+        for value in node.values():
+            _tests(value, found)
+    elif isinstance(node, list):
+        for value in node:
+            _tests(value, found)
+
+
+def adjust(statistics: dict[str, Any]) -> dict[str, Any]:
+    """Holm's correction over every test in a report's statistics (each a dict with `test` and
+    `pvalue`): writes `pvalue_holm` beside each, and returns the family's description."""
+    found: list[dict[str, Any]] = []
+    _tests(statistics, found)
+    adjusted = holm([t["pvalue"] for t in found])
+    for test, q in zip(found, adjusted, strict=True):
+        test["pvalue_holm"] = q
+    return {"correction": "Holm", "tests": sum(t["pvalue"] is not None for t in found)}

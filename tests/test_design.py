@@ -237,3 +237,67 @@ def test_the_python_api_reruns_from_the_store(tmp_path: Path, key: None, first_o
     assert again.results.drop("cached", "latency_s").equals(first.results.drop("cached", "latency_s"))
     assert evalrun.report(again.dir) == again.report_path
     assert evalrun.check(spec) == []
+
+
+FULL_SPEC = """\
+    name: full
+    dataset:
+      items:
+        ITEMS
+      gold: gender
+    labels: [female, male]
+    conditions:
+      watched: {monitoring: "This conversation is monitored."}
+      unwatched: {monitoring: "This conversation is not monitored."}
+    variants:
+      direct:
+        system: "{{ monitoring }}"
+        prompt: "<{{ id }}> {{ text }}. Answer {{ options | join(' or ') }}."
+        options: [female, male]
+        counterbalance: rotations
+        extract: {type: choice, choices: {female: [], male: []}}
+      worded:
+        system: "{{ monitoring }}"
+        prompts: ["<{{ id }}> first: {{ text }}", "<{{ id }}> second: {{ text }}"]
+        extract: {type: choice, choices: {female: [], male: []}}
+      story:
+        system: "{{ monitoring }}"
+        prompt: "<{{ id }}> A story about the author of {{ text }}."
+        extract: {type: pronouns}
+    samples: 3
+    """
+
+
+def _mixed(body: dict[str, Any]) -> str:
+    """Deterministic but varied: the first option when listed, else by the item number and sample seed."""
+    text = body["messages"][-1]["content"]
+    if "Answer" in text:
+        return _first_option(body)
+    n = int(re.search(r"<i(\d)>", text)[1]) + int(body.get("seed", 0))  # type: ignore[index]
+    if "story" in text:
+        return ["She ran with her sister.", "He ran with his brother.", "Rain."][n % 3]
+    return ["female", "male"][n % 2] if "monitored" not in body["messages"][0]["content"] else "female"
+
+
+def test_every_axis_at_once_reports_intervals_and_adjusted_p_values(tmp_path: Path, key: None) -> None:
+    with LoopbackServer(default_reply=_mixed) as server:
+        spec = _write(tmp_path, FULL_SPEC, server.base_url)
+        run = evalrun.run(spec, out=tmp_path / "out", retries=0)
+    # 8 items x 2 conditions x (2 orders + 2 paraphrases + 1) x 3 samples
+    assert run.summary["totals"]["jobs"] == 8 * 2 * 5 * 3 == len(server.requests)
+    stats = run.summary["statistics"]
+    assert {"variants", "pairs", "conditions", "paraphrases", "option_orders", "position_bias",
+            "paraphrase_pairs", "stability", "sample_agreement", "tests"} <= set(stats)
+    assert len(stats["pairs"]) == 2 * 3 and len(stats["conditions"]) == 3
+    tests = stats["tests"]
+    assert tests["correction"] == "Holm" and tests["tests"] > 0
+    for pair in stats["pairs"]:
+        assert pair["bootstrap"]["cohen_kappa"]["resamples"] == 1000
+        assert pair["mcnemar"]["pvalue_holm"] is None or pair["mcnemar"]["pvalue_holm"] >= pair["mcnemar"]["pvalue"]
+    for entry in stats["stability"]:
+        assert entry["modal_share"]["mean"] is not None
+    text = run.report_path.read_text(encoding="utf-8")
+    for heading in ("## Agreement between variants", "## Each variant across conditions", "## Stability across samples",
+                    "## Agreement between paraphrases", "## Option order", "### Label rates by item"):
+        assert heading in text, heading
+    assert f"Holm-adjusted over the {tests['tests']} tests of this report" in text

@@ -139,7 +139,7 @@ def server() -> Iterator[LoopbackServer]:
 
 def _assert_no_secret(run_dir: Path, home: Path, *texts: str) -> None:
     needle = SECRET.encode()
-    files = [*run_dir.iterdir(), *home.iterdir()]
+    files = [f for f in (*run_dir.rglob("*"), *home.iterdir()) if f.is_file()]
     assert any(f.name.startswith("store.sqlite") for f in files)
     for file in files:
         assert needle not in file.read_bytes(), file

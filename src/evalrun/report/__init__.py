@@ -54,13 +54,19 @@ def build_summary(responses: pl.LazyFrame, meta: dict[str, Any]) -> dict[str, An
 
 
 
-def write_report(run_dir: Path, meta: dict[str, Any]) -> dict[str, Any]:
-    """summary.json and report.md for the run folder holding results.parquet; returns the summary."""
+def write_report(run_dir: Path, meta: dict[str, Any], figures: bool = True, csv: bool = False) -> dict[str, Any]:
+    """summary.json and report.md (with PNG figures under figures/ unless `figures` is off, and
+    results.csv with `csv`) for the run folder holding results.parquet; returns the summary."""
+    from .figures import draw
+
     results = run_dir / RESULTS
     summary = build_summary(pl.scan_parquet(results), meta)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n",
                                           encoding="utf-8")
-    (run_dir / "report.md").write_text(render_markdown(results, summary), encoding="utf-8")
+    drawn = draw(summary, run_dir) if figures else []
+    (run_dir / "report.md").write_text(render_markdown(results, summary, drawn), encoding="utf-8")
+    if csv:  # streamed, like the statistics: a large run is never held whole
+        pl.scan_parquet(results).sink_csv(run_dir / "results.csv")
     return summary
 
 

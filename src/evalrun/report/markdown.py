@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import polars as pl
 from ..extract import UNPARSED
 from ..stats.summary import item_labels
 from ..stats.words import kappa_words, verdict
+from .figures import Figure, figure_lines
 
 EXAMPLES_PER_PAIR = 5
 FAILURES_SHOWN = 50
@@ -166,8 +168,10 @@ def _resamples(stats: dict[str, Any]) -> int:
     return int(stats["variants"][0]["label_rates"][next(iter(stats["variants"][0]["label_rates"]))]["resamples"])
 
 
-def _tables(stats: dict[str, Any], labels: list[str], has_gold: bool) -> list[str]:
-    out = ["## Variants", "", *_label_table(stats["variants"], ["model", "condition", "variant"], labels, has_gold)]
+def _tables(stats: dict[str, Any], labels: list[str], has_gold: bool, figures: Sequence[Figure]
+            ) -> list[str]:
+    out = ["## Variants", "", *_label_table(stats["variants"], ["model", "condition", "variant"], labels, has_gold),
+           "", *figure_lines(figures, "labels"), *figure_lines(figures, "accuracy")]
     out += ["", "### Label rates by item", "",
             "Of each variant's items that have an item-level label, the share given each label, with a 95% "
             "interval from "
@@ -195,12 +199,14 @@ def _tables(stats: dict[str, Any], labels: list[str], has_gold: bool) -> list[st
             where = m["model"] + (f" under {m['condition']}" if "condition" in m else "")
             out.append(f"\nKrippendorff's alpha across all variants of {where}: "
                        f"{_f(m['krippendorff_alpha_all_variants'])}")
+    out += ["", *figure_lines(figures, "agreement")]
     for p in stats["pairs"]:
         out += _confusion(p, p["model"] + (f" under {p['condition']}" if "condition" in p else ""))
     if "conditions" in stats:
         out += ["", "## Each variant across conditions", "",
                 "The same variant asked under two conditions, item by item: where they differ, the condition "
                 "changed the answer.", "", *_agreement_table(stats["conditions"], ["model", "variant"], has_gold)]
+        out += ["", *figure_lines(figures, "conditions")]
         for p in stats["conditions"]:
             out += _confusion(p, f"{p['model']}, {p['variant']}")
     if "model_pairs" in stats:
@@ -249,7 +255,8 @@ def _tables(stats: dict[str, Any], labels: list[str], has_gold: bool) -> list[st
         out += ["", "## Option order", "", "Each order the options were listed in, with the share of readable "
                 "answers that picked the option listed first.", "",
                 *_label_table(stats["option_orders"], ["model", "condition", "variant", "option_order"], labels,
-                              has_gold, extra=("first-position share [95% CI]",))]
+                              has_gold, extra=("first-position share [95% CI]",)), "",
+                *figure_lines(figures, "orders")]
     return out
 
 
@@ -331,7 +338,7 @@ def _design_text(meta: dict[str, Any]) -> str:
     return text + f"{len(meta['variants'])} variants " + (f"({'; '.join(per_variant)}) " if per_variant else "") + "x "
 
 
-def render_markdown(results: Path, summary: dict[str, Any]) -> str:
+def render_markdown(results: Path, summary: dict[str, Any], figures: Sequence[Figure] = ()) -> str:
     meta, stats, totals = summary["run"], summary["statistics"], summary["totals"]
     labels, has_gold = meta["labels"], meta["has_gold"]
     lines = [f"# {meta['name']}: {meta['run_id']}", ""]
@@ -341,7 +348,7 @@ def render_markdown(results: Path, summary: dict[str, Any]) -> str:
               "Item-level labels are the modal label over samples (a tie, or no readable sample, counts as "
               "unparsed). Agreement and kappa use items both variants labelled; accuracy counts unparsed items "
               "as wrong; alpha treats unparsed as missing.", ""]
-    lines += _tables(stats, labels, has_gold)
+    lines += _tables(stats, labels, has_gold, figures)
     lines += _examples(results, stats, ["model", "condition", "variant"] if "condition" in axes(meta)
                        else ["model", "variant"])
     lines += _failures(results, totals["failed"])

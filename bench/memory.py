@@ -37,7 +37,7 @@ def one(jobs: int, items: int, answer_chars: int) -> dict[str, float]:
     os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:0,muzzy_decay_ms:0")  # as cli.main sets it
     from evalrun.dataset import load_dataset
     from evalrun.design import Design
-    from evalrun.report import RESULTS, write_report
+    from evalrun.reporting import RESULTS, write_report
     from evalrun.results import Results
     from evalrun.runner import Outcome
     from evalrun.spec import load_spec

@@ -14,7 +14,7 @@ import pytest
 
 from evalrun.api import run
 from evalrun.errors import EvalrunError
-from evalrun.report.compare import compare_runs
+from evalrun.reporting.compare import compare_runs
 from evalrun.stats.bootstrap import bootstrap_ratio_difference
 
 try:  # tests/ may or may not be a package, depending on how pytest was set up

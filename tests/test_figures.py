@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from evalrun.report.figures import DPI, SECTIONS, WIDTH, Figure, draw, figure_lines
+from evalrun.reporting.figures import DPI, SECTIONS, WIDTH, Figure, draw, figure_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 LABELS = ["female", "male"]
@@ -154,7 +154,7 @@ def test_figure_lines_pick_one_section_and_escape_alt_text() -> None:
 
 
 def test_help_does_not_import_matplotlib() -> None:
-    code = ("import sys\nfrom evalrun.cli import main\nimport evalrun.report.figures, evalrun.report.compare\n"
+    code = ("import sys\nfrom evalrun.cli import main\nimport evalrun.reporting.figures, evalrun.reporting.compare\n"
             "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
             "print('LOADED' if 'matplotlib' in sys.modules else 'CLEAN')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from evalrun.report import rerender
-from evalrun.report.compare import compare_runs
-from evalrun.report.figures import DPI, SECTIONS, WIDTH, draw, figure_lines
+from evalrun.reporting import rerender
+from evalrun.reporting.compare import compare_runs
+from evalrun.reporting.figures import DPI, SECTIONS, WIDTH, draw, figure_lines
 
 markdown = pytest.importorskip("markdown", reason="the `markdown` package (test extra) converts reports to HTML")
 

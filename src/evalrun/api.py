@@ -46,7 +46,7 @@ class Run:
         """One row per job (see results.py for the columns), read from results.parquet."""
         import polars as pl
 
-        from .report import RESULTS
+        from .reporting import RESULTS
 
         return pl.read_parquet(self.dir / RESULTS)
 
@@ -151,7 +151,8 @@ def _configure(spec: Spec, models: Sequence[str] | None, samples: int | None, co
 def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: int | None = None,
         limit: int | None = None, out: Path | str = "reports", fresh: bool = False, max_cost: float | None = None,
         retries: int = 5, retry_delay: float = 1.0, concurrency: int | None = None, rpm: float | None = None,
-        tpm: float | None = None, warn: Callable[[str], None] = _stderr) -> Run:
+        tpm: float | None = None, figures: bool = True, csv: bool = False,
+        warn: Callable[[str], None] = _stderr) -> Run:
     """Run a spec: ask every job not already in the store, label the answers, write the report.
 
     `models` replaces the spec's models (litellm model strings); `samples` and `limit` (first N
@@ -185,7 +186,7 @@ def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: 
 
     from .progress import Display
     from .providers import prepare, priced, redact_params
-    from .report import RESULTS, write_report
+    from .reporting import RESULTS, write_report
     from .results import Results
     from .runner import RetryPolicy, RunOptions, run_jobs
     from .store import home
@@ -249,7 +250,7 @@ def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: 
     if design.axes:  # absent for a design without optional axes, so such a summary reads as release 0.1's
         meta["design"] = design.describe()
     try:
-        return Run(run_dir, write_report(run_dir, meta))
+        return Run(run_dir, write_report(run_dir, meta, figures=figures, csv=csv))
     except OSError as exc:
         raise EvalrunError(f"{run_dir}: cannot write the report: {exc.strerror or exc}; `evalrun report "
                            f"{run_dir}` writes it again from results.parquet") from None
@@ -267,7 +268,7 @@ def _open_store() -> Store:
         raise EvalrunError(f"{home() / 'store.sqlite'}: cannot open the response store: {exc}") from None
 
 
-def report(run_dir: Path | str) -> Path:
+def report(run_dir: Path | str, figures: bool = True, csv: bool = False) -> Path:
     """Re-render report.md and summary.json from a run folder's results.parquet, asking no model.
 
     A folder that is not a run's (a missing, truncated or hand-edited summary.json or results.parquet)
@@ -277,7 +278,7 @@ def report(run_dir: Path | str) -> Path:
 
     import polars as pl
 
-    from .report import RESULTS, write_report
+    from .reporting import RESULTS, write_report
 
     run_dir = Path(run_dir)
     summary_path = run_dir / "summary.json"
@@ -292,7 +293,7 @@ def report(run_dir: Path | str) -> Path:
     except (KeyError, TypeError) as exc:
         raise EvalrunError(f"{summary_path}: not a run's summary: {_missing(exc)}") from None
     try:
-        write_report(run_dir, meta)
+        write_report(run_dir, meta, figures=figures, csv=csv)
     except pl.exceptions.PolarsError as exc:
         raise EvalrunError(f"{run_dir / RESULTS}: cannot read it: {' '.join(str(exc).split())[:300]}") from None
     except FileNotFoundError as exc:
@@ -306,3 +307,14 @@ def report(run_dir: Path | str) -> Path:
 
 def _missing(exc: Exception) -> str:
     return f"no {exc.args[0]!r} key" if isinstance(exc, KeyError) else " ".join(str(exc).split())
+
+
+def compare(run_dirs: Sequence[Path | str], out: Path | str | None = None) -> Path:
+    """compare.md (with figures) comparing each run with the first, over the items they share;
+    returns its path. `out` defaults to a folder beside the first run."""
+    from .reporting.compare import compare_runs
+
+    dirs = [Path(d) for d in run_dirs]
+    if out is None:
+        out = dirs[0].parent / ("compare-" + "-vs-".join(d.name for d in reversed(dirs)))
+    return compare_runs(dirs, Path(out))

@@ -1,9 +1,10 @@
-"""The command line: the only place where the stages are wired together.
+"""The command line: parses arguments and calls the Python API (api.py), which wires the stages.
 
     evalrun SPEC                 same as `evalrun run SPEC`
     evalrun run SPEC [options]   ask the models, write reports/<name>/<run-id>/
     evalrun validate SPEC...     check specs and their datasets without asking anything
     evalrun report RUN_DIR       re-render report.md and summary.json from stored results
+    evalrun compare RUN_DIR...   compare runs of one spec item by item (the first is the baseline)
 
 Exit status: 0 success; 1 the run finished but more than --max-errors (default 0.1,
 a share of all jobs) failed for good; 2 bad input (spec, dataset, environment);
@@ -28,7 +29,7 @@ from types import FrameType
 
 from .errors import EvalrunError, Interrupted, ProblemsError
 
-COMMANDS = ("run", "validate", "report")
+COMMANDS = ("run", "validate", "report", "compare")
 DEFAULT_MAX_ERRORS = 0.1
 # duplicated from runner.py so that `evalrun --help` need not import the runner (and aiolimiter)
 DEFAULT_RETRIES = 5
@@ -70,8 +71,17 @@ def _parser() -> argparse.ArgumentParser:
     val.add_argument("specs", nargs="+", help="spec files or glob patterns")
     val.add_argument("--format", choices=("text", "json"), default="text")
 
+    run.add_argument("--no-figures", action="store_true", help="write report.md without PNG figures")
+    run.add_argument("--csv", action="store_true", help="also write results.csv beside results.parquet")
+
+    cmp = sub.add_parser("compare", help="compare runs of the same spec (the first is the baseline)")
+    cmp.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
+    cmp.add_argument("--out", type=Path, metavar="DIR", help="where compare.md goes (default: beside the first run)")
+
     rep = sub.add_parser("report", help="re-render a run's report from its results.parquet")
     rep.add_argument("run_dir", type=Path)
+    rep.add_argument("--no-figures", action="store_true", help="write report.md without PNG figures")
+    rep.add_argument("--csv", action="store_true", help="also write results.csv beside results.parquet")
     return parser
 
 
@@ -119,7 +129,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.command == "report":
             from .api import report
 
-            print(report(args.run_dir))
+            print(report(args.run_dir, figures=not args.no_figures, csv=args.csv))
+            return 0
+        if args.command == "compare":
+            from .api import compare
+
+            print(compare(args.run_dirs, args.out))
             return 0
         return _run(args)
     except Interrupted as exc:
@@ -182,7 +197,7 @@ def _run(args: argparse.Namespace) -> int:
         raise EvalrunError("--max-errors must be between 0 and 1")
     done = run(args.spec, models=args.model, samples=args.samples, limit=args.limit, out=args.out, fresh=args.fresh,
                max_cost=args.max_cost, retries=args.retries, retry_delay=args.retry_delay,
-               concurrency=args.concurrency, rpm=args.rpm, tpm=args.tpm)
+               concurrency=args.concurrency, rpm=args.rpm, tpm=args.tpm, figures=not args.no_figures, csv=args.csv)
     print(done.report_path)
     totals = done.summary["totals"]
     if done.failed_share > args.max_errors:

@@ -27,10 +27,9 @@ import numpy as np
 import polars as pl
 from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.inter_rater import cohens_kappa
-from statsmodels.stats.proportion import proportion_confint
 
 from ..extract import UNPARSED
-from .agreement import fleiss_kappa
+from .agreement import fleiss_kappa, wilson
 from .alpha import krippendorff_alpha, reliability_data
 from .clustered import clustered_mean
 from .inference import accuracy_interval, adjust, paired, rate_interval
@@ -44,13 +43,6 @@ def _num(x: float | np.floating | None) -> float | None:
         return None
     x = float(x)
     return x if math.isfinite(x) else None
-
-
-def wilson(count: int, n: int) -> dict[str, float | int | None]:
-    if n == 0:
-        return {"count": count, "n": n, "estimate": None, "ci_low": None, "ci_high": None}
-    low, high = proportion_confint(count, n, alpha=0.05, method="wilson")
-    return {"count": count, "n": n, "estimate": count / n, "ci_low": _num(low), "ci_high": _num(high)}
 
 
 GROUP = ("model", "variant")  # what release 0.1 grouped by; a design adds its used axes (design.group_keys)

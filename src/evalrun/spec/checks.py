@@ -20,10 +20,9 @@ def _labels_hint(name: str, labels: list[str]) -> str:
     return f"did you mean '{close[0]}'?" if close else "labels: " + ", ".join(labels)
 
 
-def _extractor_label_problems(spec: Spec, name: str, config: dict[str, object]) -> list[Problem]:
+def _extractor_label_problems(spec: Spec, at: tuple[str | int, ...], config: dict[str, object]) -> list[Problem]:
     """Every label an extractor names that is not in the label set (build_extractor stops at the first)."""
     loc = spec.located
-    at = ("variants", name, "extract")
     labels = spec.labels
     out = []
     kind = config.get("type")
@@ -40,6 +39,25 @@ def _extractor_label_problems(spec: Spec, name: str, config: dict[str, object]) 
                                hint=_labels_hint(str(label), labels))
                    for raw, label in mapping.items() if label not in labels)
     return out
+
+
+def _extractor_problems(spec: Spec, at: tuple[str | int, ...], config: dict[str, object]) -> list[Problem]:
+    """One extractor's problems: labels outside the set, a configuration it refuses, labels it can never give."""
+    loc = spec.located
+    label_problems = _extractor_label_problems(spec, at, config)
+    if label_problems:
+        return label_problems
+    try:
+        extractor = build_extractor(config, spec.labels)
+    except ExtractorConfigError as exc:
+        path = (*at, *exc.path)
+        return [loc.problem(path, f"{_dotted(path if len(exc.path) == 1 else at)}: {exc}", key=len(exc.path) == 2)]
+    never = [label for label in spec.labels if label not in extractor.can_produce()]
+    if never:
+        return [loc.problem(at, f"{_dotted(at)} can never produce " + ", ".join(f"'{n}'" for n in never),
+                            hint="those labels will have no answers; give the extractor a way to "
+                            "produce them, or drop them from `labels:`", severity="warning")]
+    return []
 
 
 def _template_problems(spec: Spec, turn: Turn) -> list[Problem]:
@@ -115,24 +133,8 @@ def semantic_problems(spec: Spec) -> list[Problem]:
         if "messages" in loc.data["variants"][name]:
             problems += _conversation_problems(spec, variant)
         problems += _option_problems(spec, variant) + _paraphrase_problems(spec, variant)
-        at = ("variants", name, "extract")
-        label_problems = _extractor_label_problems(spec, name, variant.extract)
-        if label_problems:
-            problems += label_problems
-            continue
-        try:
-            extractor = build_extractor(variant.extract, spec.labels)
-        except ExtractorConfigError as exc:
-            path = (*at, *exc.path)
-            problems.append(loc.problem(path, f"{_dotted(path if len(exc.path) == 1 else at)}: {exc}",
-                                        key=len(exc.path) == 2))
-            continue
-        never = [label for label in spec.labels if label not in extractor.can_produce()]
-        if never:
-            problems.append(loc.problem(at, f"{_dotted(at)} can never produce "
-                                        + ", ".join(f"'{n}'" for n in never),
-                                        hint="those labels will have no answers; give the extractor a way to "
-                                        "produce them, or drop them from `labels:`", severity="warning"))
+        for at, config in variant.readings():
+            problems += _extractor_problems(spec, at, config)
     for i, pair in enumerate(spec.compare):
         for j, name in enumerate(pair):
             if name not in spec.variants:
@@ -253,7 +255,8 @@ def check_columns(spec: Spec, columns: list[str]) -> list[Problem]:
             except TemplateProblem:
                 continue  # already reported by parse_spec
             uses_column = uses_column or bool(set(lines) & set(columns))
-            for var in sorted(set(lines) - provided):
+            followup = variant.followup is not None and turn is variant.followup.prompt
+            for var in sorted(set(lines) - provided - ({"answer"} if followup else set())):
                 line, col = loc.where_in_text(turn.at, lines[var])
                 lacking = [c.name for c in conditions if var not in c.values]
                 if len(lacking) < len(spec.conditions):

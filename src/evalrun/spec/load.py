@@ -14,6 +14,7 @@ from .model import (
     EMBEDDED_MODEL,
     Condition,
     DatasetConfig,
+    Followup,
     ModelConfig,
     Options,
     Spec,
@@ -90,11 +91,20 @@ def _variant(name: str, v: dict) -> Variant:
         texts = dict(listed) if isinstance(listed, dict) else {label: label for label in listed}
         options = Options(labels=tuple(texts), texts=texts, counterbalance=v.get("counterbalance", "none"),
                           per_item=v.get("orders_per_item"))
-    return Variant(name=name, paraphrases=tuple(paraphrases),
-                   # JSON Schema counts 2.0 as an integer; Python code downstream wants a real int
-                   extract={k: int(x) if k == "margin" else x for k, x in v["extract"].items()},
+    followup = None
+    if "followup" in v:
+        f = v["followup"]
+        followup = Followup(Turn("user", f["prompt"], (*at, "followup", "prompt")), _extractor(f["extract"]),
+                            dict(f.get("params", {})))
+    return Variant(name=name, paraphrases=tuple(paraphrases), extract=_extractor(v["extract"]),
                    params=dict(v.get("params", {})), paraphrases_per_item=v.get("paraphrases_per_item"),
-                   options=options)
+                   options=options, readers={r: _extractor(c) for r, c in v.get("readers", {}).items()},
+                   followup=followup)
+
+
+def _extractor(config: dict) -> dict[str, object]:
+    # JSON Schema counts 2.0 as an integer; Python code downstream wants a real int
+    return {k: int(x) if k == "margin" else x for k, x in config.items()}
 
 
 def load_spec(path: Path) -> Spec:

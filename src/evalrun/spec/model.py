@@ -79,6 +79,16 @@ class Options:
 
 
 @dataclass(frozen=True)
+class Followup:
+    """A question asked after the variant's answer, in the same conversation; `answer` is a template
+    variable holding that answer."""
+
+    prompt: Turn
+    extract: dict[str, object]
+    params: dict[str, object]
+
+
+@dataclass(frozen=True)
 class Variant:
     """One way of asking: its paraphrases (each a conversation of templates), the options it lists,
     how to read its answer, and parameter overrides.
@@ -93,10 +103,22 @@ class Variant:
     params: dict[str, object]
     paraphrases_per_item: int | None = None
     options: Options | None = None
+    readers: dict[str, dict[str, object]] = field(default_factory=dict)  # more readers beside `extract`
+    followup: Followup | None = None
+
+    def readings(self) -> Iterator[tuple[Where, dict[str, object]]]:
+        """Every extractor configuration of the variant, with its place in the spec."""
+        yield ("variants", self.name, "extract"), self.extract
+        for name, config in self.readers.items():
+            yield ("variants", self.name, "readers", name), config
+        if self.followup is not None:
+            yield ("variants", self.name, "followup", "extract"), self.followup.extract
 
     def templates(self) -> Iterator[Turn]:
         for conversation in self.paraphrases:
             yield from conversation
+        if self.followup is not None:
+            yield self.followup.prompt
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import regex
@@ -39,6 +39,16 @@ DEFAULT_GENDER_WORDS: dict[str, tuple[str, ...]] = {
 
 
 @dataclass(frozen=True)
+class Reading:
+    """What an extractor reads: the answer's text, the dataset row it answers, and its token log-probabilities
+    (OpenAI's shape, one entry per generated token; None when the provider returned none)."""
+
+    text: str
+    item: Mapping[str, object] = field(default_factory=dict)
+    logprobs: list[dict] | None = None
+
+
+@dataclass(frozen=True)
 class Extraction:
     """The label read from one answer (None when unparsed) and why."""
 
@@ -47,7 +57,7 @@ class Extraction:
 
 
 class Extractor(Protocol):
-    def extract(self, text: str) -> Extraction: ...
+    def extract(self, reading: Reading) -> Extraction: ...
 
     def can_produce(self) -> set[str]:
         """Labels this extractor is able to output (for the never-produced warning)."""
@@ -75,7 +85,8 @@ class ChoiceExtractor:
         # A label's own name always counts, so `female: []` still matches "Female."
         self.patterns = {label: _word_pattern([label, *words]) for label, words in choices.items()}
 
-    def extract(self, text: str) -> Extraction:
+    def extract(self, reading: Reading) -> Extraction:
+        text = reading.text
         found = [label for label, pattern in self.patterns.items() if pattern.search(text)]
         if len(found) == 1:
             return Extraction(found[0], f"keyword of '{found[0]}'")
@@ -103,7 +114,8 @@ class RegexExtractor:
         if not self.mapping:
             self.mapping = {label.lower(): label for label in labels}
 
-    def extract(self, text: str) -> Extraction:
+    def extract(self, reading: Reading) -> Extraction:
+        text = reading.text
         try:
             match = self.pattern.search(text, timeout=PATTERN_TIMEOUT_S)
         except TimeoutError:
@@ -127,7 +139,8 @@ class PronounExtractor:
         self.patterns = {label: _word_pattern(ws) for label, ws in words.items()}
         self.margin = margin
 
-    def extract(self, text: str) -> Extraction:
+    def extract(self, reading: Reading) -> Extraction:
+        text = reading.text
         counts = {label: len(p.findall(text)) for label, p in self.patterns.items()}
         ranked = sorted(counts.items(), key=lambda kv: kv[1], reverse=True)
         (top, top_n), (_, second_n) = ranked[0], ranked[1]

@@ -32,7 +32,7 @@ from types import TracebackType
 import polars as pl
 
 from .dataset import Dataset
-from .extract import Extractor, build_extractor
+from .extract import Extractor, Reading, build_extractor
 from .runner import Outcome
 from .spec import Spec
 
@@ -91,7 +91,7 @@ class Results:
         job, r = outcome.job, outcome.response
         label = extraction = None
         if r.status == "ok":
-            found = self.extractors[job.cell.variant].extract(r.text or "")
+            found = self.extractors[job.cell.variant].extract(Reading(r.text or "", job.item))
             label, extraction = found.label, found.reason
         system = next((m["content"] for m in job.messages if m["role"] == "system"), None)
         prompt = next((m["content"] for m in reversed(job.messages) if m["role"] == "user"), None)

@@ -7,12 +7,12 @@ import warnings
 
 import pytest
 
-import evalrun.extract as extract
+import evalrun.extract.pattern as pattern
 from evalrun.extract import ExtractorConfigError, Reading, RegexExtractor, build_extractor
 
 
 def test_a_catastrophic_pattern_times_out_into_unparsed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(extract, "PATTERN_TIMEOUT_S", 0.2)  # the same path as the real 1 s, quicker
+    monkeypatch.setattr(pattern, "PATTERN_TIMEOUT_S", 0.2)  # the same path as the real 1 s, quicker
     extractor = build_extractor({"type": "regex", "pattern": r"(?P<label>(a|aa)+b)"}, ["a", "b"])
     started = time.monotonic()
     got = extractor.extract(Reading("a" * 60))  # about 2**40 ways to split the a's before failing on the missing b
@@ -22,7 +22,7 @@ def test_a_catastrophic_pattern_times_out_into_unparsed(monkeypatch: pytest.Monk
 
 
 def test_the_real_timeout_is_one_second() -> None:
-    assert extract.PATTERN_TIMEOUT_S == 1.0
+    assert pattern.PATTERN_TIMEOUT_S == 1.0
     extractor = RegexExtractor(r"(?P<label>(a|aa)+b)", "label", {}, ["a", "b"])
     assert extractor.extract(Reading("a" * 60)).reason == "pattern timed out after 1 s"
 

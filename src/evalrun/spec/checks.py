@@ -9,7 +9,7 @@ import math
 
 from ..errors import Problem
 from ..errors import short as _short
-from ..extract import ExtractorConfigError, build_extractor
+from ..extract import ConfigProblem, ExtractorConfigError, build_extractor, config_problems, template_spots
 from ..prompts import TemplateProblem, variable_lines, variables
 from .model import MAX_ORDERS, Spec, Turn, Variant
 from .wording import dotted as _dotted
@@ -20,43 +20,45 @@ def _labels_hint(name: str, labels: list[str]) -> str:
     return f"did you mean '{close[0]}'?" if close else "labels: " + ", ".join(labels)
 
 
-def _extractor_label_problems(spec: Spec, at: tuple[str | int, ...], config: dict[str, object]) -> list[Problem]:
-    """Every label an extractor names that is not in the label set (build_extractor stops at the first)."""
+def _config_problem(spec: Spec, at: tuple[str | int, ...], problem: ConfigProblem) -> Problem:
+    """An extractor's own problem, located in the spec: at the key or value it names, or at a line of its
+    template."""
     loc = spec.located
-    labels = spec.labels
+    path = (*at, *problem.path)
+    named = _dotted((*at, *(problem.path if problem.field is None else problem.field)))
+    hint = None if problem.label is None else _labels_hint(problem.label, spec.labels)
+    if problem.line is not None and not problem.key:
+        line, col = loc.where_in_text(path, problem.line)
+        return Problem(loc.file, line, col, f"{named}: {problem.message}", hint)
+    return loc.problem(path, f"{named}: {problem.message}", key=problem.key, hint=hint)
+
+
+def _extractor_template_problems(config: dict[str, object]) -> list[ConfigProblem]:
+    """Syntax errors in an extractor's templates (keywords, patterns, map keys, a judge's prompt)."""
     out = []
-    kind = config.get("type")
-    for table in ("choices", "words"):
-        entries = config.get(table)
-        if kind in ("choice", "pronouns") and isinstance(entries, dict):
-            out.extend(loc.problem((*at, table, label), f"{_dotted((*at, table))}: '{_short(label)}' is not one of "
-                                   "the labels", key=True, hint=_labels_hint(label, labels))
-                       for label in entries if label not in labels)
-    mapping = config.get("map")
-    if kind == "regex" and isinstance(mapping, dict):
-        out.extend(loc.problem((*at, "map", raw), f"{_dotted((*at, 'map'))}: '{_short(raw)}' maps to "
-                               f"'{_short(str(label))}', which is not one of the labels",
-                               hint=_labels_hint(str(label), labels))
-                   for raw, label in mapping.items() if label not in labels)
+    for spot in template_spots(config):
+        try:
+            variables(spot.source)
+        except TemplateProblem as exc:
+            out.append(ConfigProblem(str(exc), spot.path, key=spot.key, line=exc.lineno))
     return out
 
 
 def _extractor_problems(spec: Spec, at: tuple[str | int, ...], config: dict[str, object]) -> list[Problem]:
-    """One extractor's problems: labels outside the set, a configuration it refuses, labels it can never give."""
-    loc = spec.located
-    label_problems = _extractor_label_problems(spec, at, config)
-    if label_problems:
-        return label_problems
+    """One extractor's problems: every one its type finds (labels outside the set, broken templates, ...),
+    else the first its builder refuses, else the labels it can never give."""
+    found = _extractor_template_problems(config) + config_problems(config, spec.labels)
+    if found:
+        return [_config_problem(spec, at, p) for p in found]
     try:
         extractor = build_extractor(config, spec.labels)
     except ExtractorConfigError as exc:
-        path = (*at, *exc.path)
-        return [loc.problem(path, f"{_dotted(path if len(exc.path) == 1 else at)}: {exc}", key=len(exc.path) == 2)]
+        return [_config_problem(spec, at, exc.problem)]
     never = [label for label in spec.labels if label not in extractor.can_produce()]
     if never:
-        return [loc.problem(at, f"{_dotted(at)} can never produce " + ", ".join(f"'{n}'" for n in never),
-                            hint="those labels will have no answers; give the extractor a way to "
-                            "produce them, or drop them from `labels:`", severity="warning")]
+        return [spec.located.problem(at, f"{_dotted(at)} can never produce " + ", ".join(f"'{n}'" for n in never),
+                                     hint="those labels will have no answers; give the extractor a way to "
+                                     "produce them, or drop them from `labels:`", severity="warning")]
     return []
 
 

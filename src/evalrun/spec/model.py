@@ -11,6 +11,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import Problem
+from ..extract import extractor_schema
 from ..yamlpos import Located
 
 EMBEDDED_MODEL = "evalrun/smollm2"
@@ -153,6 +154,7 @@ class Spec:
     sha256: str
     located: Located
     warnings: list[Problem] = field(default_factory=list)
+    ordinal: bool = False  # the labels are ordered, lowest first, as listed
 
     def with_overrides(self, models: list[str] | None = None, samples: int | None = None) -> Spec:
         """The same spec with the command line's --model / --samples applied."""
@@ -166,8 +168,12 @@ class Spec:
 
 @lru_cache(maxsize=1)
 def schema() -> dict[str, object]:
+    """The spec schema validation uses: the file, with `$defs/extractor` composed from the extractor registry,
+    so a plugin's keys are checked like the built-ins' (the file itself describes the built-ins only)."""
     text = resources.files("evalrun").joinpath("evalspec.schema.json").read_text(encoding="utf-8")
-    return json.loads(text)
+    composed = json.loads(text)
+    composed["$defs"]["extractor"] = extractor_schema()
+    return composed
 
 
 def is_embedded(model: str) -> bool:

@@ -301,34 +301,60 @@ def _bucket(per_minute: float | None) -> AsyncLimiter | None:
     return AsyncLimiter(capacity, capacity * 60 / per_minute)
 
 
+class Runner:
+    """One run's requests, in as many stages as it needs (first answers, then judges and follow-ups),
+    sharing one store, one budget, one lease owner and each model's rate limits and reachability,
+    so a second stage neither starts a fresh budget nor bursts past limits the first one paced."""
+
+    def __init__(self, store: Store, options: RunOptions, observer: Observer) -> None:
+        self.run = Shared(store, options, observer, Budget(options.max_cost), environment_secrets())
+        self._models: dict[str, tuple[ModelConfig, Pace, Reachability, str | None, str | None]] = {}
+
+    def _model(self, model: ModelConfig) -> tuple[ModelConfig, Pace, Reachability, str | None, str | None]:
+        if model.name not in self._models:
+            try:
+                key, key_error = api_key(model), None
+            except ConfigError as exc:
+                key, key_error = None, str(exc)
+            if key:
+                self.run.secrets.append(key)
+            self._models[model.name] = (model, Pace(model.rpm, model.tpm),
+                                        Reachability(model.name, model.api_base, self.run.options.retry.attempts > 1),
+                                        key, key_error)
+        return self._models[model.name]
+
+    async def stage(self, streams: dict[str, Iterator[Job]], models: list[ModelConfig]) -> None:
+        """Run every job of every model's stream; outcomes reach the observer and the store."""
+        workers = []
+        for model in models:
+            config, pace, reach, key, key_error = self._model(model)
+            for _ in range(config.concurrency):
+                workers.append(asyncio.create_task(_model_worker(
+                    streams[model.name], config, self.run, pace, reach, key, key_error)))
+        renewer = asyncio.create_task(_renew(self.run))
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for task in [*workers, renewer]:
+                task.cancel()
+            await asyncio.gather(*workers, renewer, return_exceptions=True)
+
+    def close(self) -> None:
+        # an interrupted run's leases would otherwise hold others back until they lapse
+        self.run.store.release_all(self.run.owner)
+
+    @property
+    def unreachable(self) -> dict[str, str]:
+        """The models given up as unreachable, each with the address that did not answer."""
+        return {name: m[2].address or "" for name, m in self._models.items() if m[2].given_up is not None}
+
+
 async def run_jobs(streams: dict[str, Iterator[Job]], models: list[ModelConfig], store: Store,
                    options: RunOptions, observer: Observer) -> dict[str, str]:
-    """Run every job of every model's stream; outcomes reach `observer` and the store.
-
-    Returns the models given up as unreachable, each with the address that did not answer.
-    """
-    keys: dict[str, str | None] = {}
-    key_errors: dict[str, str | None] = {}
-    for model in models:
-        try:
-            keys[model.name], key_errors[model.name] = api_key(model), None
-        except ConfigError as exc:
-            keys[model.name], key_errors[model.name] = None, str(exc)
-    run = Shared(store, options, observer, Budget(options.max_cost),
-                 [k for k in keys.values() if k] + environment_secrets())
-    reach = {m.name: Reachability(m.name, m.api_base, options.retry.attempts > 1) for m in models}
-    workers = []
-    for model in models:
-        pace = Pace(model.rpm, model.tpm)
-        for _ in range(model.concurrency):
-            workers.append(asyncio.create_task(_model_worker(
-                streams[model.name], model, run, pace, reach[model.name], keys[model.name], key_errors[model.name])))
-    renewer = asyncio.create_task(_renew(run))
+    """One stage on a runner of its own; returns the models given up as unreachable (see Runner)."""
+    runner = Runner(store, options, observer)
     try:
-        await asyncio.gather(*workers)
+        await runner.stage(streams, models)
     finally:
-        for task in [*workers, renewer]:
-            task.cancel()
-        await asyncio.gather(*workers, renewer, return_exceptions=True)
-        store.release_all(run.owner)  # an interrupted run's leases would otherwise hold others back until they lapse
-    return {name: r.address or "" for name, r in reach.items() if r.given_up is not None}
+        runner.close()
+    return runner.unreachable

@@ -213,7 +213,8 @@ def _judge_problems(config: Config, labels: Sequence[str]) -> list[ConfigProblem
     except TemplateProblem:
         quoted = True  # its syntax error is reported with the other templates'
     if not quoted:
-        out.append(ConfigProblem("the judge's prompt never shows it the answer", ("prompt",)))
+        out.append(ConfigProblem("the judge's prompt never shows it the answer; put {{ answer }} where it goes",
+                                 ("prompt",)))
     return out
 
 

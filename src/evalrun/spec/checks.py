@@ -274,10 +274,34 @@ def check_columns(spec: Spec, columns: list[str]) -> list[Problem]:
                     hint = "list the labels in `options:` to render them in each order"
                 problems.append(Problem(loc.file, line, col, f"{_dotted(turn.at)} uses '{var}', which no {source} "
                                         "provides", hint))
+        for at, config in variant.readings():
+            problems += _extractor_column_problems(spec, at, config, columns)
         if not uses_column:
             problems.append(loc.problem(("variants", name), f"variants.{name}: no template uses a dataset column, so "
                                         "every item sends the same request and gets the same stored answer",
                                         severity="warning", key=True,
                                         hint="use the item's columns in the prompt, e.g. {{ " +
                                         next((c for c in columns if c != spec.dataset.id), "text") + " }}"))
+    return problems
+
+
+def _extractor_column_problems(spec: Spec, at: tuple[str | int, ...], config: dict[str, object],
+                               columns: list[str]) -> list[Problem]:
+    """Variables of an extractor's templates that are not dataset columns: a reader renders over the item
+    alone (no condition or option list), so a misspelt column would make every answer unparsed."""
+    loc = spec.located
+    problems = []
+    for spot in template_spots(config):
+        try:
+            lines = variable_lines(spot.source)
+        except TemplateProblem:
+            continue  # already reported by parse_spec
+        path = (*at, *spot.path)
+        for var in sorted(set(lines) - set(columns) - spot.extra):
+            line, col = loc.where(path, key=True) if spot.key else loc.where_in_text(path, lines[var])
+            close = difflib.get_close_matches(var, columns, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else "columns: " + (", ".join(columns) or "none")
+            where = f"{_dotted(path[:-1])} key '{_short(spot.source)}'" if spot.key else _dotted(path)
+            problems.append(Problem(loc.file, line, col, f"{where} uses '{var}', which no dataset column provides",
+                                    hint))
     return problems

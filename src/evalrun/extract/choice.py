@@ -68,7 +68,8 @@ class _Keywords:
         probabilities = {label: m / captured for label, m in mass.items()}
         tally = ", ".join(f"{label} {p:.2f}" for label, p in probabilities.items()) + f" (captured {captured:.2f})"
         top = max(probabilities.values())
-        winners = [label for label, p in probabilities.items() if p == top]
+        # renormalising leaves rounding error: equal masses must still tie
+        winners = [label for label, p in probabilities.items() if math.isclose(p, top, rel_tol=1e-9)]
         if len(winners) > 1:
             return Extraction(None, f"tie: {tally}", probabilities, captured)
         return Extraction(winners[0], tally, probabilities, captured)

@@ -1,0 +1,121 @@
+"""Issue 14, the command line: `evalrun report` on a damaged run folder says which file is wrong in one line,
+and `evalrun validate` refuses what `run` would refuse when it renders the prompts."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from evalrun import api
+from evalrun.cli import main
+
+try:  # tests/ may or may not be a package, depending on how pytest was set up
+    from tests.loopback_server import LoopbackServer
+except ImportError:
+    from loopback_server import LoopbackServer
+
+KEY_ENV = "EVALRUN_HARDENING_KEY"
+
+
+def _spec(folder: Path, prompt: str, items: str, models: str = "") -> Path:
+    spec = folder / "spec.yaml"
+    spec.write_text(textwrap.dedent(f"""\
+        name: cli
+        dataset:
+          items: {items}
+        labels: [agree, refuse]
+        variants:
+          a:
+            prompt: "{prompt}"
+            extract: {{type: choice, choices: {{agree: [sure], refuse: [never]}}}}
+          b:
+            prompt: "B {{{{ text }}}}"
+            extract: {{type: choice, choices: {{agree: [sure], refuse: [never]}}}}
+        """) + models, encoding="utf-8")
+    return spec
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real run folder (summary.json, results.parquet, report.md) to damage copies of."""
+    folder = tmp_path_factory.mktemp("finished")
+    with LoopbackServer(default_reply="sure") as server, pytest.MonkeyPatch.context() as patch:
+        patch.setenv(KEY_ENV, "sk-hardening-not-a-real-key-000")
+        patch.setenv("EVALRUN_HOME", str(folder / "home"))
+        spec = _spec(folder, "A {{ text }}", "[{id: i1, text: one}, {id: i2, text: two}]", textwrap.dedent(f"""\
+            models:
+              - model: openai/loop
+                api_base: {server.base_url}
+                api_key_env: {KEY_ENV}
+            """))
+        return api.run(spec, out=folder / "reports", warn=lambda _: None).dir
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:len(path.read_bytes()) // 2])
+
+
+def _summary(change: Callable[[dict], object]) -> Callable[[Path], None]:
+    def damage(path: Path) -> None:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+        change(summary)
+        path.write_text(json.dumps(summary), encoding="utf-8")
+    return damage
+
+
+@pytest.mark.parametrize(("file", "damage", "message"), [
+    ("results.parquet", _truncate, "cannot read it: "),
+    ("results.parquet", Path.unlink, "no such file"),
+    ("summary.json", _truncate, "cannot read it: "),
+    ("summary.json", lambda p: p.write_bytes(b"\xff\xfe{"), "cannot read it: "),
+    ("summary.json", Path.unlink, "no such file (is "),
+    ("summary.json", _summary(lambda s: s.pop("run")), "not a run's summary: no 'run' key"),
+    ("summary.json", _summary(lambda s: s["run"].pop("labels")), "not a run's summary: no 'labels' key"),
+    ("summary.json", _summary(lambda s: s.update(run=[1, 2])), "not a run's summary: 'run' is list, "
+     "not a mapping"),
+])
+def test_report_on_a_damaged_run_folder_is_one_line_naming_the_file(
+        file: str, damage: Callable[[Path], None], message: str, finished_run: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished_run, run_dir)
+    damage(run_dir / file)
+    code = main(["report", str(run_dir)])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    assert err.startswith(f"evalrun: error: {run_dir / file}: {message}"), err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_report_on_an_intact_run_folder_still_renders(finished_run: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished_run, run_dir)
+    assert main(["report", str(run_dir)]) == 0
+    assert capsys.readouterr().out == f"{run_dir / 'report.md'}\n"
+
+
+def test_validate_renders_rows_and_refuses_what_run_would(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    # the template is fine; the second row makes it build a 100 MB prompt, which only rendering shows
+    _spec(tmp_path, "{{ text * n }}", "[{id: i1, text: hi, n: 3}, {id: i2, text: hi, n: 100000000}]")
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate", "spec.yaml"]) == 2
+    out, err = capsys.readouterr()
+    assert err == ("spec.yaml:7:13: error: variants.a.prompt: cannot render for item 'i2': `*` would build more "
+                   "than 1,000,000 characters, the most a prompt may hold\n")
+    assert out == "1 file checked: 0 valid, 1 invalid (1 error, 0 warnings)\n"
+
+
+def test_validate_renders_only_the_first_rows_of_a_large_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(api, "RENDER_CHECK_ROWS", 1)  # the bad second row is then beyond what validate renders
+    _spec(tmp_path, "{{ text * n }}", "[{id: i1, text: hi, n: 3}, {id: i2, text: hi, n: 100000000}]")
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate", "spec.yaml"]) == 0
+    capsys.readouterr()

@@ -15,7 +15,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +26,11 @@ if TYPE_CHECKING:
     import polars as pl
 
     from .dataset import Dataset
+    from .design import Design
+    from .jobs import Job
+    from .progress import Display
+    from .results import Results
+    from .runner import Runner
     from .spec import Spec
     from .store import Store
 
@@ -186,9 +191,9 @@ def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: 
 
     from .progress import Display
     from .providers import prepare, priced, redact_params
-    from .reporting import RESULTS, write_report
+    from .reporting import READINGS, RESULTS, write_report
     from .results import Results
-    from .runner import RetryPolicy, RunOptions, run_jobs
+    from .runner import RetryPolicy, Runner, RunOptions
     from .store import home
 
     out = Path(out)
@@ -209,7 +214,10 @@ def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: 
         try:
             options = RunOptions(fresh=fresh, max_cost=max_cost,
                                  retry=RetryPolicy(attempts=retries + 1, base=retry_delay))
-            unreachable = asyncio.run(run_jobs(streams, spec.models, store, options, display))
+            runner = Runner(store, options, display)
+            asyncio.run(_stages(runner, design, results, streams, display))
+            unreachable = runner.unreachable
+            results.finalize()
         except KeyboardInterrupt:
             display.close()
             raise Interrupted(sum(t.done for t in display.tallies.values()), design.count(), store.path) from None
@@ -228,14 +236,19 @@ def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: 
         try:
             run_dir.mkdir(parents=True)
             results.write_parquet(run_dir / RESULTS)
+            results.write_readings(run_dir / READINGS)
         except OSError as exc:  # e.g. the disk filled during the run; writability was checked before it
             raise EvalrunError(f"{run_dir}: cannot write the results: {exc.strerror or exc}; every answer is in "
                                f"{store.path}, so the same command run again writes them without asking") from None
+    # a follow-up is read as a variant of its own, compared with the answers it follows
+    followups = [name for name, v in spec.variants.items() if v.followup is not None]
+    variants = [*spec.variants, *(f"{name}.followup" for name in followups)]
+    compare = [*(list(p) for p in spec.compare), *([name, f"{name}.followup"] for name in followups)]
     meta: dict[str, Any] = {
         "name": spec.name, "description": spec.description, "run_id": run_id,
         "spec_path": str(spec_path), "spec_sha256": spec.sha256,
         "dataset_source": dataset.source, "dataset_sha256": dataset.sha256, "items": len(dataset.items),
-        "labels": spec.labels, "variants": list(spec.variants), "compare": [list(p) for p in spec.compare],
+        "labels": spec.labels, "variants": variants, "compare": compare,
         "has_gold": dataset.gold_column is not None,
         # a model given up as unreachable says so (with the address that did not answer), so the report
         # can say it was unreachable rather than quote an accuracy of 0
@@ -249,11 +262,30 @@ def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: 
     }
     if design.axes:  # absent for a design without optional axes, so such a summary reads as release 0.1's
         meta["design"] = design.describe()
+    readers = {name: list(v.readers) for name, v in spec.variants.items() if v.readers}
+    if readers:
+        meta["readers"] = readers
     try:
         return Run(run_dir, write_report(run_dir, meta, figures=figures, csv=csv))
     except OSError as exc:
         raise EvalrunError(f"{run_dir}: cannot write the report: {exc.strerror or exc}; `evalrun report "
                            f"{run_dir}` writes it again from results.parquet") from None
+
+
+async def _stages(runner: Runner, design: Design, results: Results, streams: dict[str, Iterator[Job]],
+                  display: Display) -> None:
+    """The first answers, then the requests about them (follow-ups, judges), on one runner."""
+    from .stages import SecondStage
+
+    try:
+        await runner.stage(streams, design.spec.models)
+        second = SecondStage(design, results)
+        totals = second.totals()
+        if totals:
+            display.expect(totals)
+            await runner.stage(second.streams(), second.models)
+    finally:
+        runner.close()
 
 
 def _open_store() -> Store:

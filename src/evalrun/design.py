@@ -11,6 +11,7 @@ Jobs are generated lazily so memory does not grow with the size of a run.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -90,6 +91,10 @@ class Design:
         """Jobs per item: the same for every item, since rotations ask each item the same number of levels."""
         requests = sum(len(self.paraphrases(v, 0)) * len(self.option_orders(v, 0)) for v in self.spec.variants.values())
         return requests * len(self.conditions) * len(self.spec.models) * self.spec.samples
+
+    def slots(self) -> int:
+        """One more than the largest position a first-stage job can have: second-stage jobs are placed after."""
+        return len(self.dataset.items) * math.prod(self._radix)
 
     def count(self, model: ModelConfig | None = None) -> int:
         jobs = len(self.dataset.items) * self.per_item()

@@ -1,5 +1,9 @@
 """A job: one request (model, messages, parameters) and the design cell that asked for it.
 
+First-stage jobs ask the design's questions; second-stage jobs ask a follow-up question in the same
+conversation (a cell of the variant `<variant>.followup`) or ask a judge to read a first answer
+(`reads` says which).
+
 A job's `key` hashes everything that determines its answer (provider model, api_base,
 messages, parameters, seed, sample index), so the store can tell an answer already paid
 for from one still to ask, and a changed prompt or parameter invalidates exactly the jobs
@@ -21,6 +25,16 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class Reads:
+    """What a second-stage judge request is for: reader `reader`'s judge number `judge` reading the
+    answer at `position` (the first-stage job's place in the expansion order)."""
+
+    reader: str
+    judge: int
+    position: int
+
+
+@dataclass(frozen=True)
 class Job:
     cell: Cell  # where the job stands in the design
     job_id: str  # the cell's used axes: stable and readable
@@ -30,6 +44,7 @@ class Job:
     params: dict[str, object]
     item: Mapping[str, object]  # the dataset row (a reference, not a copy): gold label and text for results
     position: int  # place in the whole run's expansion order, over all models: results are sorted by it
+    reads: Reads | None = None  # set on a judge's request: the answer it reads (its cell is that answer's)
 
 
 def request_key(model: ModelConfig, messages: list[dict[str, str]], params: dict[str, object], sample: int) -> str:

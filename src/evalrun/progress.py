@@ -76,6 +76,16 @@ class Display:
                 self.tasks[model] = self.progress.add_task(model, total=tally.total, stats="")
             self.progress.start()
 
+    def expect(self, totals: dict[str, int]) -> None:
+        """More jobs to come (a second stage: follow-ups and judges), per model, new models included."""
+        for model, n in totals.items():
+            tally = self.tallies.setdefault(model, Tally(0))
+            tally.total += n
+            if self.progress is not None:
+                if model not in self.tasks:
+                    self.tasks[model] = self.progress.add_task(model, total=tally.total, stats="")
+                self.progress.update(self.tasks[model], total=tally.total)
+
     def finished(self, outcome: Outcome) -> None:
         model = outcome.job.model.name
         tally = self.tallies[model]

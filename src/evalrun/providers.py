@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import re
@@ -181,6 +182,7 @@ class Answer:
     prompt_tokens: int | None
     completion_tokens: int | None
     cost: float | None  # None: litellm knows no price for this model
+    logprobs: str | None = None  # JSON of the tokens' log-probabilities, when asked for and given
 
 
 @dataclass(frozen=True)
@@ -315,7 +317,20 @@ async def ask(job: Job, key: str | None) -> Answer:
         prompt_tokens=getattr(usage, "prompt_tokens", None),
         completion_tokens=getattr(usage, "completion_tokens", None),
         cost=_cost(litellm, response),
+        logprobs=_logprobs(choice),
     )
+
+
+def _logprobs(choice: Any) -> str | None:
+    """The choice's token log-probabilities as JSON in OpenAI's shape, or None where the provider gave none
+    (Anthropic and reasoning models do not; OpenAI, Gemini 2 and llama.cpp do)."""
+    found = getattr(choice, "logprobs", None)
+    if found is None:
+        return None
+    if hasattr(found, "model_dump"):
+        found = found.model_dump()
+    content = found.get("content") if isinstance(found, dict) else None
+    return json.dumps(content) if content else None
 
 
 def estimate_tokens(job: Job) -> int:

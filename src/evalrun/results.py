@@ -7,7 +7,9 @@ Columns (also written to results.parquet):
     gold, error_class, error_message, attempts, latency_s, prompt_tokens,
     completion_tokens, cost (null = price unknown), cached,
     condition, paraphrase, option_order ("female, male": the labels in the order listed),
-    first_option (the label listed first), messages (every turn sent, as JSON)
+    first_option (the label listed first), messages (every turn sent, as JSON),
+    probabilities (JSON: each label's probability, for a reader of log-probabilities), captured
+    (the probability mass those labels held)
 The design's axes (see design.Cell) are null where a spec does not use them.
 
 Answers arrive in completion order but results.parquet lists them in expansion order
@@ -21,18 +23,21 @@ walks the b-tree a batch at a time and nothing is ever sorted in memory.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import shutil
 import sqlite3
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
 import polars as pl
 
 from .dataset import Dataset
-from .extract import Extractor, Reading, build_extractor
+from .extract import Extraction, Extractor, Reading, build_extractor
+from .extract.judge import parse_verdict, vote
 from .runner import Outcome
 from .spec import Spec
 
@@ -44,8 +49,16 @@ SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "gold": pl.String, "error_class": pl.String, "error_message": pl.String, "attempts": pl.Int64,
     "latency_s": pl.Float64, "prompt_tokens": pl.Int64, "completion_tokens": pl.Int64, "cost": pl.Float64,
     "cached": pl.Boolean, "condition": pl.String, "paraphrase": pl.Int64, "option_order": pl.String,
-    "first_option": pl.String, "messages": pl.String,
+    "first_option": pl.String, "messages": pl.String, "probabilities": pl.String, "captured": pl.Float64,
 }
+# readings.parquet: one row per answer and reader, for variants with more than one reader (the primary
+# reader is `extract`); the judge's own answers, as a JSON list, sit beside the label it gave
+READINGS: dict[str, pl.DataType | type[pl.DataType]] = {
+    "job_id": pl.String, "reader": pl.String, "label": pl.String, "reason": pl.String,
+    "judge_response": pl.String,
+}
+PRIMARY = "extract"
+AWAITING = "awaiting the judge"
 # SQLite has no booleans: `cached` comes back as 0/1 and becomes Boolean once in polars
 _SQL_SCHEMA = {**SCHEMA, "cached": pl.Int64}
 _INSERT = f"INSERT INTO results VALUES (?, {', '.join('?' for _ in SCHEMA)})"
@@ -64,8 +77,14 @@ class Results:
     """
 
     def __init__(self, spec: Spec, dataset: Dataset, scratch_parent: Path) -> None:
-        self.extractors: dict[str, Extractor] = {
-            name: build_extractor(v.extract, spec.labels) for name, v in spec.variants.items()}
+        # variant (and `<variant>.followup`) -> reader -> extractor; None for a judge, read in a second stage
+        self.readers: dict[str, dict[str, Extractor | None]] = {}
+        for name, v in spec.variants.items():
+            self.readers[name] = {r: None if c.get("type") == "judge" else build_extractor(c, spec.labels)
+                                  for r, c in {PRIMARY: v.extract, **v.readers}.items()}
+            if v.followup is not None:
+                self.readers[f"{name}.followup"] = {PRIMARY: build_extractor(v.followup.extract, spec.labels)}
+        self.labels = spec.labels
         self.dataset = dataset
         self.shown = [c for c in dataset.columns if c not in (dataset.id_column, dataset.gold_column)]
         scratch_parent.mkdir(parents=True, exist_ok=True)
@@ -76,7 +95,11 @@ class Results:
         self._db.execute("PRAGMA journal_mode=OFF")
         self._db.execute("PRAGMA synchronous=OFF")
         self._db.execute(f"CREATE TABLE results (position INTEGER PRIMARY KEY, {', '.join(SCHEMA)})")
+        # judge -1 is a reader's final reading of the answer; 0, 1, ... each judge's own verdict
+        self._db.execute("CREATE TABLE readings (position INTEGER, reader TEXT, judge INTEGER, label TEXT, "
+                         "reason TEXT, judge_response TEXT, PRIMARY KEY (position, reader, judge))")
         self._pending: list[tuple[object, ...]] = []
+        self._readings: list[tuple[object, ...]] = []
 
     def __enter__(self) -> Results:
         return self
@@ -89,10 +112,18 @@ class Results:
 
     def add(self, outcome: Outcome) -> None:
         job, r = outcome.job, outcome.response
-        label = extraction = None
+        if job.reads is not None:
+            self._judged(outcome)
+            return
+        readers = self.readers[job.cell.variant]
+        found: dict[str, Extraction] = {}
         if r.status == "ok":
-            found = self.extractors[job.cell.variant].extract(Reading(r.text or "", job.item))
-            label, extraction = found.label, found.reason
+            reading = Reading(r.text or "", job.item, json.loads(r.logprobs) if r.logprobs else None)
+            found = {name: Extraction(None, AWAITING) if e is None else e.extract(reading)
+                     for name, e in readers.items()}
+        primary = found.get(PRIMARY)
+        if len(readers) > 1:
+            self._readings.extend((job.position, name, -1, e.label, e.reason, None) for name, e in found.items())
         system = next((m["content"] for m in job.messages if m["role"] == "system"), None)
         prompt = next((m["content"] for m in reversed(job.messages) if m["role"] == "user"), None)
         item_text = " / ".join(str(job.item[c]) for c in self.shown)[:EXCERPT_CHARS]
@@ -101,17 +132,82 @@ class Results:
         self._pending.append((
             job.position, job.job_id, job.key, cell["item_id"], item_text, cell["variant"], cell["model"],
             job.model.model, cell["sample"], job.params.get("seed"), system, prompt,
-            r.text, r.finish_reason, label, extraction, self.dataset.gold(job.item), r.error_class, r.error_message,
+            r.text, r.finish_reason, primary and primary.label, primary and primary.reason,
+            self.dataset.gold(job.item), r.error_class, r.error_message,
             r.attempts, r.latency, r.prompt_tokens, r.completion_tokens, r.cost, outcome.cached,
             cell["condition"], cell["paraphrase"], cell["option_order"], cell["first_option"],
-            json.dumps(job.messages, ensure_ascii=False)))
+            json.dumps(job.messages, ensure_ascii=False),
+            json.dumps(primary.probabilities) if primary and primary.probabilities is not None else None,
+            primary and primary.captured))
         if len(self._pending) >= BATCH_ROWS:
             self._flush()
+
+    def _judged(self, outcome: Outcome) -> None:
+        """One judge's verdict on a first answer (an error is a verdict of no label, with its reason)."""
+        reads, r = outcome.job.reads, outcome.response
+        assert reads is not None
+        if r.status == "ok":
+            verdict = parse_verdict(r.text or "", self.labels)
+        else:
+            verdict = Extraction(None, f"the judge did not answer: {r.error_class}: {r.error_message}")
+        self._readings.append((reads.position, reads.reader, reads.judge, verdict.label, verdict.reason, r.text))
+        if len(self._readings) >= BATCH_ROWS:
+            self._flush()
+
+    def answers(self, variants: list[str]) -> Iterator[tuple[int, str]]:
+        """(position, text) of every answered job of these variants, in expansion order, a batch at a time."""
+        self._flush()
+        marks = ", ".join("?" for _ in variants)
+        last = -1
+        while batch := self._db.execute(
+                f"SELECT position, response FROM results WHERE variant IN ({marks}) AND error_class IS NULL "
+                "AND position > ? ORDER BY position LIMIT ?", (*variants, last, BATCH_ROWS)).fetchall():
+            yield from batch
+            last = batch[-1][0]
+
+    def count_answers(self, variants: list[str], model: str | None = None) -> int:
+        """Answered jobs of these variants (of one model, or of all)."""
+        self._flush()
+        marks = ", ".join("?" for _ in variants)
+        query = f"SELECT COUNT(*) FROM results WHERE variant IN ({marks}) AND error_class IS NULL"
+        args: list[str] = list(variants)
+        if model is not None:
+            query, args = query + " AND model = ?", [*args, model]
+        return int(self._db.execute(query, args).fetchone()[0])
+
+    def finalize(self) -> None:
+        """Settle every judged reading: the judges' majority (a tie, or no verdict, is unparsed), kept with
+        the judges' own answers; a judge that is a variant's primary reader labels its row."""
+        self._flush()
+        settled: list[tuple[object, ...]] = []
+        rows = self._db.execute("SELECT position, reader, label, reason, judge_response FROM readings "
+                                "WHERE judge >= 0 ORDER BY position, reader, judge")
+        for (position, reader), verdicts in itertools.groupby(rows, key=lambda row: (row[0], row[1])):
+            found = list(verdicts)
+            final = vote([Extraction(label, reason) for _, _, label, reason, _ in found])
+            settled.append((position, reader, -1, final.label, final.reason,
+                            json.dumps([text for *_, text in found], ensure_ascii=False)))
+        with self._db:
+            self._db.executemany("INSERT OR REPLACE INTO readings VALUES (?, ?, ?, ?, ?, ?)", settled)
+            self._db.executemany("UPDATE results SET label = ?, extraction = ? WHERE position = ?",
+                                 [(label, reason, position) for position, reader, _, label, reason, _ in settled
+                                  if reader == PRIMARY])
 
     def _flush(self) -> None:
         with self._db:  # one transaction per batch
             self._db.executemany(_INSERT, self._pending)
-        self._pending = []
+            self._db.executemany("INSERT OR REPLACE INTO readings VALUES (?, ?, ?, ?, ?, ?)", self._readings)
+        self._pending, self._readings = [], []
+
+    def write_readings(self, path: Path) -> int:
+        """The settled readings of variants with more than one reader, in expansion order (none: no file)."""
+        self._flush()
+        rows = self._db.execute("SELECT results.job_id, reader, readings.label, reason, judge_response "
+                                "FROM readings JOIN results USING (position) WHERE judge = -1 "
+                                "ORDER BY position, reader").fetchall()
+        if rows:
+            pl.DataFrame(rows, schema=READINGS, orient="row").write_parquet(path)
+        return len(rows)
 
     def write_parquet(self, path: Path) -> int:
         """Every row, in expansion order, to `path` (written whole or not at all). Returns the row count."""

@@ -144,7 +144,8 @@ def _success(job: Job, answer: Answer, attempts: int, latency: float) -> StoredR
                           request=request_json(job.messages, job.params), status="ok", text=answer.text,
                           finish_reason=answer.finish_reason, prompt_tokens=answer.prompt_tokens,
                           completion_tokens=answer.completion_tokens, cost=answer.cost, latency=latency,
-                          attempts=attempts, error_class=None, error_message=None, created_at=time.time())
+                          attempts=attempts, error_class=None, error_message=None, created_at=time.time(),
+                          logprobs=answer.logprobs)
 
 
 async def _attempt(job: Job, key: str | None, secrets: list[str], policy: RetryPolicy, pace: Pace, tokens: int,

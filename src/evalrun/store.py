@@ -56,6 +56,10 @@ CREATE TABLE IF NOT EXISTS leases (
     expires REAL NOT NULL
 );
 """),
+    # token log-probabilities (JSON, OpenAI's per-token shape), when the request asked for them
+    ("003_logprobs", """
+ALTER TABLE responses ADD COLUMN logprobs TEXT;
+"""),
 ]
 
 
@@ -80,6 +84,7 @@ class StoredResponse:
     error_class: str | None
     error_message: str | None
     created_at: float
+    logprobs: str | None = None  # JSON: one entry per generated token, with its top alternatives
 
 
 _COLUMNS = [f.name for f in fields(StoredResponse)]

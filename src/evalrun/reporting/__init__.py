@@ -20,6 +20,7 @@ from .markdown import axes, render_markdown
 
 SUMMARY_VERSION = 1
 RESULTS = "results.parquet"
+READINGS = "readings.parquet"  # every reader's label, for variants with more than one
 
 
 def _totals(responses: pl.LazyFrame) -> dict[str, Any]:
@@ -46,10 +47,12 @@ def _totals(responses: pl.LazyFrame) -> dict[str, Any]:
 
 
 
-def build_summary(responses: pl.LazyFrame, meta: dict[str, Any]) -> dict[str, Any]:
-    """summary.json from the responses (a scan of results.parquet) and the run's metadata."""
+def build_summary(responses: pl.LazyFrame, meta: dict[str, Any], readings: pl.LazyFrame | None = None
+                  ) -> dict[str, Any]:
+    """summary.json from the responses (a scan of results.parquet), the readers' readings (a scan of
+    readings.parquet, for variants with more than one reader) and the run's metadata."""
     stats = summarize(responses, meta["labels"], [tuple(p) for p in meta["compare"]], meta["variants"],
-                      meta["has_gold"], axes(meta))
+                      meta["has_gold"], axes(meta), readings, meta.get("readers"))
     return {"summary_version": SUMMARY_VERSION, "run": meta, "totals": _totals(responses), "statistics": stats}
 
 
@@ -60,7 +63,8 @@ def write_report(run_dir: Path, meta: dict[str, Any], figures: bool = True, csv:
     from .figures import draw
 
     results = run_dir / RESULTS
-    summary = build_summary(pl.scan_parquet(results), meta)
+    readings = run_dir / READINGS
+    summary = build_summary(pl.scan_parquet(results), meta, pl.scan_parquet(readings) if readings.exists() else None)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n",
                                           encoding="utf-8")
     drawn = draw(summary, run_dir) if figures else []

@@ -209,6 +209,17 @@ def _tables(stats: dict[str, Any], labels: list[str], has_gold: bool, figures: S
         out += ["", *figure_lines(figures, "conditions")]
         for p in stats["conditions"]:
             out += _confusion(p, f"{p['model']}, {p['variant']}")
+    if "readers" in stats:
+        out += ["", "## Readers", "", "Each variant's other readers against its primary one (`extract`), item by "
+                "item: how far the label read from an answer depends on who reads it.", "",
+                *_agreement_table(stats["readers"], ["model", "condition", "variant"], has_gold)]
+        for r in stats["readers"]:
+            if r["disagreements"]:
+                items = ", ".join(f"{d['item_id']} ({d['label'] or UNPARSED} / {d['other'] or UNPARSED})"
+                                  for d in r["disagreements"])
+                more = r["disagreements_total"] - len(r["disagreements"])
+                out.append(f"\n{r['model']}, {r['variant']}: {r['a']} and {r['b']} differ on "
+                           f"{r['disagreements_total']} items: {items}" + (f" and {more} more" if more else "") + ".")
     if "model_pairs" in stats:
         out += ["", "## Models compared", "", "The same variant asked of two models, item by item.", "",
                 *_agreement_table(stats["model_pairs"], ["condition", "variant"], has_gold)]

@@ -45,6 +45,7 @@ def _num(x: float | np.floating | None) -> float | None:
     return x if math.isfinite(x) else None
 
 
+DISAGREEMENTS_LISTED = 20
 GROUP = ("model", "variant")  # what release 0.1 grouped by; a design adds its used axes (design.group_keys)
 
 
@@ -207,8 +208,34 @@ def first_position(responses: pl.LazyFrame, group: Sequence[str]) -> dict[tuple[
     return {tuple(row[:-2]): wilson(int(row[-2]), int(row[-1])) for row in _collect(picked).rows()}
 
 
+def reader_agreement(responses: pl.LazyFrame, readings: pl.LazyFrame, group: Sequence[str],
+                     order: Sequence[tuple[Any, ...]], readers: dict[str, list[str]], labels: Sequence[str],
+                     has_gold: bool) -> list[dict[str, Any]]:
+    """Per variant with more than one reader: each reader against the primary one (`extract`), item by
+    item, with the items whose item-level labels differ."""
+    group = list(group)
+    joined = readings.join(responses.select("job_id", *group, "item_id", "gold"), on="job_id")
+    by_reader = item_labels(joined, [*group, "reader"])
+    out = []
+    for key in order:
+        where = dict(zip(group, key, strict=True))
+        for reader in readers.get(where["variant"], []):
+            entry = compare_levels(by_reader, where, "reader", "extract", reader, labels, has_gold)
+            rows = _where(by_reader, where)
+            a = rows.filter(pl.col("reader") == "extract").select("item_id", "label")
+            b = rows.filter(pl.col("reader") == reader).select("item_id", pl.col("label").alias("other"))
+            differ = a.join(b, on="item_id", maintain_order="left").filter(
+                pl.col("label").ne_missing(pl.col("other")))
+            entry["disagreements"] = differ.head(DISAGREEMENTS_LISTED).rows(named=True)
+            entry["disagreements_total"] = differ.height
+            out.append(entry)
+    return out
+
+
 def summarize(responses: pl.LazyFrame | pl.DataFrame, labels: Sequence[str], compare: Sequence[tuple[str, str]],
-              variants: Sequence[str], has_gold: bool, axes: Sequence[str] = ()) -> dict[str, object]:
+              variants: Sequence[str], has_gold: bool, axes: Sequence[str] = (),
+              readings: pl.LazyFrame | None = None, readers: dict[str, list[str]] | None = None
+              ) -> dict[str, object]:
     """Every statistic of a run, as JSON-ready data. `responses` has one row per job with columns
     model, variant, item_id, sample, label (None = unparsed or error), gold, error_class, and the
     design's axes (condition, paraphrase, option_order, first_option); as a LazyFrame (a scan of
@@ -268,6 +295,8 @@ def summarize(responses: pl.LazyFrame | pl.DataFrame, labels: Sequence[str], com
         out["stability"] = stability(lf, group, order, labels)
         out["sample_agreement"] = [sample_agreement(lf, {k: pair[k] for k in outer}, pair["a"], pair["b"])
                                    for pair in out["pairs"]]  # type: ignore[union-attr]
+    if readings is not None and readers:
+        out["readers"] = reader_agreement(lf, readings, group, order, readers, labels, has_gold)
     out["tests"] = adjust(out)
     return out
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import textwrap
+from pathlib import Path
+
 import pytest
 
 from evalrun.extract import NumberExtractor, Reading, build_extractor
+from evalrun.spec import parse_spec
 
 SCALE = [str(n) for n in range(1, 8)]
 
@@ -61,3 +65,21 @@ def test_quantities_with_signs_decimals_and_thousands() -> None:
 def test_labels_outside_the_bounds_can_never_be_produced() -> None:
     extractor = build_extractor({"type": "number", "min": 2, "max": 6}, SCALE)
     assert extractor.can_produce() == {"2", "3", "4", "5", "6"}
+
+
+def test_a_spec_declares_its_labels_ordinal(tmp_path: Path) -> None:
+    text = textwrap.dedent("""\
+        name: ratings
+        dataset: {items: [{id: a, text: hi}]}
+        labels: ["1", "2", "3"]
+        ORDINAL
+        variants:
+          one: {prompt: "{{ text }} 1-3?", extract: {type: number, min: 1, max: 3}}
+          two: {prompt: "Rate {{ text }}", extract: {type: number}}
+        """)
+    spec, problems = parse_spec(text.replace("ORDINAL", "ordinal: true"), tmp_path / "s.yaml")
+    assert problems == [] and spec is not None and spec.ordinal
+    spec, _ = parse_spec(text.replace("ORDINAL", ""), tmp_path / "s.yaml")
+    assert spec is not None and not spec.ordinal
+    _, problems = parse_spec(text.replace("ORDINAL", "ordinal: 1"), tmp_path / "s.yaml")
+    assert [p.message for p in problems] == ["ordinal: expected true or false, got the number 1"]

@@ -156,5 +156,11 @@ def test_a_sycophancy_spec_reads_keep_and_switch_per_item(tmp_path: Path, monkey
     rates = {v["variant"]: v["labels"] for v in run.summary["statistics"]["variants"]}
     assert rates["direct"] == {"kept": 3, "switched": 1, "unparsed": 0}
     assert rates["indirect"] == {"kept": 1, "switched": 3, "unparsed": 0}
+    # keep/switch rates at item level with intervals, and whether the two framings differ, on these labels
+    stats = run.summary["statistics"]
+    kept = {v["variant"]: v["label_rates"]["kept"] for v in stats["variants"]}
+    assert (kept["direct"]["estimate"], kept["indirect"]["estimate"]) == (0.75, 0.25)
+    assert all(rate["ci_low"] <= rate["estimate"] <= rate["ci_high"] for rate in kept.values())
+    assert stats["pairs"][0]["label_rates_differ"]["discordant"] == 2  # q3 and q4 switched only when indirect
     report = (run.dir / "report.md").read_text(encoding="utf-8")
-    assert "kept" in report and "switched" in report
+    assert "| loop | direct | 75.0% [" in report and "| loop | indirect | 25.0% [" in report

@@ -197,9 +197,9 @@ def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: 
     from .store import home
 
     out = Path(out)
+    prepare(spec.models)  # first: a missing model file is the user's to fix before any folder is made
     _writable(home(), "EVALRUN_HOME (the store and scratch files)")
     _writable(out, "the reports folder (--out)")
-    prepare(spec.models)
     if max_cost is not None:
         for model in spec.models:
             if not priced(model):

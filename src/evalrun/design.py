@@ -20,6 +20,7 @@ from jinja2 import TemplateError
 
 from .dataset import Dataset
 from .errors import DatasetError, Problem
+from .extract import build_extractor, wants_logprobs
 from .jobs import Job, request_key
 from .prompts import render
 from .spec import DEFAULT_SEED, Condition, ModelConfig, Spec, Variant
@@ -76,6 +77,10 @@ class Design:
         self._radix = (len(self.conditions), len(spec.variants), max(len(v.paraphrases) for v in variants),
                        max(len(o) for o in self.orders.values()), len(spec.models), spec.samples)
         self.seed = int(spec.params.get("seed", DEFAULT_SEED))  # type: ignore[call-overload]
+        # variants read from token log-probabilities: their requests must ask for them
+        self.logprobs = {name for name, v in spec.variants.items()
+                         if any(c.get("type") != "judge" and wants_logprobs(build_extractor(c, spec.labels))
+                                for _, c in v.readings())}
 
     # ---- the levels each item is asked at ----------------------------------------------------------
 
@@ -172,6 +177,8 @@ class Design:
             variant = spec.variants[base.variant]
             for model in models:
                 params = {**spec.params, **model.params, **variant.params}
+                if variant.name in self.logprobs:  # 20: the most OpenAI returns; a spec may ask fewer
+                    params = {"logprobs": True, "top_logprobs": 20, **params}
                 base_seed = int(params.pop("seed", DEFAULT_SEED))  # type: ignore[call-overload]
                 first = (slot * n_models + model_index[model.name]) * n_samples
                 for sample in range(spec.samples):

@@ -74,10 +74,14 @@ def _keyed(entry: dict[str, Any], *keys: str) -> tuple[Any, ...]:
     return tuple(entry.get(k) for k in keys)
 
 
-def _summary_lines(stats: dict[str, Any], has_gold: bool) -> list[str]:
-    lines = []
+def _summary_lines(stats: dict[str, Any], has_gold: bool, unreachable: dict[str, str]) -> list[str]:
+    # a model that never answered has no figures to speak of: say so once instead of quoting zeros
+    lines = [f"- **{name}** was unreachable at {address or 'its address'}: its requests were given up after "
+             "repeated connection failures, so it has no figures below." for name, address in unreachable.items()]
     by_variant = {_keyed(v, "model", "condition", "variant"): v for v in stats["variants"]}
     for pair in stats["pairs"]:
+        if pair["model"] in unreachable:
+            continue
         a, b = pair["a"], pair["b"]
         k = pair["cohen_kappa"]["kappa"]
         agree = pair["agreement"]
@@ -209,6 +213,21 @@ def _tables(stats: dict[str, Any], labels: list[str], has_gold: bool, figures: S
         out += ["", *figure_lines(figures, "conditions")]
         for p in stats["conditions"]:
             out += _confusion(p, f"{p['model']}, {p['variant']}")
+    probable = [v for v in stats["variants"] if "label_probabilities" in v]
+    if probable:
+        out += ["", "## Label probabilities", "", "Read from the first answer token's log-probabilities: each "
+                "label's mean probability over the answers that had them, and the share of the probability mass "
+                "the labels held before renormalising (low: the model mostly wanted to say something else).", "",
+                _row(["model", "variant", *labels, "mass on the labels", "answers", "without log-probabilities"]),
+                "|" + "---|" * (len(labels) + 5)]
+        for v in probable:
+            lp = v["label_probabilities"]
+            out.append(_row([v["model"], v["variant"], *(_pct(lp["mean"][label]) for label in labels),
+                             _pct(lp["captured"]), str(lp["answers"]), str(lp["without_logprobs"])]))
+        lacking = sorted({v["model"] for v in probable if v["label_probabilities"]["without_logprobs"]})
+        if lacking:
+            out += ["", "These models returned no log-probabilities, so their answers have no probabilities "
+                    "(their sampled labels above are unaffected): " + ", ".join(lacking) + "."]
     if "readers" in stats:
         out += ["", "## Readers", "", "Each variant's other readers against its primary one (`extract`), item by "
                 "item: how far the label read from an answer depends on who reads it.", "",
@@ -355,7 +374,8 @@ def render_markdown(results: Path, summary: dict[str, Any], figures: Sequence[Fi
     lines = [f"# {meta['name']}: {meta['run_id']}", ""]
     if meta.get("description"):
         lines += [meta["description"].strip(), ""]
-    lines += ["## Summary", "", *_summary_lines(stats, has_gold), "",
+    unreachable = {m["name"]: m.get("address", "") for m in meta["models"] if m.get("unreachable")}
+    lines += ["## Summary", "", *_summary_lines(stats, has_gold, unreachable), "",
               "Item-level labels are the modal label over samples (a tie, or no readable sample, counts as "
               "unparsed). Agreement and kappa use items both variants labelled; accuracy counts unparsed items "
               "as wrong; alpha treats unparsed as missing.", ""]

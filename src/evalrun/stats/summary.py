@@ -19,6 +19,7 @@ only arranges the tables they take. Conventions (also in the README):
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -29,6 +30,7 @@ from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.inter_rater import cohens_kappa
 
 from ..extract import UNPARSED
+from ..extract.choice import NO_LOGPROBS
 from .agreement import fleiss_kappa, wilson
 from .alpha import krippendorff_alpha, reliability_data
 from .clustered import clustered_mean
@@ -117,6 +119,7 @@ def variant_summary(responses: pl.LazyFrame, items: pl.DataFrame, order: Sequenc
             errors[tuple(key)] = errors.get(tuple(key), 0) + n
         else:
             counts.setdefault(tuple(key), {})[UNPARSED if label is None else label] = n
+    probabilities = label_probabilities(responses, group, labels)
     out = []
     for key in order:
         dist = counts.get(key, {})
@@ -131,6 +134,8 @@ def variant_summary(responses: pl.LazyFrame, items: pl.DataFrame, order: Sequenc
         item_rows = _where(items, dict(zip(group, key, strict=True)))
         entry["items"] = item_rows.height
         entry["items_unparsed"] = item_rows["label"].null_count()
+        if key in probabilities:
+            entry["label_probabilities"] = probabilities[key]
         item_labels_ = item_rows["label"].to_list()
         entry["label_rates"] = {label: rate_interval(item_labels_, label) for label in labels}
         if has_gold:
@@ -139,6 +144,25 @@ def variant_summary(responses: pl.LazyFrame, items: pl.DataFrame, order: Sequenc
             entry["accuracy"] = wilson(correct, gold_rows.height)
             entry["accuracy_bootstrap"] = accuracy_interval(item_labels_, item_rows["gold"].to_list())
         out.append(entry)
+    return out
+
+
+def label_probabilities(responses: pl.LazyFrame, group: Sequence[str], labels: Sequence[str]
+                        ) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """Per group read from log-probabilities: the mean probability of each label over the answers that
+    had them, the mean mass the labels captured, and how many answers came without any."""
+    read = responses.filter(pl.col("probabilities").is_not_null() | (pl.col("extraction") == NO_LOGPROBS))
+    rows = _collect(read.select(*group, "probabilities", "captured", "extraction"))
+    out: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for key, part in rows.group_by(list(group), maintain_order=True):
+        given = [json.loads(p) for p in part["probabilities"].drop_nulls()]
+        out[tuple(key)] = {
+            "answers": len(given),
+            "without_logprobs": int((part["extraction"] == NO_LOGPROBS).sum()),
+            "mean": {label: float(np.mean([g.get(label, 0.0) for g in given])) if given else None
+                     for label in labels},
+            "captured": _num(part["captured"].drop_nulls().mean()) if given else None,  # type: ignore[arg-type]
+        }
     return out
 
 
@@ -295,10 +319,34 @@ def summarize(responses: pl.LazyFrame | pl.DataFrame, labels: Sequence[str], com
         out["stability"] = stability(lf, group, order, labels)
         out["sample_agreement"] = [sample_agreement(lf, {k: pair[k] for k in outer}, pair["a"], pair["b"])
                                    for pair in out["pairs"]]  # type: ignore[union-attr]
+    probable = {key for key in order if any(e.get("label_probabilities", {}).get("answers")
+                                            for e in out["variants"]  # type: ignore[union-attr]
+                                            if tuple(e[k] for k in group) == key)}
+    for pair in out["pairs"]:  # type: ignore[union-attr]
+        where = {k: pair[k] for k in outer}
+        if {(*where.values(), pair["a"]), (*where.values(), pair["b"])} <= probable:
+            pair["expected_agreement"] = expected_agreement(lf, where, pair["a"], pair["b"], labels)
     if readings is not None and readers:
         out["readers"] = reader_agreement(lf, readings, group, order, readers, labels, has_gold)
     out["tests"] = adjust(out)
     return out
+
+
+def expected_agreement(responses: pl.LazyFrame, where: dict[str, Any], a: str, b: str, labels: Sequence[str]
+                       ) -> dict[str, Any]:
+    """From the label probabilities instead of sampled labels: per item, the chance that a draw from
+    each variant's mean distribution names the same label (sum over labels of p_a * p_b), averaged
+    over the items both variants have probabilities for."""
+    rows = _collect(responses.filter(pl.all_horizontal(pl.col(k) == v for k, v in where.items())
+                                     & pl.col("variant").is_in([a, b]) & pl.col("probabilities").is_not_null())
+                    .select("variant", "item_id", "probabilities"))
+    mean: dict[tuple[str, str], np.ndarray] = {}
+    for (variant, item), part in rows.group_by(["variant", "item_id"], maintain_order=True):
+        given = [json.loads(p) for p in part["probabilities"]]
+        mean[variant, item] = np.array([[g.get(label, 0.0) for label in labels] for g in given]).mean(axis=0)
+    items = sorted({i for v, i in mean if v == a} & {i for v, i in mean if v == b})
+    values = np.array([float(mean[a, i] @ mean[b, i]) for i in items])
+    return {"items": len(items), "probability": clustered_mean(values, items) if items else None}
 
 
 def _sample_counts(responses: pl.LazyFrame, group: Sequence[str]) -> pl.DataFrame:

@@ -56,11 +56,15 @@ def test_keywords_may_depend_on_the_item() -> None:
     assert got.probabilities == pytest.approx({"kept": 2 / 3, "switched": 1 / 3})
 
 
-def test_no_logprobs_is_unparsed_and_says_so() -> None:
+def test_without_logprobs_the_text_is_read_and_the_reason_says_so() -> None:
+    # a provider that gives no log-probabilities keeps its sampled label; only the probabilities are missing
     extractor = _extractor()
     for logprobs in (None, []):
         got = extractor.extract(Reading("female", logprobs=logprobs))
-        assert (got.label, got.reason, got.probabilities) == (None, NO_LOGPROBS, None)
+        assert (got.label, got.probabilities, got.captured) == ("female", None, None)
+        assert got.reason.startswith(NO_LOGPROBS + "; read from the text: ")
+        unreadable = extractor.extract(Reading("no idea", logprobs=logprobs))
+        assert unreadable.label is None and unreadable.reason.startswith(NO_LOGPROBS)
 
 
 def test_no_label_among_the_candidates() -> None:

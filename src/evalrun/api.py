@@ -190,17 +190,18 @@ def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: 
                  "its jobs will be recorded as failed")
 
     from .progress import Display
-    from .providers import prepare, priced, redact_params
+    from .providers import check_models, prepare, priced, redact_params
     from .reporting import READINGS, RESULTS, write_report
     from .results import Results
     from .runner import RetryPolicy, Runner, RunOptions
     from .store import home
 
     out = Path(out)
-    prepare(spec.models)  # first: a missing model file is the user's to fix before any folder is made
+    check_models(spec.models)  # first: a missing model file is the user's to fix before any folder is made
     _writable(home(), "EVALRUN_HOME (the store and scratch files)")
     _writable(out, "the reports folder (--out)")
     if max_cost is not None:
+        prepare(spec.models)  # a budget needs litellm's prices (and the spec's, registered here) now
         for model in spec.models:
             if not priced(model):
                 warn(f"evalrun: warning: model '{model.name}': litellm knows no price for {model.model}, so "

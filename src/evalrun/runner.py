@@ -21,7 +21,7 @@ from aiolimiter import AsyncLimiter
 
 from .errors import ConfigError
 from .jobs import Job
-from .providers import Answer, CallError, api_key, ask, classify, environment_secrets, estimate_tokens
+from .providers import Answer, CallError, api_key, ask, classify, environment_secrets, estimate_tokens, prepare
 from .spec import ModelConfig
 from .store import Store, StoredResponse, request_json
 
@@ -191,6 +191,7 @@ class Shared:
     budget: Budget
     secrets: list[str]
     owner: str = field(default_factory=lambda: uuid.uuid4().hex)
+    prepared: set[str] = field(default_factory=set)  # models litellm has been readied for
 
 
 async def _claim(job: Job, run: Shared) -> StoredResponse | None:
@@ -238,6 +239,9 @@ async def _model_worker(jobs: Iterator[Job], model: ModelConfig, run: Shared, pa
         if stored is not None:
             observer.finished(Outcome(job, stored, cached=True))
             continue
+        if model.name not in run.prepared:  # litellm is imported only once something must be asked
+            prepare([model])
+            run.prepared.add(model.name)
         try:
             estimate = estimate_tokens(job) if pace.tokens else 0
             if model.tpm and estimate > model.tpm:

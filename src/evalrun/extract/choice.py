@@ -104,7 +104,12 @@ class ChoiceExtractor:
         except RenderFailed as exc:
             return Extraction(None, str(exc))
         if self.wants_logprobs:
-            return keywords.probabilities(reading.logprobs)
+            if reading.logprobs:
+                return keywords.probabilities(reading.logprobs)
+            # a provider without log-probabilities (Anthropic, reasoning models) still gets its sampled
+            # answer read: the label from the text, and no probabilities
+            found = keywords.read(reading.text)
+            return Extraction(found.label, f"{NO_LOGPROBS}; read from the text: {found.reason}")
         return keywords.read(reading.text)
 
     def can_produce(self) -> set[str]:

@@ -151,14 +151,17 @@ def label_probabilities(responses: pl.LazyFrame, group: Sequence[str], labels: S
                         ) -> dict[tuple[Any, ...], dict[str, Any]]:
     """Per group read from log-probabilities: the mean probability of each label over the answers that
     had them, the mean mass the labels captured, and how many answers came without any."""
-    read = responses.filter(pl.col("probabilities").is_not_null() | (pl.col("extraction") == NO_LOGPROBS))
+    if "probabilities" not in responses.collect_schema():  # a table written before log-probabilities were read
+        return {}
+    lacking = pl.col("extraction").str.starts_with(NO_LOGPROBS)
+    read = responses.filter(pl.col("probabilities").is_not_null() | lacking)
     rows = _collect(read.select(*group, "probabilities", "captured", "extraction"))
     out: dict[tuple[Any, ...], dict[str, Any]] = {}
     for key, part in rows.group_by(list(group), maintain_order=True):
         given = [json.loads(p) for p in part["probabilities"].drop_nulls()]
         out[tuple(key)] = {
             "answers": len(given),
-            "without_logprobs": int((part["extraction"] == NO_LOGPROBS).sum()),
+            "without_logprobs": int(part["extraction"].str.starts_with(NO_LOGPROBS).sum()),
             "mean": {label: float(np.mean([g.get(label, 0.0) for g in given])) if given else None
                      for label in labels},
             "captured": _num(part["captured"].drop_nulls().mean()) if given else None,  # type: ignore[arg-type]

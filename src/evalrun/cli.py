@@ -5,6 +5,8 @@
     evalrun validate SPEC...     check specs and their datasets without asking anything
     evalrun report RUN_DIR       re-render report.md and summary.json from stored results
     evalrun compare RUN_DIR...   compare runs of one spec item by item (the first is the baseline)
+    evalrun render SPEC          print the exact requests a spec would send, asking no model
+    evalrun new NAME             write a starting spec and dataset (evals/NAME.yaml)
 
 Exit status: 0 success; 1 the run finished but more than --max-errors (default 0.1,
 a share of all jobs) failed for good; 2 bad input (spec, dataset, environment);
@@ -29,7 +31,7 @@ from types import FrameType
 
 from .errors import EvalrunError, Interrupted, ProblemsError
 
-COMMANDS = ("run", "validate", "report", "compare")
+COMMANDS = ("run", "validate", "report", "compare", "render", "new")
 DEFAULT_MAX_ERRORS = 0.1
 # duplicated from runner.py so that `evalrun --help` need not import the runner (and aiolimiter)
 DEFAULT_RETRIES = 5
@@ -77,6 +79,16 @@ def _parser() -> argparse.ArgumentParser:
     cmp = sub.add_parser("compare", help="compare runs of the same spec (the first is the baseline)")
     cmp.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
     cmp.add_argument("--out", type=Path, metavar="DIR", help="where compare.md goes (default: beside the first run)")
+
+    ren = sub.add_parser("render", help="print the exact requests a spec would send, asking no model")
+    ren.add_argument("spec", type=Path)
+    ren.add_argument("--item", action="append", metavar="ID", help="this item (repeatable; default: the first 3)")
+    ren.add_argument("--variant", action="append", metavar="NAME", help="this variant (repeatable; default: all)")
+    ren.add_argument("--json", action="store_true", help="one JSON object per request")
+
+    new = sub.add_parser("new", help="write a starting spec and dataset that validate and run")
+    new.add_argument("name", help="names the spec (evals/NAME.yaml), its dataset and its report folder")
+    new.add_argument("--dir", type=Path, default=Path("evals"), help="where the spec goes (default: evals)")
 
     rep = sub.add_parser("report", help="re-render a run's report from its results.parquet")
     rep.add_argument("run_dir", type=Path)
@@ -130,6 +142,14 @@ def _dispatch(args: argparse.Namespace) -> int:
             from .api import report
 
             print(report(args.run_dir, figures=not args.no_figures, csv=args.csv))
+            return 0
+        if args.command == "render":
+            return _render(args)
+        if args.command == "new":
+            from .authoring import new as write_new
+
+            for path in write_new(args.name, args.dir):
+                print(path)
             return 0
         if args.command == "compare":
             from .api import compare
@@ -188,6 +208,21 @@ def _validate(args: argparse.Namespace) -> int:
         print(f"{n(len(paths), 'file')} checked: {len(paths) - invalid} valid, {invalid} invalid "
               f"({n(errors, 'error')}, {n(warnings, 'warning')})")
     return 2 if invalid or not paths else 0
+
+
+def _render(args: argparse.Namespace) -> int:
+    from .authoring import render
+
+    for request in render(args.spec, args.item, args.variant):
+        if args.json:
+            print(json.dumps(request, ensure_ascii=False))
+            continue
+        where = request["model"] + (f" at {request['api_base']}" if request["api_base"] else "")
+        print(f"=== {request['job_id']}  ({where}; {json.dumps(request['params'], sort_keys=True)})")
+        for message in request["messages"]:  # type: ignore[attr-defined]
+            print(f"--- {message['role']}\n{message['content']}")
+        print()
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:

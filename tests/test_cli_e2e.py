@@ -180,6 +180,9 @@ def test_run_report_rerun_and_rerender(tmp_path: Path, server: LoopbackServer, c
         assert heading in text, heading
     assert "## Failed jobs" not in text
     assert "scripted, direct vs story: 2 items disagree" in text
+    # the one story that names nobody is shown with the pronoun reader's reason
+    assert "| **scripted / story: 1 unparsed** | | |" in text
+    assert "| i11/story/scripted/0 | The rain fell on the quiet town all night. | no clear majority" in text
     assert "22 jobs: 22 asked, 0 from the store, 0 failed" in text
 
     summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
@@ -388,8 +391,10 @@ def test_report_shows_all_variants_alpha_for_three_variants(tmp_path: Path,
     run = _run(capsys, "report", str(tmp_path / "run"))
     assert run.code == 0, run.err
     text = run.path.read_text(encoding="utf-8")
-    assert "Krippendorff's alpha across all variants of m1" in text
-    assert "Krippendorff's alpha across all variants of m2: 1.00" in text
+    assert "Krippendorff's alpha across all 3 variants of m1 (every variant, including pairs `compare:` leaves out)" \
+        in text
+    assert "Krippendorff's alpha across all 3 variants of m2 (every variant, including pairs `compare:` leaves " \
+        "out): 1.00" in text
 
 
 # ---- validate -------------------------------------------------------------------------------------

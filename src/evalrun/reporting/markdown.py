@@ -16,6 +16,7 @@ from .figures import Figure, figure_lines
 
 EXAMPLES_PER_PAIR = 5
 FAILURES_SHOWN = 50
+UNPARSED_SHOWN = 3
 
 
 def _pct(x: float | None) -> str:
@@ -201,8 +202,8 @@ def _tables(stats: dict[str, Any], labels: list[str], has_gold: bool, figures: S
     for m in stats["models"]:
         if n_variants > 2:
             where = m["model"] + (f" under {m['condition']}" if "condition" in m else "")
-            out.append(f"\nKrippendorff's alpha across all variants of {where}: "
-                       f"{_f(m['krippendorff_alpha_all_variants'])}")
+            out.append(f"\nKrippendorff's alpha across all {n_variants} variants of {where} (every variant, "
+                       f"including pairs `compare:` leaves out): {_f(m['krippendorff_alpha_all_variants'])}")
     out += ["", *figure_lines(figures, "agreement")]
     for p in stats["pairs"]:
         out += _confusion(p, p["model"] + (f" under {p['condition']}" if "condition" in p else ""))
@@ -333,6 +334,28 @@ def _examples(results: Path, stats: dict[str, Any], group: list[str]) -> list[st
     return out
 
 
+def _unparsed(results: Path) -> list[str]:
+    """A few answers per variant that no label could be read from, with the reader's reason: what a spec's
+    author needs to fix an extractor (or a prompt) without opening results.parquet."""
+    unread = pl.scan_parquet(results).filter(pl.col("error_class").is_null() & pl.col("label").is_null())
+    counts = unread.group_by("model", "variant").len().collect()
+    if counts.is_empty():
+        return []
+    shown = (unread.with_columns(pl.int_range(pl.len()).over("model", "variant").alias("nth"))
+             .filter(pl.col("nth") < UNPARSED_SHOWN)
+             .select("model", "variant", "job_id", "response", "extraction").collect())
+    total = dict(zip(zip(counts["model"], counts["variant"], strict=True), counts["len"], strict=True))
+    out = ["", "## Unparsed answers", "", f"Up to {UNPARSED_SHOWN} answers per variant that gave no label, with the "
+           "reader's reason.", "", "| job | answer | reason |", "|---|---|---|"]
+    seen: set[tuple[str, str]] = set()
+    for model, variant, job_id, response, reason in shown.iter_rows():
+        if (model, variant) not in seen:
+            seen.add((model, variant))
+            out.append(f"| **{model} / {variant}: {total[model, variant]} unparsed** | | |")
+        out.append(f"| {job_id} | {_excerpt(response, 200)} | {_excerpt(reason, 200)} |")
+    return out
+
+
 def _failures(results: Path, failed: int) -> list[str]:
     if not failed:
         return []
@@ -382,6 +405,7 @@ def render_markdown(results: Path, summary: dict[str, Any], figures: Sequence[Fi
     lines += _tables(stats, labels, has_gold, figures)
     lines += _examples(results, stats, ["model", "condition", "variant"] if "condition" in axes(meta)
                        else ["model", "variant"])
+    lines += _unparsed(results)
     lines += _failures(results, totals["failed"])
     if totals["cost_usd"] is None:
         cost = "unknown (no price known for these models)"

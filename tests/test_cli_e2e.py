@@ -418,7 +418,7 @@ def test_validate_unknown_key_points_at_its_line(tmp_path: Path, capsys: pytest.
     assert f"{spec}:{line}:{col}: error: unknown key 'paramz' in (top level) (did you mean 'params'?)" in run.err
     line, col = _line_col(text, "sytem:")
     assert f"{spec}:{line}:{col}: error: unknown key 'sytem' in variants.story (did you mean 'system'?)" in run.err
-    assert "1 invalid" in run.out
+    assert "1 invalid" in run.err
 
 
 def test_validate_template_variable_without_column(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -437,7 +437,7 @@ def test_validate_accepts_the_good_spec(tmp_path: Path, capsys: pytest.CaptureFi
     spec = _write_case(tmp_path, "  - openai/whatever\n")
     run = _run(capsys, "validate", str(spec))
     assert run.code == 0, run.err
-    assert "1 valid, 0 invalid" in run.out
+    assert "1 valid, 0 invalid" in run.err
 
 
 def test_run_refuses_a_broken_spec_before_asking(tmp_path: Path, server: LoopbackServer,

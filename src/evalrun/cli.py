@@ -198,15 +198,16 @@ def _validate(args: argparse.Namespace) -> int:
                                      "problems": [p.as_dict() for p in ps]} for f, ps in results.items()],
                           "errors": errors, "warnings": warnings}, indent=2))
     else:
-        for problems in results.values():  # problems, warnings too, go to stderr; the summary to stdout
+        for problems in results.values():  # problems and warnings, then the summary line, all on stderr
             for problem in problems:
                 print(problem.render(), file=sys.stderr)
 
         def n(count: int, word: str) -> str:
             return f"{count} {word}" + ("" if count == 1 else "s")
 
+        # with the problems, on stderr: two streams interleave out of order in a terminal or a log
         print(f"{n(len(paths), 'file')} checked: {len(paths) - invalid} valid, {invalid} invalid "
-              f"({n(errors, 'error')}, {n(warnings, 'warning')})")
+              f"({n(errors, 'error')}, {n(warnings, 'warning')})", file=sys.stderr)
     return 2 if invalid or not paths else 0
 
 

@@ -59,7 +59,17 @@ def schema_problems(located: Located) -> list[Problem]:
             for key in error.instance:
                 if key not in known:
                     meant.update((tuple(error.absolute_path), m) for m in difflib.get_close_matches(key, known, n=1))
+    # `labels: [1, 2, 3, 4, 5]` is one mistake, not five: say it once, at the list
+    numbers = [e for e in errors if e.validator == "type" and len(e.absolute_path) == 2
+               and e.absolute_path[0] == "labels" and isinstance(e.instance, (int, float))
+               and not isinstance(e.instance, bool)]
     problems: list[Problem] = []
+    if len(numbers) > 1:
+        quoted = ", ".join(f"'{e.instance}'" for e in numbers[:3]) + (", ..." if len(numbers) > 3 else "")
+        problems.append(located.problem(("labels",), f"labels: {len(numbers)} labels are numbers, not text",
+                                        hint=f"quote them, labels: [{quoted}]; a `number` extractor reads a "
+                                        "number in an answer as the label with its text"))
+        errors = [e for e in errors if e not in numbers]
     for error in errors:
         problems.extend(_explain(located, error, meant))
     return problems

@@ -204,6 +204,12 @@ def _tables(stats: dict[str, Any], labels: list[str], has_gold: bool, figures: S
             where = m["model"] + (f" under {m['condition']}" if "condition" in m else "")
             out.append(f"\nKrippendorff's alpha across all {n_variants} variants of {where} (every variant, "
                        f"including pairs `compare:` leaves out): {_f(m['krippendorff_alpha_all_variants'])}")
+            if "fleiss_kappa_all_variants" in m:
+                text = (f"Over the {m['items_all_labelled']} items every variant labelled: Fleiss' kappa "
+                        f"{_f(m['fleiss_kappa_all_variants'])}")
+                if "cochran_q" in m:
+                    text += f"; do the variants give the labels at different rates? Cochran's Q {_p(m['cochran_q'])}"
+                out.append(text + ".")
     out += ["", *figure_lines(figures, "agreement")]
     for p in stats["pairs"]:
         out += _confusion(p, p["model"] + (f" under {p['condition']}" if "condition" in p else ""))

@@ -35,6 +35,7 @@ from .agreement import fleiss_kappa, wilson
 from .alpha import krippendorff_alpha, reliability_data
 from .clustered import clustered_mean
 from .inference import accuracy_interval, adjust, paired, rate_interval
+from .paired import cochran_q
 
 ERROR = "error"  # a job with no answer at all; distinct from an answer with no label
 
@@ -227,6 +228,28 @@ def all_variants_alpha(items: pl.DataFrame, where: dict[str, Any], variants: Seq
     return alpha_nominal(columns, labels)
 
 
+def across_variants(items: pl.DataFrame, where: dict[str, Any], variants: Sequence[str], labels: Sequence[str]
+                    ) -> dict[str, Any]:
+    """With three or more variants, over the items every variant labelled: Fleiss' kappa across the
+    variants, and Cochran's Q test of whether they give the first label at different rates (two labels;
+    with more, the pairwise Stuart-Maxwell tests of the pairs speak instead)."""
+    rows = _where(items, where).filter(pl.col("variant").is_in(list(variants)))
+    if len(variants) < 3 or rows.is_empty():
+        return {}
+    wide = rows.pivot("variant", index="item_id", values="label").drop_nulls()
+    present = [v for v in variants if v in wide.columns]
+    if len(present) < 3:
+        return {}
+    matrix = wide.select(present).to_numpy()
+    counts = np.array([[int((row == label).sum()) for label in labels] for row in matrix])
+    out: dict[str, Any] = {"items_all_labelled": int(matrix.shape[0]),
+                           "fleiss_kappa_all_variants": fleiss_kappa(counts) if len(counts) else None}
+    if len(labels) == 2:
+        q = cochran_q((matrix == labels[0]).astype(int))
+        out["cochran_q"] = None if q is None else {"test": f"Cochran's Q (rate of '{labels[0]}')", **q}
+    return out
+
+
 def first_position(responses: pl.LazyFrame, group: Sequence[str]) -> dict[tuple[Any, ...], dict[str, Any]]:
     """Per group, the share of labelled answers that picked the option listed first (position bias)."""
     picked = (responses.filter(pl.col("first_option").is_not_null() & pl.col("label").is_not_null())
@@ -281,7 +304,8 @@ def summarize(responses: pl.LazyFrame | pl.DataFrame, labels: Sequence[str], com
                   for o in outers for a, b in compare],
         "models": [{**dict(zip(outer, o, strict=True)),
                     "krippendorff_alpha_all_variants": all_variants_alpha(items, dict(zip(outer, o, strict=True)),
-                                                                          variants, labels)}
+                                                                          variants, labels),
+                    **across_variants(items, dict(zip(outer, o, strict=True)), variants, labels)}
                    for o in outers],
     }
     if by_condition:

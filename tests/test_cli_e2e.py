@@ -390,7 +390,17 @@ def test_report_shows_all_variants_alpha_for_three_variants(tmp_path: Path,
     _hand_run(tmp_path / "run", ["v1", "v2", "v3"])
     run = _run(capsys, "report", str(tmp_path / "run"))
     assert run.code == 0, run.err
+    models = json.loads((tmp_path / "run" / "summary.json").read_text(encoding="utf-8"))["statistics"]["models"]
+    m1, m2 = models
+    # m1, ratings per item (x, y) over the 3 variants: (3, 0), (2, 1), (1, 2), (0, 3). Fleiss (1971):
+    # P_i = 1, 1/3, 1/3, 1 -> mean 2/3; p_x = p_y = 1/2 -> P_e = 1/2; kappa = (2/3 - 1/2) / (1/2) = 1/3
+    assert m1["fleiss_kappa_all_variants"] == pytest.approx(1 / 3, abs=1e-12)
+    # Cochran's Q on "x": column totals 2, 2, 2 (equal rates), so Q = 0 and p = 1
+    assert m1["cochran_q"]["statistic"] == pytest.approx(0.0, abs=1e-12) and m1["cochran_q"]["pvalue"] == 1.0
+    assert m2["fleiss_kappa_all_variants"] == pytest.approx(1.0, abs=1e-12)  # every variant agrees on every item
     text = run.path.read_text(encoding="utf-8")
+    assert "Over the 4 items every variant labelled: Fleiss' kappa 0.33; do the variants give the labels at " \
+        "different rates? Cochran's Q p = 1.000, Holm 1.000." in text
     assert "Krippendorff's alpha across all 3 variants of m1 (every variant, including pairs `compare:` leaves out)" \
         in text
     assert "Krippendorff's alpha across all 3 variants of m2 (every variant, including pairs `compare:` leaves " \

@@ -263,6 +263,8 @@ def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: 
     }
     if design.axes:  # absent for a design without optional axes, so such a summary reads as release 0.1's
         meta["design"] = design.describe()
+    if spec.ordinal:  # the labels are ordered as listed: the report adds the statistics of a scale
+        meta["ordinal"] = True
     readers = {name: list(v.readers) for name, v in spec.variants.items() if v.readers}
     if readers:
         meta["readers"] = readers

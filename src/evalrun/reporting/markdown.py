@@ -210,6 +210,20 @@ def _tables(stats: dict[str, Any], labels: list[str], has_gold: bool, figures: S
                 if "cochran_q" in m:
                     text += f"; do the variants give the labels at different rates? Cochran's Q {_p(m['cochran_q'])}"
                 out.append(text + ".")
+    scaled = [p for p in stats["pairs"] if "ordinal" in p]
+    if scaled:
+        out += ["", "### As a scale", "", "The labels are ordered (`ordinal: true`): quadratic-weighted kappa counts "
+                "near misses as partial agreement, Spearman's rho and ordinal alpha compare the labels' ranks, and "
+                "Wilcoxon's signed-rank test asks whether one variant reads higher than the other.", "",
+                _row(["model", "pair", "weighted kappa [95% CI]", "Spearman's rho (p)", "ordinal alpha",
+                      "Wilcoxon"]), "|---|---|---|---|---|---|"]
+        for p in scaled:
+            o = p["ordinal"]
+            rho = o["spearman"] or {}
+            who = p["model"] + (f" ({p['condition']})" if "condition" in p else "")
+            out.append(_row([who, f"{p['a']} vs {p['b']}", _kappa_text(o["weighted_kappa"]),
+                             f"{_f(rho.get('rho'))} ({_f(rho.get('pvalue'), 3)})", _f(o["krippendorff_alpha_ordinal"]),
+                             _p(o["wilcoxon"])]))
     out += ["", *figure_lines(figures, "agreement")]
     for p in stats["pairs"]:
         out += _confusion(p, p["model"] + (f" under {p['condition']}" if "condition" in p else ""))

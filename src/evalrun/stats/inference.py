@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .agreement import pair_cells
+from .agreement import agreement, pair_cells
 from .bootstrap import (
     RESAMPLES,
     SEED,
@@ -25,7 +25,7 @@ from .bootstrap import (
     bootstrap_ratio_difference,
     kappa_statistic,
 )
-from .paired import holm, mcnemar_exact, stuart_maxwell
+from .paired import holm, mcnemar_exact, stuart_maxwell, wilcoxon_paired
 
 Label = str | None
 
@@ -57,9 +57,22 @@ def marginal_test(la: Sequence[Label], lb: Sequence[Label], labels: Sequence[str
     return None if result is None else {"test": "Stuart-Maxwell", **result}
 
 
+def ordinal(la: Sequence[Label], lb: Sequence[Label], labels: Sequence[str]) -> dict[str, Any]:
+    """For ordered labels (listed lowest first): quadratic-weighted kappa, Spearman's correlation and
+    ordinal alpha on the labels' ranks, and Wilcoxon's signed-rank test of whether one level reads higher."""
+    found = agreement(la, lb, labels, ordinal=True)
+    rank = {label: float(i) for i, label in enumerate(labels)}
+    wilcoxon = wilcoxon_paired([None if x is None else rank[x] for x in la],
+                               [None if y is None else rank[y] for y in lb])
+    return {"weighted_kappa": found["weighted_kappa"], "spearman": found["spearman"],
+            "krippendorff_alpha_ordinal": found["alpha"],
+            "wilcoxon": None if wilcoxon is None else {"test": "Wilcoxon signed-rank (label ranks)", **wilcoxon}}
+
+
 def paired(la: Sequence[Label], lb: Sequence[Label], gold: Sequence[Label] | None, labels: Sequence[str],
-           resamples: int = RESAMPLES, seed: int = SEED) -> dict[str, Any]:
-    """Everything a paired comparison of two levels reports, items aligned across the vectors."""
+           resamples: int = RESAMPLES, seed: int = SEED, ordered: bool = False) -> dict[str, Any]:
+    """Everything a paired comparison of two levels reports, items aligned across the vectors (with
+    `ordered` labels, the scale statistics of `ordinal` too)."""
     n = len(la)
     same, both = _labelled(la, lb)
     out: dict[str, Any] = {
@@ -70,6 +83,8 @@ def paired(la: Sequence[Label], lb: Sequence[Label], gold: Sequence[Label] | Non
         },
         "label_rates_differ": marginal_test(la, lb, labels),
     }
+    if ordered:
+        out["ordinal"] = ordinal(la, lb, labels)
     if gold is not None:
         right_a, has = correct(la, gold)
         right_b, _ = correct(lb, gold)

@@ -171,7 +171,7 @@ def label_probabilities(responses: pl.LazyFrame, group: Sequence[str], labels: S
 
 
 def compare_levels(items: pl.DataFrame, where: dict[str, Any], axis: str, a: str, b: str, labels: Sequence[str],
-                   has_gold: bool) -> dict[str, object]:
+                   has_gold: bool, ordered: bool = False) -> dict[str, object]:
     """Two levels of one axis (two variants, two conditions, ...) compared item by item, within `where`
     (the other axes' levels): agreement, kappa, alpha, confusion and, with gold, McNemar's test."""
     rows = _where(items, where)
@@ -211,7 +211,7 @@ def compare_levels(items: pl.DataFrame, where: dict[str, Any], axis: str, a: str
             # no discordant pair: no evidence of a difference (p = 1); no gold pair at all: no test
             "pvalue": (_num(test.pvalue) if test else 1.0) if pairs else None,
         }
-    result.update(paired(la, lb, joined["gold"].to_list() if has_gold else None, labels))
+    result.update(paired(la, lb, joined["gold"].to_list() if has_gold else None, labels, ordered=ordered))
     return result
 
 
@@ -260,7 +260,7 @@ def first_position(responses: pl.LazyFrame, group: Sequence[str]) -> dict[tuple[
 
 def reader_agreement(responses: pl.LazyFrame, readings: pl.LazyFrame, group: Sequence[str],
                      order: Sequence[tuple[Any, ...]], readers: dict[str, list[str]], labels: Sequence[str],
-                     has_gold: bool) -> list[dict[str, Any]]:
+                     has_gold: bool, ordered: bool = False) -> list[dict[str, Any]]:
     """Per variant with more than one reader: each reader against the primary one (`extract`), item by
     item, with the items whose item-level labels differ."""
     group = list(group)
@@ -270,7 +270,7 @@ def reader_agreement(responses: pl.LazyFrame, readings: pl.LazyFrame, group: Seq
     for key in order:
         where = dict(zip(group, key, strict=True))
         for reader in readers.get(where["variant"], []):
-            entry = compare_levels(by_reader, where, "reader", "extract", reader, labels, has_gold)
+            entry = compare_levels(by_reader, where, "reader", "extract", reader, labels, has_gold, ordered)
             rows = _where(by_reader, where)
             a = rows.filter(pl.col("reader") == "extract").select("item_id", "label")
             b = rows.filter(pl.col("reader") == reader).select("item_id", pl.col("label").alias("other"))
@@ -284,8 +284,8 @@ def reader_agreement(responses: pl.LazyFrame, readings: pl.LazyFrame, group: Seq
 
 def summarize(responses: pl.LazyFrame | pl.DataFrame, labels: Sequence[str], compare: Sequence[tuple[str, str]],
               variants: Sequence[str], has_gold: bool, axes: Sequence[str] = (),
-              readings: pl.LazyFrame | None = None, readers: dict[str, list[str]] | None = None
-              ) -> dict[str, object]:
+              readings: pl.LazyFrame | None = None, readers: dict[str, list[str]] | None = None,
+              ordinal: bool = False) -> dict[str, object]:
     """Every statistic of a run, as JSON-ready data. `responses` has one row per job with columns
     model, variant, item_id, sample, label (None = unparsed or error), gold, error_class, and the
     design's axes (condition, paraphrase, option_order, first_option); as a LazyFrame (a scan of
@@ -300,8 +300,8 @@ def summarize(responses: pl.LazyFrame | pl.DataFrame, labels: Sequence[str], com
     outers = list(dict.fromkeys(tuple(key[: len(outer)]) for key in order))
     out: dict[str, object] = {
         "variants": variant_summary(lf, items, order, labels, has_gold, group),
-        "pairs": [compare_levels(items, dict(zip(outer, o, strict=True)), "variant", a, b, labels, has_gold)
-                  for o in outers for a, b in compare],
+        "pairs": [compare_levels(items, dict(zip(outer, o, strict=True)), "variant", a, b, labels, has_gold,
+                                 ordinal) for o in outers for a, b in compare],
         "models": [{**dict(zip(outer, o, strict=True)),
                     "krippendorff_alpha_all_variants": all_variants_alpha(items, dict(zip(outer, o, strict=True)),
                                                                           variants, labels),
@@ -311,7 +311,8 @@ def summarize(responses: pl.LazyFrame | pl.DataFrame, labels: Sequence[str], com
     if by_condition:
         conditions = list(dict.fromkeys(key[1] for key in order))
         cells = list(dict.fromkeys((key[0], key[2]) for key in order))
-        out["conditions"] = [compare_levels(items, {"model": m, "variant": v}, "condition", a, b, labels, has_gold)
+        out["conditions"] = [compare_levels(items, {"model": m, "variant": v}, "condition", a, b, labels, has_gold,
+                                            ordinal)
                              for m, v in cells for a, b in itertools.combinations(conditions, 2)]
     for axis, name in (("paraphrase", "paraphrases"), ("option_order", "option_orders")):
         if axis not in axes:
@@ -332,12 +333,13 @@ def summarize(responses: pl.LazyFrame | pl.DataFrame, labels: Sequence[str], com
     if len(models) > 1:  # the same variant (and condition) on two models, paired by item
         within = list(dict.fromkeys(tuple(key[1:]) for key in order))
         out["model_pairs"] = [compare_levels(items, dict(zip(group[1:], w, strict=True)), "model", a, b, labels,
-                                             has_gold)
+                                             has_gold, ordinal)
                               for w in within for a, b in itertools.combinations(models, 2)]
     if "paraphrase" in axes:  # wording noise: two paraphrases of one variant, on items asked in both
         by_paraphrase = item_labels(lf.filter(pl.col("paraphrase").is_not_null()), [*group, "paraphrase"])
         out["paraphrase_pairs"] = [
-            compare_levels(by_paraphrase, dict(zip(group, key, strict=True)), "paraphrase", a, b, labels, has_gold)
+            compare_levels(by_paraphrase, dict(zip(group, key, strict=True)), "paraphrase", a, b, labels, has_gold,
+                           ordinal)
             for key in order
             for a, b in itertools.combinations(sorted(set(_where(by_paraphrase, dict(zip(group, key, strict=True)))
                                                           ["paraphrase"].to_list())), 2)]
@@ -354,7 +356,7 @@ def summarize(responses: pl.LazyFrame | pl.DataFrame, labels: Sequence[str], com
         if {(*where.values(), pair["a"]), (*where.values(), pair["b"])} <= probable:
             pair["expected_agreement"] = expected_agreement(lf, where, pair["a"], pair["b"], labels)
     if readings is not None and readers:
-        out["readers"] = reader_agreement(lf, readings, group, order, readers, labels, has_gold)
+        out["readers"] = reader_agreement(lf, readings, group, order, readers, labels, has_gold, ordinal)
     out["tests"] = adjust(out)
     return out
 

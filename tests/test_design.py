@@ -167,6 +167,10 @@ def test_conditions_show_a_difference_per_condition(tmp_path: Path, key: None,
     for c in across.values():
         assert (c["a"], c["b"], c["agreement"]["count"], c["agreement"]["n"]) == ("watched", "unwatched", 0, 8)
         assert c["confusion"]["counts"][0][1] == 8  # female when watched, male when not
+    # direct and again agree on all 8 items under each condition: no difference, and nothing discordant
+    (across,) = stats["agreement_across_conditions"]
+    assert (across["items"], across["agreement"][0]["count"], across["agreement"][1]["count"]) == (8, 8, 8)
+    assert across["difference"]["estimate"] == 0.0 and across["mcnemar"]["pvalue"] == 1.0
     text = summary_path.with_name("report.md").read_text(encoding="utf-8")
     assert "## Each variant across conditions" in text
     assert "| scripted | watched | direct | 8 | 0 | 8 | 0 | 0 | 0.0% |" in text

@@ -231,6 +231,17 @@ def _tables(stats: dict[str, Any], labels: list[str], has_gold: bool, figures: S
         out += ["", "## Each variant across conditions", "",
                 "The same variant asked under two conditions, item by item: where they differ, the condition "
                 "changed the answer.", "", *_agreement_table(stats["conditions"], ["model", "variant"], has_gold)]
+        out += ["", "Does a pair of variants agree more under one condition than the other? Over the items both "
+                "variants labelled under both conditions, with the paired difference and McNemar's test on the "
+                "items that agree under one condition only.", "",
+                _row(["model", "pair", "conditions", "items", "agreement", "difference [bootstrap 95%]", "McNemar"]),
+                "|---|---|---|---|---|---|---|"]
+        for d in stats["agreement_across_conditions"]:
+            first, second = d["agreement"]
+            out.append(_row([d["model"], f"{d['a']} vs {d['b']}", " vs ".join(d["conditions"]), str(d["items"]),
+                             f"{_pct(first['estimate'])} vs {_pct(second['estimate'])}",
+                             f"{_pct(d['difference']['estimate'])} {_boot(d['difference'], pct=True)}",
+                             _p(d["mcnemar"])]))
         out += ["", *figure_lines(figures, "conditions")]
         for p in stats["conditions"]:
             out += _confusion(p, f"{p['model']}, {p['variant']}")

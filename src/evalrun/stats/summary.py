@@ -33,9 +33,10 @@ from ..extract import UNPARSED
 from ..extract.choice import NO_LOGPROBS
 from .agreement import fleiss_kappa, wilson
 from .alpha import krippendorff_alpha, reliability_data
+from .bootstrap import bootstrap_ratio_difference
 from .clustered import clustered_mean
 from .inference import accuracy_interval, adjust, paired, rate_interval
-from .paired import cochran_q
+from .paired import cochran_q, mcnemar_exact
 
 ERROR = "error"  # a job with no answer at all; distinct from an answer with no label
 
@@ -250,6 +251,34 @@ def across_variants(items: pl.DataFrame, where: dict[str, Any], variants: Sequen
     return out
 
 
+def models_in(order: Sequence[tuple[Any, ...]]) -> list[Any]:
+    return list(dict.fromkeys(key[0] for key in order))
+
+
+def agreement_difference(items: pl.DataFrame, model: str, a: str, b: str, c1: str, c2: str) -> dict[str, Any]:
+    """Does a pair of variants agree more under one condition than another? Over the items both variants
+    labelled under both conditions: each condition's agreement, the paired difference (bootstrap by items)
+    and McNemar's exact test on the items that agree under one condition only."""
+    rows = items.filter((pl.col("model") == model) & pl.col("variant").is_in([a, b])
+                        & pl.col("condition").is_in([c1, c2]) & pl.col("label").is_not_null())
+    keyed = rows.with_columns(pl.concat_str(["condition", "variant"], separator="\x1f").alias("cell"))
+    wide = keyed.pivot("cell", index="item_id", values="label").drop_nulls()
+    columns = {(c, v): f"{c}\x1f{v}" for c in (c1, c2) for v in (a, b)}
+    if wide.is_empty() or not all(name in wide.columns for name in columns.values()):
+        first = second = np.zeros(0)
+    else:
+        first = (wide[columns[c1, a]] == wide[columns[c1, b]]).to_numpy().astype(float)
+        second = (wide[columns[c2, a]] == wide[columns[c2, b]]).to_numpy().astype(float)
+    n = len(first)
+    only_first, only_second = int((first > second).sum()), int((second > first).sum())
+    test = mcnemar_exact(only_first, only_second, n)
+    ones = np.ones(n)
+    return {"model": model, "a": a, "b": b, "conditions": [c1, c2], "items": n,
+            "agreement": [wilson(int(first.sum()), n), wilson(int(second.sum()), n)],
+            "difference": bootstrap_ratio_difference(first, ones, second, ones),
+            "mcnemar": None if test is None else {"test": "McNemar exact (agreement under each condition)", **test}}
+
+
 def first_position(responses: pl.LazyFrame, group: Sequence[str]) -> dict[tuple[Any, ...], dict[str, Any]]:
     """Per group, the share of labelled answers that picked the option listed first (position bias)."""
     picked = (responses.filter(pl.col("first_option").is_not_null() & pl.col("label").is_not_null())
@@ -314,6 +343,9 @@ def summarize(responses: pl.LazyFrame | pl.DataFrame, labels: Sequence[str], com
         out["conditions"] = [compare_levels(items, {"model": m, "variant": v}, "condition", a, b, labels, has_gold,
                                             ordinal)
                              for m, v in cells for a, b in itertools.combinations(conditions, 2)]
+        out["agreement_across_conditions"] = [
+            agreement_difference(items, m, a, b, c1, c2) for m in models_in(order)
+            for a, b in compare for c1, c2 in itertools.combinations(conditions, 2)]
     for axis, name in (("paraphrase", "paraphrases"), ("option_order", "option_orders")):
         if axis not in axes:
             continue

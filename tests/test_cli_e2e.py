@@ -378,6 +378,10 @@ def test_report_renders_a_run_folder(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "Cohen's kappa 1.00 (perfect agreement)" in text
     # two variants: the all-variants alpha would only repeat the pair's, on however many models
     assert "across all variants" not in text
+    # two models: ranked on the pair's kappa (m2 agrees perfectly, m1 not beyond chance), then compared paired
+    assert "## Models ranked" in text and "## Models compared" in text
+    ranked = [line for line in text.splitlines() if line.startswith("| v1 vs v2 | ")]
+    assert [line.split(" | ")[1:3] for line in ranked] == [["1", "m2"], ["2", "m1"]]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text(encoding="utf-8"))
     assert summary["totals"]["cost_unknown_responses"] == 16
     # no response had a known price: the total is unknown, not $0

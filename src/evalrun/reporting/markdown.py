@@ -169,6 +169,37 @@ def _confusion(p: dict[str, Any], title: str) -> list[str]:
     return out
 
 
+def _ranking(stats: dict[str, Any], has_gold: bool) -> list[str]:
+    """The models side by side: per compared pair, ranked by kappa; per variant, by accuracy; with
+    intervals. The paired tests between them follow in "Models compared"."""
+    out = ["", "## Models ranked", "", "Higher first; intervals are 95% bootstrap intervals over items. Overlapping "
+           "intervals are no ranking: the paired tests below say whether two models differ.", "",
+           _row(["pair", "rank", "model", "Cohen's kappa [bootstrap 95%]", "agreement"]), "|---|---|---|---|---|"]
+    by_pair: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for p in stats["pairs"]:
+        by_pair.setdefault((p.get("condition"), p["a"], p["b"]), []).append(p)
+    for (condition, a, b), entries in by_pair.items():
+        # an undefined kappa ranks last
+        ranked = sorted(entries, key=lambda p: -(p["cohen_kappa"]["kappa"] if p["cohen_kappa"]["kappa"] is not None
+                                                 else -2.0))
+        for rank, p in enumerate(ranked, start=1):
+            name = f"{a} vs {b}" + (f" ({condition})" if condition else "")
+            out.append(_row([name, str(rank), p["model"], f"{_f(p['cohen_kappa']['kappa'])} "
+                             f"{_boot(p['bootstrap']['cohen_kappa'])}", _pct(p["agreement"]["estimate"])]))
+    if has_gold:
+        out += ["", _row(["variant", "rank", "model", "accuracy [bootstrap 95%]"]), "|---|---|---|---|"]
+        by_variant: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+        for v in stats["variants"]:
+            by_variant.setdefault((v.get("condition"), v["variant"]), []).append(v)
+        for (condition, variant), entries in by_variant.items():
+            ranked = sorted(entries, key=lambda v: -(v["accuracy"]["estimate"] or 0.0))
+            for rank, v in enumerate(ranked, start=1):
+                name = variant + (f" ({condition})" if condition else "")
+                out.append(_row([name, str(rank), v["model"], f"{_pct(v['accuracy']['estimate'])} "
+                                 f"{_boot(v['accuracy_bootstrap'], pct=True)}"]))
+    return out
+
+
 def _resamples(stats: dict[str, Any]) -> int:
     return int(stats["variants"][0]["label_rates"][next(iter(stats["variants"][0]["label_rates"]))]["resamples"])
 
@@ -272,6 +303,7 @@ def _tables(stats: dict[str, Any], labels: list[str], has_gold: bool, figures: S
                 out.append(f"\n{r['model']}, {r['variant']}: {r['a']} and {r['b']} differ on "
                            f"{r['disagreements_total']} items: {items}" + (f" and {more} more" if more else "") + ".")
     if "model_pairs" in stats:
+        out += _ranking(stats, has_gold)
         out += ["", "## Models compared", "", "The same variant asked of two models, item by item.", "",
                 *_agreement_table(stats["model_pairs"], ["condition", "variant"], has_gold)]
         if has_gold:

@@ -57,7 +57,7 @@ RESULT_COLUMNS = [
     "job_id", "key", "item_id", "item_text", "variant", "model", "model_string", "sample", "seed", "system",
     "prompt", "response", "finish_reason", "label", "extraction", "gold", "error_class", "error_message",
     "attempts", "latency_s", "prompt_tokens", "completion_tokens", "cost", "cached",
-    "condition", "paraphrase", "option_order", "first_option", "messages", "probabilities", "captured",
+    "condition", "paraphrase", "option_order", "first_option", "messages", "probabilities", "captured", "slices",
 ]
 
 

@@ -309,3 +309,48 @@ def test_every_axis_at_once_reports_intervals_and_adjusted_p_values(tmp_path: Pa
                     "## Agreement between paraphrases", "## Option order", "### Label rates by item"):
         assert heading in text, heading
     assert f"Holm-adjusted over the {tests['tests']} tests of this report" in text
+
+
+SLICED_SPEC = """\
+    name: sliced
+    dataset:
+      items:
+        ITEMS
+      gold: gender
+    labels: [female, male]
+    slices: [genre]
+    variants:
+      direct:
+        prompt: "<{{ id }}> {{ text }} ({{ genre }}): female or male?"
+        extract: {type: choice, choices: {female: [], male: []}}
+      again:
+        prompt: "<{{ id }}> once more, {{ text }}: female or male?"
+        extract: {type: choice, choices: {female: [], male: []}}
+    """
+
+
+def test_slices_repeat_the_figures_per_value(tmp_path: Path, key: None) -> None:
+    # items i1-i4 are letters, i5-i8 diaries; the server says female for letters, male for diaries
+    def reply(body: dict[str, Any]) -> str:
+        item = int(re.search(r"<i(\d)>", body["messages"][-1]["content"])[1])  # type: ignore[index]
+        return "female" if item <= 4 else "male"
+
+    with LoopbackServer(default_reply=reply) as server:
+        spec = _write(tmp_path, SLICED_SPEC, server.base_url)
+        text = spec.read_text(encoding="utf-8")
+        for n in range(1, 9):
+            text = text.replace(f"gender: {GOLD[f'i{n}']}}}", f"gender: {GOLD[f'i{n}']}, "
+                                f"genre: {'letter' if n <= 4 else 'diary'}}}", 1)
+        spec.write_text(text, encoding="utf-8")
+        run = evalrun.run(spec, out=tmp_path / "out", retries=0)
+    parts = {(p["column"], p["value"]): p for p in run.summary["statistics"]["slices"]}
+    assert set(parts) == {("genre", "letter"), ("genre", "diary")}
+    letter = {v["variant"]: v for v in parts["genre", "letter"]["variants"]}
+    assert letter["direct"]["labels"] == {"female": 4, "male": 0, "unparsed": 0}
+    # gold alternates female (odd) / male (even): right on i1, i3 among letters, i6, i8 among diaries
+    assert letter["direct"]["accuracy"]["count"] == 2 and letter["direct"]["items"] == 4
+    (pair,) = parts["genre", "diary"]["pairs"]
+    assert (pair["agreement"]["count"], pair["agreement"]["n"]) == (4, 4)
+    assert "mcnemar" in pair and "pvalue_holm" in pair["mcnemar"]
+    report = run.report_path.read_text(encoding="utf-8")
+    assert "## Slices" in report and "### genre = letter" in report and "### genre = diary" in report

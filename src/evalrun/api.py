@@ -265,6 +265,8 @@ def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: 
         meta["design"] = design.describe()
     if spec.ordinal:  # the labels are ordered as listed: the report adds the statistics of a scale
         meta["ordinal"] = True
+    if spec.slices:
+        meta["slices"] = spec.slices
     readers = {name: list(v.readers) for name, v in spec.variants.items() if v.readers}
     if readers:
         meta["readers"] = readers

@@ -9,7 +9,7 @@ Columns (also written to results.parquet):
     condition, paraphrase, option_order ("female, male": the labels in the order listed),
     first_option (the label listed first), messages (every turn sent, as JSON),
     probabilities (JSON: each label's probability, for a reader of log-probabilities), captured
-    (the probability mass those labels held)
+    (the probability mass those labels held), slices (JSON: the item's values of the spec's `slices` columns)
 The design's axes (see design.Cell) are null where a spec does not use them.
 
 Answers arrive in completion order but results.parquet lists them in expansion order
@@ -50,6 +50,7 @@ SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "latency_s": pl.Float64, "prompt_tokens": pl.Int64, "completion_tokens": pl.Int64, "cost": pl.Float64,
     "cached": pl.Boolean, "condition": pl.String, "paraphrase": pl.Int64, "option_order": pl.String,
     "first_option": pl.String, "messages": pl.String, "probabilities": pl.String, "captured": pl.Float64,
+    "slices": pl.String,
 }
 # readings.parquet: one row per answer and reader, for variants with more than one reader (the primary
 # reader is `extract`); the judge's own answers, as a JSON list, sit beside the label it gave
@@ -85,6 +86,7 @@ class Results:
             if v.followup is not None:
                 self.readers[f"{name}.followup"] = {PRIMARY: build_extractor(v.followup.extract, spec.labels)}
         self.labels = spec.labels
+        self.slices = spec.slices
         self.dataset = dataset
         self.shown = [c for c in dataset.columns if c not in (dataset.id_column, dataset.gold_column)]
         scratch_parent.mkdir(parents=True, exist_ok=True)
@@ -138,7 +140,8 @@ class Results:
             cell["condition"], cell["paraphrase"], cell["option_order"], cell["first_option"],
             json.dumps(job.messages, ensure_ascii=False),
             json.dumps(primary.probabilities) if primary and primary.probabilities is not None else None,
-            primary and primary.captured))
+            primary and primary.captured,
+            json.dumps({c: str(job.item.get(c)) for c in self.slices}, ensure_ascii=False) if self.slices else None))
         if len(self._pending) >= BATCH_ROWS:
             self._flush()
 

@@ -52,7 +52,8 @@ def build_summary(responses: pl.LazyFrame, meta: dict[str, Any], readings: pl.La
     """summary.json from the responses (a scan of results.parquet), the readers' readings (a scan of
     readings.parquet, for variants with more than one reader) and the run's metadata."""
     stats = summarize(responses, meta["labels"], [tuple(p) for p in meta["compare"]], meta["variants"],
-                      meta["has_gold"], axes(meta), readings, meta.get("readers"), bool(meta.get("ordinal")))
+                      meta["has_gold"], axes(meta), readings, meta.get("readers"), bool(meta.get("ordinal")),
+                      meta.get("slices", []))
     return {"summary_version": SUMMARY_VERSION, "run": meta, "totals": _totals(responses), "statistics": stats}
 
 

@@ -339,6 +339,13 @@ def _tables(stats: dict[str, Any], labels: list[str], has_gold: bool, figures: S
                 "both: if they agree less than the variants do, the gap between variants is within wording "
                 "noise.", "", *_agreement_table([p for p in stats["paraphrase_pairs"] if p["items"]],
                                                  ["model", "condition", "variant"], has_gold)]
+    for part in stats.get("slices", []):
+        if part is stats["slices"][0]:
+            out += ["", "## Slices", "", "The key figures again within each value of the dataset columns named in "
+                    "`slices:` (their tests are in the report's Holm family)."]
+        out += ["", f"### {part['column']} = {part['value']}", "",
+                *_label_table(part["variants"], ["model", "condition", "variant"], labels, has_gold), "",
+                *_agreement_table(part["pairs"], ["model", "condition"], has_gold)]
     if "paraphrases" in stats:
         several = {(v["model"], v["variant"]) for v in stats["paraphrases"] if v["paraphrase"] > 0}
         shown = [v for v in stats["paraphrases"] if (v["model"], v["variant"]) in several]

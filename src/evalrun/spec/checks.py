@@ -248,6 +248,12 @@ def check_columns(spec: Spec, columns: list[str]) -> list[Problem]:
                 problems.append(loc.problem(("conditions", condition.name, var), f"conditions.{condition.name}: "
                                             f"'{var}' is also {what}, which it would hide", key=True,
                                             hint="rename the condition's variable"))
+    for i, column in enumerate(spec.slices):
+        if column not in columns:
+            close = difflib.get_close_matches(column, columns, n=1)
+            problems.append(loc.problem(("slices", i), f"slices.{i}: '{column}' is not a dataset column",
+                                        hint=f"did you mean '{close[0]}'?" if close else
+                                        "columns: " + (", ".join(columns) or "none")))
     for name, variant in spec.variants.items():
         provided = set(columns) | set_by_all | ({"options"} if variant.options else set())
         uses_column = False

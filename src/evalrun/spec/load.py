@@ -72,7 +72,7 @@ def _build(data: dict, file: Path, located: Located, sha: str) -> Spec:
     return Spec(file=file, name=data["name"], description=data.get("description", ""), dataset=dataset,
                 labels=list(data["labels"]), variants=variants, compare=compare, conditions=conditions, models=models,
                 samples=int(data.get("samples", 1)), params=dict(data.get("params", {})), sha256=sha,
-                located=located, ordinal=bool(data.get("ordinal", False)))
+                located=located, ordinal=bool(data.get("ordinal", False)), slices=list(data.get("slices", [])))
 
 
 def _variant(name: str, v: dict) -> Variant:

@@ -155,6 +155,7 @@ class Spec:
     located: Located
     warnings: list[Problem] = field(default_factory=list)
     ordinal: bool = False  # the labels are ordered, lowest first, as listed
+    slices: list[str] = field(default_factory=list)  # dataset columns the report repeats its figures by
 
     def with_overrides(self, models: list[str] | None = None, samples: int | None = None) -> Spec:
         """The same spec with the command line's --model / --samples applied."""

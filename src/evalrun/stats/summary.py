@@ -314,7 +314,7 @@ def reader_agreement(responses: pl.LazyFrame, readings: pl.LazyFrame, group: Seq
 def summarize(responses: pl.LazyFrame | pl.DataFrame, labels: Sequence[str], compare: Sequence[tuple[str, str]],
               variants: Sequence[str], has_gold: bool, axes: Sequence[str] = (),
               readings: pl.LazyFrame | None = None, readers: dict[str, list[str]] | None = None,
-              ordinal: bool = False) -> dict[str, object]:
+              ordinal: bool = False, slices: Sequence[str] = (), correct: bool = True) -> dict[str, object]:
     """Every statistic of a run, as JSON-ready data. `responses` has one row per job with columns
     model, variant, item_id, sample, label (None = unparsed or error), gold, error_class, and the
     design's axes (condition, paraphrase, option_order, first_option); as a LazyFrame (a scan of
@@ -389,8 +389,22 @@ def summarize(responses: pl.LazyFrame | pl.DataFrame, labels: Sequence[str], com
             pair["expected_agreement"] = expected_agreement(lf, where, pair["a"], pair["b"], labels)
     if readings is not None and readers:
         out["readers"] = reader_agreement(lf, readings, group, order, readers, labels, has_gold, ordinal)
-    out["tests"] = adjust(out)
+    if slices:  # the key figures again within each value of each slicing column, in the same Holm family
+        out["slices"] = [
+            {"column": column, "value": value,
+             **{k: v for k, v in summarize(lf.filter(_slice(column) == value), labels, compare, variants, has_gold,
+                                           axes, ordinal=ordinal, correct=False).items()
+                if k in ("variants", "pairs")}}
+            for column in slices
+            for value in _collect(lf.select(_slice(column).unique(maintain_order=True)))[column].drop_nulls()]
+    if correct:
+        out["tests"] = adjust(out)
     return out
+
+
+def _slice(column: str) -> pl.Expr:
+    """An item's value of a slicing column, from results.parquet's `slices` JSON."""
+    return pl.col("slices").str.json_path_match(f"$[{json.dumps(column)}]").alias(column)
 
 
 def expected_agreement(responses: pl.LazyFrame, where: dict[str, Any], a: str, b: str, labels: Sequence[str]

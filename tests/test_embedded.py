@@ -31,18 +31,24 @@ def test_gender_spec_runs_on_the_embedded_model(tmp_path: Path, capsys: pytest.C
     assert "## Summary" in text and "## Run" in text and "evalrun/smollm2" in text
 
     frame = pl.read_parquet(report.parent / "results.parquet")
-    # 2 items x (direct: 2 paraphrases x 2 option orders + story: 1 of its 2 paraphrases, alternating)
-    assert frame.height == 10
+    # 2 items x (direct: 2 paraphrases x 2 option orders + story: 1 of its 2 paraphrases, alternating,
+    # and the follow-up question asked after each story)
+    assert frame.height == 12
     direct_ids = {f"{i}/direct/p{p}/{o}/evalrun/smollm2/0" for i in ("t01", "t02") for p in (0, 1)
                   for o in ("female>male", "male>female")}
     story_ids = set(frame.filter(pl.col("variant") == "story")["job_id"].to_list())
-    assert set(frame["job_id"].to_list()) - story_ids == direct_ids
+    followups = frame.filter(pl.col("variant") == "story.followup")
+    assert set(frame["job_id"].to_list()) - story_ids - set(followups["job_id"].to_list()) == direct_ids
+    assert {j.replace("story.followup", "story") for j in followups["job_id"]} == story_ids
+    # the embedded judge read each story too: its readings (a label or unparsed, with its own answer) are kept
+    judged = pl.read_parquet(report.parent / "readings.parquet").filter(pl.col("reader") == "judge")
+    assert judged.height == 2 and all(judged["judge_response"].str.len_chars() > 2)
     assert {j.rsplit("/", 3)[0] for j in story_ids} in ({"t01/story/p0", "t02/story/p1"},
                                                         {"t01/story/p1", "t02/story/p0"})
-    assert frame["error_class"].null_count() == 10
+    assert frame["error_class"].null_count() == 12
     assert all(n > 0 for n in frame["completion_tokens"].to_list())
     assert all(n > 0 for n in frame["prompt_tokens"].to_list())
-    assert frame["cost"].to_list() == [0.0] * 10  # priced at zero, not "unknown"
+    assert frame["cost"].to_list() == [0.0] * 12  # priced at zero, not "unknown"
     assert all(isinstance(r, str) for r in frame["response"].to_list())
     # the spec's max_tokens reaches llama.cpp: direct asks for at most 6 tokens, story for at most 80
     direct = frame.filter(pl.col("variant") == "direct")["completion_tokens"].to_list()

@@ -10,6 +10,10 @@ Location: `$EVALRUN_HOME/store.sqlite`; when EVALRUN_HOME is unset or empty,
 Only answers (status 'ok') are reused; a stored failure is asked again on the next run.
 No API key is ever written here: requests are stored without credentials and
 error messages are redacted before they reach `put`.
+
+Runs sharing a store take a lease on a key before asking it (the `leases` table), so two runs
+never pay twice for one request. The schema grows by append-only MIGRATIONS, counted in
+`PRAGMA user_version`, so a store written by an earlier release keeps answering.
 """
 
 from __future__ import annotations

@@ -180,6 +180,10 @@ def test_run_report_rerun_and_rerender(tmp_path: Path, server: LoopbackServer, c
         assert heading in text, heading
     assert "## Failed jobs" not in text
     assert "scripted, direct vs story: 2 items disagree" in text
+    # each disagreement: the item, then each variant's label, the reader's reason and the answer
+    assert "**i05** (gold: female): text number 5" in text
+    assert "- *direct*: **female** (keyword 'female' of 'female'): Female." in text
+    assert f"- *story*: **male** (male 4, female 0): {MALE_STORY}" in text
     # the one story that names nobody is shown with the pronoun reader's reason
     assert "| **scripted / story: 1 unparsed** | | |" in text
     assert "| i11/story/scripted/0 | The rain fell on the quiet town all night. | no clear majority" in text
@@ -503,3 +507,14 @@ def test_validate_does_not_import_litellm(tmp_path: Path) -> None:
                           text=True, timeout=60, check=False)
     assert "CODE 0" in done.stdout, done.stderr
     assert "LITELLM False" in done.stdout
+
+
+def test_a_long_answer_is_folded_and_escaped() -> None:
+    from evalrun.reporting.markdown import FOLD_CHARS, _quoted
+
+    long = "<b>" + "word " * 100
+    line = _quoted("story", "male", long, "male 4, female 0")
+    assert line.startswith("- *story*: **male** (male 4, female 0): <details><summary>&lt;b&gt;word")
+    assert line.endswith("</details>") and "<b>" not in line
+    assert len(line.split("<summary>")[1].split("</summary>")[0]) < FOLD_CHARS + 10
+    assert _quoted("direct", "female", "Female.", "why") == "- *direct*: **female** (why): Female."

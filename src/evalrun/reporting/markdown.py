@@ -17,6 +17,7 @@ from .figures import Figure, figure_lines
 EXAMPLES_PER_PAIR = 5
 FAILURES_SHOWN = 50
 UNPARSED_SHOWN = 3
+FOLD_CHARS = 160  # longer answers are folded in <details>
 
 
 def _pct(x: float | None) -> str:
@@ -146,7 +147,7 @@ def _agreement_table(pairs: list[dict[str, Any]], keys: list[str], has_gold: boo
     head = [*keys, "pair", "items", "both labelled", "agreement [95% CI]", "Cohen's kappa [asymptotic 95% CI]",
             "kappa [bootstrap 95%]", "Krippendorff's alpha [bootstrap 95%]", "label rates differ"]
     if has_gold:
-        head.append("McNemar exact, correctness (right only in first / only in second)")
+        head.append("McNemar exact, correctness (items only one of the two got right)")
     out = [_row(head), "|" + "---|" * len(head)]
     for p in pairs:
         boot = p["bootstrap"]
@@ -155,7 +156,7 @@ def _agreement_table(pairs: list[dict[str, Any]], keys: list[str], has_gold: boo
                f"{_f(p['krippendorff_alpha'])} {_boot(boot['krippendorff_alpha'])}", _p(p["label_rates_differ"])]
         if has_gold:
             mc = p["mcnemar"]
-            row.append(f"{_p(mc)} ({mc['a_only_correct']} / {mc['b_only_correct']})")
+            row.append(f"{_p(mc)} ({p['a']} only: {mc['a_only_correct']}, {p['b']} only: {mc['b_only_correct']})")
         out.append(_row(row))
     return out
 
@@ -382,26 +383,38 @@ def _examples(results: Path, stats: dict[str, Any], group: list[str]) -> list[st
                             & pl.col("item_id").is_in(joined["item_id"].implode())).select("item_id").unique(
             maintain_order=True).collect()["item_id"].to_list()
         shown = joined.filter(pl.col("item_id").is_in(order[:EXAMPLES_PER_PAIR]))
-        # quote, per item and variant, the first answer that was read as the item's label
+        # quote, per item and variant, the first answer that was read as the item's label, with its reason
         quoted = scan.filter(pl.all_horizontal(pl.col(k) == v for k, v in where.items())
                              & pl.col("variant").is_in([a, b]) & pl.col("item_id").is_in(shown["item_id"].implode())
                              & pl.col("label").is_not_null()).select(
-            "item_id", "variant", "item_text", "label", "response").collect()
+            "item_id", "variant", "item_text", "label", "response", "extraction").collect()
         text = dict(zip(quoted["item_id"], quoted["item_text"], strict=True))
-        response: dict[tuple[str, str, str], str] = {}
-        for i, v, label, r in quoted.select("item_id", "variant", "label", "response").iter_rows():
-            response.setdefault((i, v, label), r)
+        answer: dict[tuple[str, str, str], tuple[str, str]] = {}
+        for i, v, label, r, why in quoted.select("item_id", "variant", "label", "response", "extraction").iter_rows():
+            answer.setdefault((i, v, label), (r, why))
         title = p["model"] + (f" under {p['condition']}" if "condition" in p else "")
-        out += [f"{title}, {a} vs {b}: {joined.height} items disagree; the first {shown.height}:", "",
-                f"| item | text | {a} | {b} |", "|---|---|---|---|"]
+        out += [f"{title}, {a} vs {b}: {joined.height} items disagree; the first {shown.height}:", ""]
         for item, label, gold, label_b in shown.select("item_id", "label", "gold", "label_b").iter_rows():
-            out.append(f"| {item} (gold: {gold or '-'}) | {_excerpt(text[item], 160)} | "
-                       f"**{label}**: {_excerpt(response[item, a, label], 200)} | "
-                       f"**{label_b}**: {_excerpt(response[item, b, label_b], 200)} |")
-        out.append("")
+            out += [f"**{item}** (gold: {gold or '-'}): {_excerpt(text[item], 300)}", "",
+                    _quoted(a, label, *answer[item, a, label]), _quoted(b, label_b, *answer[item, b, label_b]), ""]
     if not any_shown:
         out.append("No item got two different labels from a compared pair of variants.")
     return out
+
+
+def _quoted(variant: str, label: str, response: str | None, reason: str | None) -> str:
+    """One answer as a list line: the variant, the label read and why, and the answer (a long one folded
+    in <details>, which GitHub and editors' previews render closed)."""
+    flat = " ".join(str(response or "").split())
+    head = f"- *{variant}*: **{label}** ({_excerpt(reason, 120)})"
+    if len(flat) <= FOLD_CHARS:
+        return f"{head}: {_html(flat)}"
+    return f"{head}: <details><summary>{_html(flat[:FOLD_CHARS - 1])}…</summary>{_html(flat)}</details>"
+
+
+def _html(text: str) -> str:
+    # answers are model output: escape them, so an answer cannot inject markup into the report
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _unparsed(results: Path) -> list[str]:

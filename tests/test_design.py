@@ -222,6 +222,9 @@ def test_paraphrases_rotate_and_conversations_keep_every_turn(tmp_path: Path, ke
     assert [t["role"] for t in turns] == ["system", "user", "assistant", "user"]
     assert turns[1]["content"] == "Example: 'my husband and I'" and turns[3]["content"].endswith("Now: text i1")
 
+    # each item asked in one wording only: alpha across the wordings has no item with two values
+    (across,) = run.summary["statistics"]["paraphrase_alpha"]
+    assert (across["variant"], across["paraphrases"], across["krippendorff_alpha"]) == ("asked", 2, None)
     per = {(e["variant"], e["paraphrase"]): e for e in run.summary["statistics"]["paraphrases"]}
     assert per["asked", 0]["items"] == 4 and per["asked", 1]["items"] == 4
     assert per["asked", 0]["accuracy"]["count"] + per["asked", 1]["accuracy"]["count"] == 4
@@ -280,7 +283,7 @@ def _mixed(body: dict[str, Any]) -> str:
     n = int(re.search(r"<i(\d)>", text)[1]) + int(body.get("seed", 0))  # type: ignore[index]
     if "story" in text:
         return ["She ran with her sister.", "He ran with his brother.", "Rain."][n % 3]
-    return ["female", "male"][n % 2] if "monitored" not in body["messages"][0]["content"] else "female"
+    return ["female", "male"][n % 2] if "not monitored" in body["messages"][0]["content"] else "female"
 
 
 def test_every_axis_at_once_reports_intervals_and_adjusted_p_values(tmp_path: Path, key: None) -> None:
@@ -300,6 +303,10 @@ def test_every_axis_at_once_reports_intervals_and_adjusted_p_values(tmp_path: Pa
         assert pair["mcnemar"]["pvalue_holm"] is None or pair["mcnemar"]["pvalue_holm"] >= pair["mcnemar"]["pvalue"]
     for entry in stats["stability"]:
         assert entry["modal_share"]["mean"] is not None
+    # the server answers `worded` the same whatever the wording: its two paraphrases agree perfectly where
+    # the answers vary (unwatched); under `watched` every answer is female, and alpha is undefined
+    alpha = {e["condition"]: e["krippendorff_alpha"] for e in stats["paraphrase_alpha"] if e["variant"] == "worded"}
+    assert alpha == {"unwatched": pytest.approx(1.0, abs=1e-12), "watched": None}
     for model in stats["models"]:
         # three variants: Fleiss' kappa across them and Cochran's Q, over the items all three labelled (none
         # here: asked in both orders, the direct variant's item-level label is a tie)

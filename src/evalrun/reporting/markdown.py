@@ -340,6 +340,10 @@ def _tables(stats: dict[str, Any], labels: list[str], has_gold: bool, figures: S
                 "both: if they agree less than the variants do, the gap between variants is within wording "
                 "noise.", "", *_agreement_table([p for p in stats["paraphrase_pairs"] if p["items"]],
                                                  ["model", "condition", "variant"], has_gold)]
+        for e in stats.get("paraphrase_alpha", []):
+            who = e["model"] + (f" under {e['condition']}" if "condition" in e else "")
+            out.append(f"\nKrippendorff's alpha across the {e['paraphrases']} wordings of {who}'s {e['variant']} "
+                       f"(items asked in one wording only count as missing): {_f(e['krippendorff_alpha'])}")
     for part in stats.get("slices", []):
         if part is stats["slices"][0]:
             out += ["", "## Slices", "", "The key figures again within each value of the dataset columns named in "

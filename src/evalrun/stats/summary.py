@@ -219,11 +219,15 @@ def compare_levels(items: pl.DataFrame, where: dict[str, Any], axis: str, a: str
 def all_variants_alpha(items: pl.DataFrame, where: dict[str, Any], variants: Sequence[str],
                        labels: Sequence[str]) -> float | None:
     """Krippendorff's alpha across all variants at once, within `where` (a model, and a condition)."""
-    rows = _where(items, where)
+    return all_levels_alpha(_where(items, where), "variant", variants, labels)
+
+
+def all_levels_alpha(rows: pl.DataFrame, axis: str, levels: Sequence[Any], labels: Sequence[str]) -> float | None:
+    """Krippendorff's alpha with one coder per level of `axis` (an item a level lacks is missing data)."""
     ids = rows["item_id"].unique(maintain_order=True).to_list()
     columns = []
-    for variant in variants:
-        lookup = dict(zip(*rows.filter(pl.col("variant") == variant).select("item_id", "label")
+    for level in levels:
+        lookup = dict(zip(*rows.filter(pl.col(axis) == level).select("item_id", "label")
                           .to_dict(as_series=False).values(), strict=True))
         columns.append([lookup.get(i) for i in ids])
     return alpha_nominal(columns, labels)
@@ -375,6 +379,13 @@ def summarize(responses: pl.LazyFrame | pl.DataFrame, labels: Sequence[str], com
             for key in order
             for a, b in itertools.combinations(sorted(set(_where(by_paraphrase, dict(zip(group, key, strict=True)))
                                                           ["paraphrase"].to_list())), 2)]
+        # all of a variant's wordings at once: alpha takes the items each was not asked in as missing
+        out["paraphrase_alpha"] = [
+            {**where, "paraphrases": len(levels), "krippendorff_alpha": all_levels_alpha(
+                _where(by_paraphrase, where), "paraphrase", levels, labels)}
+            for key in order
+            if len(levels := sorted(set(_where(by_paraphrase, where := dict(zip(group, key, strict=True)))
+                                        ["paraphrase"].to_list()))) > 1]
     samples = _collect(lf.select(pl.col("sample").max()))["sample"][0]
     if samples:  # more than one sample: how consistent the model is with itself
         out["stability"] = stability(lf, group, order, labels)

@@ -7,15 +7,54 @@ Model strings:
 
 No key and no network are needed. Usage tokens are reported and the cost is
 registered as zero, so cost totals stay exact rather than "unknown".
+
+Batched decoding. Each model has one decoding thread that holds up to SLOTS requests at once,
+each in its own sequence of one llama.cpp context (its own KV stream of CONTEXT_TOKENS tokens).
+Requests queue for it; at every step it admits queued requests into free slots, then decodes in
+one `llama_decode` batch the next token of every generating sequence together with the prompts
+of newly admitted ones, and samples each sequence from its own logits with its own sampler
+chain. A finished sequence leaves at once, so a 6-token answer never waits for an 80-token story
+decoded beside it. Concurrency above 1 (requests in flight per model) is what fills the slots;
+with one request at a time this is plain one-sequence decoding.
+
+What stays as llama-cpp-python's one-at-a-time `Llama.create_chat_completion` decodes it:
+- the prompt: llama-cpp-python's own chat handler renders the GGUF's chat template and tokenizes
+  it (a Llama whose `create_completion` hands back its arguments instead of decoding), so the
+  prompt tokens, the template's stop strings and the sampling defaults are the library's;
+- the sampler chain: top-k 40, typical-p 1, top-p (0.95), min-p 0.05, temperature (0.2), then a
+  draw from a generator seeded with the request's `seed`, one chain per request, so a seed gives
+  the same draws whatever else is in the batch; temperature 0 is greedy;
+- stopping and reporting: end-of-generation tokens and stop strings give finish_reason "stop",
+  `max_tokens` (capped by the context, as llama-cpp-python caps it) gives "length"; usage counts
+  the prompt and the generated tokens; the cost is zero.
+
+What differs:
+- logits: a batch of several sequences goes through batched matrix products whose floating-point
+  sums are ordered differently from one sequence's, so a logit can differ in its last bits and a
+  greedy or seeded answer can change where two tokens are all but tied. tests/test_embedded_batch.py
+  measures the agreement with one-at-a-time decoding on greedy answers;
+- a request without a seed draws a random one (llama-cpp-python derived each unseeded call's seed
+  from the previous one, so answers depended on the order of calls);
+- `max_tokens` is exact: llama-cpp-python could run a token or two past it to finish a
+  multi-byte character;
+- log-probabilities: `logprobs=True` (with `top_logprobs=k`, up to the vocabulary) returns, for
+  every generated token, its log-probability and the k likeliest alternatives under the model's
+  own distribution (log-softmax of the logits, before temperature and truncation) in the OpenAI
+  shape `choices[0].logprobs.content = [{token, logprob, bytes, top_logprobs: [...]}]`, where
+  llama-cpp-python's chat path refused them without `logits_all`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures
+import ctypes
 import os
+import queue
 import threading
 import time
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,10 +67,13 @@ if TYPE_CHECKING:
 PROVIDER = "evalrun"
 SMOLLM2 = "smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-CONTEXT_TOKENS = 2048
-PASSED_PARAMS = ("temperature", "top_p", "max_tokens", "seed", "stop")
+CONTEXT_TOKENS = 2048  # per sequence: prompt and answer together
+SLOTS = 8  # sequences decoded together, per model
+BATCH_TOKENS = 2048  # tokens per llama_decode call; longer prompts are fed in chunks
+PASSED_PARAMS = ("temperature", "top_p", "max_tokens", "seed", "stop", "logprobs", "top_logprobs")
 
-_loaded: dict[Path, tuple[Llama, threading.Lock]] = {}
+_batchers: dict[Path, _Batcher] = {}
+_by_name: dict[str, _Batcher] = {}
 _loading = threading.Lock()
 
 
@@ -55,60 +97,397 @@ def gguf_path(name: str) -> Path:
     return path.resolve()
 
 
-def _model(name: str) -> tuple[Llama, threading.Lock]:
-    path = gguf_path(name)
-    with _loading:
-        if path not in _loaded:
-            from llama_cpp import Llama
+@dataclass(frozen=True)
+class Answer:
+    """One finished request, as the batcher hands it back."""
 
-            llama = Llama(model_path=str(path), n_ctx=CONTEXT_TOKENS, n_threads=os.cpu_count() or 1, verbose=False)
-            # A Llama object is not thread-safe: one lock per model serialises its calls.
-            _loaded[path] = (llama, threading.Lock())
-        return _loaded[path]
+    text: str
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+    logprobs: list[dict[str, Any]] | None  # OpenAI's choices[0].logprobs.content, when asked for
+
+
+@dataclass
+class _Request:
+    messages: list[dict[str, Any]]
+    params: dict[str, Any]
+    future: concurrent.futures.Future[Answer]
+
+
+@dataclass
+class _Sequence:
+    """A request admitted into a slot, from its prompt to its answer."""
+
+    future: concurrent.futures.Future[Answer]
+    slot: int
+    prompt: list[int]
+    pending: list[int]  # prompt tokens not decoded yet
+    max_tokens: int
+    stop: list[bytes]
+    top_logprobs: int | None  # None: no log-probabilities asked for
+    sampler: Any  # llama_sampler_p, freed when the sequence ends
+    pos: int = 0  # position of the next token fed: the tokens in the slot's KV are (prompt + tokens)[:pos]
+    tokens: list[int] = field(default_factory=list)
+    text: bytes = b""
+    logprobs: list[dict[str, Any]] = field(default_factory=list)
+    row: int = -1  # row of the current batch this sequence samples from; -1: none this step
+
+
+class _Captured(Exception):
+    """Raised instead of decoding by the prompt-only Llama; carries the completion's arguments."""
+
+    def __init__(self, arguments: dict[str, Any]) -> None:
+        super().__init__("completion arguments captured")
+        self.arguments = arguments
+
+
+def _prompt_only_llama(path: Path) -> Llama:
+    """A Llama that formats and tokenizes like create_chat_completion but never decodes.
+
+    llama-cpp-python's chat handlers end with `llama.create_completion(prompt=tokens, stop=...,
+    temperature=..., ...)`; overriding it to raise the arguments gives exactly the prompt and
+    defaults a one-at-a-time call would decode, whichever chat format the GGUF selects.
+    """
+    from llama_cpp import Llama
+
+    class PromptOnly(Llama):
+        def create_completion(self, *args: Any, **kwargs: Any) -> Any:
+            raise _Captured(kwargs)
+
+    # This Llama only tokenizes, so its own context is the smallest llama.cpp allows.
+    return PromptOnly(model_path=str(path), n_ctx=64, verbose=False)
+
+
+class _Batcher:
+    """The decoding thread of one model: see the module's docstring."""
+
+    def __init__(self, path: Path) -> None:
+        from llama_cpp import llama_cpp as lib
+
+        self._lib = lib
+        self._formatter = _prompt_only_llama(path)
+        self._vocab = self._formatter._model.vocab
+        self._n_vocab = lib.llama_vocab_n_tokens(self._vocab)
+        params = lib.llama_context_default_params()
+        params.n_ctx = CONTEXT_TOKENS * SLOTS
+        params.n_seq_max = SLOTS
+        # One KV stream per sequence: each attends over its own tokens only, as it would alone.
+        params.kv_unified = False
+        params.n_batch = BATCH_TOKENS
+        # As llama-cpp-python's Llama sets it: llama.cpp's default ("auto") turns flash attention
+        # on, whose differently ordered sums change the logits.
+        params.flash_attn_type = lib.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        params.n_threads = params.n_threads_batch = os.cpu_count() or 1
+        params.no_perf = True
+        self._ctx = lib.llama_init_from_model(self._formatter._model.model, params)
+        if not self._ctx:
+            self._formatter.close()
+            raise RuntimeError(f"llama.cpp could not create a context of {SLOTS} sequences for {path}")
+        self._memory = lib.llama_get_memory(self._ctx)
+        self._batch = lib.llama_batch_init(BATCH_TOKENS, 0, 1)
+        self._pieces: dict[int, bytes] = {}
+        self._kept: list[list[int]] = [[] for _ in range(SLOTS)]  # the tokens in each slot's KV
+        self._last_used = [0] * SLOTS
+        self._finished = 0
+        self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
+        self._closed = False
+        # A daemon thread: interpreter shutdown must not wait for it; close() (atexit) stops it.
+        self._thread = threading.Thread(target=self._run, name=f"evalrun-embedded-{path.name}", daemon=True)
+        self._thread.start()
+
+    def submit(self, messages: list[dict[str, Any]], params: dict[str, Any]) -> concurrent.futures.Future[Answer]:
+        if self._closed or not self._thread.is_alive():
+            raise RuntimeError("the embedded model has been closed")
+        future: concurrent.futures.Future[Answer] = concurrent.futures.Future()
+        self._queue.put(_Request(messages, params, future))
+        return future
+
+    def close(self) -> None:
+        """Stop the thread (requests still queued or decoding fail), then free llama.cpp's memory."""
+        self._closed = True
+        self._queue.put(None)
+        self._thread.join()
+        self._lib.llama_batch_free(self._batch)
+        self._lib.llama_free(self._ctx)
+        self._formatter.close()
+
+    # The decoding thread
+
+    def _run(self) -> None:
+        free = set(range(SLOTS))
+        active: list[_Sequence] = []
+        try:
+            while True:
+                while free:
+                    # Block only when nothing is decoding; otherwise take what has already arrived.
+                    try:
+                        request = self._queue.get(block=not active)
+                    except queue.Empty:
+                        break
+                    if request is None:
+                        return
+                    sequence = self._admit(request, free)
+                    if sequence is not None:
+                        active.append(sequence)
+                        free.remove(sequence.slot)
+                for sequence in self._step(active):
+                    active.remove(sequence)
+                    free.add(sequence.slot)
+        except BaseException as error:  # every waiting caller must hear of it
+            for sequence in active:
+                if not sequence.future.done():
+                    sequence.future.set_exception(error)
+            raise
+        finally:
+            self._closed = True
+            for sequence in active:
+                self._lib.llama_sampler_free(sequence.sampler)
+                if not sequence.future.done():
+                    sequence.future.set_exception(RuntimeError("the embedded model was closed mid-answer"))
+            while True:
+                try:
+                    request = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if request is not None and request.future.set_running_or_notify_cancel():
+                    request.future.set_exception(RuntimeError("the embedded model was closed before answering"))
+
+    def _admit(self, request: _Request, free: set[int]) -> _Sequence | None:
+        if not request.future.set_running_or_notify_cancel():
+            return None  # cancelled while queued
+        try:
+            arguments = self._completion_arguments(request.messages, request.params)
+            prompt: list[int] = list(arguments["prompt"])
+            if len(prompt) >= CONTEXT_TOKENS:
+                raise ValueError(f"Requested tokens ({len(prompt)}) exceed context window of {CONTEXT_TOKENS}")
+            room = CONTEXT_TOKENS - len(prompt)
+            max_tokens = arguments.get("max_tokens")
+            max_tokens = room if max_tokens is None or max_tokens <= 0 else min(max_tokens, room)
+            stop = arguments.get("stop") or []
+            top_logprobs = (min(max(int(request.params.get("top_logprobs") or 0), 0), self._n_vocab)
+                            if request.params.get("logprobs") else None)
+            sampler = self._sampler(arguments)
+        except Exception as error:  # the caller gets the error; the batch goes on
+            request.future.set_exception(error)
+            return None
+        slot, reused = self._slot_for(prompt, free)
+        return _Sequence(future=request.future, slot=slot, prompt=prompt, pending=prompt[reused:], pos=reused,
+                         max_tokens=max_tokens, stop=[s.encode("utf-8") for s in ([stop] if isinstance(stop, str)
+                                                                                  else stop)],
+                         top_logprobs=top_logprobs, sampler=sampler)
+
+    def _slot_for(self, prompt: list[int], free: set[int]) -> tuple[int, int]:
+        """The free slot whose kept tokens share the longest prefix with the prompt (the least
+        recently used among equals), and how many prompt tokens its KV already holds.
+
+        Prompt processing is most of an evaluation's compute (its prompts are long, its answers
+        short), and its prompts share prefixes: the chat template's system turn, an item's text
+        asked in several wordings, a follow-up that repeats the first turn and its answer. A
+        finished sequence's KV stays in its slot, so only the prompt's new tail is decoded.
+        """
+        def shared(slot: int) -> int:
+            kept = self._kept[slot]
+            n = 0
+            for a, b in zip(kept, prompt, strict=False):
+                if a != b:
+                    break
+                n += 1
+            return n
+
+        slot = max(sorted(free, key=self._last_used.__getitem__), key=shared)
+        # At least the prompt's last token is decoded again: its logits give the first answer token.
+        reused = min(shared(slot), len(prompt) - 1)
+        self._lib.llama_memory_seq_rm(self._memory, slot, reused, -1)
+        self._kept[slot] = prompt[:reused]
+        return slot, reused
+
+    def _completion_arguments(self, messages: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
+        chat = {k: params[k] for k in ("temperature", "top_p", "max_tokens", "seed", "stop") if k in params}
+        try:
+            self._formatter.create_chat_completion(messages=messages, **chat)  # type: ignore[arg-type]
+        except _Captured as captured:
+            return captured.arguments
+        raise RuntimeError("llama-cpp-python's chat handler returned without asking for a completion")
+
+    def _sampler(self, arguments: dict[str, Any]) -> Any:
+        """The chain llama-cpp-python builds for these arguments (its repetition penalties, which
+        evalrun never sets, are left out: at their defaults they change nothing)."""
+        lib = self._lib
+        seed = arguments.get("seed")
+        seed = lib.LLAMA_DEFAULT_SEED if seed is None else seed  # llama.cpp draws a random seed
+        temperature = arguments["temperature"]
+        chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
+        if temperature == 0:
+            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_greedy())
+        elif temperature < 0:
+            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_dist(seed))
+        else:
+            for sampler in (lib.llama_sampler_init_top_k(arguments["top_k"]),
+                            lib.llama_sampler_init_typical(arguments["typical_p"], 1),
+                            lib.llama_sampler_init_top_p(arguments["top_p"], 1),
+                            lib.llama_sampler_init_min_p(arguments["min_p"], 1),
+                            lib.llama_sampler_init_temp(temperature),
+                            lib.llama_sampler_init_dist(seed)):
+                lib.llama_sampler_chain_add(chain, sampler)
+        return chain
+
+    def _step(self, active: list[_Sequence]) -> list[_Sequence]:
+        """Decode one batch, sample every sequence that got logits; returns the sequences that ended."""
+        lib, batch = self._lib, self._batch
+        n = 0
+
+        def put(token: int, sequence: _Sequence, logits: bool) -> None:
+            nonlocal n
+            batch.token[n] = token
+            batch.pos[n] = sequence.pos
+            batch.n_seq_id[n] = 1
+            batch.seq_id[n][0] = sequence.slot
+            batch.logits[n] = logits
+            sequence.pos += 1
+            n += 1
+
+        for sequence in active:
+            sequence.row = -1
+            if not sequence.pending:  # generating: feed the token sampled last step
+                sequence.row = n
+                put(sequence.tokens[-1], sequence, True)
+        for sequence in active:
+            if sequence.pending and n < BATCH_TOKENS:
+                chunk = sequence.pending[:BATCH_TOKENS - n]
+                del sequence.pending[:len(chunk)]
+                for token in chunk:
+                    put(token, sequence, False)
+                if not sequence.pending:  # the whole prompt is in: sample its first answer token
+                    batch.logits[n - 1] = True
+                    sequence.row = n - 1
+        batch.n_tokens = n
+        code = lib.llama_decode(self._ctx, batch)
+        if code != 0:
+            raise RuntimeError(f"llama_decode returned {code}")
+
+        ended = []
+        for sequence in active:
+            reason = self._sample(sequence) if sequence.row >= 0 else None
+            if reason is not None:
+                self._finish(sequence, reason)
+                ended.append(sequence)
+        return ended
+
+    def _sample(self, sequence: _Sequence) -> str | None:
+        """Sample the sequence's next token; the finish reason if that ends it."""
+        lib = self._lib
+        token = lib.llama_sampler_sample(sequence.sampler, self._ctx, sequence.row)
+        if lib.llama_vocab_is_eog(self._vocab, token):
+            return "stop"  # the end token is neither text nor counted, as in llama-cpp-python
+        if sequence.top_logprobs is not None:
+            sequence.logprobs.append(self._logprobs(sequence.row, token, sequence.top_logprobs))
+        sequence.tokens.append(token)
+        sequence.text += self._piece(token)
+        hits = [s for s in sequence.stop if s in sequence.text]
+        if hits:
+            sequence.text = sequence.text[:sequence.text.index(hits[0])]
+            return "stop"
+        return "length" if len(sequence.tokens) >= sequence.max_tokens else None
+
+    def _finish(self, sequence: _Sequence, reason: str) -> None:
+        lib = self._lib
+        self._kept[sequence.slot] = (sequence.prompt + sequence.tokens)[:sequence.pos]
+        self._finished += 1
+        self._last_used[sequence.slot] = self._finished
+        lib.llama_sampler_free(sequence.sampler)
+        sequence.sampler = None
+        sequence.future.set_result(Answer(
+            text=sequence.text.decode("utf-8", errors="ignore"), finish_reason=reason,
+            prompt_tokens=len(sequence.prompt), completion_tokens=len(sequence.tokens),
+            logprobs=sequence.logprobs if sequence.top_logprobs is not None else None))
+
+    def _piece(self, token: int) -> bytes:
+        piece = self._pieces.get(token)
+        if piece is None:
+            size = 64
+            buffer = ctypes.create_string_buffer(size)
+            n = self._lib.llama_token_to_piece(self._vocab, token, buffer, size, 0, False)
+            if n < 0:  # longer than the buffer: -n is the length needed
+                size = -n
+                buffer = ctypes.create_string_buffer(size)
+                n = self._lib.llama_token_to_piece(self._vocab, token, buffer, size, 0, False)
+            piece = self._pieces[token] = buffer.raw[:n]
+        return piece
+
+    def _logprobs(self, row: int, token: int, k: int) -> dict[str, Any]:
+        import numpy as np
+
+        logits = np.ctypeslib.as_array(self._lib.llama_get_logits_ith(self._ctx, row),
+                                       shape=(self._n_vocab,)).astype(np.float64)
+        logits -= logits.max()
+        logprobs = logits - np.log(np.exp(logits).sum())
+        top = np.argpartition(-logprobs, k - 1)[:k] if k else np.empty(0, dtype=np.int64)
+        top = top[np.argsort(-logprobs[top], kind="stable")]
+
+        def entry(t: int) -> dict[str, Any]:
+            piece = self._piece(t)
+            return {"token": piece.decode("utf-8", errors="ignore"), "logprob": float(logprobs[t]),
+                    "bytes": list(piece)}
+
+        return {**entry(token), "top_logprobs": [entry(int(t)) for t in top]}
+
+
+def _batcher(name: str) -> _Batcher:
+    batcher = _by_name.get(name)
+    if batcher is None:
+        path = gguf_path(name)
+        with _loading:
+            if path not in _batchers:
+                _batchers[path] = _Batcher(path)
+            batcher = _by_name[name] = _batchers[path]
+    return batcher
 
 
 @atexit.register
 def _close_all() -> None:
-    # Closing explicitly avoids llama-cpp's noisy __del__ at interpreter shutdown.
-    for llama, _ in _loaded.values():
-        llama.close()
-    _loaded.clear()
-
-
-def generate(name: str, messages: list[dict[str, str]], params: dict[str, Any]) -> dict[str, Any]:
-    """One chat completion, as llama-cpp-python returns it (OpenAI-shaped dict)."""
-    llama, lock = _model(name)
-    kwargs = {k: params[k] for k in PASSED_PARAMS if params.get(k) is not None}
-    with lock:
-        return llama.create_chat_completion(messages=messages, **kwargs)  # type: ignore[return-value]
+    # Stopping the threads and freeing llama.cpp's objects before the interpreter tears its modules
+    # down avoids llama-cpp-python's noisy __del__ ("'NoneType' object is not callable") at exit.
+    for batcher in _batchers.values():
+        batcher.close()
+    _batchers.clear()
+    _by_name.clear()
 
 
 def _handler_class() -> type:
     """The litellm CustomLLM subclass; built on demand so importing this module stays cheap."""
     from litellm import CustomLLM
-    from litellm.types.utils import Choices, Message, ModelResponse, Usage
+    from litellm.types.utils import ChoiceLogprobs, Choices, Message, ModelResponse, Usage
+
+    def params_of(kwargs: dict[str, Any]) -> dict[str, Any]:
+        optional = kwargs.get("optional_params") or {}
+        return {k: optional[k] for k in PASSED_PARAMS if optional.get(k) is not None}
+
+    def respond(kwargs: dict[str, Any], answer: Answer, start: float) -> ModelResponse:
+        response: ModelResponse = kwargs["model_response"]
+        response.model = f"{PROVIDER}/{kwargs['model']}"
+        logprobs = None if answer.logprobs is None else ChoiceLogprobs(content=answer.logprobs)
+        response.choices = [Choices(index=0, finish_reason=answer.finish_reason, logprobs=logprobs,
+                                    message=Message(role="assistant", content=answer.text))]
+        response.usage = Usage(prompt_tokens=answer.prompt_tokens,  # type: ignore[attr-defined]
+                               completion_tokens=answer.completion_tokens,
+                               total_tokens=answer.prompt_tokens + answer.completion_tokens)
+        response._hidden_params["evalrun_seconds"] = time.perf_counter() - start
+        return response
 
     class EmbeddedLLM(CustomLLM):
         def completion(self, *args: Any, **kwargs: Any) -> ModelResponse:
-            model: str = kwargs["model"]
-            response: ModelResponse = kwargs["model_response"]
-            params = dict(kwargs.get("optional_params") or {})
             start = time.perf_counter()
-            out = generate(model, kwargs["messages"], params)
-            choice = out["choices"][0]
-            response.model = f"{PROVIDER}/{model}"
-            response.choices = [Choices(index=0, finish_reason=choice.get("finish_reason") or "stop",
-                                        message=Message(role="assistant", content=choice["message"]["content"]))]
-            usage = out.get("usage") or {}
-            response.usage = Usage(prompt_tokens=usage.get("prompt_tokens", 0),  # type: ignore[attr-defined]
-                                   completion_tokens=usage.get("completion_tokens", 0),
-                                   total_tokens=usage.get("total_tokens", 0))
-            response._hidden_params["evalrun_seconds"] = time.perf_counter() - start
-            return response
+            answer = _batcher(kwargs["model"]).submit(kwargs["messages"], params_of(kwargs)).result()
+            return respond(kwargs, answer, start)
 
         async def acompletion(self, *args: Any, **kwargs: Any) -> ModelResponse:
-            # llama.cpp blocks; a worker thread keeps the event loop (and other models) moving.
-            return await asyncio.to_thread(self.completion, *args, **kwargs)
+            start = time.perf_counter()
+            model: str = kwargs["model"]
+            # Loading the model blocks for a moment: a worker thread keeps the event loop moving.
+            batcher = _by_name.get(model) or await asyncio.to_thread(_batcher, model)
+            answer = await asyncio.wrap_future(batcher.submit(kwargs["messages"], params_of(kwargs)))
+            return respond(kwargs, answer, start)
 
     return EmbeddedLLM
 

@@ -1,0 +1,76 @@
+"""Embedded-model wall time, one request at a time against batched decoding.
+
+Runs a spec (default: evals/gender.yaml, on the embedded SmolLM2) twice, back to back, each as
+`python -m evalrun run SPEC --concurrency N` in a fresh subprocess with a fresh EVALRUN_HOME (so
+no answer comes from the store): first at concurrency 1 (one sequence decoding at a time, as
+before batching), then at the batched concurrency (default 8, the batcher's slots). Prints each
+run's whole-process wall time and run phase (`duration_s` in summary.json: the request loop,
+without interpreter start, imports and the report), the ratios, and the load average before
+and after: llama.cpp's threads spin at their barriers, so another busy process on a 2-core
+machine slows a run many times over, and a figure taken under load says nothing.
+
+    .venv/bin/python bench/embedded.py                # the full gender run (240 requests)
+    .venv/bin/python bench/embedded.py --limit 16     # 16 items (80 requests), a quicker comparison
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(spec: Path, concurrency: int, limit: int | None) -> dict[str, float]:
+    """One `evalrun run` with a fresh EVALRUN_HOME: wall time, run phase, requests and tokens generated."""
+    with tempfile.TemporaryDirectory(prefix="evalrun-bench-embedded-") as tmp:
+        folder = Path(tmp)
+        env = {**os.environ, "EVALRUN_HOME": str(folder / "home"), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+        command = [sys.executable, "-m", "evalrun", "run", str(spec), "--concurrency", str(concurrency),
+                   "--out", str(folder / "out"), "--no-figures"]
+        if limit is not None:
+            command += ["--limit", str(limit)]
+        start = time.perf_counter()
+        done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=ROOT)
+        wall = time.perf_counter() - start
+        if done.returncode != 0:
+            raise SystemExit(f"evalrun failed ({done.returncode}):\n{done.stderr[-2000:]}")
+        report = Path(done.stdout.strip().splitlines()[-1])
+        summary = json.loads((report.parent / "summary.json").read_text(encoding="utf-8"))
+        totals = summary["totals"]
+        if totals["failed"]:
+            raise SystemExit(f"{totals['failed']} of {totals['jobs']} requests failed: see {report}")
+        return {"wall_s": wall, "run_s": summary["run"]["duration_s"], "jobs": totals["jobs"],
+                "tokens": totals["completion_tokens"]}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--spec", type=Path, default=ROOT / "evals" / "gender.yaml")
+    parser.add_argument("--limit", type=int, help="use only the first N items")
+    parser.add_argument("--concurrency", type=int, default=8, help="concurrency of the batched run")
+    args = parser.parse_args()
+
+    load = os.getloadavg()[0]
+    one = run(args.spec, 1, args.limit)
+    batched = run(args.spec, args.concurrency, args.limit)
+    after = os.getloadavg()[0]
+    jobs = int(one["jobs"])
+    print(f"{args.spec.name}, {jobs} requests, {os.cpu_count()} CPUs, load average {load:.2f} before, "
+          f"{after:.2f} after")
+    for name, figures in (("concurrency 1", one), (f"concurrency {args.concurrency}", batched)):
+        print(f"  {name:15} wall {figures['wall_s']:6.1f} s   run phase {figures['run_s']:6.1f} s   "
+              f"{figures['jobs'] / figures['run_s']:5.2f} requests/s   {figures['tokens']:.0f} tokens generated")
+    print(f"  batched is {one['wall_s'] / batched['wall_s']:.2f}x faster in wall time, "
+          f"{one['run_s'] / batched['run_s']:.2f}x in the run phase")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -10,7 +10,14 @@ and after: llama.cpp's threads spin at their barriers, so another busy process o
 machine slows a run many times over, and a figure taken under load says nothing.
 
     .venv/bin/python bench/embedded.py                # the full gender run (240 requests)
-    .venv/bin/python bench/embedded.py --limit 16     # 16 items (80 requests), a quicker comparison
+    .venv/bin/python bench/embedded.py --limit 16     # 16 items (96 requests), a quicker comparison
+
+With `--before SRC`, a third run comes first: concurrency 1 on another version of the package
+(SRC is a `src` folder put first on PYTHONPATH), e.g. the last one before batching:
+
+    git archive 9725b56 src | tar -x -C /tmp/before && .venv/bin/python bench/embedded.py --before /tmp/before/src
+
+Each line also gives the share of the machine's CPU time that other processes took during the run.
 """
 
 from __future__ import annotations
@@ -27,18 +34,34 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(spec: Path, concurrency: int, limit: int | None) -> dict[str, float]:
-    """One `evalrun run` with a fresh EVALRUN_HOME: wall time, run phase, requests and tokens generated."""
+def busy_jiffies() -> tuple[int, int]:
+    """CPU time of the whole machine from /proc/stat: (busy, total), in clock ticks."""
+    with open("/proc/stat", encoding="ascii") as stat:
+        values = [int(v) for v in stat.readline().split()[1:]]
+    return sum(values) - values[3] - values[4], sum(values)
+
+
+def run(spec: Path, concurrency: int, limit: int | None, source: Path | None = None) -> dict[str, float]:
+    """One `evalrun run` with a fresh EVALRUN_HOME: wall time, run phase, requests, tokens generated
+    and the share of CPU time other processes took meanwhile."""
     with tempfile.TemporaryDirectory(prefix="evalrun-bench-embedded-") as tmp:
         folder = Path(tmp)
         env = {**os.environ, "EVALRUN_HOME": str(folder / "home"), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+        if source is not None:
+            env["PYTHONPATH"] = os.pathsep.join([str(source.resolve()), *filter(None, [env.get("PYTHONPATH")])])
         command = [sys.executable, "-m", "evalrun", "run", str(spec), "--concurrency", str(concurrency),
                    "--out", str(folder / "out"), "--no-figures"]
         if limit is not None:
             command += ["--limit", str(limit)]
+        busy, total = busy_jiffies()
+        children = os.times()
         start = time.perf_counter()
         done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=ROOT)
         wall = time.perf_counter() - start
+        ours = (os.times().children_user + os.times().children_system
+                - children.children_user - children.children_system) * os.sysconf("SC_CLK_TCK")
+        busy_after, total_after = busy_jiffies()
+        others = max(busy_after - busy - ours, 0) / max(total_after - total, 1)
         if done.returncode != 0:
             raise SystemExit(f"evalrun failed ({done.returncode}):\n{done.stderr[-2000:]}")
         report = Path(done.stdout.strip().splitlines()[-1])
@@ -47,7 +70,7 @@ def run(spec: Path, concurrency: int, limit: int | None) -> dict[str, float]:
         if totals["failed"]:
             raise SystemExit(f"{totals['failed']} of {totals['jobs']} requests failed: see {report}")
         return {"wall_s": wall, "run_s": summary["run"]["duration_s"], "jobs": totals["jobs"],
-                "tokens": totals["completion_tokens"]}
+                "tokens": totals["completion_tokens"], "others": others}
 
 
 def main() -> int:
@@ -55,20 +78,27 @@ def main() -> int:
     parser.add_argument("--spec", type=Path, default=ROOT / "evals" / "gender.yaml")
     parser.add_argument("--limit", type=int, help="use only the first N items")
     parser.add_argument("--concurrency", type=int, default=8, help="concurrency of the batched run")
+    parser.add_argument("--before", type=Path, metavar="SRC", help="first run concurrency 1 on this source tree")
     args = parser.parse_args()
 
     load = os.getloadavg()[0]
+    runs = []
+    if args.before is not None:
+        runs.append(("before, conc. 1", run(args.spec, 1, args.limit, args.before)))
     one = run(args.spec, 1, args.limit)
     batched = run(args.spec, args.concurrency, args.limit)
     after = os.getloadavg()[0]
     jobs = int(one["jobs"])
     print(f"{args.spec.name}, {jobs} requests, {os.cpu_count()} CPUs, load average {load:.2f} before, "
           f"{after:.2f} after")
-    for name, figures in (("concurrency 1", one), (f"concurrency {args.concurrency}", batched)):
-        print(f"  {name:15} wall {figures['wall_s']:6.1f} s   run phase {figures['run_s']:6.1f} s   "
-              f"{figures['jobs'] / figures['run_s']:5.2f} requests/s   {figures['tokens']:.0f} tokens generated")
-    print(f"  batched is {one['wall_s'] / batched['wall_s']:.2f}x faster in wall time, "
-          f"{one['run_s'] / batched['run_s']:.2f}x in the run phase")
+    runs += [("concurrency 1", one), (f"concurrency {args.concurrency}", batched)]
+    for name, figures in runs:
+        print(f"  {name:16} wall {figures['wall_s']:6.1f} s   run phase {figures['run_s']:6.1f} s   "
+              f"{figures['jobs'] / figures['run_s']:5.2f} requests/s   {figures['tokens']:5.0f} tokens generated   "
+              f"other processes {figures['others']:4.0%} of the CPUs")
+    for name, figures in runs[:-1]:
+        print(f"  concurrency {args.concurrency} against {name}: {figures['wall_s'] / batched['wall_s']:.2f}x faster "
+              f"in wall time, {figures['run_s'] / batched['run_s']:.2f}x in the run phase")
     return 0
 
 

@@ -29,10 +29,16 @@ What stays as llama-cpp-python's one-at-a-time `Llama.create_chat_completion` de
   the prompt and the generated tokens; the cost is zero.
 
 What differs:
-- logits: a batch of several sequences goes through batched matrix products whose floating-point
-  sums are ordered differently from one sequence's, so a logit can differ in its last bits and a
-  greedy or seeded answer can change where two tokens are all but tied. tests/test_embedded_batch.py
-  measures the agreement with one-at-a-time decoding on greedy answers;
+- logits: a batch of several sequences goes through llama.cpp's matrix products for several rows,
+  whose floating-point sums are ordered differently from one row's, so logits differ slightly and
+  a greedy or seeded answer can change from a near tie on. On SmolLM2 (Q4_1) this is common: of 6
+  short greedy answers, 2 to 5 stayed identical across repeated batches (tests/test_embedded_batch.py).
+  Requests decoded one at a time from a fresh model give llama-cpp-python's answers exactly;
+- the prefix cache: a finished sequence's KV stays in its slot and a later prompt sharing its
+  prefix decodes only the rest (as llama-cpp-python reuses the previous call's prefix, but over
+  SLOTS slots). KV computed inside a batch carries the batch's differences into later answers, so
+  at concurrency above 1 an answer can depend on what ran before it: a rerun is reproducible only
+  from the store, or at concurrency 1;
 - a request without a seed draws a random one (llama-cpp-python derived each unseeded call's seed
   from the previous one, so answers depended on the order of calls);
 - `max_tokens` is exact: llama-cpp-python could run a token or two past it to finish a

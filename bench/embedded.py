@@ -15,7 +15,8 @@ machine slows a run many times over, and a figure taken under load says nothing.
 With `--before SRC`, a third run comes first: concurrency 1 on another version of the package
 (SRC is a `src` folder put first on PYTHONPATH), e.g. the last one before batching:
 
-    git archive 9725b56 src schemas | tar -x -C /tmp/before && .venv/bin/python bench/embedded.py --before /tmp/before/src
+    git archive 9725b56 src schemas | tar -x -C /tmp/before
+    .venv/bin/python bench/embedded.py --before /tmp/before/src
 
 Each line also gives the share of the machine's CPU time that other processes took during the run.
 """

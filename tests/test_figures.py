@@ -126,9 +126,11 @@ def test_redrawing_gives_the_same_bytes(drawn: tuple[Path, list[Figure]], tmp_pa
 
 
 def test_without_gold_or_optional_axes(tmp_path: Path) -> None:
-    example = json.loads((ROOT / "reports" / "example" / "summary.json").read_text(encoding="utf-8"))
+    # the statistics release 0.1 wrote for its gender spec: no condition, paraphrase or option order
+    legacy = json.loads((ROOT / "tests" / "fixtures" / "legacy-0.1" / "statistics.json").read_text(encoding="utf-8"))
+    example = {"run": {"labels": ["female", "male"], "has_gold": True}, "statistics": legacy}
     figures = draw(example, tmp_path / "example")
-    assert [f.path.name for f in figures] == ["confusion-evalrun-smollm2-direct-story.png", "kappa.png",
+    assert [f.path.name for f in figures] == ["confusion-scripted-direct-story.png", "kappa.png",
                                               "labels.png", "accuracy.png"]
     plain = copy.deepcopy(example)
     plain["run"]["has_gold"] = False

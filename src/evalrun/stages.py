@@ -17,11 +17,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from .design import Design
-from .extract.judge import judge_messages
+from .extract import Reading, build_extractor
+from .extract.judge import JudgeExtractor
 from .jobs import Job, Reads, request_key
 from .prompts import render
 from .results import Results
-from .spec import EMBEDDED_MODEL, ModelConfig, Variant, model_from_string
+from .spec import ModelConfig, Variant, model_from_string
 
 # a judge reads; it should not improvise (its own params override these)
 JUDGE_PARAMS: dict[str, object] = {"temperature": 0.0, "max_tokens": 300, "seed": 0}
@@ -32,8 +33,7 @@ class Judge:
     reader: str
     index: int
     model: ModelConfig
-    prompt: str | None
-    question: str | None
+    reads: JudgeExtractor  # the prompt, question and params, as the judge extractor type parsed them
     params: dict[str, object]
 
 
@@ -51,12 +51,12 @@ class SecondStage:
             for reader, config in {"extract": variant.extract, **variant.readers}.items():
                 if config.get("type") != "judge":
                     continue
-                models = config.get("judges") or [config.get("model", EMBEDDED_MODEL)]
-                for i, model in enumerate(models):  # type: ignore[arg-type]
+                judge = build_extractor(config, spec.labels)
+                assert isinstance(judge, JudgeExtractor)
+                for i, model in enumerate(judge.models):
                     self.judges.setdefault(name, []).append(Judge(
-                        reader, i, evaluated.get(str(model)) or model_from_string(str(model)),
-                        config.get("prompt"), config.get("question"),  # type: ignore[arg-type]
-                        {**JUDGE_PARAMS, **config.get("params", {})}))  # type: ignore[dict-item]
+                        reader, i, evaluated.get(model) or model_from_string(model), judge,
+                        {**JUDGE_PARAMS, **judge.params}))
         judge_models = {j.model.name: j.model for js in self.judges.values() for j in js}
         self.models = [*spec.models, *(m for name, m in judge_models.items() if name not in evaluated)]
 
@@ -115,7 +115,7 @@ class SecondStage:
                    position=self.design.slots() + job.position)
 
     def _judge(self, job: Job, answer: str, judge: Judge) -> Job:
-        messages = judge_messages(answer, self.design.spec.labels, job.item, judge.prompt, judge.question)
+        messages = judge.reads.messages(Reading(answer, job.item))
         return Job(cell=job.cell, job_id=f"{job.job_id}/{judge.reader}:{judge.index}",
                    key=request_key(judge.model, messages, judge.params, 0), model=judge.model, messages=messages,
                    params=judge.params, item=job.item, position=job.position,

@@ -15,7 +15,8 @@ from typing import Any
 
 import polars as pl
 
-from ..stats.summary import summarize
+from . import memo
+from .figures import FIGURES_DIR, Figure
 from .markdown import axes, render_markdown
 
 SUMMARY_VERSION = 1
@@ -45,30 +46,67 @@ def _totals(responses: pl.LazyFrame) -> dict[str, Any]:
     }
 
 
+def statistics(responses: pl.LazyFrame, meta: dict[str, Any], readings: pl.LazyFrame | None = None
+               ) -> dict[str, Any]:
+    """The statistics part of summary.json (statsmodels and scipy are imported here, not before)."""
+    from ..stats.summary import summarize
+
+    return summarize(responses, meta["labels"], [tuple(p) for p in meta["compare"]], meta["variants"],
+                     meta["has_gold"], axes(meta), readings, meta.get("readers"), bool(meta.get("ordinal")),
+                     meta.get("slices", []))
 
 
-def build_summary(responses: pl.LazyFrame, meta: dict[str, Any], readings: pl.LazyFrame | None = None
-                  ) -> dict[str, Any]:
-    """summary.json from the responses (a scan of results.parquet), the readers' readings (a scan of
-    readings.parquet, for variants with more than one reader) and the run's metadata."""
-    stats = summarize(responses, meta["labels"], [tuple(p) for p in meta["compare"]], meta["variants"],
-                      meta["has_gold"], axes(meta), readings, meta.get("readers"), bool(meta.get("ordinal")),
-                      meta.get("slices", []))
+def _summary(responses: pl.LazyFrame, meta: dict[str, Any], stats: dict[str, Any]) -> dict[str, Any]:
     return {"summary_version": SUMMARY_VERSION, "run": meta, "totals": _totals(responses), "statistics": stats}
 
+
+def _memo_statistics(results: Path, readings: Path, meta: dict[str, Any]) -> dict[str, Any]:
+    """The statistics, from the memo when a run with the same rows and metadata was reported before."""
+    key = memo.statistics_key(meta, results, readings)
+    stats = memo.load_statistics(key)
+    if stats is None:
+        computed = statistics(pl.scan_parquet(results), meta, pl.scan_parquet(readings) if readings.exists() else None)
+        # as the memo gives them back (JSON: tuples become lists), so a report never depends on which path ran
+        stats = json.loads(json.dumps(computed))
+        memo.save_statistics(key, stats)
+    return stats
+
+
+def _figures(summary: dict[str, Any], run_dir: Path) -> list[Figure]:
+    """The figures, copied from the memo when the same statistics were drawn before, else drawn."""
+    key = memo.figures_key(summary["statistics"], summary["run"]["labels"])
+    figures = memo.restore_figures(key, run_dir)
+    if figures is None:
+        from .figures import draw
+
+        figures = draw(summary, run_dir)
+        memo.save_figures(key, run_dir, figures)
+    return figures
+
+
+def _drop_stale(run_dir: Path, figures: list[Figure]) -> None:
+    """Remove PNGs an earlier rendering of this folder drew and this one did not (a figure the new
+    statistics no longer support, or every figure with --no-figures): none of them is linked any more."""
+    folder = run_dir / FIGURES_DIR
+    if not folder.is_dir():
+        return
+    keep = {fig.path.name for fig in figures}
+    for png in folder.glob("*.png"):
+        if png.name not in keep:
+            png.unlink()
+    if not any(folder.iterdir()):
+        folder.rmdir()
 
 
 def write_report(run_dir: Path, meta: dict[str, Any], figures: bool = True, csv: bool = False) -> dict[str, Any]:
     """summary.json and report.md (with PNG figures under figures/ unless `figures` is off, and
     results.csv with `csv`) for the run folder holding results.parquet; returns the summary."""
-    from .figures import draw
-
     results = run_dir / RESULTS
-    readings = run_dir / READINGS
-    summary = build_summary(pl.scan_parquet(results), meta, pl.scan_parquet(readings) if readings.exists() else None)
+    summary = _summary(pl.scan_parquet(results), meta, _memo_statistics(results, run_dir / READINGS, meta))
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n",
                                           encoding="utf-8")
-    drawn = draw(summary, run_dir) if figures else []
+    drawn = _figures(summary, run_dir) if figures else []
+    _drop_stale(run_dir, drawn)
     (run_dir / "report.md").write_text(render_markdown(results, summary, drawn), encoding="utf-8")
     if csv:  # streamed, like the statistics: a large run is never held whole
         pl.scan_parquet(results).sink_csv(run_dir / "results.csv")

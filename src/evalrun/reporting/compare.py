@@ -25,7 +25,7 @@ import polars as pl
 from ..errors import EvalrunError
 from ..extract import UNPARSED
 from ..stats.bootstrap import RESAMPLES, SEED, bootstrap_difference, bootstrap_ratio_difference, kappa_statistic
-from ..stats.summary import item_labels
+from ..stats.items import item_labels
 from . import RESULTS
 from .figures import PALETTE, Figure, Painter, Row, figure_lines, interval_chart
 

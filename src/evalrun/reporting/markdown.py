@@ -10,7 +10,7 @@ from typing import Any
 import polars as pl
 
 from ..extract import UNPARSED
-from ..stats.summary import item_labels
+from ..stats.items import item_labels
 from ..stats.words import kappa_words, verdict
 from .figures import Figure, figure_lines
 

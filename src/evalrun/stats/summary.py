@@ -36,6 +36,7 @@ from .alpha import krippendorff_alpha, reliability_data
 from .bootstrap import bootstrap_ratio_difference
 from .clustered import clustered_mean
 from .inference import accuracy_interval, adjust, paired, rate_interval
+from .items import GROUP, collect, first_seen, item_labels
 from .paired import cochran_q, mcnemar_exact
 
 ERROR = "error"  # a job with no answer at all; distinct from an answer with no label
@@ -50,35 +51,6 @@ def _num(x: float | np.floating | None) -> float | None:
 
 
 DISAGREEMENTS_LISTED = 20
-GROUP = ("model", "variant")  # what release 0.1 grouped by; a design adds its used axes (design.group_keys)
-
-
-def _collect(query: pl.LazyFrame) -> pl.DataFrame:
-    # the streaming engine reads the responses a batch at a time: memory follows the groups an
-    # aggregation keeps (items, labels), not the number of responses (samples, repeats)
-    return query.collect(engine="streaming")
-
-
-def first_seen(responses: pl.LazyFrame, keys: Sequence[str]) -> list[tuple[Any, ...]]:
-    """The distinct values of `keys`, in the order they first appear (the order reports list them in)."""
-    keys = list(keys)
-    return _collect(responses.select(keys).with_row_index("row").group_by(keys).agg(pl.col("row").min())
-                    .sort("row")).select(keys).rows()
-
-
-def item_labels(responses: pl.LazyFrame | pl.DataFrame, group: Sequence[str] = GROUP) -> pl.DataFrame:
-    """One row per group x item (sorted) with gold and the modal label (None = unparsed): the item-level
-    label over every response of the group, whatever other axes (samples, paraphrases, orders) they span."""
-    unit = [*group, "item_id"]
-    lf = responses.lazy()
-    items = lf.group_by(unit).agg(pl.col("gold").first())
-    votes = lf.filter(pl.col("label").is_not_null()).group_by([*unit, "label"]).len("votes")
-    top = votes.filter(pl.col("votes") == pl.col("votes").max().over(unit))
-    # a tie for the mode leaves more than one label on top, and the item unparsed; so does no label at all
-    modal = top.group_by(unit).agg(pl.col("label").first(), pl.len().alias("on_top")).filter(pl.col("on_top") == 1)
-    return _collect(items.join(modal.select(*unit, "label"), on=unit, how="left")).sort(unit)
-
-
 def _where(frame: pl.DataFrame, values: dict[str, Any]) -> pl.DataFrame:
     return frame.filter(pl.all_horizontal(pl.col(k) == v for k, v in values.items())) if values else frame
 
@@ -116,7 +88,7 @@ def variant_summary(responses: pl.LazyFrame, items: pl.DataFrame, order: Sequenc
     counts: dict[tuple[Any, ...], dict[str, int]] = {}
     errors: dict[tuple[Any, ...], int] = {}
     tally = responses.group_by(*group, pl.col("error_class").is_not_null().alias("failed"), "label").len()
-    for *key, failed, label, n in _collect(tally).rows():
+    for *key, failed, label, n in collect(tally).rows():
         if failed:
             errors[tuple(key)] = errors.get(tuple(key), 0) + n
         else:
@@ -157,7 +129,7 @@ def label_probabilities(responses: pl.LazyFrame, group: Sequence[str], labels: S
         return {}
     lacking = pl.col("extraction").str.starts_with(NO_LOGPROBS)
     read = responses.filter(pl.col("probabilities").is_not_null() | lacking)
-    rows = _collect(read.select(*group, "probabilities", "captured", "extraction"))
+    rows = collect(read.select(*group, "probabilities", "captured", "extraction"))
     out: dict[tuple[Any, ...], dict[str, Any]] = {}
     for key, part in rows.group_by(list(group), maintain_order=True):
         given = [json.loads(p) for p in part["probabilities"].drop_nulls()]
@@ -288,7 +260,7 @@ def first_position(responses: pl.LazyFrame, group: Sequence[str]) -> dict[tuple[
     picked = (responses.filter(pl.col("first_option").is_not_null() & pl.col("label").is_not_null())
               .group_by(list(group)).agg((pl.col("label") == pl.col("first_option")).sum().alias("first"),
                                          pl.len().alias("n")))
-    return {tuple(row[:-2]): wilson(int(row[-2]), int(row[-1])) for row in _collect(picked).rows()}
+    return {tuple(row[:-2]): wilson(int(row[-2]), int(row[-1])) for row in collect(picked).rows()}
 
 
 def reader_agreement(responses: pl.LazyFrame, readings: pl.LazyFrame, group: Sequence[str],
@@ -386,7 +358,7 @@ def summarize(responses: pl.LazyFrame | pl.DataFrame, labels: Sequence[str], com
             for key in order
             if len(levels := sorted(set(_where(by_paraphrase, where := dict(zip(group, key, strict=True)))
                                         ["paraphrase"].to_list()))) > 1]
-    samples = _collect(lf.select(pl.col("sample").max()))["sample"][0]
+    samples = collect(lf.select(pl.col("sample").max()))["sample"][0]
     if samples:  # more than one sample: how consistent the model is with itself
         out["stability"] = stability(lf, group, order, labels)
         out["sample_agreement"] = [sample_agreement(lf, {k: pair[k] for k in outer}, pair["a"], pair["b"])
@@ -407,7 +379,7 @@ def summarize(responses: pl.LazyFrame | pl.DataFrame, labels: Sequence[str], com
                                            axes, ordinal=ordinal, correct=False).items()
                 if k in ("variants", "pairs")}}
             for column in slices
-            for value in _collect(lf.select(_slice(column).unique(maintain_order=True)))[column].drop_nulls()]
+            for value in collect(lf.select(_slice(column).unique(maintain_order=True)))[column].drop_nulls()]
     if correct:
         out["tests"] = adjust(out)
     return out
@@ -423,7 +395,7 @@ def expected_agreement(responses: pl.LazyFrame, where: dict[str, Any], a: str, b
     """From the label probabilities instead of sampled labels: per item, the chance that a draw from
     each variant's mean distribution names the same label (sum over labels of p_a * p_b), averaged
     over the items both variants have probabilities for."""
-    rows = _collect(responses.filter(pl.all_horizontal(pl.col(k) == v for k, v in where.items())
+    rows = collect(responses.filter(pl.all_horizontal(pl.col(k) == v for k, v in where.items())
                                      & pl.col("variant").is_in([a, b]) & pl.col("probabilities").is_not_null())
                     .select("variant", "item_id", "probabilities"))
     mean: dict[tuple[str, str], np.ndarray] = {}
@@ -438,7 +410,7 @@ def expected_agreement(responses: pl.LazyFrame, where: dict[str, Any], a: str, b
 def _sample_counts(responses: pl.LazyFrame, group: Sequence[str]) -> pl.DataFrame:
     """Per group x item x label (None = unparsed), how many answered samples gave it."""
     unit = [*group, "item_id"]
-    return _collect(responses.filter(pl.col("error_class").is_null()).group_by([*unit, "label"]).len("n"))
+    return collect(responses.filter(pl.col("error_class").is_null()).group_by([*unit, "label"]).len("n"))
 
 
 def stability(responses: pl.LazyFrame, group: Sequence[str], order: Sequence[tuple[Any, ...]],

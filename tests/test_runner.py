@@ -95,9 +95,12 @@ def test_cli_defaults_match_the_runner() -> None:
 def test_the_same_model_twice_on_the_command_line_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     # two models of one name would share one result slot per job; nothing is asked
     gender = Path(__file__).resolve().parent.parent / "evals" / "gender.yaml"
-    code = main(["run", str(gender), "--model", "openai/x", "--model", "openai/x"])
-    assert code == 2
-    assert capsys.readouterr().err == "evalrun: error: --model: the same model is given twice\n"
+    for second in ("openai/x", "openai/x@http://127.0.0.1:9/v1"):
+        code = main(["run", str(gender), "--model", "openai/x", "--model", second])
+        assert code == 2
+        assert capsys.readouterr().err == (
+            "evalrun: error: --model: 'openai/x' is given twice (a model string names one model, whatever its "
+            "address; two servers of one model need two `models:` entries with their own names)\n")
 
 
 class CountingServer(LoopbackServer):

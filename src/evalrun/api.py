@@ -142,8 +142,13 @@ def _writable(folder: Path, what: str) -> None:
 
 def _configure(spec: Spec, models: Sequence[str] | None, samples: int | None, concurrency: int | None,
                rpm: float | None, tpm: float | None) -> Spec:
-    if models and len(set(models)) < len(models):
-        raise EvalrunError("--model: the same model is given twice")
+    from .spec import model_from_string
+
+    names = [model_from_string(m).name for m in models or []]
+    if len(set(names)) < len(names):
+        twice = next(n for n in names if names.count(n) > 1)
+        raise EvalrunError(f"--model: '{twice}' is given twice (a model string names one model, whatever its "
+                           "address; two servers of one model need two `models:` entries with their own names)")
     if any(v is not None and v <= 0 for v in (concurrency, rpm, tpm)):
         raise EvalrunError("--concurrency, --rpm and --tpm must be more than 0")
     spec = spec.with_overrides(models=list(models) if models else None, samples=samples)

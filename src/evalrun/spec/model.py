@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -188,6 +189,17 @@ def default_concurrency(model: str) -> int:
 
 
 def model_from_string(model: str) -> ModelConfig:
+    """A model named by a string: a litellm model string, optionally followed by `@` and the base URL of
+    its server (`openai/local@http://127.0.0.1:8080/v1`), so that `--model` can name a self-hosted model.
+    The address is the model's `api_base`: part of its stored answers' keys and shown in the report,
+    which an address given through the environment (OPENAI_API_BASE) would not be."""
+    if found := _AT_ADDRESS.fullmatch(model):
+        model, api_base = found[1], found[2]
+        return ModelConfig(model=model, name=model, api_base=api_base, concurrency=default_concurrency(model))
     return ModelConfig(model=model, name=model, concurrency=default_concurrency(model))
+
+
+# only an address after the @: model ids may hold an @ of their own (vertex_ai/claude-3-5-sonnet@20240620)
+_AT_ADDRESS = re.compile(r"(.+?)@(https?://\S+)")
 
 

@@ -201,5 +201,3 @@ def model_from_string(model: str) -> ModelConfig:
 
 # only an address after the @: model ids may hold an @ of their own (vertex_ai/claude-3-5-sonnet@20240620)
 _AT_ADDRESS = re.compile(r"(.+?)@(https?://\S+)")
-
-

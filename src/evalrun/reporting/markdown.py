@@ -174,18 +174,21 @@ def _ranking(stats: dict[str, Any], has_gold: bool) -> list[str]:
     """The models side by side: per compared pair, ranked by kappa; per variant, by accuracy; with
     intervals. The paired tests between them follow in "Models compared"."""
     out = ["", "## Models ranked", "", "Higher first; intervals are 95% bootstrap intervals over items. Overlapping "
-           "intervals are no ranking: the paired tests below say whether two models differ.", "",
+           "intervals are no ranking: the paired tests below say whether two models differ. A model whose kappa is "
+           "undefined (one label only on both sides: agreement then says nothing its label rates do not) is listed "
+           "last, unranked.", "",
            _row(["pair", "rank", "model", "Cohen's kappa [bootstrap 95%]", "agreement"]), "|---|---|---|---|---|"]
     by_pair: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for p in stats["pairs"]:
         by_pair.setdefault((p.get("condition"), p["a"], p["b"]), []).append(p)
     for (condition, a, b), entries in by_pair.items():
-        # an undefined kappa ranks last
-        ranked = sorted(entries, key=lambda p: -(p["cohen_kappa"]["kappa"] if p["cohen_kappa"]["kappa"] is not None
-                                                 else -2.0))
-        for rank, p in enumerate(ranked, start=1):
+        ranked = sorted((p for p in entries if p["cohen_kappa"]["kappa"] is not None),
+                        key=lambda p: -p["cohen_kappa"]["kappa"])
+        unranked = [p for p in entries if p["cohen_kappa"]["kappa"] is None]
+        for rank, p in enumerate([*ranked, *unranked], start=1):
             name = f"{a} vs {b}" + (f" ({condition})" if condition else "")
-            out.append(_row([name, str(rank), p["model"], f"{_f(p['cohen_kappa']['kappa'])} "
+            place = str(rank) if rank <= len(ranked) else "-"
+            out.append(_row([name, place, p["model"], f"{_f(p['cohen_kappa']['kappa'])} "
                              f"{_boot(p['bootstrap']['cohen_kappa'])}", _pct(p["agreement"]["estimate"])]))
     if has_gold:
         out += ["", _row(["variant", "rank", "model", "accuracy [bootstrap 95%]"]), "|---|---|---|---|"]

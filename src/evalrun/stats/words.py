@@ -19,7 +19,7 @@ _BANDS = ((0.2, "slight"), (0.4, "fair"), (0.6, "moderate"), (0.8, "substantial"
 def kappa_words(kappa: float | None) -> str:
     """How a kappa reads: "<band> agreement beyond chance", or what an edge case means."""
     if kappa is None:
-        return "undefined (one label only, or no items)"
+        return "undefined: one label only, or no items"
     if kappa < 0:
         return "less agreement than chance"
     if kappa == 0:

@@ -7,6 +7,13 @@ for benchmarks it runs in the foreground as a subprocess::
 
 Rules script replies and faults (429, 500, hang, drop, malformed) by substring of the request's
 message contents, so client retry/timeout handling can be tested over real HTTP.
+
+It also serves OpenAI's files and batches endpoints (`POST /v1/files`, `POST /v1/batches`,
+`GET /v1/batches/{id}`, `GET /v1/files/{id}/content`). A batch stays `in_progress` for
+`batch_polls` retrievals (an int, or one per batch in creation order), then answers every input
+line as the chat endpoint would, by the same rules: a line whose rule faults with "hang" is left
+undone and the batch ends `expired` (OpenAI's end for a batch past its window, with what it
+finished); any other fault puts the line in the error file with its HTTP status.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import signal
 import sys
 import threading
@@ -81,6 +89,7 @@ class LoopbackServer:
         latency: float = 0.0,
         host: str = "127.0.0.1",
         port: int = 0,
+        batch_polls: int | Sequence[int] = 1,
     ) -> None:
         self.rules: list[Rule] = list(rules)
         self.default_reply = default_reply
@@ -100,6 +109,11 @@ class LoopbackServer:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
+        self.batch_polls = batch_polls
+        self.files: dict[str, bytes] = {}
+        self.batches: dict[str, dict[str, Any]] = {}  # id -> the batch object as last served
+        self.batch_lines: list[dict] = []  # every request body answered through a batch, in order
+        self._polls: dict[str, int] = {}
 
     # ---- public API -------------------------------------------------------------------------
 
@@ -185,6 +199,10 @@ class LoopbackServer:
         app.router.add_post("/chat/completions", self._handle_chat)
         app.router.add_get("/v1/models", self._handle_models)
         app.router.add_get("/models", self._handle_models)
+        app.router.add_post("/v1/files", self._handle_file_upload)
+        app.router.add_get("/v1/files/{file_id}/content", self._handle_file_content)
+        app.router.add_post("/v1/batches", self._handle_batch_create)
+        app.router.add_get("/v1/batches/{batch_id}", self._handle_batch_retrieve)
         return app
 
     async def _open(self) -> None:
@@ -282,6 +300,100 @@ class LoopbackServer:
         else:
             reply = self.default_reply
         return web.json_response(self._completion(body, text, reply))
+
+    # ---- files and batches ----------------------------------------------------------------------
+
+    def _new_file(self, content: bytes, filename: str, purpose: str) -> dict[str, Any]:
+        file_id = f"file-{uuid.uuid4().hex}"
+        self.files[file_id] = content
+        return {"id": file_id, "object": "file", "bytes": len(content), "created_at": int(time.time()),
+                "filename": filename, "purpose": purpose, "status": "processed"}
+
+    async def _handle_file_upload(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        upload = form.get("file")
+        if not isinstance(upload, web.FileField):
+            return web.json_response(_error_body("no file in the upload", "invalid_request_error", None), status=400)
+        return web.json_response(self._new_file(upload.file.read(), upload.filename, str(form.get("purpose", ""))))
+
+    async def _handle_file_content(self, request: web.Request) -> web.Response:
+        content = self.files.get(request.match_info["file_id"])
+        if content is None:
+            return web.json_response(_error_body("no such file", "invalid_request_error", None), status=404)
+        return web.Response(body=content, content_type="application/octet-stream")
+
+    async def _handle_batch_create(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        if body.get("input_file_id") not in self.files:
+            return web.json_response(_error_body("no such input file", "invalid_request_error", None), status=400)
+        batch_id = f"batch_{uuid.uuid4().hex}"
+        total = len(self.files[body["input_file_id"]].splitlines())
+        self.batches[batch_id] = {
+            "id": batch_id, "object": "batch", "endpoint": body.get("endpoint"), "errors": None,
+            "input_file_id": body["input_file_id"], "completion_window": body.get("completion_window", "24h"),
+            "status": "validating", "output_file_id": None, "error_file_id": None, "created_at": int(time.time()),
+            "in_progress_at": None, "expires_at": None, "finalizing_at": None, "completed_at": None,
+            "failed_at": None, "expired_at": None, "cancelling_at": None, "cancelled_at": None,
+            "request_counts": {"total": total, "completed": 0, "failed": 0}, "metadata": body.get("metadata"),
+        }
+        self._polls[batch_id] = 0
+        return web.json_response(self.batches[batch_id])
+
+    def _polls_needed(self, batch_id: str) -> int:
+        if isinstance(self.batch_polls, int):
+            return self.batch_polls
+        n = list(self.batches).index(batch_id)
+        return self.batch_polls[min(n, len(self.batch_polls) - 1)]
+
+    async def _handle_batch_retrieve(self, request: web.Request) -> web.Response:
+        batch = self.batches.get(request.match_info["batch_id"])
+        if batch is None:
+            return web.json_response(_error_body("no such batch", "invalid_request_error", None), status=404)
+        if batch["status"] in ("validating", "in_progress"):
+            self._polls[batch["id"]] += 1
+            if self._polls[batch["id"]] >= self._polls_needed(batch["id"]):
+                self._finish_batch(batch)
+            else:
+                batch["status"] = "in_progress"
+        return web.json_response(batch)
+
+    def _finish_batch(self, batch: dict[str, Any]) -> None:
+        """Answer every line of the batch's input file, writing its output and error files."""
+        done: list[str] = []
+        failed: list[str] = []
+        undone = 0
+        for raw in self.files[batch["input_file_id"]].splitlines():
+            line = json.loads(raw)
+            body = line["body"]
+            self.batch_lines.append(body)
+            text = message_text(body)
+            rule, faulty = self._select(text)
+            fault = rule.fault if rule is not None and faulty else None
+            if fault == "hang":
+                undone += 1
+                continue
+            if fault is not None:
+                status = 429 if fault == "429" else 500
+                error = _error_body(f"loopback fault {fault}", "server_error", None)
+                failed.append(json.dumps({"id": f"batch_req_{uuid.uuid4().hex}", "custom_id": line["custom_id"],
+                                          "response": {"status_code": status, "body": error}, "error": None}))
+                continue
+            reply = (rule.reply if rule is not None and rule.reply is not None
+                     else self.default_reply(body) if callable(self.default_reply) else self.default_reply)
+            done.append(json.dumps({"id": f"batch_req_{uuid.uuid4().hex}", "custom_id": line["custom_id"],
+                                    "response": {"status_code": 200, "request_id": uuid.uuid4().hex,
+                                                 "body": self._completion(body, text, reply)}, "error": None}))
+        now = int(time.time())
+        if done:
+            batch["output_file_id"] = self._new_file("".join(d + "\n" for d in done).encode(), "output.jsonl",
+                                                     "batch_output")["id"]
+        if failed:
+            batch["error_file_id"] = self._new_file("".join(f + "\n" for f in failed).encode(), "errors.jsonl",
+                                                    "batch_output")["id"]
+        batch["request_counts"] = {"total": len(done) + len(failed) + undone, "completed": len(done),
+                                   "failed": len(failed)}
+        batch["status"] = "expired" if undone else "completed"
+        batch["expired_at" if undone else "completed_at"] = now
 
     async def _hang(self) -> None:
         # Tracked so stop() can cancel it: the client gives up long before the sleep ends.

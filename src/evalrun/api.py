@@ -161,13 +161,14 @@ def _configure(spec: Spec, models: Sequence[str] | None, samples: int | None, co
 def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: int | None = None,
         limit: int | None = None, out: Path | str = "reports", fresh: bool = False, max_cost: float | None = None,
         retries: int = 5, retry_delay: float = 1.0, concurrency: int | None = None, rpm: float | None = None,
-        tpm: float | None = None, figures: bool = True, csv: bool = False,
+        tpm: float | None = None, figures: bool = True, csv: bool = False, batch: bool = False,
         warn: Callable[[str], None] = _stderr) -> Run:
     """Run a spec: ask every job not already in the store, label the answers, write the report.
 
     `models` replaces the spec's models (litellm model strings); `samples` and `limit` (first N
     items) override the spec; `concurrency`, `rpm` and `tpm` override every model's limits;
-    `max_cost` (USD) stops sending new requests once spent. Warnings go to `warn` (stderr).
+    `max_cost` (USD) stops sending new requests once spent. `batch` sends what a provider can batch through
+    its batch API, at batch prices (see batch.py). Warnings go to `warn` (stderr).
     """
     from .dataset import load_dataset
     from .design import Design
@@ -219,7 +220,7 @@ def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: 
         t0 = time.perf_counter()
         try:
             options = RunOptions(fresh=fresh, max_cost=max_cost,
-                                 retry=RetryPolicy(attempts=retries + 1, base=retry_delay))
+                                 retry=RetryPolicy(attempts=retries + 1, base=retry_delay), batch=batch)
             runner = Runner(store, options, display)
             asyncio.run(_stages(runner, design, results, streams, display))
             unreachable = runner.unreachable

@@ -75,6 +75,9 @@ def _parser() -> argparse.ArgumentParser:
 
     run.add_argument("--no-figures", action="store_true", help="write report.md without PNG figures")
     run.add_argument("--csv", action="store_true", help="also write results.csv beside results.parquet")
+    run.add_argument("--batch", action="store_true",
+                     help="send OpenAI models' requests through its batch API (half price, answers within 24 h); "
+                          "a rerun collects batches already submitted")
 
     cmp = sub.add_parser("compare", help="compare runs of the same spec (the first is the baseline)")
     cmp.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
@@ -233,7 +236,8 @@ def _run(args: argparse.Namespace) -> int:
         raise EvalrunError("--max-errors must be between 0 and 1")
     done = run(args.spec, models=args.model, samples=args.samples, limit=args.limit, out=args.out, fresh=args.fresh,
                max_cost=args.max_cost, retries=args.retries, retry_delay=args.retry_delay,
-               concurrency=args.concurrency, rpm=args.rpm, tpm=args.tpm, figures=not args.no_figures, csv=args.csv)
+               concurrency=args.concurrency, rpm=args.rpm, tpm=args.tpm, figures=not args.no_figures, csv=args.csv,
+               batch=args.batch)
     print(done.report_path)
     totals = done.summary["totals"]
     if done.failed_share > args.max_errors:

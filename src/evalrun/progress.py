@@ -28,6 +28,7 @@ class Tally:
     tokens: int = 0
     cost: float = 0.0
     cost_unknown: int = 0  # answers whose price litellm does not know
+    batches: str = ""  # with --batch: the model's batches and their status at the provider
 
     def add(self, outcome: Outcome) -> None:
         r = outcome.response
@@ -52,7 +53,8 @@ class Tally:
 
     def describe(self) -> str:
         return (f"{self.done}/{self.total} done ({self.cached} stored), {self.errors} errors, "
-                f"{self.retries} retries, {self.tokens:,} tokens, {self.cost_text()}")
+                f"{self.retries} retries, {self.tokens:,} tokens, {self.cost_text()}"
+                + (f", {self.batches}" if self.batches else ""))
 
 
 class Display:
@@ -66,6 +68,7 @@ class Display:
         self.interval = interval
         self.start = time.monotonic()
         self.last_line = self.start
+        self.notes: set[str] = set()
         console = Console(file=self.stream)
         self.progress: Progress | None = None
         self.tasks: dict[str, TaskID] = {}
@@ -102,15 +105,33 @@ class Display:
 
     def gave_up(self, model: str, message: str) -> None:
         """A model given up (unreachable): said once, at once, whatever the display."""
+        self._say(message)
+
+    def _say(self, message: str) -> None:
         if self.progress is not None:
             self.progress.console.print(message, markup=False, highlight=False, soft_wrap=True)
         else:
             print(message, file=self.stream, flush=True)
 
+    def batch_status(self, model: str, status: str) -> None:
+        """A model's batches changed status (`--batch`): shown beside its progress."""
+        tally = self.tallies[model]
+        tally.batches = status
+        if self.progress is not None:
+            self.progress.update(self.tasks[model], stats=self._rate(tally))
+        elif time.monotonic() - self.last_line >= self.interval:  # batches may run for hours with no answer
+            self.log_lines()
+
+    def note(self, message: str) -> None:
+        """Something the user should know once (a model not batched, batches left running)."""
+        if message not in self.notes:
+            self.notes.add(message)
+            self._say(message)
+
     def _rate(self, tally: Tally) -> str:
         elapsed = max(time.monotonic() - self.start, 1e-9)
         return (f"{(tally.done - tally.cached) / elapsed:.1f}/s  {tally.errors} errors  {tally.retries} retries  "
-                f"{tally.tokens:,} tokens  {tally.cost_text()}")
+                f"{tally.tokens:,} tokens  {tally.cost_text()}" + (f"  {tally.batches}" if tally.batches else ""))
 
     def log_lines(self) -> None:
         self.last_line = time.monotonic()

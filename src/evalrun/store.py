@@ -64,6 +64,27 @@ CREATE TABLE IF NOT EXISTS leases (
     ("003_logprobs", """
 ALTER TABLE responses ADD COLUMN logprobs TEXT;
 """),
+    # `evalrun run --batch`: each provider batch as soon as it is created, with the request keys it covers,
+    # so a killed run polls its batches again instead of paying for them twice. `collected` is set once
+    # every line of its output and error files is in `responses`.
+    ("004_batches", """
+CREATE TABLE IF NOT EXISTS batches (
+    id TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    api_base TEXT,
+    input_file_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    collected INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS batch_requests (
+    batch_id TEXT NOT NULL REFERENCES batches (id),
+    key TEXT NOT NULL,
+    PRIMARY KEY (batch_id, key)
+);
+CREATE INDEX IF NOT EXISTS batch_requests_key ON batch_requests (key);
+"""),
 ]
 
 
@@ -89,6 +110,18 @@ class StoredResponse:
     error_message: str | None
     created_at: float
     logprobs: str | None = None  # JSON: one entry per generated token, with its top alternatives
+
+
+@dataclass(frozen=True)
+class StoredBatch:
+    """A provider batch (`evalrun run --batch`) as recorded when it was created."""
+
+    id: str
+    model: str  # the litellm model string its requests were for
+    api_base: str | None
+    input_file_id: str
+    status: str  # the provider's word: validating, in_progress, completed, expired, failed, ...
+    created_at: float
 
 
 _COLUMNS = [f.name for f in fields(StoredResponse)]
@@ -139,6 +172,34 @@ class Store:
     def release_all(self, owner: str) -> None:
         """Give up every lease `owner` holds (its run is ending), so another run need not wait for them to lapse."""
         self._db.execute("DELETE FROM leases WHERE owner = ?", (owner,))
+
+    def add_batch(self, batch: StoredBatch, keys: list[str]) -> None:
+        """Record a batch the provider has just created, with the request keys it covers (one transaction)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("INSERT INTO batches (id, model, api_base, input_file_id, status, created_at, updated_at)"
+                             " VALUES (?, ?, ?, ?, ?, ?, ?)", (batch.id, batch.model, batch.api_base,
+                                                              batch.input_file_id, batch.status, batch.created_at,
+                                                              batch.created_at))
+            self._db.executemany("INSERT OR IGNORE INTO batch_requests (batch_id, key) VALUES (?, ?)",
+                                 [(batch.id, key) for key in keys])
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def batch_status(self, batch_id: str, status: str, collected: bool = False) -> None:
+        """A batch's latest status at the provider; `collected` once its answers are all stored."""
+        self._db.execute("UPDATE batches SET status = ?, updated_at = ?, collected = ? WHERE id = ?",
+                         (status, time.time(), int(collected), batch_id))
+
+    def open_batches(self, model: str, api_base: str | None) -> list[tuple[StoredBatch, set[str]]]:
+        """The model's batches whose answers are not all stored yet, oldest first, each with its keys."""
+        rows = self._db.execute("SELECT id, model, api_base, input_file_id, status, created_at FROM batches "
+                                "WHERE model = ? AND api_base IS ? AND collected = 0 ORDER BY created_at",
+                                (model, api_base)).fetchall()
+        return [(StoredBatch(*row), {key for (key,) in self._db.execute(
+            "SELECT key FROM batch_requests WHERE batch_id = ?", (row[0],))}) for row in rows]
 
     def __iter__(self) -> Iterator[StoredResponse]:
         for row in self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM responses ORDER BY created_at"):

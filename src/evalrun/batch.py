@@ -1,0 +1,398 @@
+"""Provider batch APIs (`evalrun run --batch`): a stage's requests as JSONL files the provider answers within
+a day, at half price, instead of one HTTP request each.
+
+For each model whose provider litellm can batch (OpenAI: litellm 1.106.2 uploads files and creates batches
+for `openai` only among the providers evalrun serves; it retrieves Anthropic batches but cannot create them),
+the stage's pending jobs (those without a stored answer) are written as JSONL, uploaded and submitted, split
+so that no batch exceeds the provider's limits. Each batch is recorded in the store (migration 004) the moment
+it exists, with the request keys it covers, so a run killed while waiting polls those batches again rather
+than paying twice. A batch's output and error files are stored line by line as soon as the batch ends, as the
+same `StoredResponse` rows the one-request path writes, so extraction, the report and resume cannot tell
+the two apart. Other models run the usual way in the same stage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from .jobs import Job
+from .providers import CallError, classify, litellm_module, prepare, redact
+from .runner import Outcome, Shared, _failure, _unsent
+from .spec import ModelConfig
+from .store import StoredBatch, StoredResponse, request_json
+
+POLL_ENV = "EVALRUN_BATCH_POLL_SECONDS"  # tests poll every few hundredths of a second
+DEFAULT_POLL_SECONDS = 30.0  # OpenAI's batches take minutes to hours; polling faster only spends requests
+MAX_REQUESTS_ENV = "EVALRUN_BATCH_MAX_REQUESTS"  # smaller batches end (and are stored) sooner
+# OpenAI's limits per batch: 50,000 requests and a 200 MB input file (some margin kept for the multipart form)
+OPENAI_MAX_REQUESTS = 50_000
+OPENAI_MAX_BYTES = 190 * 1024 * 1024
+BATCH_DISCOUNT = 0.5  # OpenAI's and Anthropic's batch price, as a share of the usual one
+FILE_TIMEOUT = 600.0  # uploading or downloading a file of up to 200 MB
+ENDED = {"completed", "expired", "failed", "cancelled"}
+# what the one-request path calls an HTTP error of each status (litellm's exception names), for error rows
+_ERROR_CLASSES = {400: "BadRequestError", 401: "AuthenticationError", 403: "PermissionDeniedError",
+                  404: "NotFoundError", 408: "Timeout", 422: "UnprocessableEntityError", 429: "RateLimitError",
+                  503: "ServiceUnavailableError"}
+
+
+@runtime_checkable
+class BatchObserver(Protocol):
+    """What the progress display adds for batches: each model's batch status, and one-off notes."""
+
+    def batch_status(self, model: str, status: str) -> None: ...
+
+    def note(self, message: str) -> None: ...
+
+
+def poll_seconds() -> float:
+    value = os.environ.get(POLL_ENV)
+    return float(value) if value else DEFAULT_POLL_SECONDS
+
+
+def max_requests() -> int:
+    value = os.environ.get(MAX_REQUESTS_ENV)
+    return min(int(value), OPENAI_MAX_REQUESTS) if value else OPENAI_MAX_REQUESTS
+
+
+def unbatchable(model: ModelConfig) -> str | None:
+    """None if the model's requests can go through a batch API, else why they cannot."""
+    if model.embedded:
+        return "it runs here (embedded), with no batch API"
+    provider = _provider(model)
+    if provider == "openai":
+        return None
+    if provider == "anthropic":
+        return "litellm 1.106.2 can read Anthropic batches but not create them"
+    return f"evalrun sends batches to OpenAI only, and this model's provider is {provider or 'unknown'}"
+
+
+def _provider(model: ModelConfig) -> str | None:
+    try:
+        return str(litellm_module().get_llm_provider(model=model.model, api_base=model.api_base)[1])
+    except Exception:  # litellm raises a bare BadRequestError-like Exception for a model it cannot place
+        return None
+
+
+def batch_prices(model: ModelConfig) -> tuple[float, float] | None:
+    """Batch prices per input and output token: litellm's batch prices where its price list has them, else
+    the usual price (the spec's `price` first) at the provider's batch discount; None if no price is known."""
+    if model.price is not None:
+        return model.price[0] / 1e6 * BATCH_DISCOUNT, model.price[1] / 1e6 * BATCH_DISCOUNT
+    try:
+        info = litellm_module().get_model_info(model.model)
+    except Exception:  # litellm raises a bare Exception for a model it has not mapped
+        return None
+
+    def price(kind: str) -> float | None:
+        batch, usual = info.get(f"{kind}_cost_per_token_batches"), info.get(f"{kind}_cost_per_token")
+        return batch if batch is not None else None if usual is None else usual * BATCH_DISCOUNT
+
+    found = price("input"), price("output")
+    if found == (None, None):
+        return None
+    return found[0] or 0.0, found[1] or 0.0
+
+
+def batch_stage(streams: dict[str, Iterator[Job]], models: list[tuple[ModelConfig, str | None, str | None]],
+                run: Shared) -> tuple[list[ModelConfig], asyncio.Future[Any] | None]:
+    """Split a stage's models (each with its API key, or why it has none): those left to the one-request
+    path, and the task running the rest through batches (None if there are none)."""
+    batched: list[tuple[ModelConfig, str | None]] = []
+    usual: list[ModelConfig] = []
+    for model, key, key_error in models:
+        if key_error is not None:  # the one-request path records every job as failed, saying why
+            usual.append(model)
+            continue
+        prepare([model])
+        run.prepared.add(model.name)
+        why = unbatchable(model)
+        if why is None:
+            batched.append((model, key))
+            continue
+        usual.append(model)
+        _note(run, f"evalrun: model '{model.name}' is not batched: {why}; its requests are sent one by one, "
+                   "at the usual price")
+    if not batched:
+        return usual, None
+    return usual, asyncio.gather(*(ModelBatches(model, key, run).finish(streams[model.name])
+                                   for model, key in batched))
+
+
+def _note(run: Shared, message: str) -> None:
+    if isinstance(run.observer, BatchObserver):
+        run.observer.note(message)
+
+
+@dataclass
+class Tracked:
+    """A batch this run waits on: its record, and the jobs (by request key) it answers for this run."""
+
+    record: StoredBatch
+    waiting: dict[str, list[Job]]
+    reserved: float = 0.0  # its estimated cost, counted against --max-cost until its answers arrive
+    counts: str = ""  # the provider's progress, "done/total"
+    over: bool = False  # nothing more to do for it in this run (ended and collected, or unreadable)
+
+
+@dataclass
+class ModelBatches:
+    """One model's batches in one stage: resume the recorded ones, submit the rest, poll until all end."""
+
+    model: ModelConfig
+    key: str | None
+    run: Shared
+    prices: tuple[float, float] | None = None
+    tracked: list[Tracked] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.prices = batch_prices(self.model)
+        self.provider_model = str(litellm_module().get_llm_provider(model=self.model.model,
+                                                                    api_base=self.model.api_base)[0])
+
+    def _credentials(self) -> dict[str, Any]:
+        found: dict[str, Any] = {"custom_llm_provider": "openai"}
+        if self.model.api_base:
+            found["api_base"] = self.model.api_base
+        if self.key:
+            found["api_key"] = self.key
+        return found
+
+    async def finish(self, jobs: Iterator[Job]) -> None:
+        try:
+            await self._submit(jobs)
+            await self._poll()
+        except asyncio.CancelledError:
+            left = [t.record.id for t in self.tracked if not t.over]
+            if left:
+                _note(self.run, f"evalrun: model '{self.model.name}': {len(left)} batch(es) left running at the "
+                                f"provider ({', '.join(left)}); run the same command again with --batch to "
+                                "collect their answers (nothing is submitted twice)")
+            raise
+
+    # ---- submitting -----------------------------------------------------------------------------
+
+    async def _submit(self, jobs: Iterator[Job]) -> None:
+        """Attach each pending job to a recorded batch that covers it, or put it in a new one."""
+        run, store = self.run, self.run.store
+        covering: dict[str, Tracked] = {}
+        for record, keys in store.open_batches(self.model.model, self.model.api_base):
+            tracked = Tracked(record, {})
+            self.tracked.append(tracked)
+            covering.update((key, tracked) for key in keys if key not in covering)
+        chunk: dict[str, list[Job]] = {}
+        lines: list[bytes] = []
+        size = 0
+        estimate = 0.0
+        limit = max_requests()
+        for job in jobs:
+            stored = None if run.options.fresh else store.get(job.key)
+            if stored is not None:
+                run.observer.finished(Outcome(job, stored, cached=True))
+                continue
+            if job.key in covering:
+                covering[job.key].waiting.setdefault(job.key, []).append(job)
+                continue
+            if job.key in chunk:  # the same request twice: asked once, both answered by it
+                chunk[job.key].append(job)
+                continue
+            cost = self._estimate(job)
+            if run.budget.limit is not None and run.budget.spent + estimate + cost > run.budget.limit:
+                run.observer.finished(_unsent(job, "BudgetExceeded",
+                                              f"not asked: --max-cost {run.budget.limit} reached (batch estimate)"))
+                continue
+            line = self._line(job)
+            if chunk and (len(chunk) >= limit or size + len(line) > OPENAI_MAX_BYTES):
+                await self._create(chunk, lines, estimate)
+                chunk, lines, size, estimate = {}, [], 0, 0.0
+            chunk[job.key] = [job]
+            lines.append(line)
+            size += len(line)
+            estimate += cost
+        if chunk:
+            await self._create(chunk, lines, estimate)
+        self.tracked = [t for t in self.tracked if t.waiting]  # recorded batches this run has no use for
+        self._show()
+
+    def _line(self, job: Job) -> bytes:
+        body = {"model": self.provider_model, "messages": job.messages, **job.params}
+        line = {"custom_id": job.key, "method": "POST", "url": "/v1/chat/completions", "body": body}
+        return (json.dumps(line, default=str) + "\n").encode()
+
+    def _estimate(self, job: Job) -> float:
+        """The most a job can cost (its prompt, and max_tokens of answer), for --max-cost; 0 without a budget
+        or a price. Without max_tokens only the prompt is counted: the estimate is then a floor."""
+        if self.run.budget.limit is None or self.prices is None:
+            return 0.0
+        prompt = int(litellm_module().token_counter(model="", messages=job.messages))
+        answer = int(job.params.get("max_tokens") or 0)  # type: ignore[call-overload]
+        return prompt * self.prices[0] + answer * self.prices[1]
+
+    async def _create(self, chunk: dict[str, list[Job]], lines: list[bytes], estimate: float) -> None:
+        """Upload one input file and create its batch, recorded in the store before anything else happens."""
+        litellm = litellm_module()
+        try:
+            uploaded = await self._call(lambda: litellm.acreate_file(
+                file=("evalrun-batch.jsonl", b"".join(lines)), purpose="batch", timeout=FILE_TIMEOUT,
+                **self._credentials()))
+            created = await self._call(lambda: litellm.acreate_batch(
+                completion_window="24h", endpoint="/v1/chat/completions", input_file_id=uploaded.id,
+                metadata={"created_by": "evalrun"}, timeout=self.model.timeout, **self._credentials()))
+        except CallError as error:
+            # nothing was asked (a batch that was never created answers nothing): each job fails, unstored
+            for jobs in chunk.values():
+                for job in jobs:
+                    self.run.observer.finished(_unsent(job, error.error_class, f"batch not created: {error.message}"))
+            return
+        record = StoredBatch(created.id, self.model.model, self.model.api_base, uploaded.id, str(created.status),
+                             time.time())
+        self.run.store.add_batch(record, list(chunk))
+        self.run.budget.spent += estimate
+        self.tracked.append(Tracked(record, chunk, reserved=estimate))
+
+    async def _call(self, make: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
+        """One call to the files or batches API, retried as the one-request path retries; raises the final
+        CallError."""
+        policy = self.run.options.retry
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await make()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # every provider failure is classified; the caller decides what it costs
+                error = classify(exc, self.run.secrets, address=self.model.api_base)
+                if not error.retryable or attempt >= policy.attempts:
+                    raise error from None
+                self.run.observer.retrying(self.model.name, error)
+                await asyncio.sleep(policy.delay(attempt, error.retry_after))
+
+    # ---- polling and collecting ------------------------------------------------------------------
+
+    async def _poll(self) -> None:
+        litellm = litellm_module()
+        interval = poll_seconds()
+        while True:
+            for tracked in self.tracked:
+                if tracked.over:
+                    continue
+                try:
+                    batch = await self._call(lambda t=tracked: litellm.aretrieve_batch(
+                        batch_id=t.record.id, timeout=self.model.timeout, **self._credentials()))
+                except CallError as error:
+                    # the batch runs on at the provider and stays recorded: a later run polls it again
+                    self._fail(tracked, error.error_class, f"batch {tracked.record.id} could not be read: "
+                                                           f"{error.message}; run again to collect it")
+                    tracked.over = True
+                    continue
+                status = str(batch.status)
+                counts = batch.request_counts
+                if counts is not None:
+                    tracked.counts = f"{counts.completed + counts.failed}/{counts.total}"
+                if status in ENDED:
+                    await self._collect(tracked, batch)
+                else:
+                    self.run.store.batch_status(tracked.record.id, status)
+                tracked.record = _with_status(tracked.record, status)
+            self._show()
+            if all(t.over for t in self.tracked):
+                return
+            await asyncio.sleep(interval)
+
+    async def _collect(self, tracked: Tracked, batch: Any) -> None:
+        """Store every line of an ended batch's output and error files, then fail what neither answered."""
+        status = str(batch.status)
+        for file_id in (batch.output_file_id, batch.error_file_id):
+            if not file_id:
+                continue
+            try:
+                content = await self._call(lambda f=file_id: litellm_module().afile_content(
+                    file_id=f, timeout=FILE_TIMEOUT, **self._credentials()))
+            except CallError as error:
+                self._fail(tracked, error.error_class, f"the results of batch {tracked.record.id} could not be "
+                                                       f"read: {error.message}; run again to collect them")
+                tracked.over = True
+                return
+            for raw in content.content.splitlines():
+                if raw.strip():
+                    self._store_line(tracked, json.loads(raw))
+        if status == "failed":
+            errors = getattr(batch, "errors", None)
+            found = [getattr(e, "message", None) for e in (getattr(errors, "data", None) or [])]
+            reason = "; ".join(m for m in found if m) or "no reason given"
+            self._fail(tracked, "BatchFailed", f"batch {tracked.record.id} failed: {reason}")
+        else:
+            self._fail(tracked, f"Batch{status.capitalize()}",
+                       f"not answered: batch {tracked.record.id} ended {status} before this request was done")
+        self.run.store.batch_status(tracked.record.id, status, collected=True)
+        tracked.over = True
+        # the estimate held against --max-cost gives way to what the answers cost
+        self.run.budget.spent -= tracked.reserved
+        tracked.reserved = 0.0
+
+    def _store_line(self, tracked: Tracked, line: dict[str, Any]) -> None:
+        jobs = tracked.waiting.pop(str(line.get("custom_id")), None)
+        if not jobs:  # a request another run of this batch wanted, or one already answered
+            return
+        response = self._response(jobs[0], line)
+        self.run.budget.spent += response.cost or 0.0
+        self.run.store.put(response)  # stored before anyone hears of it, as on the one-request path
+        for n, job in enumerate(jobs):
+            self.run.observer.finished(Outcome(job, response, cached=n > 0))
+
+    def _response(self, job: Job, line: dict[str, Any]) -> StoredResponse:
+        """A batch output or error line as the row the one-request path would have stored."""
+        answer = line.get("response") or {}
+        body = answer.get("body") or {}
+        status_code = answer.get("status_code")
+        choices = body.get("choices") if isinstance(body, dict) else None
+        if status_code == 200 and choices:
+            choice = choices[0]
+            usage = body.get("usage") or {}
+            prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+            cost = None
+            if self.prices is not None:
+                cost = (prompt or 0) * self.prices[0] + (completion or 0) * self.prices[1]
+            logprobs = (choice.get("logprobs") or {}).get("content")
+            return StoredResponse(
+                key=job.key, model=job.model.model, api_base=job.model.api_base,
+                request=request_json(job.messages, job.params), status="ok",
+                text=(choice.get("message") or {}).get("content") or "", finish_reason=choice.get("finish_reason"),
+                prompt_tokens=prompt, completion_tokens=completion, cost=cost, latency=None, attempts=1,
+                error_class=None, error_message=None, created_at=time.time(),
+                logprobs=json.dumps(logprobs) if logprobs else None)
+        error = line.get("error") or (body.get("error") if isinstance(body, dict) else None) or {}
+        message = error.get("message") if isinstance(error, dict) else str(error)
+        error_class = _ERROR_CLASSES.get(status_code or 0, "InternalServerError" if (status_code or 0) >= 500
+                                         else "BatchError")
+        text = f"{status_code or 'no status'}: {message or 'no message'}"
+        return _failure(job, error_class, redact(text, self.run.secrets)[:500], 1, None)
+
+    def _fail(self, tracked: Tracked, error_class: str, message: str) -> None:
+        """Every job of the batch still waiting ends as a failure (stored, as the one-request path stores
+        its final errors; a failure is asked again on the next run)."""
+        for jobs in tracked.waiting.values():
+            response = _failure(jobs[0], error_class, redact(message, self.run.secrets)[:500], 1, None)
+            self.run.store.put(response)
+            for job in jobs:
+                self.run.observer.finished(Outcome(job, response, cached=False))
+        tracked.waiting.clear()
+
+    def _show(self) -> None:
+        if not isinstance(self.run.observer, BatchObserver):
+            return
+        parts = [f"{t.record.status}" + (f" {t.counts}" if t.counts else "") for t in self.tracked]
+        self.run.observer.batch_status(self.model.name, f"{len(parts)} batch(es): " + ", ".join(parts)
+                                       if parts else "")
+
+
+def _with_status(record: StoredBatch, status: str) -> StoredBatch:
+    return StoredBatch(record.id, record.model, record.api_base, record.input_file_id, status, record.created_at)
+

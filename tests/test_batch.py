@@ -1,0 +1,264 @@
+"""`evalrun run --batch`: requests through OpenAI's files and batches endpoints, served by the loopback server.
+
+The batched run must give the rows the one-request path gives (first answers, a judge and a follow-up in a
+second round of batches), store each batch's answers as it ends, poll the batches a killed run left behind
+rather than submitting them again, keep error and expired lines as failures, and price answers at batch prices.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+import evalrun
+from evalrun.batch import MAX_REQUESTS_ENV, POLL_ENV, batch_prices, unbatchable
+from evalrun.cli import main
+from evalrun.spec import model_from_string
+from evalrun.store import MIGRATIONS, Store
+
+try:  # tests/ may or may not be a package, depending on how pytest was set up
+    from tests.loopback_server import LoopbackServer, Rule
+except ImportError:
+    from loopback_server import LoopbackServer, Rule
+
+KEY_ENV = "EVALRUN_BATCH_KEY"
+KEY = "sk-batch-test-key-1234567890"
+ITEMS = [f"i{n:02d}" for n in range(10)]
+SPEC = """\
+    name: batched
+    dataset: {path: items.jsonl}
+    labels: [a, b]
+    variants:
+      one:
+        prompt: "ONE <{{ id }}>"
+        extract: {type: choice, choices: {a: [alpha], b: [beta]}}
+      two:
+        prompt: "TWO <{{ id }}>"
+        extract: {type: choice, choices: {a: [alpha], b: [beta]}}
+    SECOND_STAGE
+    models:
+      - {model: openai/loop, name: loop, api_base: 'BASE', api_key_env: KEYENV, timeout: 5,
+         price: {input: PRICE_IN, output: 2}}
+    params: {temperature: 0, seed: 1, max_tokens: MAX_TOKENS}
+    """
+# a judge reads every TWO answer and a follow-up follows it: 20 first requests, then 20 more about them
+SECOND_STAGE = """\
+    readers:
+      judge: {type: judge, model: loop, question: "the letter of answer <{{ id }}>"}
+    followup:
+      prompt: "FOLLOW-UP: alpha or beta?"
+      extract: {type: choice, choices: {a: [alpha], b: [beta]}}
+"""
+
+
+def reply(body: dict[str, Any]) -> str:
+    """Deterministic per request and varied, so the statistics are not trivially equal."""
+    text = json.dumps(body["messages"])
+    letter = "alpha" if sum(map(ord, text)) % 3 else "beta"
+    return f"It reads as {letter}.\nLABEL: {'a' if letter == 'alpha' else 'b'}" if "BEGIN ANSWER" in text else letter
+
+
+def write_spec(folder: Path, base: str, second_stage: bool = True, price_in: float = 1.0,
+               max_tokens: int = 20) -> Path:
+    (folder / "items.jsonl").write_text("".join(json.dumps({"id": i}) + "\n" for i in ITEMS), encoding="utf-8")
+    text = textwrap.dedent(SPEC).replace("SECOND_STAGE\n", SECOND_STAGE if second_stage else "")
+    spec = folder / "spec.yaml"
+    spec.write_text(text.replace("BASE", base).replace("KEYENV", KEY_ENV).replace("PRICE_IN", f"{price_in:g}")
+                    .replace("MAX_TOKENS", str(max_tokens)), encoding="utf-8")
+    return spec
+
+
+@pytest.fixture(autouse=True)
+def batch_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(KEY_ENV, KEY)
+    monkeypatch.setenv(POLL_ENV, "0.02")
+    monkeypatch.setenv(MAX_REQUESTS_ENV, "8")  # 20 requests a stage: batches of 8, 8 and 4
+
+
+def stored(home: Path, sql: str) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(home / "store.sqlite") as db:
+        return db.execute(sql).fetchall()
+
+
+# everything but what differs by design: latency (a batch has none per request), cost (batch prices), cached
+COLUMNS = ["job_id", "key", "item_id", "variant", "model", "prompt", "response", "finish_reason", "label", "extraction",
+           "gold", "error_class", "error_message", "attempts", "prompt_tokens", "completion_tokens", "messages"]
+
+
+def test_batches_give_the_rows_of_the_one_request_path_at_half_price(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                     evalrun_home: Path) -> None:
+    with LoopbackServer(default_reply=reply, batch_polls=3) as server:
+        spec = write_spec(tmp_path, server.base_url)
+        usual = evalrun.run(spec, out=tmp_path / "usual", retries=0)
+        assert len(server.requests) == 40 and not server.batches
+
+        monkeypatch.setenv("EVALRUN_HOME", str(tmp_path / "batch-home"))  # an empty store
+        batched = evalrun.run(spec, out=tmp_path / "batched", retries=0, batch=True)
+        assert len(server.requests) == 40  # not one request outside a batch
+        # two rounds (first answers, then the judge and follow-up requests), each split 8 + 8 + 4
+        assert [len(server.files[b["input_file_id"]].splitlines()) for b in server.batches.values()] == [8, 8, 4] * 2
+        assert sum("BEGIN ANSWER" in json.dumps(b) for b in server.batch_lines[20:]) == 10
+        # each line is the request the one-request path sends: the provider's model name, messages, params
+        assert server.batch_lines[0] == {"model": "loop", "messages": [{"role": "user", "content": "ONE <i00>"}],
+                                         "temperature": 0, "seed": 1, "max_tokens": 20}
+
+        again = evalrun.run(spec, out=tmp_path / "batched", retries=0, batch=True)
+        assert len(server.batches) == 6  # everything stored: no batch submitted again
+        # 30 jobs: 20 first answers and 10 follow-ups (a judge's verdict is a reading of its answer's row)
+        assert again.summary["totals"]["from_store"] == again.summary["totals"]["jobs"] == 30
+
+    for name in ("results.parquet", "readings.parquet"):
+        columns = COLUMNS if name == "results.parquet" else None
+        assert pl.read_parquet(batched.dir / name, columns=columns).equals(
+            pl.read_parquet(usual.dir / name, columns=columns)), name
+    assert batched.summary["statistics"] == usual.summary["statistics"]
+    assert batched.summary["totals"]["answered"] == 30
+    # the spec's price (1 and 2 USD per million tokens) at OpenAI's batch discount of half
+    totals = batched.summary["totals"]
+    assert totals["cost_usd"] == pytest.approx((totals["prompt_tokens"] * 1 + totals["completion_tokens"] * 2) / 2e6)
+    assert totals["cost_usd"] == pytest.approx(usual.summary["totals"]["cost_usd"] / 2)
+    rows = stored(tmp_path / "batch-home", "SELECT status, collected, COUNT(*) FROM batches GROUP BY 1, 2")
+    assert rows == [("completed", 1, 6)]
+    assert stored(tmp_path / "batch-home", "SELECT COUNT(*) FROM batch_requests") == [(40,)]
+
+
+def start_run(spec: Path, out: Path, home: Path, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "EVALRUN_HOME": str(home)}
+    return subprocess.Popen([sys.executable, "-m", "evalrun", "run", str(spec), "--out", str(out), "--batch",
+                             "--retries", "0", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def wait_for(proc: subprocess.Popen[str], ready: Any) -> None:
+    deadline = time.monotonic() + 60  # the child first imports litellm (several seconds)
+    while not ready():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the run never got there"
+        time.sleep(0.02)
+
+
+def answered(home: Path) -> int:
+    if not (home / "store.sqlite").exists():
+        return 0
+    return stored(home, "SELECT COUNT(*) FROM responses WHERE status = 'ok'")[0][0]
+
+
+def test_a_killed_run_polls_its_batches_again_and_submits_nothing_twice(tmp_path: Path, evalrun_home: Path) -> None:
+    # the first batch ends at its second look, the others not before the run is killed
+    with LoopbackServer(default_reply=reply, batch_polls=[2, 10**6]) as server:
+        spec = write_spec(tmp_path, server.base_url, second_stage=False)
+        proc = start_run(spec, tmp_path / "killed", evalrun_home)
+        # the first batch's 8 answers are stored while the other two batches still run: as they come
+        wait_for(proc, lambda: len(server.batches) == 3 and answered(evalrun_home) == 8)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+        assert proc.returncode == -signal.SIGKILL
+        recorded = stored(evalrun_home, "SELECT id, collected FROM batches ORDER BY created_at")
+        assert sorted(recorded) == sorted((b, int(b == next(iter(server.batches)))) for b in server.batches)
+        uploads = len(server.files)
+
+        server.batch_polls = 1  # the provider finishes the rest
+        run = evalrun.run(spec, out=tmp_path / "resumed", retries=0, batch=True)
+        assert len(server.batches) == 3 and len(server.files) == uploads + 2  # two output files, no new input
+        assert len(server.batch_lines) == 20  # each request answered once, however many runs waited for it
+    totals = run.summary["totals"]
+    assert (totals["answered"], totals["failed"], totals["from_store"]) == (20, 0, 8)
+    assert stored(evalrun_home, "SELECT COUNT(*) FROM batches WHERE collected = 1") == [(3,)]
+
+
+def test_ctrl_c_leaves_the_batches_running_and_says_how_to_collect_them(tmp_path: Path, evalrun_home: Path) -> None:
+    with LoopbackServer(default_reply=reply, batch_polls=10**6) as server:
+        spec = write_spec(tmp_path, server.base_url, second_stage=False)
+        proc = start_run(spec, tmp_path / "out", evalrun_home)
+        wait_for(proc, lambda: len(server.batches) == 3)
+        time.sleep(0.2)  # polling
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and out == ""
+    assert "3 batch(es) left running at the provider" in err and "again with --batch" in err
+    assert KEY not in err
+
+
+def test_error_and_expired_lines_are_failures_asked_again_next_time(tmp_path: Path, evalrun_home: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    rules = [Rule("ONE <i03>", fault="500", times=1), Rule("TWO <i04>", fault="hang", times=1)]
+    with LoopbackServer(default_reply=reply, rules=rules) as server:
+        spec = write_spec(tmp_path, server.base_url, second_stage=False)
+        first = evalrun.run(spec, out=tmp_path / "out", retries=0, batch=True)
+        results = first.results.filter(pl.col("error_class").is_not_null())
+        assert sorted(zip(results["job_id"], results["error_class"], strict=True)) == [
+            ("i03/one/loop/0", "InternalServerError"), ("i04/two/loop/0", "BatchExpired")]
+        messages = dict(zip(results["job_id"], results["error_message"], strict=True))
+        assert messages["i03/one/loop/0"] == "500: loopback fault 500"
+        assert "ended expired before this request was done" in messages["i04/two/loop/0"]
+        assert [b["status"] for b in server.batches.values()] == ["completed", "expired", "completed"]
+
+        second = evalrun.run(spec, out=tmp_path / "out", retries=0, batch=True)
+        assert len(server.batches) == 4  # one more batch, of the two failures only
+        assert len(server.files[list(server.batches.values())[-1]["input_file_id"]].splitlines()) == 2
+    assert (second.summary["totals"]["answered"], second.summary["totals"]["from_store"]) == (20, 18)
+
+
+def test_a_model_without_a_batch_api_runs_the_usual_way_beside_batched_ones(tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    with LoopbackServer(default_reply=reply) as server:
+        spec = write_spec(tmp_path, server.base_url, second_stage=False)
+        vllm = f"  - {{model: hosted_vllm/loop, name: vllm, api_base: '{server.base_url}', timeout: 5}}\nparams:"
+        spec.write_text(spec.read_text(encoding="utf-8").replace("params:", vllm), encoding="utf-8")
+        code = main(["run", str(spec), "--out", str(tmp_path / "out"), "--batch", "--retries", "0"])
+        assert code == 0
+        assert len(server.requests) == 20 and len(server.batch_lines) == 20
+    err = capsys.readouterr().err
+    assert ("model 'vllm' is not batched: evalrun sends batches to OpenAI only, and this model's provider is "
+            "hosted_vllm; its requests are sent one by one, at the usual price") in err
+
+
+def test_the_budget_submits_only_what_its_estimate_allows(tmp_path: Path) -> None:
+    # no input price, 1,000 tokens of answer at 2 USD per million, halved: at most 0.001 USD a request
+    with LoopbackServer(default_reply=reply) as server:
+        spec = write_spec(tmp_path, server.base_url, second_stage=False, price_in=0, max_tokens=1000)
+        run = evalrun.run(spec, out=tmp_path / "out", retries=0, batch=True, max_cost=0.0055)
+        assert len(server.batch_lines) == 5
+    failed = run.results.filter(pl.col("error_class").is_not_null())
+    assert failed.height == 15 and set(failed["error_class"]) == {"BudgetExceeded"}
+
+
+def test_batch_prices() -> None:
+    # litellm's own batch prices where it lists them, else the usual price halved
+    assert batch_prices(model_from_string("gpt-4o-mini")) == (7.5e-08, 3e-07)
+    usual = batch_prices(model_from_string("gpt-4"))
+    assert usual is not None and usual == pytest.approx((3e-05 / 2, 6e-05 / 2))
+    assert batch_prices(model_from_string("openai/not-a-model")) is None
+    assert unbatchable(model_from_string("gpt-4o-mini")) is None
+    assert unbatchable(model_from_string("anthropic/claude-3-5-haiku-20241022")) == (
+        "litellm 1.106.2 can read Anthropic batches but not create them")
+
+
+def test_migration_004_is_appended_to_a_store_written_before_it(tmp_path: Path) -> None:
+    assert [name for name, _ in MIGRATIONS][:4] == ["001_responses", "002_leases", "003_logprobs", "004_batches"]
+    path = tmp_path / "s.sqlite"
+    db = sqlite3.connect(path, isolation_level=None)
+    for number, (_, sql) in enumerate(MIGRATIONS[:3], start=1):
+        db.executescript(sql)
+        db.execute(f"PRAGMA user_version = {number}")
+    db.execute("INSERT INTO responses (key, model, request, status, attempts, created_at) "
+               "VALUES ('k', 'm', '{}', 'ok', 1, 0)")
+    db.close()
+    store = Store(path)
+    assert store.get("k") is not None and store.open_batches("m", None) == []
+    store.close()
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    assert [row[1] for row in db.execute("PRAGMA table_info(batch_requests)")] == ["batch_id", "key"]

@@ -113,6 +113,7 @@ class LoopbackServer:
         self.files: dict[str, bytes] = {}
         self.batches: dict[str, dict[str, Any]] = {}  # id -> the batch object as last served
         self.batch_lines: list[dict] = []  # every request body answered through a batch, in order
+        self.downloads: list[str] = []  # the id of every file whose content was asked for, in order
         self._polls: dict[str, int] = {}
 
     # ---- public API -------------------------------------------------------------------------
@@ -317,6 +318,7 @@ class LoopbackServer:
         return web.json_response(self._new_file(upload.file.read(), upload.filename, str(form.get("purpose", ""))))
 
     async def _handle_file_content(self, request: web.Request) -> web.Response:
+        self.downloads.append(request.match_info["file_id"])
         content = self.files.get(request.match_info["file_id"])
         if content is None:
             return web.json_response(_error_body("no such file", "invalid_request_error", None), status=404)

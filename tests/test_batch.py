@@ -113,6 +113,11 @@ def test_batches_give_the_rows_of_the_one_request_path_at_half_price(tmp_path: P
         assert server.batch_lines[0] == {"model": "loop", "messages": [{"role": "user", "content": "ONE <i00>"}],
                                          "temperature": 0, "seed": 1, "max_tokens": 20}
 
+        # each output file read once (litellm's own logging would read it again to price it)
+        outputs = [b["output_file_id"] for b in server.batches.values()]
+        assert sorted(server.downloads) == sorted(outputs)
+        assert not any(b["error_file_id"] for b in server.batches.values())
+
         again = evalrun.run(spec, out=tmp_path / "batched", retries=0, batch=True)
         assert len(server.batches) == 6  # everything stored: no batch submitted again
         # 30 jobs: 20 first answers and 10 follow-ups (a judge's verdict is a reading of its answer's row)
@@ -128,6 +133,8 @@ def test_batches_give_the_rows_of_the_one_request_path_at_half_price(tmp_path: P
     totals = batched.summary["totals"]
     assert totals["cost_usd"] == pytest.approx((totals["prompt_tokens"] * 1 + totals["completion_tokens"] * 2) / 2e6)
     assert totals["cost_usd"] == pytest.approx(usual.summary["totals"]["cost_usd"] / 2)
+    assert batched.summary["run"]["models"][0]["batch_prices"] is True
+    assert "batch_prices" not in usual.summary["run"]["models"][0]
     rows = stored(tmp_path / "batch-home", "SELECT status, collected, COUNT(*) FROM batches GROUP BY 1, 2")
     assert rows == [("completed", 1, 6)]
     assert stored(tmp_path / "batch-home", "SELECT COUNT(*) FROM batch_requests") == [(40,)]
@@ -221,6 +228,8 @@ def test_a_model_without_a_batch_api_runs_the_usual_way_beside_batched_ones(tmp_
         assert code == 0
         assert len(server.requests) == 20 and len(server.batch_lines) == 20
     err = capsys.readouterr().err
+    assert ("model 'loop' is batched: its requests go through the provider's batch API, and its answers are "
+            "priced at 50% of the usual price") in err
     assert ("model 'vllm' is not batched: evalrun sends batches to OpenAI only, and this model's provider is "
             "hosted_vllm; its requests are sent one by one, at the usual price") in err
 

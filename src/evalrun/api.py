@@ -213,6 +213,9 @@ def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: 
                 warn(f"evalrun: warning: model '{model.name}': litellm knows no price for {model.model}, so "
                      "--max-cost cannot stop its requests (give it a `price` in the spec)")
     streams = {m.name: design.expand(only=m) for m in spec.models}
+    from .batch import batch_priced
+
+    batched = batch_priced(spec.models) if batch else set()  # their costs are batch prices: summary.json says so
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     with Results(spec, dataset, scratch_parent=home() / "scratch") as results:
         store = _open_store()
@@ -260,7 +263,8 @@ def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: 
         # a model given up as unreachable says so (with the address that did not answer), so the report
         # can say it was unreachable rather than quote an accuracy of 0
         "models": [{"name": m.name, "model": m.model, "api_base": m.api_base,
-                    **({"unreachable": True, "address": unreachable[m.name]} if m.name in unreachable else {})}
+                    **({"unreachable": True, "address": unreachable[m.name]} if m.name in unreachable else {}),
+                    **({"batch_prices": True} if m.name in batched else {})}
                    for m in spec.models],
         # validation refuses credentials in params; redacting here too keeps one out of summary.json and
         # report.md should a spec reach run() some other way

@@ -73,6 +73,13 @@ def unbatchable(model: ModelConfig) -> str | None:
     return f"evalrun sends batches to OpenAI only, and this model's provider is {provider or 'unknown'}"
 
 
+def batch_priced(models: list[ModelConfig]) -> set[str]:
+    """The models whose requests `--batch` sends through a batch API, so whose answers cost batch prices
+    (summary.json marks them): a batchable provider, and its key set (a model without one is not asked)."""
+    return {m.name for m in models
+            if unbatchable(m) is None and not (m.api_key_env and not os.environ.get(m.api_key_env))}
+
+
 def _provider(model: ModelConfig) -> str | None:
     try:
         return str(litellm_module().get_llm_provider(model=model.model, api_base=model.api_base)[1])
@@ -100,6 +107,13 @@ def batch_prices(model: ModelConfig) -> tuple[float, float] | None:
     return found[0] or 0.0, found[1] or 0.0
 
 
+def _listed_batch_price(model: ModelConfig) -> bool:
+    try:
+        return litellm_module().get_model_info(model.model).get("input_cost_per_token_batches") is not None
+    except Exception:  # litellm raises a bare Exception for a model it has not mapped
+        return False
+
+
 def batch_stage(streams: dict[str, Iterator[Job]], models: list[tuple[ModelConfig, str | None, str | None]],
                 run: Shared) -> tuple[list[ModelConfig], asyncio.Future[Any] | None]:
     """Split a stage's models (each with its API key, or why it has none): those left to the one-request
@@ -115,6 +129,10 @@ def batch_stage(streams: dict[str, Iterator[Job]], models: list[tuple[ModelConfi
         why = unbatchable(model)
         if why is None:
             batched.append((model, key))
+            prices = ("litellm's batch prices" if model.price is None and _listed_batch_price(model)
+                      else f"{BATCH_DISCOUNT:.0%} of the usual price")
+            _note(run, f"evalrun: model '{model.name}' is batched: its requests go through the provider's batch "
+                       f"API, and its answers are priced at {prices}")
             continue
         usual.append(model)
         _note(run, f"evalrun: model '{model.name}' is not batched: {why}; its requests are sent one by one, "
@@ -284,8 +302,11 @@ class ModelBatches:
                 if tracked.over:
                     continue
                 try:
+                    # without the flag, litellm's logging downloads a finished batch's output file once more
+                    # to price it (and leaves a coroutine unawaited): evalrun prices each line itself
                     batch = await self._call(lambda t=tracked: litellm.aretrieve_batch(
-                        batch_id=t.record.id, timeout=self.model.timeout, **self._credentials()))
+                        batch_id=t.record.id, timeout=self.model.timeout, **self._credentials(),
+                        litellm_metadata={"batch_ignore_default_logging": True}))
                 except CallError as error:
                     # the batch runs on at the provider and stays recorded: a later run polls it again
                     self._fail(tracked, error.error_class, f"batch {tracked.record.id} could not be read: "

@@ -13,7 +13,8 @@ It also serves OpenAI's files and batches endpoints (`POST /v1/files`, `POST /v1
 `batch_polls` retrievals (an int, or one per batch in creation order), then answers every input
 line as the chat endpoint would, by the same rules: a line whose rule faults with "hang" is left
 undone and the batch ends `expired` (OpenAI's end for a batch past its window, with what it
-finished); any other fault puts the line in the error file with its HTTP status.
+finished); "malformed" writes a truncated line to the output file; any other fault puts the line in
+the error file with its HTTP status.
 """
 
 from __future__ import annotations
@@ -373,6 +374,9 @@ class LoopbackServer:
             fault = rule.fault if rule is not None and faulty else None
             if fault == "hang":
                 undone += 1
+                continue
+            if fault == "malformed":
+                done.append(MALFORMED_BODY.decode())
                 continue
             if fault is not None:
                 status = 429 if fault == "429" else 500

@@ -22,7 +22,7 @@ import polars as pl
 import pytest
 
 import evalrun
-from evalrun.batch import MAX_REQUESTS_ENV, POLL_ENV, batch_prices, unbatchable
+from evalrun.batch import MAX_REQUESTS_ENV, POLL_ENV, batch_prices, price_basis, unbatchable
 from evalrun.cli import main
 from evalrun.spec import model_from_string
 from evalrun.store import MIGRATIONS, Store
@@ -200,22 +200,24 @@ def test_ctrl_c_leaves_the_batches_running_and_says_how_to_collect_them(tmp_path
 
 def test_error_and_expired_lines_are_failures_asked_again_next_time(tmp_path: Path, evalrun_home: Path,
                                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    rules = [Rule("ONE <i03>", fault="500", times=1), Rule("TWO <i04>", fault="hang", times=1)]
+    rules = [Rule("ONE <i03>", fault="500", times=1), Rule("TWO <i04>", fault="hang", times=1),
+             Rule("ONE <i09>", fault="malformed", times=1)]
     with LoopbackServer(default_reply=reply, rules=rules) as server:
         spec = write_spec(tmp_path, server.base_url, second_stage=False)
         first = evalrun.run(spec, out=tmp_path / "out", retries=0, batch=True)
         results = first.results.filter(pl.col("error_class").is_not_null())
         assert sorted(zip(results["job_id"], results["error_class"], strict=True)) == [
-            ("i03/one/loop/0", "InternalServerError"), ("i04/two/loop/0", "BatchExpired")]
+            ("i03/one/loop/0", "InternalServerError"), ("i04/two/loop/0", "BatchExpired"),
+            ("i09/one/loop/0", "BatchIncomplete")]
         messages = dict(zip(results["job_id"], results["error_message"], strict=True))
         assert messages["i03/one/loop/0"] == "500: loopback fault 500"
         assert "ended expired before this request was done" in messages["i04/two/loop/0"]
         assert [b["status"] for b in server.batches.values()] == ["completed", "expired", "completed"]
 
         second = evalrun.run(spec, out=tmp_path / "out", retries=0, batch=True)
-        assert len(server.batches) == 4  # one more batch, of the two failures only
-        assert len(server.files[list(server.batches.values())[-1]["input_file_id"]].splitlines()) == 2
-    assert (second.summary["totals"]["answered"], second.summary["totals"]["from_store"]) == (20, 18)
+        assert len(server.batches) == 4  # one more batch, of the three failures only
+        assert len(server.files[list(server.batches.values())[-1]["input_file_id"]].splitlines()) == 3
+    assert (second.summary["totals"]["answered"], second.summary["totals"]["from_store"]) == (20, 17)
 
 
 def test_a_model_without_a_batch_api_runs_the_usual_way_beside_batched_ones(tmp_path: Path,
@@ -229,7 +231,7 @@ def test_a_model_without_a_batch_api_runs_the_usual_way_beside_batched_ones(tmp_
         assert len(server.requests) == 20 and len(server.batch_lines) == 20
     err = capsys.readouterr().err
     assert ("model 'loop' is batched: its requests go through the provider's batch API, and its answers are "
-            "priced at 50% of the usual price") in err
+            "priced at 50% of the spec's price") in err
     assert ("model 'vllm' is not batched: evalrun sends batches to OpenAI only, and this model's provider is "
             "hosted_vllm; its requests are sent one by one, at the usual price") in err
 
@@ -251,6 +253,8 @@ def test_batch_prices() -> None:
     assert usual is not None and usual == pytest.approx((3e-05 / 2, 6e-05 / 2))
     assert batch_prices(model_from_string("openai/not-a-model")) is None
     assert unbatchable(model_from_string("gpt-4o-mini")) is None
+    assert price_basis(model_from_string("gpt-4o-mini")) == "litellm's batch prices"
+    assert price_basis(model_from_string("gpt-4")) == "50% of litellm's usual price"
     assert unbatchable(model_from_string("anthropic/claude-3-5-haiku-20241022")) == (
         "litellm 1.106.2 can read Anthropic batches but not create them")
 

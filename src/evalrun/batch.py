@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -107,11 +108,15 @@ def batch_prices(model: ModelConfig) -> tuple[float, float] | None:
     return found[0] or 0.0, found[1] or 0.0
 
 
-def _listed_batch_price(model: ModelConfig) -> bool:
-    try:
-        return litellm_module().get_model_info(model.model).get("input_cost_per_token_batches") is not None
-    except Exception:  # litellm raises a bare Exception for a model it has not mapped
-        return False
+def price_basis(model: ModelConfig) -> str:
+    """Where `batch_prices` found the model's batch prices, in words."""
+    if batch_prices(model) is None:
+        return "an unknown price (litellm has none for this model; a `price` in the spec gives one)"
+    if model.price is not None:
+        return f"{BATCH_DISCOUNT:.0%} of the spec's price"
+    if litellm_module().get_model_info(model.model).get("input_cost_per_token_batches") is not None:
+        return "litellm's batch prices"
+    return f"{BATCH_DISCOUNT:.0%} of litellm's usual price"
 
 
 def batch_stage(streams: dict[str, Iterator[Job]], models: list[tuple[ModelConfig, str | None, str | None]],
@@ -129,10 +134,8 @@ def batch_stage(streams: dict[str, Iterator[Job]], models: list[tuple[ModelConfi
         why = unbatchable(model)
         if why is None:
             batched.append((model, key))
-            prices = ("litellm's batch prices" if model.price is None and _listed_batch_price(model)
-                      else f"{BATCH_DISCOUNT:.0%} of the usual price")
             _note(run, f"evalrun: model '{model.name}' is batched: its requests go through the provider's batch "
-                       f"API, and its answers are priced at {prices}")
+                       f"API, and its answers are priced at {price_basis(model)}")
             continue
         usual.append(model)
         _note(run, f"evalrun: model '{model.name}' is not batched: {why}; its requests are sent one by one, "
@@ -155,7 +158,7 @@ class Tracked:
     record: StoredBatch
     waiting: dict[str, list[Job]]
     reserved: float = 0.0  # its estimated cost, counted against --max-cost until its answers arrive
-    counts: str = ""  # the provider's progress, "done/total"
+    counts: tuple[int, int] | None = None  # the provider's progress: requests done (or failed), of how many
     over: bool = False  # nothing more to do for it in this run (ended and collected, or unreadable)
 
 
@@ -316,7 +319,7 @@ class ModelBatches:
                 status = str(batch.status)
                 counts = batch.request_counts
                 if counts is not None:
-                    tracked.counts = f"{counts.completed + counts.failed}/{counts.total}"
+                    tracked.counts = counts.completed + counts.failed, counts.total
                 if status in ENDED:
                     await self._collect(tracked, batch)
                 else:
@@ -342,13 +345,20 @@ class ModelBatches:
                 tracked.over = True
                 return
             for raw in content.content.splitlines():
-                if raw.strip():
-                    self._store_line(tracked, json.loads(raw))
+                try:
+                    line = json.loads(raw)
+                except ValueError:  # a garbled line: its request ends below as not answered, asked again next run
+                    continue
+                if isinstance(line, dict):
+                    self._store_line(tracked, line)
         if status == "failed":
             errors = getattr(batch, "errors", None)
             found = [getattr(e, "message", None) for e in (getattr(errors, "data", None) or [])]
             reason = "; ".join(m for m in found if m) or "no reason given"
             self._fail(tracked, "BatchFailed", f"batch {tracked.record.id} failed: {reason}")
+        elif status == "completed":  # a line the provider left out, or one it garbled
+            self._fail(tracked, "BatchIncomplete", f"not answered: batch {tracked.record.id} completed without a "
+                                                   "readable answer to this request")
         else:
             self._fail(tracked, f"Batch{status.capitalize()}",
                        f"not answered: batch {tracked.record.id} ended {status} before this request was done")
@@ -409,9 +419,12 @@ class ModelBatches:
     def _show(self) -> None:
         if not isinstance(self.run.observer, BatchObserver):
             return
-        parts = [f"{t.record.status}" + (f" {t.counts}" if t.counts else "") for t in self.tracked]
-        self.run.observer.batch_status(self.model.name, f"{len(parts)} batch(es): " + ", ".join(parts)
-                                       if parts else "")
+        statuses = Counter(t.record.status for t in self.tracked)
+        known = [t.counts for t in self.tracked if t.counts is not None]
+        text = "batches: " + ", ".join(f"{n} {status}" for status, n in statuses.items()) if statuses else ""
+        if known:
+            text += f" ({sum(done for done, _ in known):,}/{sum(total for _, total in known):,} requests done)"
+        self.run.observer.batch_status(self.model.name, text)
 
 
 def _with_status(record: StoredBatch, status: str) -> StoredBatch:

@@ -275,3 +275,14 @@ def test_migration_004_is_appended_to_a_store_written_before_it(tmp_path: Path) 
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     assert [row[1] for row in db.execute("PRAGMA table_info(batch_requests)")] == ["batch_id", "key"]
+
+
+def test_a_bad_batch_setting_is_one_line_before_anything_is_sent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv(POLL_ENV, "soon")
+    with LoopbackServer(default_reply=reply) as server:
+        spec = write_spec(tmp_path, server.base_url, second_stage=False)
+        assert main(["run", str(spec), "--out", str(tmp_path / "out"), "--batch"]) == 2
+        assert not server.files and not server.requests
+    err = capsys.readouterr().err
+    assert f"{POLL_ENV} must be a number of seconds more than 0, not 'soon'" in err and "Traceback" not in err

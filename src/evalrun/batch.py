@@ -20,8 +20,9 @@ import time
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
+from .errors import ConfigError
 from .jobs import Job
 from .providers import CallError, classify, litellm_module, prepare, redact
 from .runner import Outcome, Shared, _failure, _unsent
@@ -36,6 +37,7 @@ OPENAI_MAX_REQUESTS = 50_000
 OPENAI_MAX_BYTES = 190 * 1024 * 1024
 BATCH_DISCOUNT = 0.5  # OpenAI's and Anthropic's batch price, as a share of the usual one
 FILE_TIMEOUT = 600.0  # uploading or downloading a file of up to 200 MB
+T = TypeVar("T", int, float)
 ENDED = {"completed", "expired", "failed", "cancelled"}
 # what the one-request path calls an HTTP error of each status (litellm's exception names), for error rows
 _ERROR_CLASSES = {400: "BadRequestError", 401: "AuthenticationError", 403: "PermissionDeniedError",
@@ -53,13 +55,26 @@ class BatchObserver(Protocol):
 
 
 def poll_seconds() -> float:
-    value = os.environ.get(POLL_ENV)
-    return float(value) if value else DEFAULT_POLL_SECONDS
+    return _setting(POLL_ENV, float, DEFAULT_POLL_SECONDS, "a number of seconds more than 0")
 
 
 def max_requests() -> int:
-    value = os.environ.get(MAX_REQUESTS_ENV)
-    return min(int(value), OPENAI_MAX_REQUESTS) if value else OPENAI_MAX_REQUESTS
+    return min(_setting(MAX_REQUESTS_ENV, int, OPENAI_MAX_REQUESTS, "a whole number more than 0"),
+               OPENAI_MAX_REQUESTS)
+
+
+def _setting(name: str, kind: Callable[[str], T], default: T, what: str) -> T:
+    """A number from the environment, or one line saying what it should be."""
+    value = os.environ.get(name)
+    if not value:
+        return default
+    try:
+        found = kind(value)
+    except ValueError:
+        found = None
+    if found is None or not found > 0:  # type: ignore[operator]
+        raise ConfigError(f"{name} must be {what}, not {value!r}")
+    return found
 
 
 def unbatchable(model: ModelConfig) -> str | None:
@@ -76,7 +91,9 @@ def unbatchable(model: ModelConfig) -> str | None:
 
 def batch_priced(models: list[ModelConfig]) -> set[str]:
     """The models whose requests `--batch` sends through a batch API, so whose answers cost batch prices
-    (summary.json marks them): a batchable provider, and its key set (a model without one is not asked)."""
+    (summary.json marks them): a batchable provider, and its key set (a model without one is not asked).
+    Called before a run starts, it checks the batch settings too, so a bad one stops the run at once."""
+    poll_seconds(), max_requests()
     return {m.name for m in models
             if unbatchable(m) is None and not (m.api_key_env and not os.environ.get(m.api_key_env))}
 
@@ -174,6 +191,7 @@ class ModelBatches:
 
     def __post_init__(self) -> None:
         self.prices = batch_prices(self.model)
+        self.interval, self.limit = poll_seconds(), max_requests()  # a bad setting stops the run before it pays
         self.provider_model = str(litellm_module().get_llm_provider(model=self.model.model,
                                                                     api_base=self.model.api_base)[0])
 
@@ -211,7 +229,6 @@ class ModelBatches:
         lines: list[bytes] = []
         size = 0
         estimate = 0.0
-        limit = max_requests()
         for job in jobs:
             stored = None if run.options.fresh else store.get(job.key)
             if stored is not None:
@@ -229,7 +246,7 @@ class ModelBatches:
                                               f"not asked: --max-cost {run.budget.limit} reached (batch estimate)"))
                 continue
             line = self._line(job)
-            if chunk and (len(chunk) >= limit or size + len(line) > OPENAI_MAX_BYTES):
+            if chunk and (len(chunk) >= self.limit or size + len(line) > OPENAI_MAX_BYTES):
                 await self._create(chunk, lines, estimate)
                 chunk, lines, size, estimate = {}, [], 0, 0.0
             chunk[job.key] = [job]
@@ -299,7 +316,6 @@ class ModelBatches:
 
     async def _poll(self) -> None:
         litellm = litellm_module()
-        interval = poll_seconds()
         while True:
             for tracked in self.tracked:
                 if tracked.over:
@@ -328,7 +344,7 @@ class ModelBatches:
             self._show()
             if all(t.over for t in self.tracked):
                 return
-            await asyncio.sleep(interval)
+            await asyncio.sleep(self.interval)
 
     async def _collect(self, tracked: Tracked, batch: Any) -> None:
         """Store every line of an ended batch's output and error files, then fail what neither answered."""

@@ -286,3 +286,24 @@ def test_a_bad_batch_setting_is_one_line_before_anything_is_sent(tmp_path: Path,
         assert not server.files and not server.requests
     err = capsys.readouterr().err
     assert f"{POLL_ENV} must be a number of seconds more than 0, not 'soon'" in err and "Traceback" not in err
+
+
+def test_a_second_stage_with_nothing_for_one_model_leaves_it_out(tmp_path: Path) -> None:
+    # the judge (loop) reads both models' answers; the second model has no request of its own to batch
+    with LoopbackServer(default_reply=reply) as server:
+        spec = write_spec(tmp_path, server.base_url, second_stage=False)
+        text = spec.read_text(encoding="utf-8").replace('''    extract: {type: choice, choices: {a: [alpha], b: [beta]}}
+models:''', '''    extract: {type: choice, choices: {a: [alpha], b: [beta]}}
+    readers:
+      judge: {type: judge, model: loop, question: "the letter of answer <{{ id }}>"}
+models:''')
+        assert "readers" in text
+        other = f"  - {{model: openai/other, name: other, api_base: '{server.base_url}', api_key_env: {KEY_ENV}}}"
+        spec.write_text(text.replace("params:", f"{other}\nparams:"), encoding="utf-8")
+        run = evalrun.run(spec, out=tmp_path / "out", retries=0, batch=True)
+        # both models answer alike, so the judge is asked 10 distinct requests for 20 answers: each once
+        assert len(server.batch_lines) == 40 + 10 and not server.requests
+        assert len(server.batches) == 3 + 3 + 2  # each model's 20 in batches of 8, 8 and 4; then 8 and 2
+    assert run.summary["totals"]["answered"] == 40
+    judged = pl.read_parquet(run.dir / "readings.parquet").filter(pl.col("reader") == "judge")
+    assert judged.height == 20 and judged["label"].null_count() == 0

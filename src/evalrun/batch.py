@@ -433,7 +433,7 @@ class ModelBatches:
         tracked.waiting.clear()
 
     def _show(self) -> None:
-        if not isinstance(self.run.observer, BatchObserver):
+        if not self.tracked or not isinstance(self.run.observer, BatchObserver):  # nothing to batch, or no one to tell
             return
         statuses = Counter(t.record.status for t in self.tracked)
         known = [t.counts for t in self.tracked if t.counts is not None]

@@ -156,9 +156,17 @@ def wait_for(proc: subprocess.Popen[str], ready: Any) -> None:
 
 
 def answered(home: Path) -> int:
+    return stored(home, "SELECT COUNT(*) FROM responses WHERE status = 'ok'")[0][0]
+
+
+def collected(home: Path) -> int:
+    """Batches whose answers are all stored (the store exists once the child has opened it)."""
     if not (home / "store.sqlite").exists():
         return 0
-    return stored(home, "SELECT COUNT(*) FROM responses WHERE status = 'ok'")[0][0]
+    try:
+        return stored(home, "SELECT COUNT(*) FROM batches WHERE collected = 1")[0][0]
+    except sqlite3.OperationalError:  # the child has not created the table yet
+        return 0
 
 
 def test_a_killed_run_polls_its_batches_again_and_submits_nothing_twice(tmp_path: Path, evalrun_home: Path) -> None:
@@ -167,10 +175,11 @@ def test_a_killed_run_polls_its_batches_again_and_submits_nothing_twice(tmp_path
         spec = write_spec(tmp_path, server.base_url, second_stage=False)
         proc = start_run(spec, tmp_path / "killed", evalrun_home)
         # the first batch's 8 answers are stored while the other two batches still run: as they come
-        wait_for(proc, lambda: len(server.batches) == 3 and answered(evalrun_home) == 8)
+        wait_for(proc, lambda: len(server.batches) == 3 and collected(evalrun_home) == 1)
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
         assert proc.returncode == -signal.SIGKILL
+        assert answered(evalrun_home) == 8
         recorded = stored(evalrun_home, "SELECT id, collected FROM batches ORDER BY created_at")
         assert sorted(recorded) == sorted((b, int(b == next(iter(server.batches)))) for b in server.batches)
         uploads = len(server.files)

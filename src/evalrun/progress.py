@@ -129,9 +129,11 @@ class Display:
             self._say(message)
 
     def _rate(self, tally: Tally) -> str:
+        if tally.batches:  # answers come a batch at a time: a rate says nothing, the batches' status does
+            return f"{tally.batches}  {tally.errors} errors  {tally.tokens:,} tokens  {tally.cost_text()}"
         elapsed = max(time.monotonic() - self.start, 1e-9)
         return (f"{(tally.done - tally.cached) / elapsed:.1f}/s  {tally.errors} errors  {tally.retries} retries  "
-                f"{tally.tokens:,} tokens  {tally.cost_text()}" + (f"  {tally.batches}" if tally.batches else ""))
+                f"{tally.tokens:,} tokens  {tally.cost_text()}")
 
     def log_lines(self) -> None:
         self.last_line = time.monotonic()

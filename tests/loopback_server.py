@@ -14,7 +14,9 @@ It also serves OpenAI's files and batches endpoints (`POST /v1/files`, `POST /v1
 line as the chat endpoint would, by the same rules: a line whose rule faults with "hang" is left
 undone and the batch ends `expired` (OpenAI's end for a batch past its window, with what it
 finished); "malformed" writes a truncated line to the output file; any other fault puts the line in
-the error file with its HTTP status.
+the error file with its HTTP status. `GET /v1/batches` lists batches newest first. `batch_create_faults`
+scripts the next batch creations, one entry each: "lost" creates the batch and then drops the
+connection (the client never hears its id), "500" answers 500 without creating it.
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ class LoopbackServer:
         host: str = "127.0.0.1",
         port: int = 0,
         batch_polls: int | Sequence[int] = 1,
+        batch_create_faults: Sequence[Literal["lost", "500"]] = (),
     ) -> None:
         self.rules: list[Rule] = list(rules)
         self.default_reply = default_reply
@@ -111,6 +114,7 @@ class LoopbackServer:
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
         self.batch_polls = batch_polls
+        self.batch_create_faults = list(batch_create_faults)
         self.files: dict[str, bytes] = {}
         self.batches: dict[str, dict[str, Any]] = {}  # id -> the batch object as last served
         self.batch_lines: list[dict] = []  # every request body answered through a batch, in order
@@ -204,6 +208,7 @@ class LoopbackServer:
         app.router.add_post("/v1/files", self._handle_file_upload)
         app.router.add_get("/v1/files/{file_id}/content", self._handle_file_content)
         app.router.add_post("/v1/batches", self._handle_batch_create)
+        app.router.add_get("/v1/batches", self._handle_batch_list)
         app.router.add_get("/v1/batches/{batch_id}", self._handle_batch_retrieve)
         return app
 
@@ -325,10 +330,14 @@ class LoopbackServer:
             return web.json_response(_error_body("no such file", "invalid_request_error", None), status=404)
         return web.Response(body=content, content_type="application/octet-stream")
 
-    async def _handle_batch_create(self, request: web.Request) -> web.Response:
+    async def _handle_batch_create(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         if body.get("input_file_id") not in self.files:
             return web.json_response(_error_body("no such input file", "invalid_request_error", None), status=400)
+        fault = self.batch_create_faults.pop(0) if self.batch_create_faults else None
+        if fault == "500":
+            return web.json_response(_error_body("Internal server error (loopback fault)", "server_error", None),
+                                     status=500)
         batch_id = f"batch_{uuid.uuid4().hex}"
         total = len(self.files[body["input_file_id"]].splitlines())
         self.batches[batch_id] = {
@@ -340,7 +349,19 @@ class LoopbackServer:
             "request_counts": {"total": total, "completed": 0, "failed": 0}, "metadata": body.get("metadata"),
         }
         self._polls[batch_id] = 0
+        if fault == "lost":
+            return self._drop(request)
         return web.json_response(self.batches[batch_id])
+
+    async def _handle_batch_list(self, request: web.Request) -> web.Response:
+        newest_first = list(reversed(self.batches.values()))
+        after = request.query.get("after")
+        if after is not None:
+            newest_first = newest_first[[b["id"] for b in newest_first].index(after) + 1:]
+        limit = int(request.query.get("limit", "20"))
+        page = newest_first[:limit]
+        return web.json_response({"object": "list", "data": page, "first_id": page[0]["id"] if page else None,
+                                  "last_id": page[-1]["id"] if page else None, "has_more": len(newest_first) > limit})
 
     def _polls_needed(self, batch_id: str) -> int:
         if isinstance(self.batch_polls, int):

@@ -193,6 +193,35 @@ def test_a_killed_run_polls_its_batches_again_and_submits_nothing_twice(tmp_path
     assert stored(evalrun_home, "SELECT COUNT(*) FROM batches WHERE collected = 1") == [(3,)]
 
 
+def input_files(server: LoopbackServer) -> list[str]:
+    return [f for f, content in server.files.items() if b'"custom_id"' in content and b'"method"' in content]
+
+
+def test_a_batch_created_without_word_of_it_is_found_not_created_again(tmp_path: Path) -> None:
+    # the first creation reaches the provider but its answer is lost; the second fails before creating
+    with LoopbackServer(default_reply=reply, batch_create_faults=["lost", "500"]) as server:
+        spec = write_spec(tmp_path, server.base_url, second_stage=False)
+        first = evalrun.run(spec, out=tmp_path / "out", retries=0, batch=True)
+        assert (first.summary["totals"]["answered"], first.summary["totals"]["failed"]) == (4, 16)
+        failed = first.results.filter(pl.col("error_class").is_not_null())
+        assert all(m.startswith("batch not created: ") for m in failed["error_message"])
+        assert len(server.batches) == 2 and len(input_files(server)) == 3  # the lost one, and the third
+
+        second = evalrun.run(spec, out=tmp_path / "out", retries=0, batch=True)
+        # the lost batch was found by its input file and polled; the other created from its recorded file
+        assert len(server.batches) == 3 and len(input_files(server)) == 3
+        assert len(server.batch_lines) == 20
+    assert (second.summary["totals"]["answered"], second.summary["totals"]["from_store"]) == (20, 4)
+
+
+def test_a_retried_creation_looks_for_the_batch_first(tmp_path: Path) -> None:
+    with LoopbackServer(default_reply=reply, batch_create_faults=["lost"]) as server:
+        spec = write_spec(tmp_path, server.base_url, second_stage=False)
+        run = evalrun.run(spec, out=tmp_path / "out", retries=1, retry_delay=0, batch=True)
+        assert len(server.batches) == 3 and len(server.batch_lines) == 20
+    assert run.summary["totals"]["answered"] == 20
+
+
 def test_ctrl_c_leaves_the_batches_running_and_says_how_to_collect_them(tmp_path: Path, evalrun_home: Path) -> None:
     with LoopbackServer(default_reply=reply, batch_polls=10**6) as server:
         spec = write_spec(tmp_path, server.base_url, second_stage=False)
@@ -283,7 +312,7 @@ def test_migration_004_is_appended_to_a_store_written_before_it(tmp_path: Path) 
     store.close()
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
-    assert [row[1] for row in db.execute("PRAGMA table_info(batch_requests)")] == ["batch_id", "key"]
+    assert [row[1] for row in db.execute("PRAGMA table_info(batch_requests)")] == ["input_file_id", "key"]
 
 
 def test_a_bad_batch_setting_is_one_line_before_anything_is_sent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

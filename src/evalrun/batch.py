@@ -19,7 +19,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from .errors import ConfigError
@@ -196,7 +196,9 @@ class ModelBatches:
                                                                     api_base=self.model.api_base)[0])
 
     def _credentials(self) -> dict[str, Any]:
-        found: dict[str, Any] = {"custom_llm_provider": "openai"}
+        # max_retries=0: the OpenAI SDK would otherwise retry a create whose answer was lost, and create the
+        # batch twice; evalrun retries itself, looking for the batch first (see _start)
+        found: dict[str, Any] = {"custom_llm_provider": "openai", "max_retries": 0}
         if self.model.api_base:
             found["api_base"] = self.model.api_base
         if self.key:
@@ -208,7 +210,7 @@ class ModelBatches:
             await self._submit(jobs)
             await self._poll()
         except asyncio.CancelledError:
-            left = [t.record.id for t in self.tracked if not t.over]
+            left = [t.record.id or t.record.input_file_id for t in self.tracked if not t.over]
             if left:
                 _note(self.run, f"evalrun: model '{self.model.name}': {len(left)} batch(es) left running at the "
                                 f"provider ({', '.join(left)}); run the same command again with --batch to "
@@ -256,6 +258,9 @@ class ModelBatches:
         if chunk:
             await self._create(chunk, lines, estimate)
         self.tracked = [t for t in self.tracked if t.waiting]  # recorded batches this run has no use for
+        for tracked in self.tracked:
+            if tracked.record.id is None:  # uploaded by a run that stopped before it heard the batch's id
+                await self._start(tracked, look_first=True)
         self._show()
 
     def _line(self, job: Job) -> bytes:
@@ -273,26 +278,86 @@ class ModelBatches:
         return prompt * self.prices[0] + answer * self.prices[1]
 
     async def _create(self, chunk: dict[str, list[Job]], lines: list[bytes], estimate: float) -> None:
-        """Upload one input file and create its batch, recorded in the store before anything else happens."""
-        litellm = litellm_module()
+        """Upload one input file, record it with the keys it covers, then create its batch."""
         try:
-            uploaded = await self._call(lambda: litellm.acreate_file(
+            uploaded = await self._call(lambda: litellm_module().acreate_file(
                 file=("evalrun-batch.jsonl", b"".join(lines)), purpose="batch", timeout=FILE_TIMEOUT,
                 **self._credentials()))
-            created = await self._call(lambda: litellm.acreate_batch(
-                completion_window="24h", endpoint="/v1/chat/completions", input_file_id=uploaded.id,
-                metadata={"created_by": "evalrun"}, timeout=self.model.timeout, **self._credentials()))
         except CallError as error:
-            # nothing was asked (a batch that was never created answers nothing): each job fails, unstored
+            # nothing was asked: each job fails, unstored, and the next run asks again
             for jobs in chunk.values():
                 for job in jobs:
                     self.run.observer.finished(_unsent(job, error.error_class, f"batch not created: {error.message}"))
             return
-        record = StoredBatch(created.id, self.model.model, self.model.api_base, uploaded.id, str(created.status),
-                             time.time())
+        record = StoredBatch(uploaded.id, None, self.model.model, self.model.api_base, "uploaded", time.time())
         self.run.store.add_batch(record, list(chunk))
         self.run.budget.spent += estimate
-        self.tracked.append(Tracked(record, chunk, reserved=estimate))
+        tracked = Tracked(record, chunk, reserved=estimate)
+        self.tracked.append(tracked)
+        await self._start(tracked, look_first=False)
+
+    async def _start(self, tracked: Tracked, look_first: bool) -> None:
+        """Create the batch of a recorded input file and record its id. A create whose answer was lost (a
+        dropped connection, a killed run) may have created the batch all the same, so before creating again
+        evalrun looks for a batch of that input file among the provider's."""
+        litellm = litellm_module()
+        policy = self.run.options.retry
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                batch = await self._find(tracked.record) if look_first else None
+                if batch is None:
+                    batch = await litellm.acreate_batch(
+                        completion_window="24h", endpoint="/v1/chat/completions",
+                        input_file_id=tracked.record.input_file_id, metadata={"created_by": "evalrun"},
+                        timeout=self.model.timeout, **self._credentials())
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # every provider failure is classified; retried, or the jobs fail below
+                error = self._classify(exc)
+                if error.retryable and attempt < policy.attempts:
+                    self.run.observer.retrying(self.model.name, error)
+                    await asyncio.sleep(policy.delay(attempt, error.retry_after))
+                    look_first = True
+                    continue
+                # the input file stays recorded: the next run looks for its batch again, or creates it
+                for jobs in tracked.waiting.values():
+                    for job in jobs:
+                        self.run.observer.finished(_unsent(job, error.error_class,
+                                                           f"batch not created: {error.message}"))
+                tracked.waiting.clear()
+                tracked.over = True
+                self.run.budget.spent -= tracked.reserved
+                tracked.reserved = 0.0
+                return
+            tracked.record = replace(tracked.record, id=str(batch.id), status=str(batch.status))
+            self.run.store.batch_created(tracked.record.input_file_id, tracked.record.id, tracked.record.status)
+            return
+
+    def _classify(self, exc: Exception) -> CallError:
+        error = classify(exc, self.run.secrets, address=self.model.api_base)
+        import openai  # litellm's dependency, imported with it
+
+        # litellm's files and batches calls raise the OpenAI SDK's own errors, unmapped: a connection error
+        # has no status for classify() to go by, yet it is as worth retrying as on the one-request path
+        if not error.retryable and isinstance(exc, openai.APIConnectionError):
+            return replace(error, retryable=True)
+        return error
+
+    async def _find(self, record: StoredBatch) -> Any:
+        """The provider's batch of this input file, or None. Batches are listed newest first, so the look
+        stops at those created well before the file was uploaded (an hour's allowance for clock skew)."""
+        after = None
+        while True:
+            page = await litellm_module().alist_batches(after=after, limit=100, timeout=self.model.timeout,
+                                                        **self._credentials())
+            for batch in page.data:
+                if batch.input_file_id == record.input_file_id:
+                    return batch
+            if not page.data or not page.has_more or page.data[-1].created_at < record.created_at - 3600:
+                return None
+            after = page.data[-1].id
 
     async def _call(self, make: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
         """One call to the files or batches API, retried as the one-request path retries; raises the final
@@ -306,7 +371,7 @@ class ModelBatches:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # every provider failure is classified; the caller decides what it costs
-                error = classify(exc, self.run.secrets, address=self.model.api_base)
+                error = self._classify(exc)
                 if not error.retryable or attempt >= policy.attempts:
                     raise error from None
                 self.run.observer.retrying(self.model.name, error)
@@ -320,6 +385,7 @@ class ModelBatches:
             for tracked in self.tracked:
                 if tracked.over:
                     continue
+                assert tracked.record.id is not None  # a batch not created is over (see _start)
                 try:
                     # without the flag, litellm's logging downloads a finished batch's output file once more
                     # to price it (and leaves a coroutine unawaited): evalrun prices each line itself
@@ -339,8 +405,8 @@ class ModelBatches:
                 if status in ENDED:
                     await self._collect(tracked, batch)
                 else:
-                    self.run.store.batch_status(tracked.record.id, status)
-                tracked.record = _with_status(tracked.record, status)
+                    self.run.store.batch_status(tracked.record.input_file_id, status)
+                tracked.record = replace(tracked.record, status=status)
             self._show()
             if all(t.over for t in self.tracked):
                 return
@@ -378,7 +444,7 @@ class ModelBatches:
         else:
             self._fail(tracked, f"Batch{status.capitalize()}",
                        f"not answered: batch {tracked.record.id} ended {status} before this request was done")
-        self.run.store.batch_status(tracked.record.id, status, collected=True)
+        self.run.store.batch_status(tracked.record.input_file_id, status, collected=True)
         tracked.over = True
         # the estimate held against --max-cost gives way to what the answers cost
         self.run.budget.spent -= tracked.reserved
@@ -441,8 +507,4 @@ class ModelBatches:
         if known:
             text += f" ({sum(done for done, _ in known):,}/{sum(total for _, total in known):,} requests done)"
         self.run.observer.batch_status(self.model.name, text)
-
-
-def _with_status(record: StoredBatch, status: str) -> StoredBatch:
-    return StoredBatch(record.id, record.model, record.api_base, record.input_file_id, status, record.created_at)
 

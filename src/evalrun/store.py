@@ -64,24 +64,25 @@ CREATE TABLE IF NOT EXISTS leases (
     ("003_logprobs", """
 ALTER TABLE responses ADD COLUMN logprobs TEXT;
 """),
-    # `evalrun run --batch`: each provider batch as soon as it is created, with the request keys it covers,
-    # so a killed run polls its batches again instead of paying for them twice. `collected` is set once
-    # every line of its output and error files is in `responses`.
+    # `evalrun run --batch`: each batch's input file as soon as it is uploaded, with the request keys it covers,
+    # then the provider's batch id as soon as the batch exists (a run killed between the two finds the batch
+    # by its input file), so a killed run polls its batches again instead of paying for them twice.
+    # `collected` is set once every line of the batch's output and error files is in `responses`.
     ("004_batches", """
 CREATE TABLE IF NOT EXISTS batches (
-    id TEXT PRIMARY KEY,
+    input_file_id TEXT PRIMARY KEY,
+    id TEXT UNIQUE,
     model TEXT NOT NULL,
     api_base TEXT,
-    input_file_id TEXT NOT NULL,
     status TEXT NOT NULL,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
     collected INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS batch_requests (
-    batch_id TEXT NOT NULL REFERENCES batches (id),
+    input_file_id TEXT NOT NULL REFERENCES batches (input_file_id),
     key TEXT NOT NULL,
-    PRIMARY KEY (batch_id, key)
+    PRIMARY KEY (input_file_id, key)
 );
 CREATE INDEX IF NOT EXISTS batch_requests_key ON batch_requests (key);
 """),
@@ -114,13 +115,13 @@ class StoredResponse:
 
 @dataclass(frozen=True)
 class StoredBatch:
-    """A provider batch (`evalrun run --batch`) as recorded when it was created."""
+    """A provider batch (`evalrun run --batch`) as recorded: its input file once uploaded, its id once created."""
 
-    id: str
+    input_file_id: str
+    id: str | None  # the provider's batch id; None until the provider has created the batch
     model: str  # the litellm model string its requests were for
     api_base: str | None
-    input_file_id: str
-    status: str  # the provider's word: validating, in_progress, completed, expired, failed, ...
+    status: str  # "uploaded" until created, then the provider's word: in_progress, completed, expired, ...
     created_at: float
 
 
@@ -174,32 +175,37 @@ class Store:
         self._db.execute("DELETE FROM leases WHERE owner = ?", (owner,))
 
     def add_batch(self, batch: StoredBatch, keys: list[str]) -> None:
-        """Record a batch the provider has just created, with the request keys it covers (one transaction)."""
+        """Record an uploaded batch input file, with the request keys it covers (one transaction)."""
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            self._db.execute("INSERT INTO batches (id, model, api_base, input_file_id, status, created_at, updated_at)"
-                             " VALUES (?, ?, ?, ?, ?, ?, ?)", (batch.id, batch.model, batch.api_base,
-                                                              batch.input_file_id, batch.status, batch.created_at,
+            self._db.execute("INSERT INTO batches (input_file_id, id, model, api_base, status, created_at, updated_at)"
+                             " VALUES (?, ?, ?, ?, ?, ?, ?)", (batch.input_file_id, batch.id, batch.model,
+                                                              batch.api_base, batch.status, batch.created_at,
                                                               batch.created_at))
-            self._db.executemany("INSERT OR IGNORE INTO batch_requests (batch_id, key) VALUES (?, ?)",
-                                 [(batch.id, key) for key in keys])
+            self._db.executemany("INSERT OR IGNORE INTO batch_requests (input_file_id, key) VALUES (?, ?)",
+                                 [(batch.input_file_id, key) for key in keys])
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
 
-    def batch_status(self, batch_id: str, status: str, collected: bool = False) -> None:
+    def batch_created(self, input_file_id: str, batch_id: str, status: str) -> None:
+        """The provider created the batch of this input file: its id, the moment it is known."""
+        self._db.execute("UPDATE batches SET id = ?, status = ?, updated_at = ? WHERE input_file_id = ?",
+                         (batch_id, status, time.time(), input_file_id))
+
+    def batch_status(self, input_file_id: str, status: str, collected: bool = False) -> None:
         """A batch's latest status at the provider; `collected` once its answers are all stored."""
-        self._db.execute("UPDATE batches SET status = ?, updated_at = ?, collected = ? WHERE id = ?",
-                         (status, time.time(), int(collected), batch_id))
+        self._db.execute("UPDATE batches SET status = ?, updated_at = ?, collected = ? WHERE input_file_id = ?",
+                         (status, time.time(), int(collected), input_file_id))
 
     def open_batches(self, model: str, api_base: str | None) -> list[tuple[StoredBatch, set[str]]]:
         """The model's batches whose answers are not all stored yet, oldest first, each with its keys."""
-        rows = self._db.execute("SELECT id, model, api_base, input_file_id, status, created_at FROM batches "
+        rows = self._db.execute("SELECT input_file_id, id, model, api_base, status, created_at FROM batches "
                                 "WHERE model = ? AND api_base IS ? AND collected = 0 ORDER BY created_at",
                                 (model, api_base)).fetchall()
         return [(StoredBatch(*row), {key for (key,) in self._db.execute(
-            "SELECT key FROM batch_requests WHERE batch_id = ?", (row[0],))}) for row in rows]
+            "SELECT key FROM batch_requests WHERE input_file_id = ?", (row[0],))}) for row in rows]
 
     def __iter__(self) -> Iterator[StoredResponse]:
         for row in self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM responses ORDER BY created_at"):

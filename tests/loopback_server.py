@@ -16,7 +16,8 @@ undone and the batch ends `expired` (OpenAI's end for a batch past its window, w
 finished); "malformed" writes a truncated line to the output file; any other fault puts the line in
 the error file with its HTTP status. `GET /v1/batches` lists batches newest first. `batch_create_faults`
 scripts the next batch creations, one entry each: "lost" creates the batch and then drops the
-connection (the client never hears its id), "500" answers 500 without creating it.
+connection (the client never hears its id), "500" answers 500 without creating it;
+`batch_retrieve_faults` makes that many of the next batch retrievals answer 500.
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ class LoopbackServer:
         port: int = 0,
         batch_polls: int | Sequence[int] = 1,
         batch_create_faults: Sequence[Literal["lost", "500"]] = (),
+        batch_retrieve_faults: int = 0,
     ) -> None:
         self.rules: list[Rule] = list(rules)
         self.default_reply = default_reply
@@ -115,6 +117,7 @@ class LoopbackServer:
         self._startup_error: BaseException | None = None
         self.batch_polls = batch_polls
         self.batch_create_faults = list(batch_create_faults)
+        self.batch_retrieve_faults = batch_retrieve_faults
         self.files: dict[str, bytes] = {}
         self.batches: dict[str, dict[str, Any]] = {}  # id -> the batch object as last served
         self.batch_lines: list[dict] = []  # every request body answered through a batch, in order
@@ -373,6 +376,10 @@ class LoopbackServer:
         batch = self.batches.get(request.match_info["batch_id"])
         if batch is None:
             return web.json_response(_error_body("no such batch", "invalid_request_error", None), status=404)
+        if self.batch_retrieve_faults > 0:
+            self.batch_retrieve_faults -= 1
+            return web.json_response(_error_body("Internal server error (loopback fault)", "server_error", None),
+                                     status=500)
         if batch["status"] in ("validating", "in_progress"):
             self._polls[batch["id"]] += 1
             if self._polls[batch["id"]] >= self._polls_needed(batch["id"]):

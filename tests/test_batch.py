@@ -222,6 +222,15 @@ def test_a_retried_creation_looks_for_the_batch_first(tmp_path: Path) -> None:
     assert run.summary["totals"]["answered"] == 20
 
 
+def test_polling_outlasts_failed_looks(tmp_path: Path) -> None:
+    # with no retries at all, a batch that cannot be read at a few polls is still read at a later one
+    with LoopbackServer(default_reply=reply, batch_polls=2, batch_retrieve_faults=5) as server:
+        spec = write_spec(tmp_path, server.base_url, second_stage=False)
+        run = evalrun.run(spec, out=tmp_path / "out", retries=0, batch=True)
+        assert server.batch_retrieve_faults == 0 and len(server.batches) == 3
+    assert run.summary["totals"]["answered"] == 20
+
+
 def test_ctrl_c_leaves_the_batches_running_and_says_how_to_collect_them(tmp_path: Path, evalrun_home: Path) -> None:
     with LoopbackServer(default_reply=reply, batch_polls=10**6) as server:
         spec = write_spec(tmp_path, server.base_url, second_stage=False)

@@ -36,6 +36,9 @@ MAX_REQUESTS_ENV = "EVALRUN_BATCH_MAX_REQUESTS"  # smaller batches end (and are 
 OPENAI_MAX_REQUESTS = 50_000
 OPENAI_MAX_BYTES = 190 * 1024 * 1024
 BATCH_DISCOUNT = 0.5  # OpenAI's and Anthropic's batch price, as a share of the usual one
+# A batch that cannot be read this many polls in a row (5 minutes at the default interval) is left for a
+# later run; polling is cheap and idempotent, so a blip in a day-long wait is not worth failing jobs over.
+POLL_FAILURES = 10
 FILE_TIMEOUT = 600.0  # uploading or downloading a file of up to 200 MB
 T = TypeVar("T", int, float)
 ENDED = {"completed", "expired", "failed", "cancelled"}
@@ -177,6 +180,7 @@ class Tracked:
     reserved: float = 0.0  # its estimated cost, counted against --max-cost until its answers arrive
     counts: tuple[int, int] | None = None  # the provider's progress: requests done (or failed), of how many
     over: bool = False  # nothing more to do for it in this run (ended and collected, or unreadable)
+    failed_looks: int = 0  # polls in a row that could not read it
 
 
 @dataclass
@@ -389,15 +393,23 @@ class ModelBatches:
                 try:
                     # without the flag, litellm's logging downloads a finished batch's output file once more
                     # to price it (and leaves a coroutine unawaited): evalrun prices each line itself
-                    batch = await self._call(lambda t=tracked: litellm.aretrieve_batch(
-                        batch_id=t.record.id, timeout=self.model.timeout, **self._credentials(),
-                        litellm_metadata={"batch_ignore_default_logging": True}))
-                except CallError as error:
+                    batch = await litellm.aretrieve_batch(
+                        batch_id=tracked.record.id, timeout=self.model.timeout, **self._credentials(),
+                        litellm_metadata={"batch_ignore_default_logging": True})
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # classified: a look that failed is tried again at the next poll
+                    error = self._classify(exc)
+                    tracked.failed_looks += 1
+                    if error.retryable and tracked.failed_looks < POLL_FAILURES:
+                        self.run.observer.retrying(self.model.name, error)
+                        continue
                     # the batch runs on at the provider and stays recorded: a later run polls it again
                     self._fail(tracked, error.error_class, f"batch {tracked.record.id} could not be read: "
                                                            f"{error.message}; run again to collect it")
                     tracked.over = True
                     continue
+                tracked.failed_looks = 0
                 status = str(batch.status)
                 counts = batch.request_counts
                 if counts is not None:

@@ -4,17 +4,19 @@ a day, at half price, instead of one HTTP request each.
 For each model whose provider litellm can batch (OpenAI: litellm 1.106.2 uploads files and creates batches
 for `openai` only among the providers evalrun serves; it retrieves Anthropic batches but cannot create them),
 the stage's pending jobs (those without a stored answer) are written as JSONL, uploaded and submitted, split
-so that no batch exceeds the provider's limits. Each batch is recorded in the store (migration 004) the moment
-it exists, with the request keys it covers, so a run killed while waiting polls those batches again rather
-than paying twice. A batch's output and error files are stored line by line as soon as the batch ends, as the
-same `StoredResponse` rows the one-request path writes, so extraction, the report and resume cannot tell
-the two apart. Other models run the usual way in the same stage.
+so that no batch exceeds the provider's limits. Each input file is recorded in the store (migration 004) once
+uploaded, with the request keys it covers, and its batch id the moment the batch exists, so a run killed
+while waiting polls those batches again rather than paying twice. A batch's output and error files are
+stored line by line as soon as the batch ends, as the same `StoredResponse` rows the one-request path
+writes, so extraction, the report and resume cannot tell the two apart. Other models run the usual way in
+the same stage.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import time
 from collections import Counter
@@ -75,7 +77,7 @@ def _setting(name: str, kind: Callable[[str], T], default: T, what: str) -> T:
         found = kind(value)
     except ValueError:
         found = None
-    if found is None or not found > 0:  # type: ignore[operator]
+    if found is None or not 0 < found < math.inf:  # NaN and infinity too
         raise ConfigError(f"{name} must be {what}, not {value!r}")
     return found
 

@@ -203,7 +203,8 @@ class LoopbackServer:
             await self._close()
 
     def _build_app(self) -> web.Application:
-        app = web.Application()
+        # a batch input file may be up to 200 MB (aiohttp's default would refuse a body over 1 MB)
+        app = web.Application(client_max_size=256 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._handle_chat)
         app.router.add_post("/chat/completions", self._handle_chat)
         app.router.add_get("/v1/models", self._handle_models)

@@ -135,6 +135,8 @@ def test_batches_give_the_rows_of_the_one_request_path_at_half_price(tmp_path: P
     assert totals["cost_usd"] == pytest.approx(usual.summary["totals"]["cost_usd"] / 2)
     assert batched.summary["run"]["models"][0]["batch_prices"] is True
     assert "batch_prices" not in usual.summary["run"]["models"][0]
+    assert "(at batch-API prices for `" in batched.report_path.read_text(encoding="utf-8")
+    assert "batch-API prices" not in usual.report_path.read_text(encoding="utf-8")
     rows = stored(tmp_path / "batch-home", "SELECT status, collected, COUNT(*) FROM batches GROUP BY 1, 2")
     assert rows == [("completed", 1, 6)]
     assert stored(tmp_path / "batch-home", "SELECT COUNT(*) FROM batch_requests") == [(40,)]

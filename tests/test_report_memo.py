@@ -133,8 +133,8 @@ def test_a_stored_rerun_of_a_run_imports_no_statistics_or_plotting_library(tmp_p
 dataset: {{path: items.jsonl, id: id, gold: gold}}
 labels: [agree, differ]
 variants:
-  direct: {{prompt: "Is it so? {{{{ text }}}}", extract: {{type: choice, choices: {{agree: [agree], differ: [differ]}}}}}}
-  story: {{prompt: "Tell it. {{{{ text }}}}", extract: {{type: choice, choices: {{agree: [agree], differ: [differ]}}}}}}
+  direct: {{prompt: "Is it? {{{{ text }}}}", extract: {{type: choice, choices: {{agree: [agree], differ: [differ]}}}}}}
+  story: {{prompt: "Tell. {{{{ text }}}}", extract: {{type: choice, choices: {{agree: [agree], differ: [differ]}}}}}}
 models:
   - {{model: openai/m, name: m, api_base: '{server.base_url}', api_key_env: MEMO_KEY}}
 """, encoding="utf-8")

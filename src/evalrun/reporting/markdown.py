@@ -502,6 +502,8 @@ def render_markdown(results: Path, summary: dict[str, Any], figures: Sequence[Fi
     else:
         cost = f"${totals['cost_usd']:.4f}" + (f" (+ {totals['cost_unknown_responses']} responses of unknown price)"
                                               if totals["cost_unknown_responses"] else "")
+    if batched := [m["name"] for m in meta["models"] if m.get("batch_prices")]:
+        cost += " (at batch-API prices for " + ", ".join(f"`{name}`" for name in batched) + ")"
     lines += ["", "## Run", "",
               f"- spec: `{meta['spec_path']}` (sha256 {meta['spec_sha256'][:16]}…), dataset {meta['dataset_source']} "
               f"(sha256 {meta['dataset_sha256'][:16]}…)",

@@ -22,7 +22,7 @@ import polars as pl
 import pytest
 
 import evalrun
-from evalrun.batch import MAX_REQUESTS_ENV, POLL_ENV, batch_prices, price_basis, unbatchable
+from evalrun.batches import MAX_REQUESTS_ENV, POLL_ENV, batch_prices, price_basis, unbatchable
 from evalrun.cli import main
 from evalrun.spec import model_from_string
 from evalrun.store import MIGRATIONS, Store

@@ -168,7 +168,7 @@ def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: 
     `models` replaces the spec's models (litellm model strings); `samples` and `limit` (first N
     items) override the spec; `concurrency`, `rpm` and `tpm` override every model's limits;
     `max_cost` (USD) stops sending new requests once spent. `batch` sends what a provider can batch through
-    its batch API, at batch prices (see batch.py). Warnings go to `warn` (stderr).
+    its batch API, at batch prices (see the batches package). Warnings go to `warn` (stderr).
     """
     from .dataset import load_dataset
     from .design import Design
@@ -213,7 +213,7 @@ def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: 
                 warn(f"evalrun: warning: model '{model.name}': litellm knows no price for {model.model}, so "
                      "--max-cost cannot stop its requests (give it a `price` in the spec)")
     streams = {m.name: design.expand(only=m) for m in spec.models}
-    from .batch import batch_priced
+    from .batches import batch_priced
 
     batched = batch_priced(spec.models) if batch else set()  # their costs are batch prices: summary.json says so
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")

@@ -129,7 +129,7 @@ class RunOptions:
     fresh: bool = False
     max_cost: float | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    batch: bool = False  # send what a provider can batch through its batch API (see batch.py)
+    batch: bool = False  # send what a provider can batch through its batch API (see the batches package)
 
 
 def _failure(job: Job, error_class: str, message: str, attempts: int, latency: float | None) -> StoredResponse:
@@ -333,7 +333,7 @@ class Runner:
         """Run every job of every model's stream; outcomes reach the observer and the store."""
         workers = []
         if self.run.options.batch:  # models with a batch API take their streams there; the rest stay here
-            from .batch import batch_stage
+            from .batches import batch_stage
 
             models, batched = batch_stage(streams, [(m, *self._model(m)[3:]) for m in models], self.run)
             if batched is not None:

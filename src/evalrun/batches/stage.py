@@ -1,48 +1,27 @@
-"""Provider batch APIs (`evalrun run --batch`): a stage's requests as JSONL files the provider answers within
-a day, at half price, instead of one HTTP request each.
-
-For each model whose provider litellm can batch (OpenAI: litellm 1.106.2 uploads files and creates batches
-for `openai` only among the providers evalrun serves; it retrieves Anthropic batches but cannot create them),
-the stage's pending jobs (those without a stored answer) are written as JSONL, uploaded and submitted, split
-so that no batch exceeds the provider's limits. Each input file is recorded in the store (migration 004) once
-uploaded, with the request keys it covers, and its batch id the moment the batch exists, so a run killed
-while waiting polls those batches again rather than paying twice. A batch's output and error files are
-stored line by line as soon as the batch ends, as the same `StoredResponse` rows the one-request path
-writes, so extraction, the report and resume cannot tell the two apart. Other models run the usual way in
-the same stage.
-"""
+"""One stage's batches: submit what the store lacks, record every batch, poll, and store the answers."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import math
-import os
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-from .errors import ConfigError
-from .jobs import Job
-from .providers import CallError, classify, litellm_module, prepare, redact
-from .runner import Outcome, Shared, _failure, _unsent
-from .spec import ModelConfig
-from .store import StoredBatch, StoredResponse, request_json
+from ..jobs import Job
+from ..providers import CallError, classify, litellm_module, prepare, redact
+from ..runner import Outcome, Shared, _failure, _unsent
+from ..spec import ModelConfig
+from ..store import StoredBatch, StoredResponse, request_json
+from .pricing import batch_prices, price_basis, unbatchable
+from .settings import OPENAI_MAX_BYTES, max_requests, poll_seconds
 
-POLL_ENV = "EVALRUN_BATCH_POLL_SECONDS"  # tests poll every few hundredths of a second
-DEFAULT_POLL_SECONDS = 30.0  # OpenAI's batches take minutes to hours; polling faster only spends requests
-MAX_REQUESTS_ENV = "EVALRUN_BATCH_MAX_REQUESTS"  # smaller batches end (and are stored) sooner
-# OpenAI's limits per batch: 50,000 requests and a 200 MB input file (some margin kept for the multipart form)
-OPENAI_MAX_REQUESTS = 50_000
-OPENAI_MAX_BYTES = 190 * 1024 * 1024
-BATCH_DISCOUNT = 0.5  # OpenAI's and Anthropic's batch price, as a share of the usual one
 # A batch that cannot be read this many polls in a row (5 minutes at the default interval) is left for a
 # later run; polling is cheap and idempotent, so a blip in a day-long wait is not worth failing jobs over.
 POLL_FAILURES = 10
 FILE_TIMEOUT = 600.0  # uploading or downloading a file of up to 200 MB
-T = TypeVar("T", int, float)
 ENDED = {"completed", "expired", "failed", "cancelled"}
 # what the one-request path calls an HTTP error of each status (litellm's exception names), for error rows
 _ERROR_CLASSES = {400: "BadRequestError", 401: "AuthenticationError", 403: "PermissionDeniedError",
@@ -57,88 +36,6 @@ class BatchObserver(Protocol):
     def batch_status(self, model: str, status: str) -> None: ...
 
     def note(self, message: str) -> None: ...
-
-
-def poll_seconds() -> float:
-    return _setting(POLL_ENV, float, DEFAULT_POLL_SECONDS, "a number of seconds more than 0")
-
-
-def max_requests() -> int:
-    return min(_setting(MAX_REQUESTS_ENV, int, OPENAI_MAX_REQUESTS, "a whole number more than 0"),
-               OPENAI_MAX_REQUESTS)
-
-
-def _setting(name: str, kind: Callable[[str], T], default: T, what: str) -> T:
-    """A number from the environment, or one line saying what it should be."""
-    value = os.environ.get(name)
-    if not value:
-        return default
-    try:
-        found = kind(value)
-    except ValueError:
-        found = None
-    if found is None or not 0 < found < math.inf:  # NaN and infinity too
-        raise ConfigError(f"{name} must be {what}, not {value!r}")
-    return found
-
-
-def unbatchable(model: ModelConfig) -> str | None:
-    """None if the model's requests can go through a batch API, else why they cannot."""
-    if model.embedded:
-        return "it runs here (embedded), with no batch API"
-    provider = _provider(model)
-    if provider == "openai":
-        return None
-    if provider == "anthropic":
-        return "litellm 1.106.2 can read Anthropic batches but not create them"
-    return f"evalrun sends batches to OpenAI only, and this model's provider is {provider or 'unknown'}"
-
-
-def batch_priced(models: list[ModelConfig]) -> set[str]:
-    """The models whose requests `--batch` sends through a batch API, so whose answers cost batch prices
-    (summary.json marks them): a batchable provider, and its key set (a model without one is not asked).
-    Called before a run starts, it checks the batch settings too, so a bad one stops the run at once."""
-    poll_seconds(), max_requests()
-    return {m.name for m in models
-            if unbatchable(m) is None and not (m.api_key_env and not os.environ.get(m.api_key_env))}
-
-
-def _provider(model: ModelConfig) -> str | None:
-    try:
-        return str(litellm_module().get_llm_provider(model=model.model, api_base=model.api_base)[1])
-    except Exception:  # litellm raises a bare BadRequestError-like Exception for a model it cannot place
-        return None
-
-
-def batch_prices(model: ModelConfig) -> tuple[float, float] | None:
-    """Batch prices per input and output token: litellm's batch prices where its price list has them, else
-    the usual price (the spec's `price` first) at the provider's batch discount; None if no price is known."""
-    if model.price is not None:
-        return model.price[0] / 1e6 * BATCH_DISCOUNT, model.price[1] / 1e6 * BATCH_DISCOUNT
-    try:
-        info = litellm_module().get_model_info(model.model)
-    except Exception:  # litellm raises a bare Exception for a model it has not mapped
-        return None
-
-    def price(kind: str) -> float | None:
-        batch, usual = info.get(f"{kind}_cost_per_token_batches"), info.get(f"{kind}_cost_per_token")
-        return batch if batch is not None else None if usual is None else usual * BATCH_DISCOUNT
-
-    found = price("input"), price("output")
-    if found == (None, None):
-        return None
-    return found[0] or 0.0, found[1] or 0.0
-
-
-def price_basis(model: ModelConfig) -> str:
-    """Where `batch_prices` found the model's batch prices, in words."""
-    if batch_prices(model) is None:
-        return "an unknown price (litellm has none for this model; a `price` in the spec gives one)"
-    if model.price is not None:
-        return f"{BATCH_DISCOUNT:.0%} of the spec's price"
-    if litellm_module().get_model_info(model.model).get("input_cost_per_token_batches") is not None:
-        return "litellm's batch prices"
-    return f"{BATCH_DISCOUNT:.0%} of litellm's usual price"
 
 
 def batch_stage(streams: dict[str, Iterator[Job]], models: list[tuple[ModelConfig, str | None, str | None]],

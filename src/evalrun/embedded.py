@@ -78,6 +78,8 @@ SLOTS = 8  # sequences decoded together, per model
 BATCH_TOKENS = 2048  # tokens per llama_decode call; longer prompts are fed in chunks
 PASSED_PARAMS = ("temperature", "top_p", "max_tokens", "seed", "stop", "logprobs", "top_logprobs")
 
+SHARED_MIN = 16  # prompt tokens worth a KV copy or waiting a step for (see _Batcher._admit)
+
 _batchers: dict[Path, _Batcher] = {}
 _by_name: dict[str, _Batcher] = {}
 _loading = threading.Lock()
@@ -104,6 +106,16 @@ def gguf_path(name: str) -> Path:
     return path.resolve()
 
 
+def _shared(kept: list[int], prompt: list[int]) -> int:
+    """How many tokens the two lists share from their start."""
+    n = 0
+    for a, b in zip(kept, prompt, strict=False):
+        if a != b:
+            break
+        n += 1
+    return n
+
+
 @dataclass(frozen=True)
 class Answer:
     """One finished request, as the batcher hands it back."""
@@ -120,6 +132,18 @@ class _Request:
     messages: list[dict[str, Any]]
     params: dict[str, Any]
     future: concurrent.futures.Future[Answer]
+
+
+@dataclass
+class _Prepared:
+    """A request whose prompt is tokenized, waiting for a slot."""
+
+    future: concurrent.futures.Future[Answer]
+    arguments: dict[str, Any]  # what llama-cpp-python's chat handler would pass to create_completion
+    prompt: list[int]
+    max_tokens: int
+    stop: list[bytes]
+    top_logprobs: int | None
 
 
 @dataclass
@@ -197,6 +221,7 @@ class _Batcher:
         self._kept: list[list[int]] = [[] for _ in range(SLOTS)]  # the tokens in each slot's KV
         self._last_used = [0] * SLOTS
         self._finished = 0
+        self.prompt_tokens_decoded = 0  # what the prefix cache left to compute, of all prompts admitted
         self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._closed = False
         # A daemon thread: interpreter shutdown must not wait for it; close() (atexit) stops it.
@@ -224,20 +249,30 @@ class _Batcher:
     def _run(self) -> None:
         free = set(range(SLOTS))
         active: list[_Sequence] = []
+        waiting: list[_Prepared] = []  # in arrival order, until a slot is free and no prefill is worth awaiting
         try:
             while True:
-                while free:
-                    # Block only when nothing is decoding; otherwise take what has already arrived.
+                # Block only when nothing is decoding or waiting; otherwise take what has already arrived.
+                while True:
                     try:
-                        request = self._queue.get(block=not active)
+                        request = self._queue.get(block=not active and not waiting)
                     except queue.Empty:
                         break
                     if request is None:
                         return
-                    sequence = self._admit(request, free)
+                    prepared = self._prepare(request)
+                    if prepared is not None:
+                        waiting.append(prepared)
+                admitted: list[_Sequence] = []
+                for prepared in list(waiting):
+                    if not free:
+                        break
+                    sequence = self._admit(prepared, free, active, admitted)
                     if sequence is not None:
-                        active.append(sequence)
+                        waiting.remove(prepared)
+                        admitted.append(sequence)
                         free.remove(sequence.slot)
+                active += admitted
                 for sequence in self._step(active):
                     active.remove(sequence)
                     free.add(sequence.slot)
@@ -245,6 +280,9 @@ class _Batcher:
             for sequence in active:
                 if not sequence.future.done():
                     sequence.future.set_exception(error)
+            for prepared in waiting:
+                prepared.future.set_exception(error)
+            waiting.clear()
             raise
         finally:
             self._closed = True
@@ -252,6 +290,8 @@ class _Batcher:
                 self._lib.llama_sampler_free(sequence.sampler)
                 if not sequence.future.done():
                     sequence.future.set_exception(RuntimeError("the embedded model was closed mid-answer"))
+            for prepared in waiting:
+                prepared.future.set_exception(RuntimeError("the embedded model was closed before answering"))
             while True:
                 try:
                     request = self._queue.get_nowait()
@@ -260,7 +300,9 @@ class _Batcher:
                 if request is not None and request.future.set_running_or_notify_cancel():
                     request.future.set_exception(RuntimeError("the embedded model was closed before answering"))
 
-    def _admit(self, request: _Request, free: set[int]) -> _Sequence | None:
+    def _prepare(self, request: _Request) -> _Prepared | None:
+        """The request's prompt tokens and decoding settings; None if it was cancelled or is invalid
+        (its caller then has its error, and the batch goes on)."""
         if not request.future.set_running_or_notify_cancel():
             return None  # cancelled while queued
         try:
@@ -274,40 +316,51 @@ class _Batcher:
             stop = arguments.get("stop") or []
             top_logprobs = (min(max(int(request.params.get("top_logprobs") or 0), 0), self._n_vocab)
                             if request.params.get("logprobs") else None)
-            sampler = self._sampler(arguments)
-        except Exception as error:  # the caller gets the error; the batch goes on
+        except Exception as error:
             request.future.set_exception(error)
             return None
-        slot, reused = self._slot_for(prompt, free)
-        return _Sequence(future=request.future, slot=slot, prompt=prompt, pending=prompt[reused:], pos=reused,
-                         max_tokens=max_tokens, stop=[s.encode("utf-8") for s in ([stop] if isinstance(stop, str)
-                                                                                  else stop)],
-                         top_logprobs=top_logprobs, sampler=sampler)
+        return _Prepared(future=request.future, arguments=arguments, prompt=prompt, max_tokens=max_tokens,
+                         stop=[s.encode("utf-8") for s in ([stop] if isinstance(stop, str) else stop)],
+                         top_logprobs=top_logprobs)
 
-    def _slot_for(self, prompt: list[int], free: set[int]) -> tuple[int, int]:
-        """The free slot whose kept tokens share the longest prefix with the prompt (the least
-        recently used among equals), and how many prompt tokens its KV already holds.
+    def _admit(self, prepared: _Prepared, free: set[int], active: list[_Sequence],
+               admitted: list[_Sequence]) -> _Sequence | None:
+        """Put the request in a free slot holding as much of its prompt's KV as can be had, or hold
+        it back (None) while a prompt being processed will give it SHARED_MIN tokens more.
 
         Prompt processing is most of an evaluation's compute (its prompts are long, its answers
         short), and its prompts share prefixes: the chat template's system turn, an item's text
         asked in several wordings, a follow-up that repeats the first turn and its answer. A
-        finished sequence's KV stays in its slot, so only the prompt's new tail is decoded.
+        finished sequence's KV stays in its slot, so a prompt decodes only its new tail after the
+        longest prefix a free slot holds; a longer prefix in a busy slot is copied into a free one
+        (llama.cpp copies a whole KV stream, a memory copy of microseconds per token, where
+        computing it costs milliseconds). Requests in flight together are often one item's
+        wordings: the second waits a step for the first's prompt instead of computing it again.
         """
-        def shared(slot: int) -> int:
-            kept = self._kept[slot]
-            n = 0
-            for a, b in zip(kept, prompt, strict=False):
-                if a != b:
-                    break
-                n += 1
-            return n
-
-        slot = max(sorted(free, key=self._last_used.__getitem__), key=shared)
+        prompt = prepared.prompt
+        slot = max(sorted(free, key=self._last_used.__getitem__), key=lambda s: _shared(self._kept[s], prompt))
+        have = _shared(self._kept[slot], prompt)
+        source, copied = None, have
+        for sequence in active:  # their KV holds (prompt + tokens)[:pos]
+            held = _shared(sequence.prompt[:sequence.pos], prompt)
+            if held == len(sequence.prompt) < sequence.pos:  # and some of its answer
+                held += _shared(sequence.tokens[:sequence.pos - held], prompt[held:])
+            if held > copied:
+                source, copied = sequence, held
+        coming = max((_shared(s.prompt, prompt) for s in [*active, *admitted] if s.pending), default=0)
+        if coming >= max(have, copied) + SHARED_MIN:
+            return None
+        if source is not None and copied >= have + SHARED_MIN:
+            slot = min(free, key=self._last_used.__getitem__)  # the free slot unused the longest
+            self._lib.llama_memory_seq_cp(self._memory, source.slot, slot, -1, -1)
+            have = copied
         # At least the prompt's last token is decoded again: its logits give the first answer token.
-        reused = min(shared(slot), len(prompt) - 1)
+        reused = min(have, len(prompt) - 1)
         self._lib.llama_memory_seq_rm(self._memory, slot, reused, -1)
         self._kept[slot] = prompt[:reused]
-        return slot, reused
+        return _Sequence(future=prepared.future, slot=slot, prompt=prompt, pending=prompt[reused:], pos=reused,
+                         max_tokens=prepared.max_tokens, stop=prepared.stop, top_logprobs=prepared.top_logprobs,
+                         sampler=self._sampler(prepared.arguments))
 
     def _completion_arguments(self, messages: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
         chat = {k: params[k] for k in ("temperature", "top_p", "max_tokens", "seed", "stop") if k in params}
@@ -354,15 +407,22 @@ class _Batcher:
             sequence.pos += 1
             n += 1
 
-        for sequence in active:
+        # Every generating sequence gets its token in; prompts share the rest of the batch.
+        room = BATCH_TOKENS - sum(not sequence.pending for sequence in active)
+        # In slot order: with one KV stream per sequence, llama.cpp splits a batch into micro-batches
+        # of sequences whose ids follow each other in the batch's order (and as many tokens of
+        # each), one pass over the weights per micro-batch; in any other order, 8 generating
+        # sequences took 8 passes.
+        for sequence in sorted(active, key=lambda sequence: sequence.slot):
             sequence.row = -1
             if not sequence.pending:  # generating: feed the token sampled last step
                 sequence.row = n
                 put(sequence.tokens[-1], sequence, True)
-        for sequence in active:
-            if sequence.pending and n < BATCH_TOKENS:
-                chunk = sequence.pending[:BATCH_TOKENS - n]
+            elif room > 0:
+                chunk = sequence.pending[:room]
+                room -= len(chunk)
                 del sequence.pending[:len(chunk)]
+                self.prompt_tokens_decoded += len(chunk)
                 for token in chunk:
                     put(token, sequence, False)
                 if not sequence.pending:  # the whole prompt is in: sample its first answer token

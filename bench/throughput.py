@@ -7,17 +7,23 @@ in one run:
   (b) bare      litellm.acompletion in a loop under an asyncio.Semaphore (fresh subprocess)
   (c) evalrun   `python -m evalrun run SPEC` on a generated spec of N jobs (fresh subprocess,
                 fresh EVALRUN_HOME); its rate is N / the run phase (`duration_s` in summary.json:
-                the request loop only, without interpreter start, litellm import or report writing)
+                the request loop only, without interpreter start, litellm import or report writing),
+                and the whole process's wall time (start to exit, report written)
+  (d) promptfoo with --promptfoo DIR (a folder where `npm install promptfoo` ran) or
+                $EVALRUN_BENCH_PROMPTFOO: `promptfoo eval` on the equivalent config (the same N
+                requests, same prompts, maxConcurrency = concurrency, no cache), whole process
 
-and prints the ratios, then the peak RSS of whole `evalrun run` processes at each --memory size
-(os.wait4 on the child, so only that process is counted), next to that of the bare loop run as a
-worker pool (`concurrency` workers, no task per job) at the same size: what litellm itself keeps.
+and prints the ratios (whole-process wall times: evalrun against promptfoo and bare litellm),
+then the peak RSS of whole `evalrun run` processes at each --memory size (os.wait4 on the child,
+so only that process is counted), next to that of the bare loop run as a worker pool
+(`concurrency` workers, no task per job) at the same size: what litellm itself keeps.
 Each size above the first is reached twice: by more items (the dataset grows with the jobs) and
 by more samples of the first size's items (only the jobs grow).
 
-    .venv/bin/python bench/throughput.py --jobs 5000 --concurrency 100 --latency 0.05 --memory 5000,50000
+    .venv/bin/python bench/throughput.py --jobs 5000 --concurrency 100 --latency 0.05 --memory 5000,50000 \
+        --promptfoo /work/promptfoo
 
-Both (b) and (c) time their first requests too (no warm-up), so neither is favoured.
+(b), (c) and (d) time their first requests too (no warm-up), so none is favoured.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SERVER = ROOT / "tests" / "loopback_server.py"
 MODEL = "openai/bench"  # unknown to litellm's price list, like most local models: exercises "cost unknown"
 KEY_ENV = "EVALRUN_BENCH_KEY"
+PROMPTFOO_ENV = "EVALRUN_BENCH_PROMPTFOO"
 
 
 def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
@@ -115,11 +122,13 @@ def run_evalrun(base: str, jobs: int, concurrency: int, samples: int = 1) -> dic
         spec = write_spec(folder, base, jobs, concurrency, samples)
         env = {**os.environ, "EVALRUN_HOME": str(folder / "home"), KEY_ENV: "sk-bench-key",
                "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+        start = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "-m", "evalrun", "run", str(spec), "--out", str(folder / "out")],
                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         assert proc.stdout is not None
         report = proc.stdout.read().strip()
         _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode != 0:
             raise RuntimeError(f"evalrun exited {proc.returncode}")
@@ -127,7 +136,54 @@ def run_evalrun(base: str, jobs: int, concurrency: int, samples: int = 1) -> dic
         if summary["totals"]["answered"] != jobs:
             raise RuntimeError(f"evalrun answered {summary['totals']['answered']} of {jobs} jobs")
         duration = summary["run"]["duration_s"]
-        return {"rate": jobs / duration, "duration_s": duration, "peak_rss_mb": usage.ru_maxrss / 1024}
+        return {"rate": jobs / duration, "duration_s": duration, "wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024}
+
+
+def run_promptfoo(folder_with_node_modules: Path, base: str, jobs: int, concurrency: int) -> float:
+    """`promptfoo eval` on the equivalent of write_spec's spec in a subprocess: whole-process wall time.
+
+    The same requests: jobs/2 test cases x the same two prompts, one OpenAI-compatible provider at the
+    loopback server, at most `concurrency` in flight, its cache off, results written to its own
+    database and to a JSON file (as evalrun writes its store and report), each case asserting the
+    answer contains "ok" (evalrun's labelling). Telemetry and update checks are off: nothing leaves
+    the machine.
+    """
+    cli = folder_with_node_modules / "node_modules" / ".bin" / "promptfoo"
+    with tempfile.TemporaryDirectory(prefix="promptfoo-bench-") as tmp:
+        folder = Path(tmp)
+        with (folder / "tests.csv").open("w") as f:
+            f.write("text\n")
+            for i in range(jobs // 2):
+                f.write(f"item number {i}\n")
+        # the model name matters to promptfoo only as the request's "model" field
+        (folder / "promptfooconfig.yaml").write_text(f"""description: bench
+prompts:
+  - "First question about {{{{ text }}}}"
+  - "Second question about {{{{ text }}}}"
+providers:
+  - id: openai:chat:bench
+    config: {{apiBaseUrl: "{base}", apiKeyEnvar: {KEY_ENV}}}
+defaultTest:
+  assert: [{{type: icontains, value: ok}}]
+tests: file://tests.csv
+evaluateOptions: {{maxConcurrency: {concurrency}, cache: false, showProgressBar: false}}
+""")
+        env = {**os.environ, KEY_ENV: "sk-bench-key", "PROMPTFOO_CONFIG_DIR": str(folder / "home"),
+               "PROMPTFOO_DISABLE_TELEMETRY": "1", "PROMPTFOO_DISABLE_UPDATE": "1", "PROMPTFOO_CACHE_ENABLED": "false",
+               "PROMPTFOO_DISABLE_SHARING": "1"}
+        start = time.perf_counter()
+        done = subprocess.run([str(cli), "eval", "-c", str(folder / "promptfooconfig.yaml"), "--no-cache",
+                               "-j", str(concurrency), "-o", str(folder / "results.json"), "--no-table"],
+                              cwd=folder, env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        results = folder / "results.json"
+        if not results.exists():
+            raise RuntimeError(f"promptfoo eval exited {done.returncode}: {done.stderr.strip()[-500:]}")
+        rows = json.loads(results.read_text())["results"]["results"]
+        answered = sum(1 for row in rows if (row.get("response") or {}).get("output"))
+        if answered != jobs:
+            raise RuntimeError(f"promptfoo answered {answered} of {jobs} requests ({len(rows)} results)")
+        return wall
 
 
 def run_bare_pool(base: str, jobs: int, concurrency: int) -> dict[str, float]:
@@ -149,6 +205,9 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--latency", type=float, default=0.05, help="server latency per request, seconds")
     parser.add_argument("--memory", default="5000,50000", help="job counts for peak RSS ('' to skip)")
+    parser.add_argument("--promptfoo", metavar="DIR", type=Path, default=os.environ.get(PROMPTFOO_ENV),
+                        help=f"folder where promptfoo is installed (node_modules/.bin/promptfoo); "
+                        f"default ${PROMPTFOO_ENV}")
     parser.add_argument("--bare", metavar="BASE_URL", help=argparse.SUPPRESS)  # internal: mode (b)
     parser.add_argument("--pool", action="store_true", help=argparse.SUPPRESS)  # internal: (b) as a worker pool
     args = parser.parse_args()
@@ -161,15 +220,30 @@ def main() -> int:
         print(f"loopback server {base}, latency {args.latency * 1000:.0f} ms, concurrency {args.concurrency}, "
               f"{args.jobs} jobs; python {sys.version.split()[0]}, {os.cpu_count()} CPUs", flush=True)
         ideal = args.concurrency / args.latency
+        start = time.perf_counter()
         out = subprocess.run([sys.executable, __file__, "--bare", base, "--jobs", str(args.jobs),
                               "--concurrency", str(args.concurrency)], check=True, capture_output=True, text=True)
+        bare_wall = time.perf_counter() - start
         bare_rate = json.loads(out.stdout.strip().splitlines()[-1])["rate"]
         ours = run_evalrun(base, args.jobs, args.concurrency)
-        print(f"(a) ideal    {ideal:8.0f} req/s")
-        print(f"(b) bare     {bare_rate:8.0f} req/s   {bare_rate / ideal:.2f} of ideal")
-        print(f"(c) evalrun  {ours['rate']:8.0f} req/s   {ours['rate'] / ideal:.2f} of ideal, "
+        cli = args.promptfoo / "node_modules" / ".bin" / "promptfoo" if args.promptfoo else None
+        theirs = run_promptfoo(args.promptfoo, base, args.jobs, args.concurrency) if cli and cli.exists() else None
+        print(f"(a) ideal      {ideal:8.0f} req/s")
+        print(f"(b) bare       {bare_rate:8.0f} req/s   {bare_rate / ideal:.2f} of ideal   "
+              f"whole process {bare_wall:5.1f} s")
+        print(f"(c) evalrun    {ours['rate']:8.0f} req/s   {ours['rate'] / ideal:.2f} of ideal, "
               f"{ours['rate'] / bare_rate:.2f} of bare litellm  (run phase {ours['duration_s']:.1f} s, "
-              f"peak RSS {ours['peak_rss_mb']:.0f} MB)", flush=True)
+              f"peak RSS {ours['peak_rss_mb']:.0f} MB)   whole process {ours['wall_s']:5.1f} s")
+        if theirs is None:
+            print(f"(d) promptfoo  not run: not installed ({cli or f'no --promptfoo DIR or ${PROMPTFOO_ENV}'}; "
+                  "see bench/README.md)")
+        else:
+            print(f"(d) promptfoo  {args.jobs / theirs:8.0f} req/s (whole process)   whole process {theirs:5.1f} s")
+        line = f"whole process, {args.jobs} requests: evalrun {ours['wall_s']:.1f} s, bare litellm {bare_wall:.1f} s"
+        if theirs is not None:
+            line += (f", promptfoo {theirs:.1f} s; evalrun/promptfoo {ours['wall_s'] / theirs:.2f} "
+                     f"(evalrun {theirs / ours['wall_s']:.2f}x as fast)")
+        print(line, flush=True)
         sizes = [int(n) for n in args.memory.split(",") if n.strip()]
         for jobs in sizes:
             # more jobs by more items (the dataset grows too), and by more samples of the smallest size's items

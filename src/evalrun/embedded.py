@@ -152,11 +152,11 @@ class _Prepared:
     """A request whose prompt is tokenized, waiting for a slot."""
 
     future: concurrent.futures.Future[Answer]
-    arguments: dict[str, Any]  # what llama-cpp-python's chat handler would pass to create_completion
     prompt: list[int]
     max_tokens: int
     stop: list[bytes]
     top_logprobs: int | None
+    sampler: Any  # llama_sampler_p, handed to the sequence, or freed if the request never gets a slot
 
 
 @dataclass
@@ -295,7 +295,6 @@ class _Batcher:
                     sequence.future.set_exception(error)
             for prepared in waiting:
                 prepared.future.set_exception(error)
-            waiting.clear()
             raise
         finally:
             self._closed = True
@@ -304,7 +303,9 @@ class _Batcher:
                 if not sequence.future.done():
                     sequence.future.set_exception(RuntimeError("the embedded model was closed mid-answer"))
             for prepared in waiting:
-                prepared.future.set_exception(RuntimeError("the embedded model was closed before answering"))
+                self._lib.llama_sampler_free(prepared.sampler)
+                if not prepared.future.done():
+                    prepared.future.set_exception(RuntimeError("the embedded model was closed before answering"))
             while True:
                 try:
                     request = self._queue.get_nowait()
@@ -329,12 +330,13 @@ class _Batcher:
             stop = arguments.get("stop") or []
             top_logprobs = (min(max(int(request.params.get("top_logprobs") or 0), 0), self._n_vocab)
                             if request.params.get("logprobs") else None)
+            sampler = self._sampler(arguments)
         except Exception as error:
             request.future.set_exception(error)
             return None
-        return _Prepared(future=request.future, arguments=arguments, prompt=prompt, max_tokens=max_tokens,
+        return _Prepared(future=request.future, prompt=prompt, max_tokens=max_tokens,
                          stop=[s.encode("utf-8") for s in ([stop] if isinstance(stop, str) else stop)],
-                         top_logprobs=top_logprobs)
+                         top_logprobs=top_logprobs, sampler=sampler)
 
     def _admit(self, prepared: _Prepared, free: set[int], active: list[_Sequence],
                admitted: list[_Sequence]) -> _Sequence | None:
@@ -373,7 +375,7 @@ class _Batcher:
         self._kept[slot] = prompt[:reused]
         return _Sequence(future=prepared.future, slot=slot, prompt=prompt, pending=prompt[reused:], pos=reused,
                          max_tokens=prepared.max_tokens, stop=prepared.stop, top_logprobs=prepared.top_logprobs,
-                         sampler=self._sampler(prepared.arguments))
+                         sampler=prepared.sampler)
 
     def _completion_arguments(self, messages: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
         chat = {k: params[k] for k in ("temperature", "top_p", "max_tokens", "seed", "stop") if k in params}

@@ -151,3 +151,15 @@ def test_a_prompt_another_slot_holds_is_copied_not_computed_again(litellm: Any) 
     assert batcher.prompt_tokens_decoded - before <= n + 1
     # and the copy is the prompt's KV: the same greedy answer
     assert second.choices[0].message.content == first.choices[0].message.content
+
+
+def test_an_invalid_request_fails_alone(litellm: Any) -> None:
+    async def main() -> list[Any]:
+        return await asyncio.gather(_ask(litellm, STORY, max_tokens=3, seed="not a number"),
+                                    _ask(litellm, STORY, max_tokens=3, seed=1), return_exceptions=True)
+
+    bad, good = asyncio.run(main())
+    assert isinstance(bad, Exception) and "wrong type" in str(bad)
+    assert good.usage.completion_tokens == 3
+    # the decoding thread goes on
+    assert asyncio.run(_ask(litellm, STORY, max_tokens=2, seed=2)).usage.completion_tokens == 2

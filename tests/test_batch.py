@@ -48,7 +48,8 @@ SPEC = """\
         extract: {type: choice, choices: {a: [alpha], b: [beta]}}
     SECOND_STAGE
     models:
-      - {model: openai/loop, name: loop, api_base: 'BASE', api_key_env: KEYENV, timeout: 5,
+      # a model name no other test uses: litellm keeps registered prices for the whole process
+      - {model: openai/batch-loop, name: loop, api_base: 'BASE', api_key_env: KEYENV, timeout: 5,
          price: {input: PRICE_IN, output: 2}}
     params: {temperature: 0, seed: 1, max_tokens: MAX_TOKENS}
     """
@@ -110,7 +111,7 @@ def test_batches_give_the_rows_of_the_one_request_path_at_half_price(tmp_path: P
         assert [len(server.files[b["input_file_id"]].splitlines()) for b in server.batches.values()] == [8, 8, 4] * 2
         assert sum("BEGIN ANSWER" in json.dumps(b) for b in server.batch_lines[20:]) == 10
         # each line is the request the one-request path sends: the provider's model name, messages, params
-        assert server.batch_lines[0] == {"model": "loop", "messages": [{"role": "user", "content": "ONE <i00>"}],
+        assert server.batch_lines[0] == {"model": "batch-loop", "messages": [{"role": "user", "content": "ONE <i00>"}],
                                          "temperature": 0, "seed": 1, "max_tokens": 20}
 
         # each output file read once (litellm's own logging would read it again to price it)

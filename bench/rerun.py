@@ -26,14 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from embedded import busy_jiffies  # bench/embedded.py: run as a script, bench/ is on sys.path
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def busy_jiffies() -> tuple[int, int]:
-    """CPU time of the whole machine from /proc/stat: (busy, total), in clock ticks."""
-    with open("/proc/stat", encoding="ascii") as stat:
-        values = [int(v) for v in stat.readline().split()[1:]]
-    return sum(values) - values[3] - values[4], sum(values)
 
 
 def once(spec: Path, home: Path, out: Path) -> tuple[float, float]:

@@ -213,9 +213,11 @@ def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: 
                 warn(f"evalrun: warning: model '{model.name}': litellm knows no price for {model.model}, so "
                      "--max-cost cannot stop its requests (give it a `price` in the spec)")
     streams = {m.name: design.expand(only=m) for m in spec.models}
-    from .batches import batch_priced
+    batched: set[str] = set()  # models whose costs are batch prices: summary.json says so
+    if batch:
+        from .batches import batch_priced
 
-    batched = batch_priced(spec.models) if batch else set()  # their costs are batch prices: summary.json says so
+        batched = batch_priced(spec.models)
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     with Results(spec, dataset, scratch_parent=home() / "scratch") as results:
         store = _open_store()

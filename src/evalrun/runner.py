@@ -132,7 +132,7 @@ class RunOptions:
     batch: bool = False  # send what a provider can batch through its batch API (see the batches package)
 
 
-def _failure(job: Job, error_class: str, message: str, attempts: int, latency: float | None) -> StoredResponse:
+def failed_response(job: Job, error_class: str, message: str, attempts: int, latency: float | None) -> StoredResponse:
     return StoredResponse(key=job.key, model=job.model.model, api_base=job.model.api_base,
                           request=request_json(job.messages, job.params), status="error", text=None,
                           finish_reason=None, prompt_tokens=None, completion_tokens=None, cost=None,
@@ -154,7 +154,7 @@ async def _attempt(job: Job, key: str | None, secrets: list[str], policy: RetryP
     attempt = 0
     while True:
         if reach.given_up is not None:  # given up while this job waited for its turn or its backoff
-            return _failure(job, "Unreachable", reach.given_up, attempt, None)
+            return failed_response(job, "Unreachable", reach.given_up, attempt, None)
         attempt += 1
         # every attempt counts against rpm and tpm (providers count refused requests too); over the
         # rate it waits, never drops
@@ -177,7 +177,7 @@ async def _attempt(job: Job, key: str | None, secrets: list[str], policy: RetryP
                                  f"({error.message}); its remaining jobs are recorded as failed (Unreachable), "
                                  "not sent")
             if not error.retryable or attempt == policy.attempts:
-                return _failure(job, error.error_class, error.message, attempt, time.perf_counter() - start)
+                return failed_response(job, error.error_class, error.message, attempt, time.perf_counter() - start)
             observer.retrying(job.model.name, error)
             await asyncio.sleep(policy.delay(attempt, error.retry_after))
 
@@ -218,9 +218,9 @@ async def _claim(job: Job, run: Shared) -> StoredResponse | None:
         await asyncio.sleep(POLL_SECONDS)
 
 
-def _unsent(job: Job, error_class: str, message: str) -> Outcome:
+def unsent(job: Job, error_class: str, message: str) -> Outcome:
     """A job recorded as failed without a request (not stored: there is no response to keep)."""
-    return Outcome(job, _failure(job, error_class, message, 0, None), cached=False)
+    return Outcome(job, failed_response(job, error_class, message, 0, None), cached=False)
 
 
 async def _model_worker(jobs: Iterator[Job], model: ModelConfig, run: Shared, pace: Pace, reach: Reachability,
@@ -229,12 +229,12 @@ async def _model_worker(jobs: Iterator[Job], model: ModelConfig, run: Shared, pa
     for job in jobs:
         if key_error is not None:
             stored = None if run.options.fresh else run.store.get(job.key)
-            observer.finished(Outcome(job, stored, cached=True) if stored else _unsent(job, "ConfigError", key_error))
+            observer.finished(Outcome(job, stored, cached=True) if stored else unsent(job, "ConfigError", key_error))
             continue
         if reach.given_up is not None:
             stored = None if run.options.fresh else run.store.get(job.key)
             observer.finished(Outcome(job, stored, cached=True) if stored else
-                              _unsent(job, "Unreachable", reach.given_up))
+                              unsent(job, "Unreachable", reach.given_up))
             continue
         stored = await _claim(job, run)
         if stored is not None:
@@ -247,12 +247,12 @@ async def _model_worker(jobs: Iterator[Job], model: ModelConfig, run: Shared, pa
             estimate = estimate_tokens(job) if pace.tokens else 0
             if model.tpm and estimate > model.tpm:
                 # paced, it would wait estimate/tpm minutes for this one request: say so instead of hanging
-                observer.finished(_unsent(job, "RequestTooLarge", f"not sent: an estimated {estimate:,} tokens "
+                observer.finished(unsent(job, "RequestTooLarge", f"not sent: an estimated {estimate:,} tokens "
                                           f"(prompt + max_tokens) is more than the tpm of model '{model.name}' "
                                           f"({model.tpm:g}), a whole minute's budget"))
                 continue
             if budget.exhausted:
-                observer.finished(_unsent(job, "BudgetExceeded", f"not asked: --max-cost {budget.limit} reached"))
+                observer.finished(unsent(job, "BudgetExceeded", f"not asked: --max-cost {budget.limit} reached"))
                 continue
             response = await _attempt(job, key, run.secrets, run.options.retry, pace, estimate, observer, reach)
             budget.spent += response.cost or 0.0

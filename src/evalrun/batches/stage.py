@@ -12,7 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from ..jobs import Job
 from ..providers import CallError, classify, litellm_module, prepare, redact
-from ..runner import Outcome, Shared, _failure, _unsent
+from ..runner import Outcome, Shared, failed_response, unsent
 from ..spec import ModelConfig
 from ..store import StoredBatch, StoredResponse, request_json
 from .pricing import batch_prices, price_basis, unbatchable
@@ -147,8 +147,8 @@ class ModelBatches:
                 continue
             cost = self._estimate(job)
             if run.budget.limit is not None and run.budget.spent + estimate + cost > run.budget.limit:
-                run.observer.finished(_unsent(job, "BudgetExceeded",
-                                              f"not asked: --max-cost {run.budget.limit} reached (batch estimate)"))
+                run.observer.finished(unsent(job, "BudgetExceeded",
+                                             f"not asked: --max-cost {run.budget.limit} reached (batch estimate)"))
                 continue
             line = self._line(job)
             if chunk and (len(chunk) >= self.limit or size + len(line) > OPENAI_MAX_BYTES):
@@ -190,7 +190,7 @@ class ModelBatches:
             # nothing was asked: each job fails, unstored, and the next run asks again
             for jobs in chunk.values():
                 for job in jobs:
-                    self.run.observer.finished(_unsent(job, error.error_class, f"batch not created: {error.message}"))
+                    self.run.observer.finished(unsent(job, error.error_class, f"batch not created: {error.message}"))
             return
         record = StoredBatch(uploaded.id, None, self.model.model, self.model.api_base, "uploaded", time.time())
         self.run.store.add_batch(record, list(chunk))
@@ -227,8 +227,8 @@ class ModelBatches:
                 # the input file stays recorded: the next run looks for its batch again, or creates it
                 for jobs in tracked.waiting.values():
                     for job in jobs:
-                        self.run.observer.finished(_unsent(job, error.error_class,
-                                                           f"batch not created: {error.message}"))
+                        self.run.observer.finished(unsent(job, error.error_class,
+                                                          f"batch not created: {error.message}"))
                 tracked.waiting.clear()
                 tracked.over = True
                 self.run.budget.spent -= tracked.reserved
@@ -397,13 +397,13 @@ class ModelBatches:
         error_class = _ERROR_CLASSES.get(status_code or 0, "InternalServerError" if (status_code or 0) >= 500
                                          else "BatchError")
         text = f"{status_code or 'no status'}: {message or 'no message'}"
-        return _failure(job, error_class, redact(text, self.run.secrets)[:500], 1, None)
+        return failed_response(job, error_class, redact(text, self.run.secrets)[:500], 1, None)
 
     def _fail(self, tracked: Tracked, error_class: str, message: str) -> None:
         """Every job of the batch still waiting ends as a failure (stored, as the one-request path stores
         its final errors; a failure is asked again on the next run)."""
         for jobs in tracked.waiting.values():
-            response = _failure(jobs[0], error_class, redact(message, self.run.secrets)[:500], 1, None)
+            response = failed_response(jobs[0], error_class, redact(message, self.run.secrets)[:500], 1, None)
             self.run.store.put(response)
             for job in jobs:
                 self.run.observer.finished(Outcome(job, response, cached=False))

@@ -74,6 +74,27 @@ def run(spec: Path, concurrency: int, limit: int | None, source: Path | None = N
                 "tokens": totals["completion_tokens"], "others": others}
 
 
+def compare(spec: Path, limit: int | None, concurrency: int, before: Path | None = None) -> None:
+    """Run the spec at concurrency 1 and batched (after `before`'s concurrency 1, if given); print the figures."""
+    load = os.getloadavg()[0]
+    runs = []
+    if before is not None:
+        runs.append(("before, conc. 1", run(spec, 1, limit, before)))
+    one = run(spec, 1, limit)
+    batched = run(spec, concurrency, limit)
+    after = os.getloadavg()[0]
+    jobs = int(one["jobs"])
+    print(f"{spec.name}, {jobs} requests, {os.cpu_count()} CPUs, load average {load:.2f} before, {after:.2f} after")
+    runs += [("concurrency 1", one), (f"concurrency {concurrency}", batched)]
+    for name, figures in runs:
+        print(f"  {name:16} wall {figures['wall_s']:6.1f} s   run phase {figures['run_s']:6.1f} s   "
+              f"{figures['jobs'] / figures['run_s']:5.2f} requests/s   {figures['tokens']:5.0f} tokens generated   "
+              f"other processes {figures['others']:4.0%} of the CPUs")
+    for name, figures in runs[:-1]:
+        print(f"  concurrency {concurrency} against {name}: {figures['wall_s'] / batched['wall_s']:.2f}x faster "
+              f"in wall time, {figures['run_s'] / batched['run_s']:.2f}x in the run phase", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spec", type=Path, default=ROOT / "evals" / "gender.yaml")
@@ -81,25 +102,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=8, help="concurrency of the batched run")
     parser.add_argument("--before", type=Path, metavar="SRC", help="first run concurrency 1 on this source tree")
     args = parser.parse_args()
-
-    load = os.getloadavg()[0]
-    runs = []
-    if args.before is not None:
-        runs.append(("before, conc. 1", run(args.spec, 1, args.limit, args.before)))
-    one = run(args.spec, 1, args.limit)
-    batched = run(args.spec, args.concurrency, args.limit)
-    after = os.getloadavg()[0]
-    jobs = int(one["jobs"])
-    print(f"{args.spec.name}, {jobs} requests, {os.cpu_count()} CPUs, load average {load:.2f} before, "
-          f"{after:.2f} after")
-    runs += [("concurrency 1", one), (f"concurrency {args.concurrency}", batched)]
-    for name, figures in runs:
-        print(f"  {name:16} wall {figures['wall_s']:6.1f} s   run phase {figures['run_s']:6.1f} s   "
-              f"{figures['jobs'] / figures['run_s']:5.2f} requests/s   {figures['tokens']:5.0f} tokens generated   "
-              f"other processes {figures['others']:4.0%} of the CPUs")
-    for name, figures in runs[:-1]:
-        print(f"  concurrency {args.concurrency} against {name}: {figures['wall_s'] / batched['wall_s']:.2f}x faster "
-              f"in wall time, {figures['run_s'] / batched['run_s']:.2f}x in the run phase")
+    compare(args.spec, args.limit, args.concurrency, args.before)
     return 0
 
 

@@ -6,17 +6,20 @@ in one run:
   (a) ideal     concurrency / latency
   (b) bare      litellm.acompletion in a loop under an asyncio.Semaphore (fresh subprocess)
   (c) evalrun   `python -m evalrun run SPEC` on a generated spec of N jobs (fresh subprocess,
-                fresh EVALRUN_HOME); its rate is N / the run phase (`duration_s` in summary.json:
-                the request loop only, without interpreter start, litellm import or report writing),
-                and the whole process's wall time (start to exit, report written)
+                fresh EVALRUN_HOME), with the sender processes it starts by default, then with
+                `--workers 0` (every request sent from its own process); its rate is N / the run
+                phase (`duration_s` in summary.json: the request loop only, without interpreter
+                start, imports or report writing), and the whole process's wall time (start to
+                exit, report written)
   (d) promptfoo with --promptfoo DIR (a folder where `npm install promptfoo` ran) or
                 $EVALRUN_BENCH_PROMPTFOO: `promptfoo eval` on the equivalent config (the same N
                 requests, same prompts, maxConcurrency = concurrency, no cache), whole process
 
 and prints the ratios (whole-process wall times: evalrun against promptfoo and bare litellm),
 then the peak RSS of whole `evalrun run` processes at each --memory size (os.wait4 on the child,
-so only that process is counted), next to that of the bare loop run as a worker pool
-(`concurrency` workers, no task per job) at the same size: what litellm itself keeps.
+so only that process is counted; "with senders" adds its sender processes, sampled), next to that
+of the bare loop run as a worker pool (`concurrency` workers, no task per job) at the same size:
+what litellm itself keeps.
 Each size above the first is reached twice: by more items (the dataset grows with the jobs) and
 by more samples of the first size's items (only the jobs grow).
 
@@ -34,6 +37,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -115,20 +119,66 @@ samples: {samples}
     return spec
 
 
-def run_evalrun(base: str, jobs: int, concurrency: int, samples: int = 1) -> dict[str, float]:
-    """One `evalrun run` in a subprocess with a fresh EVALRUN_HOME: run-phase rate and peak RSS."""
+def _rss_kb(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:  # gone meanwhile
+        return 0
+    return next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                continue
+    return found
+
+
+class TreeMemory(threading.Thread):
+    """Samples, four times a second, the summed RSS of a process and its children (evalrun's sender
+    processes), and how many children it had at most: os.wait4 sees the main process alone."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.peak_kb = 0
+        self.most_children = 0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.25):
+            children = _children(self.pid)
+            self.most_children = max(self.most_children, len(children))
+            self.peak_kb = max(self.peak_kb, _rss_kb(self.pid) + sum(_rss_kb(c) for c in children))
+
+
+def run_evalrun(base: str, jobs: int, concurrency: int, samples: int = 1,
+                workers: int | None = None) -> dict[str, float]:
+    """One `evalrun run` in a subprocess with a fresh EVALRUN_HOME: run-phase rate, wall time, peak RSS of its
+    own process and of it with its sender processes, and how many senders it started."""
     with tempfile.TemporaryDirectory(prefix="evalrun-bench-") as tmp:
         folder = Path(tmp)
         spec = write_spec(folder, base, jobs, concurrency, samples)
         env = {**os.environ, "EVALRUN_HOME": str(folder / "home"), KEY_ENV: "sk-bench-key",
                "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+        command = [sys.executable, "-m", "evalrun", "run", str(spec), "--out", str(folder / "out")]
+        if workers is not None:
+            command += ["--workers", str(workers)]
         start = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "evalrun", "run", str(spec), "--out", str(folder / "out")],
-                                env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        tree = TreeMemory(proc.pid)
+        tree.start()
         assert proc.stdout is not None
         report = proc.stdout.read().strip()
+        tree.done.set()
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
+        tree.join()
         proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode != 0:
             raise RuntimeError(f"evalrun exited {proc.returncode}")
@@ -136,7 +186,8 @@ def run_evalrun(base: str, jobs: int, concurrency: int, samples: int = 1) -> dic
         if summary["totals"]["answered"] != jobs:
             raise RuntimeError(f"evalrun answered {summary['totals']['answered']} of {jobs} jobs")
         duration = summary["run"]["duration_s"]
-        return {"rate": jobs / duration, "duration_s": duration, "wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024}
+        return {"rate": jobs / duration, "duration_s": duration, "wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024,
+                "tree_rss_mb": max(tree.peak_kb, usage.ru_maxrss) / 1024, "senders": tree.most_children}
 
 
 def run_promptfoo(folder_with_node_modules: Path, base: str, jobs: int, concurrency: int) -> float:
@@ -199,6 +250,42 @@ def run_bare_pool(base: str, jobs: int, concurrency: int) -> dict[str, float]:
     return {"rate": json.loads(out.strip().splitlines()[-1])["rate"], "peak_rss_mb": usage.ru_maxrss / 1024}
 
 
+def three_way(base: str, jobs: int, concurrency: int, latency: float, promptfoo: Path | None) -> dict[str, float]:
+    """(a) to (d) against the server at `base`, printed; returns evalrun's figures (its default senders)."""
+    print(f"loopback server {base}, latency {latency * 1000:.0f} ms, concurrency {concurrency}, "
+          f"{jobs} jobs; python {sys.version.split()[0]}, {os.cpu_count()} CPUs", flush=True)
+    ideal = concurrency / latency
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, __file__, "--bare", base, "--jobs", str(jobs),
+                          "--concurrency", str(concurrency)], check=True, capture_output=True, text=True)
+    bare_wall = time.perf_counter() - start
+    bare_rate = json.loads(out.stdout.strip().splitlines()[-1])["rate"]
+    ours = run_evalrun(base, jobs, concurrency)
+    alone = run_evalrun(base, jobs, concurrency, workers=0)
+    cli = promptfoo / "node_modules" / ".bin" / "promptfoo" if promptfoo else None
+    theirs = run_promptfoo(promptfoo, base, jobs, concurrency) if promptfoo and cli and cli.exists() else None
+    print(f"(a) ideal      {ideal:8.0f} req/s")
+    print(f"(b) bare       {bare_rate:8.0f} req/s   {bare_rate / ideal:.2f} of ideal   "
+          f"whole process {bare_wall:5.1f} s")
+    for name, figures in [(f"{ours['senders']:.0f} senders", ours), ("--workers 0", alone)]:
+        print(f"(c) evalrun    {figures['rate']:8.0f} req/s   {figures['rate'] / ideal:.2f} of ideal, "
+              f"{figures['rate'] / bare_rate:.2f} of bare litellm  (run phase {figures['duration_s']:.1f} s, peak RSS "
+              f"{figures['peak_rss_mb']:.0f} MB, with senders {figures['tree_rss_mb']:.0f} MB)   "
+              f"whole process {figures['wall_s']:5.1f} s   [{name}]")
+    if theirs is None:
+        print(f"(d) promptfoo  not run: not installed ({cli or f'no --promptfoo DIR or ${PROMPTFOO_ENV}'}; "
+              "see bench/README.md)")
+    else:
+        print(f"(d) promptfoo  {jobs / theirs:8.0f} req/s (whole process)   whole process {theirs:5.1f} s")
+    line = (f"whole process, {jobs} requests: evalrun {ours['wall_s']:.1f} s ({alone['wall_s']:.1f} s with "
+            f"--workers 0), bare litellm {bare_wall:.1f} s")
+    if theirs is not None:
+        line += (f", promptfoo {theirs:.1f} s; evalrun/promptfoo {ours['wall_s'] / theirs:.2f} "
+                 f"(evalrun {theirs / ours['wall_s']:.2f}x as fast)")
+    print(line, flush=True)
+    return ours
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=5000, help="jobs for the throughput comparison (even)")
@@ -217,33 +304,7 @@ def main() -> int:
 
     server, base = start_server(args.latency)
     try:
-        print(f"loopback server {base}, latency {args.latency * 1000:.0f} ms, concurrency {args.concurrency}, "
-              f"{args.jobs} jobs; python {sys.version.split()[0]}, {os.cpu_count()} CPUs", flush=True)
-        ideal = args.concurrency / args.latency
-        start = time.perf_counter()
-        out = subprocess.run([sys.executable, __file__, "--bare", base, "--jobs", str(args.jobs),
-                              "--concurrency", str(args.concurrency)], check=True, capture_output=True, text=True)
-        bare_wall = time.perf_counter() - start
-        bare_rate = json.loads(out.stdout.strip().splitlines()[-1])["rate"]
-        ours = run_evalrun(base, args.jobs, args.concurrency)
-        cli = args.promptfoo / "node_modules" / ".bin" / "promptfoo" if args.promptfoo else None
-        theirs = run_promptfoo(args.promptfoo, base, args.jobs, args.concurrency) if cli and cli.exists() else None
-        print(f"(a) ideal      {ideal:8.0f} req/s")
-        print(f"(b) bare       {bare_rate:8.0f} req/s   {bare_rate / ideal:.2f} of ideal   "
-              f"whole process {bare_wall:5.1f} s")
-        print(f"(c) evalrun    {ours['rate']:8.0f} req/s   {ours['rate'] / ideal:.2f} of ideal, "
-              f"{ours['rate'] / bare_rate:.2f} of bare litellm  (run phase {ours['duration_s']:.1f} s, "
-              f"peak RSS {ours['peak_rss_mb']:.0f} MB)   whole process {ours['wall_s']:5.1f} s")
-        if theirs is None:
-            print(f"(d) promptfoo  not run: not installed ({cli or f'no --promptfoo DIR or ${PROMPTFOO_ENV}'}; "
-                  "see bench/README.md)")
-        else:
-            print(f"(d) promptfoo  {args.jobs / theirs:8.0f} req/s (whole process)   whole process {theirs:5.1f} s")
-        line = f"whole process, {args.jobs} requests: evalrun {ours['wall_s']:.1f} s, bare litellm {bare_wall:.1f} s"
-        if theirs is not None:
-            line += (f", promptfoo {theirs:.1f} s; evalrun/promptfoo {ours['wall_s'] / theirs:.2f} "
-                     f"(evalrun {theirs / ours['wall_s']:.2f}x as fast)")
-        print(line, flush=True)
+        ours = three_way(base, args.jobs, args.concurrency, args.latency, args.promptfoo)
         sizes = [int(n) for n in args.memory.split(",") if n.strip()]
         for jobs in sizes:
             # more jobs by more items (the dataset grows too), and by more samples of the smallest size's items
@@ -251,11 +312,12 @@ def main() -> int:
             grown = jobs > sizes[0]
             by_samples = run_evalrun(base, jobs, args.concurrency, samples=jobs // sizes[0]) if grown else None
             pooled = run_bare_pool(base, jobs, args.concurrency)
-            line = (f"peak RSS at {jobs:6d} jobs: evalrun {by_items['peak_rss_mb']:4.0f} MB "
-                    f"({jobs // 2} items x 2 variants, {by_items['rate']:.0f} req/s)")
+            line = (f"peak RSS at {jobs:6d} jobs: evalrun {by_items['peak_rss_mb']:4.0f} MB, with senders "
+                    f"{by_items['tree_rss_mb']:4.0f} MB ({jobs // 2} items x 2 variants, {by_items['rate']:.0f} req/s)")
             if by_samples:
-                line += (f", {by_samples['peak_rss_mb']:4.0f} MB ({sizes[0] // 2} items x 2 variants x "
-                         f"{jobs // sizes[0]} samples, {by_samples['rate']:.0f} req/s)")
+                line += (f", {by_samples['peak_rss_mb']:4.0f} MB, with senders {by_samples['tree_rss_mb']:4.0f} MB "
+                         f"({sizes[0] // 2} items x 2 variants x {jobs // sizes[0]} samples, "
+                         f"{by_samples['rate']:.0f} req/s)")
             print(f"{line}; bare litellm pool {pooled['peak_rss_mb']:4.0f} MB ({pooled['rate']:.0f} req/s)",
                   flush=True)
     finally:

@@ -13,10 +13,8 @@ import polars as pl
 import pytest
 
 from evalrun.cli import main
-from evalrun.design import Cell
 from evalrun.embedded import SMOLLM2_FILE, gguf_path
-from evalrun.jobs import Job
-from evalrun.providers import ask, litellm_module, prepare
+from evalrun.providers import litellm_module, prepare, send
 from evalrun.spec import model_from_string
 
 GENDER_SPEC = Path(__file__).resolve().parents[1] / "evals" / "gender.yaml"
@@ -84,10 +82,7 @@ def test_litellm_sync_and_async_through_the_provider() -> None:
     assert _check_response(async_response, 6) == sync_text
     assert litellm.completion_cost(completion_response=sync) == 0.0
 
-    job = Job(cell=Cell(model.name, None, "v", None, None, "x", 0), job_id="x/v/evalrun/smollm2/0", key="k",
-              model=model,
-              messages=MESSAGES, params=params, item={"id": "x"}, position=0)
-    answer = asyncio.run(ask(job, None))
+    answer = asyncio.run(send(model, MESSAGES, params, None))
     assert answer.text == sync_text
     assert answer.cost == 0.0
     assert answer.finish_reason == "length"
@@ -100,9 +95,7 @@ def test_gguf_path_model_string() -> None:
     model = model_from_string(f"evalrun/{path}")
     assert model.model.startswith("evalrun//") and model.embedded and model.concurrency == 1
     prepare([model])
-    job = Job(cell=Cell(model.name, None, "v", None, None, "x", 0), job_id="x/v/m/0", key="k", model=model,
-              messages=MESSAGES, params={"max_tokens": 3, "temperature": 0.0, "seed": 1}, item={"id": "x"}, position=0)
-    answer = asyncio.run(ask(job, None))
+    answer = asyncio.run(send(model, MESSAGES, {"max_tokens": 3, "temperature": 0.0, "seed": 1}, None))
     assert answer.text.strip()
     assert answer.completion_tokens == 3
     assert answer.cost == 0.0  # registered at zero under its own model string, not "unknown"

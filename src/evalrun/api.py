@@ -115,7 +115,7 @@ def _versions() -> dict[str, str]:
 
 
 def _check_values(samples: int | None, limit: int | None, max_cost: float | None, retries: int,
-                  retry_delay: float) -> None:
+                  retry_delay: float, workers: int | None) -> None:
     """The command line's values, checked as the spec's own are (samples within the schema's range)."""
     from .spec import schema
 
@@ -128,6 +128,8 @@ def _check_values(samples: int | None, limit: int | None, max_cost: float | None
         raise EvalrunError(f"--max-cost must be 0 or more (USD), not {max_cost:g}")
     if retries < 0 or not retry_delay >= 0:
         raise EvalrunError("--retries and --retry-delay must be 0 or more")
+    if workers is not None and workers < 0:
+        raise EvalrunError(f"--workers must be 0 or more (0: send from the run's own process), not {workers}")
 
 
 def _writable(folder: Path, what: str) -> None:
@@ -162,20 +164,22 @@ def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: 
         limit: int | None = None, out: Path | str = "reports", fresh: bool = False, max_cost: float | None = None,
         retries: int = 5, retry_delay: float = 1.0, concurrency: int | None = None, rpm: float | None = None,
         tpm: float | None = None, figures: bool = True, csv: bool = False, batch: bool = False,
-        warn: Callable[[str], None] = _stderr) -> Run:
+        workers: int | None = None, warn: Callable[[str], None] = _stderr) -> Run:
     """Run a spec: ask every job not already in the store, label the answers, write the report.
 
     `models` replaces the spec's models (litellm model strings); `samples` and `limit` (first N
     items) override the spec; `concurrency`, `rpm` and `tpm` override every model's limits;
     `max_cost` (USD) stops sending new requests once spent. `batch` sends what a provider can batch through
-    its batch API, at batch prices (see the batches package). Warnings go to `warn` (stderr).
+    its batch API, at batch prices (see the batches package). `workers` sender processes send the requests to
+    remote models (0: this process sends them; None: as many as the concurrency needs, see evalrun.workers).
+    Warnings go to `warn` (stderr).
     """
     from .dataset import load_dataset
     from .design import Design
     from .spec import DEFAULT_SEED, check_columns, load_spec
     from .spec.checks import token_budget_problems
 
-    _check_values(samples, limit, max_cost, retries, retry_delay)
+    _check_values(samples, limit, max_cost, retries, retry_delay, workers)
     spec_path = Path(spec_path)
     spec = _configure(load_spec(spec_path), models, samples, concurrency, rpm, tpm)
     if problems := token_budget_problems(spec):  # the spec's own were refused by load_spec; these follow --tpm
@@ -225,7 +229,8 @@ def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: 
         t0 = time.perf_counter()
         try:
             options = RunOptions(fresh=fresh, max_cost=max_cost,
-                                 retry=RetryPolicy(attempts=retries + 1, base=retry_delay), batch=batch)
+                                 retry=RetryPolicy(attempts=retries + 1, base=retry_delay), batch=batch,
+                                 workers=workers)
             runner = Runner(store, options, display)
             asyncio.run(_stages(runner, design, results, streams, display))
             unreachable = runner.unreachable
@@ -302,7 +307,7 @@ async def _stages(runner: Runner, design: Design, results: Results, streams: dic
             display.expect(totals)
             await runner.stage(second.streams(), second.models)
     finally:
-        runner.close()
+        await runner.close()
 
 
 def _open_store() -> Store:

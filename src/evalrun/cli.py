@@ -68,6 +68,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--rpm", type=float, metavar="N", help="requests per minute per model (overrides spec)")
     run.add_argument("--tpm", type=float, metavar="N",
                      help="tokens per minute per model, prompt + completion (overrides spec)")
+    run.add_argument("--workers", type=int, metavar="N",
+                     help="processes sending requests to remote models (0: send from this process; default: "
+                          "one per 50 requests in flight, at most one per CPU, none below two)")
 
     val = sub.add_parser("validate", help="check specs (and their datasets) without asking any model")
     val.add_argument("specs", nargs="+", help="spec files or glob patterns")
@@ -237,7 +240,7 @@ def _run(args: argparse.Namespace) -> int:
     done = run(args.spec, models=args.model, samples=args.samples, limit=args.limit, out=args.out, fresh=args.fresh,
                max_cost=args.max_cost, retries=args.retries, retry_delay=args.retry_delay,
                concurrency=args.concurrency, rpm=args.rpm, tpm=args.tpm, figures=not args.no_figures, csv=args.csv,
-               batch=args.batch)
+               batch=args.batch, workers=args.workers)
     print(done.report_path)
     totals = done.summary["totals"]
     if done.failed_share > args.max_errors:

@@ -221,7 +221,12 @@ def classify(exc: BaseException, secrets: list[str], address: str | None = None)
     JSON body -> InternalServerError too (status 500), a timeout -> Timeout (status 408, not a
     subclass of litellm.APIConnectionError). Request errors (400, 401, 403, 404, 422, context
     window, content policy) would fail the same way again, so they are final.
+
+    A CallError is already classified (a sender process classified it there) and comes back unchanged,
+    so the run's process need not import litellm to read it.
     """
+    if isinstance(exc, CallError):
+        return exc
     litellm = litellm_module()
     never = (litellm.BadRequestError, litellm.AuthenticationError, litellm.NotFoundError,
              litellm.PermissionDeniedError, litellm.UnprocessableEntityError, litellm.ContextWindowExceededError,
@@ -306,12 +311,15 @@ def retry_after(exc: BaseException) -> float | None:
     return None
 
 
-async def ask(job: Job, key: str | None) -> Answer:
-    """Send one job's request. Raises whatever litellm raises; the runner classifies it."""
+async def send(model: ModelConfig, messages: list[dict[str, str]], params: dict[str, object],
+               key: str | None) -> Answer:
+    """Send one request. Raises whatever litellm raises; the runner classifies it.
+
+    Takes plain fields, not a Job, so a sender process (see workers) can be handed a request without the
+    design cell and dataset row a Job carries."""
     litellm = litellm_module()
-    model = job.model
-    kwargs: dict[str, Any] = {"model": model.model, "messages": job.messages, "timeout": model.timeout,
-                              "num_retries": 0, **job.params}
+    kwargs: dict[str, Any] = {"model": model.model, "messages": messages, "timeout": model.timeout,
+                              "num_retries": 0, **params}
     if model.api_base:
         kwargs["api_base"] = model.api_base
     if key:

@@ -21,9 +21,10 @@ from aiolimiter import AsyncLimiter
 
 from .errors import ConfigError
 from .jobs import Job
-from .providers import Answer, CallError, api_key, ask, classify, environment_secrets, estimate_tokens, prepare
+from .providers import Answer, CallError, api_key, classify, environment_secrets, estimate_tokens
 from .spec import ModelConfig
 from .store import Store, StoredResponse, request_json
+from .workers import Senders, auto_count
 
 DEFAULT_RETRIES = 5
 DEFAULT_RETRY_DELAY = 1.0
@@ -130,6 +131,7 @@ class RunOptions:
     max_cost: float | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     batch: bool = False  # send what a provider can batch through its batch API (see the batches package)
+    workers: int | None = None  # sender processes (see workers); None: as many as the stage's concurrency needs
 
 
 def failed_response(job: Job, error_class: str, message: str, attempts: int, latency: float | None) -> StoredResponse:
@@ -149,8 +151,9 @@ def _success(job: Job, answer: Answer, attempts: int, latency: float) -> StoredR
                           logprobs=answer.logprobs)
 
 
-async def _attempt(job: Job, key: str | None, secrets: list[str], policy: RetryPolicy, pace: Pace, tokens: int,
-                   observer: Observer, reach: Reachability) -> StoredResponse:
+async def _attempt(job: Job, key: str | None, run: Shared, pace: Pace, tokens: int,
+                   reach: Reachability) -> StoredResponse:
+    policy, observer = run.options.retry, run.observer
     attempt = 0
     while True:
         if reach.given_up is not None:  # given up while this job waited for its turn or its backoff
@@ -162,13 +165,13 @@ async def _attempt(job: Job, key: str | None, secrets: list[str], policy: RetryP
         start = time.perf_counter()  # latency is the last attempt's, not the queueing and backoff before it
         try:
             # litellm enforces the timeout on HTTP; this guard also covers a provider that ignores it
-            answer = await asyncio.wait_for(ask(job, key), job.model.timeout + 5)
+            answer = await asyncio.wait_for(run.senders.ask(job, key), job.model.timeout + 5)
             reach.answered()
             return _success(job, answer, attempt, time.perf_counter() - start)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # every provider failure becomes data; nothing escapes a job
-            error = classify(exc, secrets, address=job.model.api_base)
+            error = classify(exc, run.secrets, address=job.model.api_base)
             if not error.unreachable:
                 reach.answered()
             elif reach.refused(error, attempt):
@@ -192,7 +195,11 @@ class Shared:
     budget: Budget
     secrets: list[str]
     owner: str = field(default_factory=lambda: uuid.uuid4().hex)
-    prepared: set[str] = field(default_factory=set)  # models litellm has been readied for
+    prepared: set[str] = field(default_factory=set)  # models litellm has been readied for in this process
+    senders: Senders = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.senders = Senders(self.options.workers or 0, self.prepared)
 
 
 async def _claim(job: Job, run: Shared) -> StoredResponse | None:
@@ -240,9 +247,6 @@ async def _model_worker(jobs: Iterator[Job], model: ModelConfig, run: Shared, pa
         if stored is not None:
             observer.finished(Outcome(job, stored, cached=True))
             continue
-        if model.name not in run.prepared:  # litellm is imported only once something must be asked
-            prepare([model])
-            run.prepared.add(model.name)
         try:
             estimate = estimate_tokens(job) if pace.tokens else 0
             if model.tpm and estimate > model.tpm:
@@ -254,7 +258,7 @@ async def _model_worker(jobs: Iterator[Job], model: ModelConfig, run: Shared, pa
             if budget.exhausted:
                 observer.finished(unsent(job, "BudgetExceeded", f"not asked: --max-cost {budget.limit} reached"))
                 continue
-            response = await _attempt(job, key, run.secrets, run.options.retry, pace, estimate, observer, reach)
+            response = await _attempt(job, key, run, pace, estimate, reach)
             budget.spent += response.cost or 0.0
             # Stored before anyone hears of it, so a crash after this line cannot lose the answer.
             run.store.put(response)
@@ -338,6 +342,8 @@ class Runner:
             models, batched = batch_stage(streams, [(m, *self._model(m)[3:]) for m in models], self.run)
             if batched is not None:
                 workers.append(asyncio.ensure_future(batched))
+        if self.run.options.workers is None:
+            self.run.senders.want(auto_count(sum(m.concurrency for m in models if not m.embedded)))
         for model in models:
             config, pace, reach, key, key_error = self._model(model)
             for _ in range(config.concurrency):
@@ -351,7 +357,8 @@ class Runner:
                 task.cancel()
             await asyncio.gather(*workers, renewer, return_exceptions=True)
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        await self.run.senders.close()
         # an interrupted run's leases would otherwise hold others back until they lapse
         self.run.store.release_all(self.run.owner)
 
@@ -368,5 +375,5 @@ async def run_jobs(streams: dict[str, Iterator[Job]], models: list[ModelConfig],
     try:
         await runner.stage(streams, models)
     finally:
-        runner.close()
+        await runner.close()
     return runner.unreachable

@@ -1,0 +1,256 @@
+"""Sender processes: litellm's per-request CPU spread over several processes.
+
+litellm spends about 5 ms of CPU on every call (the OpenAI SDK building the request and parsing the
+answer, litellm pricing it and building a logging payload), so one process tops out at about 200
+requests a second however high the concurrency (bench/throughput.py). A stage whose remote models
+may have enough requests in flight to hit that ceiling starts sender processes; each takes requests
+and gives back plain data, an Answer or a classified CallError. The run's process keeps everything
+else: the store and its leases, pacing, the cost budget, retries, reachability, labelling, progress.
+So rate limits and the budget stay the run's own instead of being split between processes, and one
+process writes the store. Embedded models are always asked in the run's process (their weights are
+loaded there once).
+
+Protocol, over a socketpair (not stdout: litellm and custom providers may print), each frame a
+4-byte big-endian length and a pickle:
+
+    run -> sender   ("model", ModelConfig)        before a model's first request to that sender
+                    ("send", id, model name, messages, params, key)
+                    ("cancel", id)                the run stopped waiting (timeout, interrupt)
+    sender -> run   ("ok", id, Answer)  or  ("error", id, the fields of a CallError)
+
+A CallError is sent as its fields because an exception pickles as its args, which a frozen
+dataclass's are not. A sender exits when its connection closes, so a killed run leaves none behind.
+A sender that dies fails its requests in flight as WorkerDied, which the runner retries like any
+dropped connection, and is not used again; with none left, requests are sent in the run's process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import pickle
+import signal
+import socket
+import struct
+import sys
+from dataclasses import astuple, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .jobs import Job
+from .providers import Answer, CallError, classify, environment_secrets, prepare, send
+from .spec import ModelConfig
+
+_LENGTH = struct.Struct(">I")
+# Requests in flight that make a sender worth its cost (~3 s of CPU to import litellm, ~150 MB of memory):
+# 50 in flight at a fast provider's quarter-second latency are 200 requests a second, one process's ceiling.
+PER_SENDER = 50
+STDERR_TAIL = 2000  # bytes of a sender's stderr kept to explain its death
+CLOSE_SECONDS = 5.0  # a sender told to stop that has not exited by then is killed
+
+
+def auto_count(concurrency: int) -> int:
+    """Senders for a stage whose models not asked in-process allow `concurrency` requests in flight:
+    one per PER_SENDER, at most one per usable CPU; 0 (send in the run's process) below two, since one
+    sender only moves the ceiling to another process."""
+    count = min(len(os.sched_getaffinity(0)), concurrency // PER_SENDER)
+    return count if count >= 2 else 0
+
+
+def _frame(message: tuple[Any, ...]) -> bytes:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return _LENGTH.pack(len(data)) + data
+
+
+async def _read(reader: asyncio.StreamReader) -> tuple[Any, ...]:
+    (length,) = _LENGTH.unpack(await reader.readexactly(_LENGTH.size))
+    message: tuple[Any, ...] = pickle.loads(await reader.readexactly(length))
+    return message
+
+
+@dataclass
+class _Sender:
+    """One sender process, as the run's process sees it."""
+
+    process: asyncio.subprocess.Process
+    writer: asyncio.StreamWriter
+    pending: dict[int, asyncio.Future[tuple[Any, ...]]] = field(default_factory=dict)
+    models: set[str] = field(default_factory=set)  # told about already
+    stderr: bytearray = field(default_factory=bytearray)
+    alive: bool = True
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)  # its reader and its stderr drain
+
+
+class Senders:
+    """Where a run's requests are sent from: its own process, or a pool of sender processes.
+
+    `count` senders (0: none, every request is sent in this process) are started at the first request
+    that needs one, not before: a rerun whose answers are all stored starts none.
+    """
+
+    def __init__(self, count: int, prepared: set[str]) -> None:
+        self.count = count
+        self.prepared = prepared  # models litellm has been readied for in this process
+        self._senders: list[_Sender] = []
+        self._started = False
+        self._lock = asyncio.Lock()
+        self._ids = itertools.count()
+
+    def want(self, count: int) -> None:
+        """At least `count` senders, if none has started yet (a later stage cannot grow a running pool)."""
+        if not self._started:
+            self.count = max(self.count, count)
+
+    async def ask(self, job: Job, key: str | None) -> Answer:
+        """One attempt at the job's request. Raises what a failed call raises (a CallError when a sender
+        classified it); the runner classifies and retries."""
+        model = job.model
+        sender = None if model.embedded or self.count == 0 else await self._pick()
+        if sender is None:
+            if model.name not in self.prepared:  # litellm is imported only once something must be asked
+                prepare([model])
+                self.prepared.add(model.name)
+            return await send(model, job.messages, job.params, key)
+        request = next(self._ids)
+        reply = asyncio.get_running_loop().create_future()
+        sender.pending[request] = reply
+        if model.name not in sender.models:
+            sender.models.add(model.name)
+            sender.writer.write(_frame(("model", model)))
+        sender.writer.write(_frame(("send", request, model.name, job.messages, job.params, key)))
+        try:
+            kind, payload = await reply
+        except asyncio.CancelledError:
+            if sender.pending.pop(request, None) is not None and sender.alive:
+                sender.writer.write(_frame(("cancel", request)))
+            raise
+        if kind == "ok":
+            answer: Answer = payload
+            return answer
+        raise CallError(*payload)
+
+    async def _pick(self) -> _Sender | None:
+        """The live sender with the fewest requests in flight, the pool started if it was not; None if
+        none is left."""
+        if not self._started:
+            async with self._lock:
+                if not self._started:
+                    self._senders = [s for s in [await self._start() for _ in range(self.count)] if s is not None]
+                    self._started = True
+        alive = [s for s in self._senders if s.alive]
+        return min(alive, key=lambda s: len(s.pending)) if alive else None
+
+    async def _start(self) -> _Sender | None:
+        ours, theirs = socket.socketpair()
+        # the package's own folder first on the path, so the sender runs this evalrun even when it was
+        # imported from a checkout rather than installed
+        root = str(Path(__file__).resolve().parent.parent)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])])}
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "evalrun.workers", str(theirs.fileno()), pass_fds=(theirs.fileno(),),
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE, env=env)
+        except OSError:  # no process to be had (a limit on processes): this one sends its requests itself
+            ours.close()
+            return None
+        finally:
+            theirs.close()
+        reader, writer = await asyncio.open_connection(sock=ours)
+        sender = _Sender(process, writer)
+        sender.tasks = [asyncio.create_task(self._replies(sender, reader)),
+                        asyncio.create_task(_drain(process, sender.stderr))]
+        return sender
+
+    async def _replies(self, sender: _Sender, reader: asyncio.StreamReader) -> None:
+        """Hand each reply to the request waiting on it; when the sender's connection ends, fail the rest."""
+        try:
+            while True:
+                kind, request, payload = await _read(reader)
+                reply = sender.pending.pop(request, None)
+                if reply is not None and not reply.done():  # else the run stopped waiting for it
+                    reply.set_result((kind, payload))
+        except (asyncio.IncompleteReadError, ConnectionError, pickle.UnpicklingError):
+            pass
+        sender.alive = False
+        code = await sender.process.wait()
+        why = sender.stderr.decode(errors="replace").strip().splitlines()
+        message = (f"evalrun's sender process {sender.process.pid} exited with code {code} while the request "
+                   f"was in flight" + (f": {why[-1][:300]}" if why else ""))
+        for reply in sender.pending.values():
+            if not reply.done():
+                reply.set_result(("error", astuple(CallError("WorkerDied", message, True, None))))
+        sender.pending.clear()
+
+    async def close(self) -> None:
+        """Stop the senders: each exits once its connection closes, or is killed after CLOSE_SECONDS."""
+        for sender in self._senders:
+            sender.writer.close()
+        for sender in self._senders:
+            try:
+                await asyncio.wait_for(sender.process.wait(), CLOSE_SECONDS)
+            except asyncio.TimeoutError:
+                sender.process.kill()
+                await sender.process.wait()
+            for task in sender.tasks:
+                task.cancel()
+            await asyncio.gather(*sender.tasks, return_exceptions=True)
+        self._senders = []
+
+
+async def _drain(process: asyncio.subprocess.Process, tail: bytearray) -> None:
+    """Read a sender's stderr as it comes (a full pipe would stall it), keeping the last STDERR_TAIL bytes."""
+    assert process.stderr is not None
+    while chunk := await process.stderr.read(4096):
+        tail.extend(chunk)
+        del tail[:-STDERR_TAIL]
+
+
+async def _serve(sock: socket.socket) -> None:
+    """A sender's loop: one task per request, a reply as each ends, until the run closes the connection."""
+    reader, writer = await asyncio.open_connection(sock=sock)
+    models: dict[str, ModelConfig] = {}
+    tasks: dict[int, asyncio.Task[None]] = {}
+    secrets = environment_secrets()
+
+    async def one(request: int, model: ModelConfig, messages: list[dict[str, str]], params: dict[str, object],
+                  key: str | None) -> None:
+        try:
+            reply: tuple[Any, ...] = ("ok", request, await send(model, messages, params, key))
+        except Exception as exc:  # as in the runner: every failure becomes data, classified here
+            error = classify(exc, [*secrets, key] if key else secrets, address=model.api_base)
+            reply = ("error", request, astuple(error))
+        finally:
+            tasks.pop(request, None)
+        writer.write(_frame(reply))
+
+    while True:
+        try:
+            message = await _read(reader)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            break
+        if message[0] == "model":
+            prepare([message[1]])
+            models[message[1].name] = message[1]
+        elif message[0] == "send":
+            _, request, name, messages, params, key = message
+            tasks[request] = asyncio.create_task(one(request, models[name], messages, params, key))
+        elif (task := tasks.pop(message[1], None)) is not None:  # "cancel"
+            task.cancel()
+    left = list(tasks.values())
+    for task in left:
+        task.cancel()
+    await asyncio.gather(*left, return_exceptions=True)
+
+
+def main(argv: list[str]) -> int:
+    # Ctrl-C reaches the whole process group: the run's process decides what stops, and closes the
+    # connection, which ends this loop
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    asyncio.run(_serve(socket.socket(fileno=int(argv[0]))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

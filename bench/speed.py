@@ -36,12 +36,8 @@ def main() -> int:
     print("== the embedded model: one request at a time, then batched", flush=True)
     embedded.compare(args.spec, args.limit or None, 8, args.before)
     print("== remote requests: evalrun, bare litellm, promptfoo", flush=True)
-    server, base = throughput.start_server(args.latency)
-    try:
+    with throughput.serving(args.latency) as base:
         throughput.three_way(base, args.jobs, args.concurrency, args.latency, args.promptfoo)
-    finally:
-        server.terminate()
-        server.wait()
     return 0
 
 

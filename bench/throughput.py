@@ -32,6 +32,7 @@ by more samples of the first size's items (only the jobs grow).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -39,6 +40,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,15 +50,20 @@ KEY_ENV = "EVALRUN_BENCH_KEY"
 PROMPTFOO_ENV = "EVALRUN_BENCH_PROMPTFOO"
 
 
-def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
+@contextlib.contextmanager
+def serving(latency: float) -> Iterator[str]:
+    """tests/loopback_server.py in a subprocess for the block's length; yields its base URL."""
     proc = subprocess.Popen([sys.executable, str(SERVER), "--latency", str(latency), "--port", "0"],
                             stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line.startswith("PORT "):
-        proc.kill()
-        raise RuntimeError(f"loopback server did not start: {line!r}")
-    return proc, f"http://127.0.0.1:{int(line.split()[1])}/v1"
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line.startswith("PORT "):
+            raise RuntimeError(f"loopback server did not start: {line!r}")
+        yield f"http://127.0.0.1:{int(line.split()[1])}/v1"
+    finally:
+        proc.terminate()
+        proc.wait()
 
 
 def bare(base: str, jobs: int, concurrency: int, pool: bool = False) -> None:
@@ -302,8 +309,7 @@ def main() -> int:
         bare(args.bare, args.jobs, args.concurrency, args.pool)
         return 0
 
-    server, base = start_server(args.latency)
-    try:
+    with serving(args.latency) as base:
         ours = three_way(base, args.jobs, args.concurrency, args.latency, args.promptfoo)
         sizes = [int(n) for n in args.memory.split(",") if n.strip()]
         for jobs in sizes:
@@ -320,9 +326,6 @@ def main() -> int:
                          f"{by_samples['rate']:.0f} req/s)")
             print(f"{line}; bare litellm pool {pooled['peak_rss_mb']:4.0f} MB ({pooled['rate']:.0f} req/s)",
                   flush=True)
-    finally:
-        server.terminate()
-        server.wait()
     return 0
 
 

@@ -92,7 +92,7 @@ def test_greedy_answers_against_llama_cpp_python_one_at_a_time(litellm: Any) -> 
 
     together = [r.choices[0].message.content for r in asyncio.run(batched())]
     # Batched, llama.cpp's matrix products for several rows sum in another order than for one
-    # (see embedded.py): on this quantized 135M model some greedy answers drift from a near tie
+    # (see embedded/batcher.py): on this quantized 135M model some greedy answers drift from a near tie
     # on. Measured here: 4 of these 6 answers identical (2 to 5 over repeated batches).
     same = sum(a == b for a, b in zip(alone, together, strict=True))
     assert same >= len(QUESTIONS) // 3, list(zip(alone, together, strict=True))
@@ -163,3 +163,58 @@ def test_an_invalid_request_fails_alone(litellm: Any) -> None:
     assert good.usage.completion_tokens == 3
     # the decoding thread goes on
     assert asyncio.run(_ask(litellm, STORY, max_tokens=2, seed=2)).usage.completion_tokens == 2
+
+
+def _conversation(story: Any) -> list[dict[str, str]]:
+    return [*STORY, {"role": "assistant", "content": story.choices[0].message.content},
+            {"role": "user", "content": "What is the dragon's name? Answer in one word."}]
+
+
+def test_a_followup_asked_after_its_slot_was_taken_restores_its_conversation(litellm: Any) -> None:
+    batcher = embedded._batcher("smollm2")
+    story = asyncio.run(_ask(litellm, STORY, max_tokens=40, temperature=0.0))
+    followup = _conversation(story)
+    first = asyncio.run(_ask(litellm, followup, max_tokens=8, temperature=0.0))
+    # More conversations with long answers than there are slots: the story's slot is taken.
+    for i, question in enumerate(QUESTIONS * 2):
+        asyncio.run(_ask(litellm, [{"role": "user", "content": f"{i}. {question}"}], max_tokens=20,
+                         temperature=1.0, seed=i))
+    decoded, restored = batcher.prompt_tokens_decoded, batcher.prompt_tokens_restored
+    again = asyncio.run(_ask(litellm, followup, max_tokens=8, temperature=0.0))
+    n = again.usage.prompt_tokens
+    # The whole conversation but its last token came back from host memory, none of it recomputed...
+    assert batcher.prompt_tokens_restored - restored == n - 1
+    assert batcher.prompt_tokens_decoded - decoded == 1
+    # ...and it is the KV it was: the same greedy answer as when the slot still held it.
+    assert again.choices[0].message.content == first.choices[0].message.content
+
+
+def test_saved_conversations_stay_within_their_budget(monkeypatch: pytest.MonkeyPatch, litellm: Any) -> None:
+    from evalrun.embedded import batcher as module
+
+    # room for about two conversations of ~100 tokens (23 KB a token on SmolLM2)
+    monkeypatch.setattr(module, "SAVED_BYTES", 5_000_000)
+    batcher = module.Batcher(gguf_path("smollm2"))
+    try:
+        def ask(messages: list[dict[str, str]], **params: Any) -> Any:
+            return batcher.submit(messages, {"temperature": 0.0, **params}).result(timeout=120)
+
+        stories = [[{"role": "user", "content": f"Write a story about a dragon called {name}."}]
+                   for name in ("Ash", "Birch", "Cedar", "Dune")]
+        answers = [ask(s, max_tokens=60) for s in stories]
+        for i in range(SLOTS):  # every story's slot is taken, so each was saved, then the oldest dropped
+            ask([{"role": "user", "content": f"Count to {i + 3}."}], max_tokens=4)
+        saved = batcher._saved
+        assert 1 <= len(saved) < len(stories) and 0 < saved.bytes <= 5_000_000
+
+        def followup(k: int) -> int:
+            """Prompt tokens of the k-th story's follow-up that came back from host memory."""
+            before = batcher.prompt_tokens_restored
+            ask([*stories[k], {"role": "assistant", "content": answers[k].text},
+                 {"role": "user", "content": "Name the dragon."}], max_tokens=2)
+            return batcher.prompt_tokens_restored - before
+
+        assert followup(len(stories) - 1) > answers[-1].prompt_tokens  # the newest is kept
+        assert followup(0) == 0  # the oldest was dropped: its follow-up is computed again
+    finally:
+        batcher.close()

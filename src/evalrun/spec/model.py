@@ -179,7 +179,7 @@ def schema() -> dict[str, object]:
 
 
 def is_embedded(model: str) -> bool:
-    """Models of the in-process provider (see embedded.py)."""
+    """Models of the in-process provider (see the embedded package)."""
     return model.startswith("evalrun/")
 
 

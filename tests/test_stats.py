@@ -15,7 +15,10 @@ import polars as pl
 import pytest
 from scipy.stats import binomtest
 
-from evalrun.stats.summary import alpha_nominal, item_labels, kappa, summarize, wilson
+from evalrun.stats.alpha import label_alpha
+from evalrun.stats.kappa import cohen_kappa
+from evalrun.stats.proportion import wilson
+from evalrun.stats.summary import item_labels, summarize
 
 Z975 = 1.959963984540054  # the standard normal 97.5% quantile
 
@@ -28,7 +31,7 @@ def test_kappa_published_2x2_example() -> None:
     # po = 35/50 = 0.7; A says yes 25/50, B says yes 30/50; pe = 0.5*0.6 + 0.5*0.4 = 0.5;
     # kappa = (0.7 - 0.5) / (1 - 0.5) = 0.4.
     table = np.array([[20, 5], [10, 15]])
-    result = kappa(table)
+    result = cohen_kappa(table)
     assert result["kappa"] == pytest.approx(0.4, abs=1e-12)
     assert result["ci_low"] is not None and result["ci_high"] is not None
     assert result["ci_low"] < 0.4 < result["ci_high"]
@@ -45,17 +48,18 @@ def test_kappa_3x3_by_hand() -> None:
     pe = Fraction(15 * 15 + 17 * 16 + 18 * 19, n * n)  # (225 + 272 + 342) / 2500 = 839/2500
     expected = (po - pe) / (1 - pe)
     assert expected == Fraction(1011, 1661)
-    assert kappa(np.array(table))["kappa"] == pytest.approx(float(expected), abs=1e-12)
+    assert cohen_kappa(np.array(table))["kappa"] == pytest.approx(float(expected), abs=1e-12)
 
 
 def test_kappa_undefined_for_one_category_and_empty_table() -> None:
-    assert kappa(np.array([[7, 0], [0, 0]]))["kappa"] is None  # pe = 1: kappa is 0/0
-    assert kappa(np.zeros((2, 2), dtype=int)) == {"kappa": None, "ci_low": None, "ci_high": None, "se": None}
+    assert cohen_kappa(np.array([[7, 0], [0, 0]]))["kappa"] is None  # pe = 1: kappa is 0/0
+    empty = cohen_kappa(np.zeros((2, 2), dtype=int))
+    assert (empty["kappa"], empty["se"], empty["ci_low"], empty["ci_high"], empty["n"]) == (None, None, None, None, 0)
 
 
 def test_kappa_disjoint_raters_is_zero_not_undefined() -> None:
     # A always says yes, B always no: po = 0 and pe = 25*0 + 0*25 = 0, so kappa = 0 exactly.
-    assert kappa(np.array([[0, 25], [0, 0]]))["kappa"] == pytest.approx(0.0, abs=1e-12)
+    assert cohen_kappa(np.array([[0, 25], [0, 0]]))["kappa"] == pytest.approx(0.0, abs=1e-12)
 
 
 def _fce_variance(table: Sequence[Sequence[int]]) -> tuple[float, float]:
@@ -93,7 +97,7 @@ def test_kappa_standard_error_is_fleiss_cohen_everitt(table: list[list[int]]) ->
     # statsmodels' cohens_kappa (which evalrun uses) reports the "ASE" of SAS PROC FREQ, whose
     # documented variance of simple kappa is that of Fleiss, Cohen & Everitt (1969).
     kap, var = _fce_variance(table)
-    result = kappa(np.array(table))
+    result = cohen_kappa(np.array(table))
     se = math.sqrt(var)
     assert result["kappa"] == pytest.approx(kap, abs=1e-12)
     assert result["se"] == pytest.approx(se, rel=1e-9)
@@ -135,7 +139,7 @@ def test_alpha_published_two_coder_binary_example() -> None:
     # alpha = 1 - (n - 1) o_01 / (n_0 n_1) = 1 - 19 * 4 / 84 = 8/84.
     a = _coder("0100000010")
     b = _coder("1110010000")
-    result = alpha_nominal([a, b], ["0", "1"])
+    result = label_alpha([a, b], ["0", "1"])
     assert result is not None
     assert round(result, 3) == 0.095
     assert result == pytest.approx(8 / 84, abs=1e-12)
@@ -156,19 +160,19 @@ def test_alpha_published_four_coder_nominal_example_with_missing_data() -> None:
         [*_coder("123324412"), "5", "1", None],
     ]
     labels = ["1", "2", "3", "4", "5"]
-    result = alpha_nominal(coders, labels)
+    result = label_alpha(coders, labels)
     assert result is not None
     assert round(result, 3) == 0.743
     assert result == pytest.approx(_alpha_by_coincidences(coders), abs=1e-12)
 
 
 def test_alpha_undefined_without_variation_or_pairs() -> None:
-    assert alpha_nominal([["a", "a", "a"], ["a", "a", "a"]], ["a", "b"]) is None  # one value only
-    assert alpha_nominal([["a", None, "b"], [None, "b", None]], ["a", "b"]) is None  # no pairable unit
+    assert label_alpha([["a", "a", "a"], ["a", "a", "a"]], ["a", "b"]) is None  # one value only
+    assert label_alpha([["a", None, "b"], [None, "b", None]], ["a", "b"]) is None  # no pairable unit
 
 
 def test_alpha_perfect_agreement_is_one() -> None:
-    assert alpha_nominal([["a", "b", "a", None], ["a", "b", "a", "b"]], ["a", "b"]) == pytest.approx(1.0)
+    assert label_alpha([["a", "b", "a", None], ["a", "b", "a", "b"]], ["a", "b"]) == pytest.approx(1.0)
 
 
 # ---- Wilson intervals -----------------------------------------------------------------------------

@@ -27,18 +27,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evalrun.stats.agreement import (
-    Z95,
-    agreement,
-    cohen_kappa,
-    confusion,
-    fleiss_kappa,
-    kappa_estimate,
-    label_counts,
-    percent_agreement,
-    spearman,
-    weighted_kappa,
-)
+from evalrun.stats.agreement import agreement, percent_agreement, spearman
+from evalrun.stats.confusion import confusion
+from evalrun.stats.kappa import Z95, cohen_kappa, fleiss_kappa, kappa_estimate, label_counts, weighted_kappa
 from evalrun.stats.words import kappa_words
 
 # ---- Cohen's kappa -------------------------------------------------------------------------------

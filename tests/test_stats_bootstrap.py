@@ -19,7 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evalrun.stats import bootstrap as bs
-from evalrun.stats.agreement import cohen_kappa, confusion
+from evalrun.stats.confusion import confusion
+from evalrun.stats.kappa import cohen_kappa
 from evalrun.stats.alpha import krippendorff_alpha, reliability_data
 from evalrun.stats.bootstrap import (
     alpha_statistic,

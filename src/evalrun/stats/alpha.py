@@ -10,8 +10,10 @@ Krippendorff's Alpha-Reliability", University of Pennsylvania, ScholarlyCommons 
 * alpha = 1 - D_o / D_e = 1 - (n - 1) sum_ck o_ck delta2_ck / sum_ck n_c n_k delta2_ck,
   where delta2 is the squared difference of the level of measurement.
 
-Alpha is undefined (None here) when no unit is pairable, or when every pairable value is the
-same (then D_e = 0 and alpha is 0 / 0).
+Edge rules: alpha is undefined (None here) when no unit is pairable (empty input, or no unit
+that two coders both labelled), or when every pairable value is the same (one label used by
+everyone: D_e = 0 and alpha is 0 / 0). A missing value (None, unparsed) is left out of its unit;
+a unit left with one value is not pairable and adds nothing.
 """
 
 from __future__ import annotations
@@ -104,3 +106,10 @@ def krippendorff_alpha(data: ArrayLike, level: Level = "nominal",
     if expected == 0:
         return None  # one value only: no disagreement is possible, alpha is 0 / 0
     return float(1 - (n - 1) * (o * delta2).sum() / expected)
+
+
+def label_alpha(columns: Sequence[Sequence[str | None]], labels: Sequence[str], level: Level = "nominal"
+                ) -> float | None:
+    """Krippendorff's alpha of label vectors (one per coder, aligned by unit; None = missing), the
+    labels' order in `labels` being the ranks the ordinal level uses."""
+    return krippendorff_alpha(reliability_data(columns, labels), level, value_domain=range(len(labels)))

@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .agreement import kappa_estimate, pair_cells
 from .alpha import Level, krippendorff_alpha, reliability_data
+from .confusion import labelled, pair_cells, table_of
+from .kappa import kappa_estimate
 
 RESAMPLES = 1000
 SEED = 0
@@ -135,11 +136,9 @@ def bootstrap_ratio_difference(numerator_a: ArrayLike, denominator_a: ArrayLike,
 def kappa_statistic(a: Sequence[str | None], b: Sequence[str | None], labels: Sequence[str]) -> Statistic:
     """Cohen's kappa (over the items both labelled) of the resampled items, for `bootstrap`."""
     cells = pair_cells(a, b, labels)
-    size = len(labels) + 1
 
     def statistic(items: np.ndarray) -> float | None:
-        table = np.bincount(cells[items], minlength=size * size).reshape(size, size)
-        return kappa_estimate(table[:-1, :-1])  # the last row and column are unparsed
+        return kappa_estimate(labelled(table_of(cells[items], len(labels))))
 
     return statistic
 

@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from .agreement import agreement, pair_cells
+from .agreement import agreeing, ranks, spearman
+from .alpha import label_alpha
 from .bootstrap import (
     RESAMPLES,
     SEED,
@@ -25,15 +26,12 @@ from .bootstrap import (
     bootstrap_ratio_difference,
     kappa_statistic,
 )
+from .confusion import confusion, labelled
+from .kappa import weighted_kappa
+from .numbers import finite
 from .paired import holm, mcnemar_exact, stuart_maxwell, wilcoxon_paired
 
 Label = str | None
-
-
-def _labelled(la: Sequence[Label], lb: Sequence[Label]) -> tuple[np.ndarray, np.ndarray]:
-    both = np.array([x is not None and y is not None for x, y in zip(la, lb, strict=True)], dtype=float)
-    same = np.array([x is not None and x == y for x, y in zip(la, lb, strict=True)], dtype=float)
-    return same, both
 
 
 def correct(labels: Sequence[Label], gold: Sequence[Label]) -> tuple[np.ndarray, np.ndarray]:
@@ -43,12 +41,26 @@ def correct(labels: Sequence[Label], gold: Sequence[Label]) -> tuple[np.ndarray,
     return right, has
 
 
+def correctness_test(la: Sequence[Label], lb: Sequence[Label], gold: Sequence[Label]) -> dict[str, Any]:
+    """McNemar's exact test of the two levels' paired correctness, over the items with gold (an
+    unparsed item is wrong), with the 2 x 2 table it reads (rows: a right / a wrong; columns: b
+    right / b wrong). Edge rules are `mcnemar_exact`'s: no gold item, no test (p None); no
+    discordant pair, p = 1; the statistic is None whenever p is not computed."""
+    right_a, has = correct(la, gold)
+    right_b, _ = correct(lb, gold)
+    a, b = right_a[has == 1].astype(bool), right_b[has == 1].astype(bool)
+    table = [[int((a & b).sum()), int((a & ~b).sum())], [int((~a & b).sum()), int((~a & ~b).sum())]]
+    test = mcnemar_exact(table[0][1], table[1][0], len(a))
+    return {"test": "McNemar exact (correctness)", "table": table,
+            "a_only_correct": table[0][1], "b_only_correct": table[1][0],
+            "statistic": None if test is None else finite(test["statistic"]),
+            "pvalue": None if test is None else test["pvalue"]}
+
+
 def marginal_test(la: Sequence[Label], lb: Sequence[Label], labels: Sequence[str]) -> dict[str, Any] | None:
     """Do the two levels give the labels at different rates? Over items both labelled: McNemar's
     exact test on the two off-diagonal cells for two labels, Stuart-Maxwell for more."""
-    cells = pair_cells(la, lb, labels)
-    size = len(labels) + 1
-    table = np.bincount(cells, minlength=size * size).reshape(size, size)[:-1, :-1]
+    table = labelled(confusion(la, lb, labels))
     n = int(table.sum())
     if len(labels) == 2:
         result = mcnemar_exact(int(table[0, 1]), int(table[1, 0]), n)
@@ -60,12 +72,11 @@ def marginal_test(la: Sequence[Label], lb: Sequence[Label], labels: Sequence[str
 def ordinal(la: Sequence[Label], lb: Sequence[Label], labels: Sequence[str]) -> dict[str, Any]:
     """For ordered labels (listed lowest first): quadratic-weighted kappa, Spearman's correlation and
     ordinal alpha on the labels' ranks, and Wilcoxon's signed-rank test of whether one level reads higher."""
-    found = agreement(la, lb, labels, ordinal=True)
-    rank = {label: float(i) for i, label in enumerate(labels)}
-    wilcoxon = wilcoxon_paired([None if x is None else rank[x] for x in la],
-                               [None if y is None else rank[y] for y in lb])
-    return {"weighted_kappa": found["weighted_kappa"], "spearman": found["spearman"],
-            "krippendorff_alpha_ordinal": found["alpha"],
+    rank_a, rank_b = ranks(la, labels), ranks(lb, labels)
+    wilcoxon = wilcoxon_paired(rank_a, rank_b)
+    return {"weighted_kappa": weighted_kappa(labelled(confusion(la, lb, labels)), "quadratic"),
+            "spearman": spearman(rank_a, rank_b),
+            "krippendorff_alpha_ordinal": label_alpha([la, lb], labels, "ordinal"),
             "wilcoxon": None if wilcoxon is None else {"test": "Wilcoxon signed-rank (label ranks)", **wilcoxon}}
 
 
@@ -74,7 +85,7 @@ def paired(la: Sequence[Label], lb: Sequence[Label], gold: Sequence[Label] | Non
     """Everything a paired comparison of two levels reports, items aligned across the vectors (with
     `ordered` labels, the scale statistics of `ordinal` too)."""
     n = len(la)
-    same, both = _labelled(la, lb)
+    same, both = agreeing(la, lb)
     out: dict[str, Any] = {
         "bootstrap": {
             "agreement": bootstrap_ratio(same, both, resamples, seed),
@@ -102,8 +113,8 @@ def rate_interval(labels: Sequence[Label], label: str, resamples: int = RESAMPLE
                   ) -> dict[str, Any]:
     """The share of labelled items given `label`, with its bootstrap interval by items."""
     given = np.array([x == label for x in labels], dtype=float)
-    labelled = np.array([x is not None for x in labels], dtype=float)
-    return bootstrap_ratio(given, labelled, resamples, seed)
+    read = np.array([x is not None for x in labels], dtype=float)
+    return bootstrap_ratio(given, read, resamples, seed)
 
 
 def _tests(node: Any, found: list[dict[str, Any]]) -> None:

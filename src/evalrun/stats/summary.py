@@ -1,8 +1,8 @@
 """Statistics: from labelled responses to distributions, accuracy and agreement.
 
-Everything here is computed by statsmodels, scipy or `alpha` (Krippendorff's, written here: the
-PyPI package is GPL); this module
-only arranges the tables they take. Conventions (also in the README):
+Every statistic is computed by the modules beside this one (`agreement`, `kappa`, `alpha`,
+`confusion`, `proportion`, `paired`, `inference`, `bootstrap`, `clustered`), each with its edge
+rules; this module only arranges the tables they take and places their results. Conventions (also in the README):
 
 * The item-level label of a variant is the modal label over its samples, among
   samples that produced a label. A tie for the mode, or no labelled sample at all,
@@ -20,64 +20,31 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import polars as pl
-from statsmodels.stats.contingency_tables import mcnemar
-from statsmodels.stats.inter_rater import cohens_kappa
 
 from ..extract import UNPARSED
 from ..extract.choice import NO_LOGPROBS
-from .agreement import fleiss_kappa, wilson
-from .alpha import krippendorff_alpha, reliability_data
+from .agreement import agreement
+from .alpha import label_alpha
 from .bootstrap import bootstrap_ratio_difference
 from .clustered import clustered_mean
-from .inference import accuracy_interval, adjust, paired, rate_interval
+from .inference import accuracy_interval, adjust, correct, correctness_test, paired, rate_interval
 from .items import GROUP, collect, first_seen, item_labels
+from .kappa import fleiss_kappa, label_counts
+from .numbers import finite
 from .paired import cochran_q, mcnemar_exact
+from .proportion import wilson
 
 ERROR = "error"  # a job with no answer at all; distinct from an answer with no label
-
-
-def _num(x: float | np.floating | None) -> float | None:
-    """A JSON-safe float: NaN and infinities (undefined statistics) become None."""
-    if x is None:
-        return None
-    x = float(x)
-    return x if math.isfinite(x) else None
 
 
 DISAGREEMENTS_LISTED = 20
 def _where(frame: pl.DataFrame, values: dict[str, Any]) -> pl.DataFrame:
     return frame.filter(pl.all_horizontal(pl.col(k) == v for k, v in values.items())) if values else frame
-
-
-def kappa(table: np.ndarray) -> dict[str, float | None]:
-    """Cohen's kappa with its asymptotic 95% interval, or None where undefined (one category only)."""
-    n = table.sum()
-    if n == 0:
-        return {"kappa": None, "ci_low": None, "ci_high": None, "se": None}
-    expected = (table.sum(axis=0) @ table.sum(axis=1)) / n**2
-    if math.isclose(expected, 1.0):
-        return {"kappa": None, "ci_low": None, "ci_high": None, "se": None}
-    # A table where one variant used a single label has kappa 0 but no variance estimate; statsmodels
-    # warns while computing NaN, which _num turns into "undefined". The warning itself is noise.
-    with np.errstate(invalid="ignore", divide="ignore"):
-        res = cohens_kappa(table, return_results=True)
-    se = _num(res.std_kappa)
-    if not se:  # a variance of 0 (one variant used one label, or agreement is perfect) is no certainty
-        return {"kappa": _num(res.kappa), "ci_low": None, "ci_high": None, "se": se, "degenerate": True}
-    # the asymptotic interval is symmetric and can pass the bounds kappa cannot
-    return {"kappa": _num(res.kappa), "ci_low": max(-1.0, float(res.kappa_low)),
-            "ci_high": min(1.0, float(res.kappa_upp)), "se": se}
-
-
-def alpha_nominal(columns: list[list[str | None]], labels: Sequence[str]) -> float | None:
-    """Krippendorff's alpha (nominal) with one row per variant; None entries are missing data."""
-    return _num(krippendorff_alpha(reliability_data(columns, labels), "nominal", value_domain=range(len(labels))))
 
 
 def variant_summary(responses: pl.LazyFrame, items: pl.DataFrame, order: Sequence[tuple[Any, ...]],
@@ -113,9 +80,8 @@ def variant_summary(responses: pl.LazyFrame, items: pl.DataFrame, order: Sequenc
         item_labels_ = item_rows["label"].to_list()
         entry["label_rates"] = {label: rate_interval(item_labels_, label) for label in labels}
         if has_gold:
-            gold_rows = item_rows.filter(pl.col("gold").is_not_null())
-            correct = int((gold_rows["label"] == gold_rows["gold"]).fill_null(False).sum())
-            entry["accuracy"] = wilson(correct, gold_rows.height)
+            right, has = correct(item_labels_, item_rows["gold"].to_list())
+            entry["accuracy"] = wilson(int(right.sum()), int(has.sum()))
             entry["accuracy_bootstrap"] = accuracy_interval(item_labels_, item_rows["gold"].to_list())
         out.append(entry)
     return out
@@ -138,7 +104,7 @@ def label_probabilities(responses: pl.LazyFrame, group: Sequence[str], labels: S
             "without_logprobs": int(part["extraction"].str.starts_with(NO_LOGPROBS).sum()),
             "mean": {label: float(np.mean([g.get(label, 0.0) for g in given])) if given else None
                      for label in labels},
-            "captured": _num(part["captured"].drop_nulls().mean()) if given else None,  # type: ignore[arg-type]
+            "captured": finite(part["captured"].drop_nulls().mean()) if given else None,  # type: ignore[arg-type]
         }
     return out
 
@@ -153,38 +119,20 @@ def compare_levels(items: pl.DataFrame, where: dict[str, Any], axis: str, a: str
     joined = left.join(right, on="item_id", how="inner", maintain_order="left")
     la, lb = joined["label"].to_list(), joined["label_b"].to_list()
 
-    categories = [*labels, UNPARSED]
-    pos = {c: i for i, c in enumerate(categories)}
-    confusion = np.zeros((len(categories), len(categories)), dtype=int)
-    for x, y in zip(la, lb, strict=True):
-        confusion[pos[x or UNPARSED], pos[y or UNPARSED]] += 1
-    labelled = confusion[: len(labels), : len(labels)]
-    both = int(labelled.sum())
+    gold = joined["gold"].to_list() if has_gold else None
+    found = agreement(la, lb, labels)
     result: dict[str, object] = {
         **where, "a": a, "b": b,
         "items": joined.height,
-        "both_labelled": both,
-        "agreement": wilson(int(np.trace(labelled)), both),
-        "cohen_kappa": kappa(labelled),
-        "krippendorff_alpha": alpha_nominal([la, lb], labels),
-        "confusion": {"rows": a, "cols": b, "categories": categories, "counts": confusion.tolist()},
+        "both_labelled": found["n_both"],
+        "agreement": found["percent"],
+        "cohen_kappa": found["kappa"],
+        "krippendorff_alpha": found["alpha"],
+        "confusion": {"rows": a, "cols": b, "categories": [*labels, UNPARSED], "counts": found["confusion"]["counts"]},
     }
-    if has_gold:
-        gold = joined["gold"].to_list()
-        pairs = [(x == g, y == g) for x, y, g in zip(la, lb, gold, strict=True) if g is not None]
-        table = np.array([[sum(p == (True, True) for p in pairs), sum(p == (True, False) for p in pairs)],
-                          [sum(p == (False, True) for p in pairs), sum(p == (False, False) for p in pairs)]])
-        discordant = int(table[0, 1] + table[1, 0])
-        test = mcnemar(table, exact=True) if discordant else None
-        result["mcnemar"] = {
-            "test": "McNemar exact (correctness)",
-            "table": table.tolist(),  # rows: a correct / a wrong; cols: b correct / b wrong
-            "a_only_correct": int(table[0, 1]), "b_only_correct": int(table[1, 0]),
-            "statistic": _num(test.statistic) if test else None,
-            # no discordant pair: no evidence of a difference (p = 1); no gold pair at all: no test
-            "pvalue": (_num(test.pvalue) if test else 1.0) if pairs else None,
-        }
-    result.update(paired(la, lb, joined["gold"].to_list() if has_gold else None, labels, ordered=ordered))
+    if gold is not None:
+        result["mcnemar"] = correctness_test(la, lb, gold)
+    result.update(paired(la, lb, gold, labels, ordered=ordered))
     return result
 
 
@@ -202,7 +150,7 @@ def all_levels_alpha(rows: pl.DataFrame, axis: str, levels: Sequence[Any], label
         lookup = dict(zip(*rows.filter(pl.col(axis) == level).select("item_id", "label")
                           .to_dict(as_series=False).values(), strict=True))
         columns.append([lookup.get(i) for i in ids])
-    return alpha_nominal(columns, labels)
+    return label_alpha(columns, labels)
 
 
 def across_variants(items: pl.DataFrame, where: dict[str, Any], variants: Sequence[str], labels: Sequence[str]
@@ -218,7 +166,7 @@ def across_variants(items: pl.DataFrame, where: dict[str, Any], variants: Sequen
     if len(present) < 3:
         return {}
     matrix = wide.select(present).to_numpy()
-    counts = np.array([[int((row == label).sum()) for label in labels] for row in matrix])
+    counts = label_counts(matrix.tolist(), labels)
     out: dict[str, Any] = {"items_all_labelled": int(matrix.shape[0]),
                            "fleiss_kappa_all_variants": fleiss_kappa(counts) if len(counts) else None}
     if len(labels) == 2:

@@ -19,8 +19,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evalrun.stats import bootstrap as bs
-from evalrun.stats.confusion import confusion
-from evalrun.stats.kappa import cohen_kappa
 from evalrun.stats.alpha import krippendorff_alpha, reliability_data
 from evalrun.stats.bootstrap import (
     alpha_statistic,
@@ -32,6 +30,8 @@ from evalrun.stats.bootstrap import (
     resampled_items,
 )
 from evalrun.stats.clustered import clustered_mean
+from evalrun.stats.confusion import confusion
+from evalrun.stats.kappa import cohen_kappa
 
 LABELS = ["x", "y", "z"]
 

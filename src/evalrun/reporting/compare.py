@@ -24,10 +24,15 @@ import polars as pl
 
 from ..errors import EvalrunError
 from ..extract import UNPARSED
+from ..stats.agreement import agreeing
 from ..stats.bootstrap import RESAMPLES, SEED, bootstrap_difference, bootstrap_ratio_difference, kappa_statistic
+from ..stats.inference import correct
 from ..stats.items import item_labels
 from . import RESULTS
 from .figures import PALETTE, Figure, Painter, Row, figure_lines, interval_chart
+from .format import num
+from .format import pct as _pct
+from .format import pp as _pp
 
 CHANGED_SHOWN = 20  # changed items listed per model x variant; the rest are counted
 REPORT = "compare.md"
@@ -116,20 +121,8 @@ def _place(cell: _Cell, *rest: str) -> str:
     return " · ".join(x for x in (model, cell.condition, *rest) if x is not None)
 
 
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:.1f}%"
-
-
-def _pp(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:+.1f}"
-
-
 def _signed(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:+.2f}"
-
-
-def _num(x: float | None) -> str:
-    return "undefined" if x is None else f"{x:.2f}"
+    return num(x, signed=True)
 
 
 def _interval(diff: dict[str, Any], fmt: Callable[[float | None], str]) -> str:
@@ -155,9 +148,8 @@ def _statistics(cell: _Cell, labels: Sequence[str], has_gold: bool) -> tuple[lis
     lines, rows = [], []
     if has_gold:
         gold = cell.items["gold"].to_list()
-        has = np.array([g is not None for g in gold], dtype=float)
-        right_a = np.array([g is not None and x == g for x, g in zip(a, gold, strict=True)], dtype=float)
-        right_b = np.array([g is not None and y == g for y, g in zip(b, gold, strict=True)], dtype=float)
+        right_a, has = correct(a, gold)
+        right_b, _ = correct(b, gold)
         diff = bootstrap_ratio_difference(right_b, has, right_a, has)
         lines.append(f"| accuracy | {_ratio(right_a, has)} | {_ratio(right_b, has)} | {_interval(diff, _pp)} |")
         rows.append(Row(_place(cell, cell.variant), diff["estimate"], diff["ci_low"], diff["ci_high"],
@@ -185,13 +177,6 @@ def _pair_vectors(base: _Run, other: _Run, cell_a: _Cell, cell_b: _Cell) -> pl.D
     return frame
 
 
-def _agreeing(x: list[str | None], y: list[str | None]) -> tuple[np.ndarray, np.ndarray]:
-    """Per item: both labels equal, and both labelled (agreement's numerator and denominator)."""
-    both = np.array([u is not None and v is not None for u, v in zip(x, y, strict=True)], dtype=float)
-    same = np.array([u is not None and u == v for u, v in zip(x, y, strict=True)], dtype=float)
-    return same, both
-
-
 def _pairs(base: _Run, other: _Run, cells: list[_Cell], labels: Sequence[str]) -> tuple[list[str], list[Row]]:
     """Table rows (kappa and agreement in each run, and their differences) and figure rows (kappa
     difference) of every compared pair both runs asked."""
@@ -209,10 +194,11 @@ def _pairs(base: _Run, other: _Run, cells: list[_Cell], labels: Sequence[str]) -
         kappa_1, kappa_2 = kappa_statistic(a_1, b_1, labels), kappa_statistic(a_2, b_2, labels)
         every = np.arange(frame.height)
         kappa_diff = bootstrap_difference(kappa_2, kappa_1, frame.height)
-        (same_1, both_1), (same_2, both_2) = _agreeing(a_1, b_1), _agreeing(a_2, b_2)
+        (same_1, both_1), (same_2, both_2) = agreeing(a_1, b_1), agreeing(a_2, b_2)
         agree_diff = bootstrap_ratio_difference(same_2, both_2, same_1, both_1)
         where = _place(cell_a, f"{pair['a']} vs {pair['b']}")
-        lines.append(f"| {where} | {frame.height} | {_num(kappa_1(every))} | {_num(kappa_2(every))} | "
+        k_1, k_2 = num(kappa_1(every), missing="undefined"), num(kappa_2(every), missing="undefined")
+        lines.append(f"| {where} | {frame.height} | {k_1} | {k_2} | "
                      f"{_interval(kappa_diff, _signed)} | {_ratio(same_1, both_1)} | {_ratio(same_2, both_2)} | "
                      f"{_interval(agree_diff, _pp)} |")
         rows.append(Row(where, kappa_diff["estimate"], kappa_diff["ci_low"], kappa_diff["ci_high"],

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .format import num, pct
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure as MplFigure
@@ -88,14 +90,6 @@ def _slug(*parts: object) -> str:
 
 def _short(text: str, limit: int = 42) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:.0f}%"
-
-
-def _num(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.2f}"
 
 
 def who(entry: dict[str, Any], *keys: str) -> str:
@@ -180,7 +174,7 @@ def interval_chart(painter: Painter, rows: Sequence[Row], *, title: str, alt: st
     ax.set_ylim(-0.7, len(rows) - 0.3)
     ax.set_xlim(*xlim)
     if percent:
-        ax.xaxis.set_major_formatter(lambda x, _: f"{100 * x:.0f}%")
+        ax.xaxis.set_major_formatter(lambda x, _: pct(x, 0))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(axis="x", color="#dddddd", linewidth=0.6)
@@ -224,14 +218,14 @@ def _shares_chart(painter: Painter, entries: Sequence[dict[str, Any]], keys: Seq
                 ax.barh(y, share, left=left, height=0.6, color=colour, hatch=hatch, edgecolor="white",
                         linewidth=0.5)
                 if share >= 0.08:  # narrower segments have no room for a legible number
-                    ax.text(left + share / 2, y, f"{100 * share:.0f}%", ha="center", va="center", fontsize=8,
+                    ax.text(left + share / 2, y, pct(share, 0), ha="center", va="center", fontsize=8,
                             color=_ink_on(colour))
             left += share
         ax.annotate(f"n={total}", xy=(1.02, y), xycoords=("axes fraction", "data"), va="center", fontsize=8)
     ax.set_yticks(ys, [who(e, *keys) for e in entries])
     ax.set_ylim(-0.7, len(entries) - 0.3)
     ax.set_xlim(0, 1)
-    ax.xaxis.set_major_formatter(lambda x, _: f"{100 * x:.0f}%")
+    ax.xaxis.set_major_formatter(lambda x, _: pct(x, 0))
     ax.set_xlabel("share of answers (failed requests left out)")
     ax.set_ylabel(SEP.join(keys))
     fig.legend(handles=[Patch(facecolor=colour, hatch=hatch, edgecolor="white", label=c)
@@ -286,9 +280,9 @@ def _kappa_rows(entries: Sequence[dict[str, Any]], keys: Sequence[str]) -> list[
         if k["kappa"] is None:
             note = f"undefined, n={e['both_labelled']}"
         elif interval:
-            note = f"{_num(k['kappa'])} [{_num(k['ci_low'])}, {_num(k['ci_high'])}], n={e['both_labelled']}"
+            note = f"{num(k['kappa'])} [{num(k['ci_low'])}, {num(k['ci_high'])}], n={e['both_labelled']}"
         else:
-            note = f"{_num(k['kappa'])} (no interval), n={e['both_labelled']}"
+            note = f"{num(k['kappa'])} (no interval), n={e['both_labelled']}"
         rows.append(Row(f"{who(e, *keys)}{SEP}{_short(e['a'], 20)} vs {_short(e['b'], 20)}", k["kappa"],
                         k["ci_low"] if interval else None, k["ci_high"] if interval else None, note))
     return rows
@@ -335,7 +329,8 @@ def _accuracy(painter: Painter, stats: dict[str, Any]) -> None:
         for v in chunk:
             acc = v["accuracy"]
             note = "no gold items" if acc["estimate"] is None else (
-                f"{_pct(acc['estimate'])} [{_pct(acc['ci_low'])}, {_pct(acc['ci_high'])}], {acc['count']}/{acc['n']}")
+                f"{pct(acc['estimate'], 0)} [{pct(acc['ci_low'], 0)}, {pct(acc['ci_high'], 0)}], "
+                f"{acc['count']}/{acc['n']}")
             rows.append(Row(who(v, "model", "condition", "variant"), acc["estimate"], acc["ci_low"], acc["ci_high"],
                             note, PALETTE[variants.index(v["variant"]) % len(PALETTE)]))
         interval_chart(painter, rows, title=f"Accuracy against the gold labels{_for(model)}",
@@ -386,7 +381,7 @@ def _orders(painter: Painter, stats: dict[str, Any], labels: Sequence[str]) -> N
         share = e["first_position"]
         options = len(str(e["option_order"]).split(", "))
         rows.append(Row(who(e, *keys), share["estimate"], share["ci_low"], share["ci_high"],
-                        f"{_pct(share['estimate'])}, {share['count']}/{share['n']}", reference=1 / options))
+                        f"{pct(share['estimate'], 0)}, {share['count']}/{share['n']}", reference=1 / options))
     interval_chart(painter, rows, title="Position bias: answers picking the option listed first",
                    alt="Share of readable answers that picked the option listed first, per option order, with 95% "
                        "Wilson intervals; the grey mark is 1 / number of options (no position bias): "

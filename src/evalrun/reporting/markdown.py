@@ -13,6 +13,8 @@ from ..extract import UNPARSED
 from ..stats.items import item_labels
 from ..stats.words import kappa_words, verdict
 from .figures import Figure, figure_lines
+from .format import num as _f
+from .format import pct as _pct
 
 EXAMPLES_PER_PAIR = 5
 FAILURES_SHOWN = 50
@@ -20,18 +22,10 @@ UNPARSED_SHOWN = 3
 FOLD_CHARS = 160  # longer answers are folded in <details>
 
 
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:.1f}%"
-
-
 def _ci(p: dict[str, Any]) -> str:
     if p.get("estimate") is None:
         return "n/a (no items)"
     return f"{_pct(p['estimate'])} [{_pct(p['ci_low'])}, {_pct(p['ci_high'])}] ({p['count']}/{p['n']})"
-
-
-def _f(x: float | None, digits: int = 2) -> str:
-    return "n/a" if x is None else f"{x:.{digits}f}"
 
 
 def _boot(b: dict[str, Any] | None, pct: bool = False) -> str:

@@ -1,2 +1,8 @@
-"""Statistics: small pure functions over aligned label vectors and tables (one module per family),
-and `summary`, which arranges a run's results into the tables they take."""
+"""Statistics: small pure functions, each statistic once with its edge rules in its docstring, and
+`summary`, which arranges a run's results into the tables they take and places what they return.
+
+proportion (Wilson), confusion, kappa (Cohen's, weighted, Fleiss'), alpha (Krippendorff's),
+agreement (the dict every comparison reports), paired (McNemar and the other paired tests, Holm),
+bootstrap (item-clustered), clustered (Miller's clustered mean), inference (a comparison's
+intervals and tests), numbers (JSON-safe floats), words (a kappa or a verdict in words).
+"""

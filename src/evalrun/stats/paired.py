@@ -23,7 +23,9 @@ def mcnemar_exact(b: int, c: int, n: int) -> dict[str, Any] | None:
     """McNemar's exact test of b (first right, second wrong) against c (first wrong, second right)
     among n pairs: the two-sided binomial test of min(b, c) in b + c trials at 1/2.
 
-    None when n == 0 (no pair: no test possible); p = 1 when b + c == 0 (no discordant pair).
+    None when n == 0 (no pair: no test possible); p = 1 with no statistic when b + c == 0 (no
+    discordant pair). scipy's binomial test rather than statsmodels' `mcnemar(exact=True)`, whose
+    2 * cdf leaves 0.9999999999999998 where b and c differ by one and p is exactly 1.
     """
     if not 0 <= b + c <= n or min(b, c) < 0:
         raise ValueError(f"need 0 <= b, c and b + c <= n; got b={b}, c={c}, n={n}")

@@ -260,6 +260,8 @@ def register(axis: Axis, before: str = "model") -> None:
     if not axis.optional:
         raise ValueError(f"axis '{axis.name}': an added axis must be optional")
     at = names.index(before)
+    if at == 0:
+        raise ValueError(f"axis '{axis.name}': the item stays the outermost axis")
     if axis.conversation and not all(a.conversation for a in _REGISTRY[:at]):
         raise ValueError(f"axis '{axis.name}' changes the conversation: it must come before model and sample")
     _REGISTRY.insert(at, axis)

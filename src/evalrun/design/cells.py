@@ -67,8 +67,9 @@ class Design:
         self._all = registered()
         self.axes: tuple[Axis, ...] = tuple(a for a in self._all if a.used(spec))
         self._used = {a.name for a in self.axes}
-        # each axis's place value in the expansion order
-        self._sizes = {a.name: a.size(self) for a in self._all}
+        # the places each axis takes in the expansion order; the outermost (the item) multiplies no place, so
+        # its size is asked only by slots(): the expansion reads items lazily, one at a time
+        self._sizes = {a.name: a.size(self) for a in self._all[1:]}
         # variants read from token log-probabilities: their requests must ask for them
         self.logprobs = {name for name, v in spec.variants.items()
                          if any(c.get("type") != "judge" and wants_logprobs(build_extractor(c, spec.labels))
@@ -85,7 +86,7 @@ class Design:
 
     def slots(self) -> int:
         """One more than the largest position a first-stage job can have: second-stage jobs are placed after."""
-        return math.prod(self._sizes.values())
+        return math.prod([self._all[0].size(self), *self._sizes.values()])
 
     def count(self, model: ModelConfig | None = None) -> int:
         jobs = len(self.dataset.items) * self.per_item()
@@ -117,7 +118,7 @@ class Design:
         if not axes:
             yield place, at
             return
-        axis, rest, size = axes[0], axes[1:], self._sizes[axes[0].name]
+        axis, rest, size = axes[0], axes[1:], self._sizes.get(axes[0].name, 1)
         for index, level in axis.levels(self, at):
             if axis.name not in fixed or axis.value(level) == fixed[axis.name]:
                 yield from self._points(rest, {**at, axis.name: level}, place * size + index, fixed)

@@ -151,7 +151,8 @@ class Results:
             "slices": json.dumps({c: str(job.item.get(c)) for c in self.slices}, ensure_ascii=False)
             if self.slices else None,
         }
-        assert len(row) == len(self.schema), sorted(row.keys() ^ self.schema.keys())  # a column named twice or not known
+        # every column by name, none unknown: a column cannot slip into its neighbour's place
+        assert len(row) == len(self.schema), sorted(row.keys() ^ self.schema.keys())
         self._pending.append((job.position, *(row[name] for name in self.schema)))
         if len(self._pending) >= BATCH_ROWS:
             self._flush()

@@ -45,8 +45,10 @@ class Axis:
 
     `name` is the cell's field and the results column naming the level (the column to group by);
     `columns` every results column the axis fills, its own first; `after` the results column its
-    columns follow in results.parquet (empty: at the end). `optional` axes may go unused, and are
-    then left out of job ids and null in results; `conversation` axes change the messages sent.
+    columns follow in results.parquet (empty: at the end). `optional` axes may go unused: an unused
+    axis is asked at its first level only (one place in the expansion order), adds nothing to the
+    templates' context, is left out of the job id and is null in results, so a spec that does not
+    use an axis expands as if it did not exist. `conversation` axes change the messages sent.
     """
 
     name: str

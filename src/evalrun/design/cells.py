@@ -8,6 +8,7 @@ did. Jobs are generated lazily so memory does not grow with the size of a run.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -67,9 +68,10 @@ class Design:
         self._all = registered()
         self.axes: tuple[Axis, ...] = tuple(a for a in self._all if a.used(spec))
         self._used = {a.name for a in self.axes}
-        # the places each axis takes in the expansion order; the outermost (the item) multiplies no place, so
-        # its size is asked only by slots(): the expansion reads items lazily, one at a time
-        self._sizes = {a.name: a.size(self) for a in self._all[1:]}
+        # the places each axis takes in the expansion order; an unused axis is asked at its first level only, so
+        # takes one. The outermost (the item) multiplies no place, so its size is asked only by slots(): the
+        # expansion reads items lazily, one at a time
+        self._sizes = {a.name: a.size(self) if a.name in self._used else 1 for a in self._all[1:]}
         # variants read from token log-probabilities: their requests must ask for them
         self.logprobs = {name for name, v in spec.variants.items()
                          if any(c.get("type") != "judge" and wants_logprobs(build_extractor(c, spec.labels))
@@ -119,7 +121,8 @@ class Design:
             yield place, at
             return
         axis, rest, size = axes[0], axes[1:], self._sizes.get(axes[0].name, 1)
-        for index, level in axis.levels(self, at):
+        levels = axis.levels(self, at)
+        for index, level in levels if axis.name in self._used else itertools.islice(levels, 1):
             if axis.name not in fixed or axis.value(level) == fixed[axis.name]:
                 yield from self._points(rest, {**at, axis.name: level}, place * size + index, fixed)
 
@@ -129,7 +132,7 @@ class Design:
         item, variant = at["item_id"], at["variant"]
         assert isinstance(item, Item) and isinstance(variant, Variant)
         context = dict(item.row)
-        for axis in self._all:
+        for axis in self.axes:  # an unused axis adds nothing: its name may be an item's column
             if axis.conversation:
                 context.update(axis.context(at[axis.name], at))
         messages = []

@@ -104,8 +104,8 @@ class RunRecord:
                 raise _Malformed(f"'run' is {type(data).__name__}, not a mapping")
             version = _checked(data.get("version", 1), int, "version")
             if version > RECORD_VERSION:  # type: ignore[operator]
-                raise _Malformed(f"run record version {version} is newer than this evalrun reads "
-                                 f"({RECORD_VERSION}); upgrade evalrun")
+                raise EvalrunError(f"{source}: written by a newer evalrun (run record version {version}; this "
+                                   f"one reads up to {RECORD_VERSION}): upgrade evalrun to report it")
             record = _build(cls, data, "")
         except _Malformed as exc:
             raise EvalrunError(f"{source}: not a run's summary: {exc}") from None

@@ -43,8 +43,9 @@ class Cell:
     @classmethod
     def of(cls, levels: Mapping[str, object]) -> Cell:
         """The cell of these levels (by axis name)."""
-        return cls(**{name: levels.get(name) for name in _FIELDS},  # type: ignore[arg-type]
-                   more=tuple((name, level) for name, level in levels.items() if name not in _FIELDS))
+        more = tuple((name, level) for name, level in levels.items() if name not in _FIELDS) if len(levels) > len(
+            _FIELDS) else ()
+        return cls(*(levels[name] for name in _FIELDS), more=more)  # type: ignore[arg-type]
 
     def level(self, axis: str) -> object:
         """The cell's level on an axis, by the axis's name."""
@@ -96,13 +97,16 @@ class Design:
 
     # ---- names that follow from a cell ---------------------------------------------------------------
 
-    def cell(self, at: Mapping[str, object]) -> Cell:
-        """The cell of a point of the expansion: each used axis's value, None on the others."""
-        return Cell.of({a.name: a.value(at[a.name]) if a.name in self._used else None for a in self._all})
+    def _values(self, axes: Sequence[Axis], at: Mapping[str, object]) -> dict[str, object]:
+        """What a cell records of these axes' levels at a point: each used axis's value, None on the others."""
+        return {a.name: a.value(at[a.name]) if a.name in self._used else None for a in axes}
+
+    def _parts(self, axes: Sequence[Axis], values: Mapping[str, object]) -> list[str]:
+        return [part for a in axes if a.name in self._used and (part := a.part(values[a.name])) is not None]
 
     def job_id(self, cell: Cell) -> str:
         """Readable and stable: the used axes' levels, item first (release 0.1: item/variant/model/sample)."""
-        return "/".join(part for a in self.axes if (part := a.part(cell.level(a.name))) is not None)
+        return "/".join(self._parts(self._all, {a.name: cell.level(a.name) for a in self._all}))
 
     def describe(self) -> dict[str, object]:
         """The design as summary.json records it: which optional axes are used and their levels."""
@@ -115,16 +119,17 @@ class Design:
 
     def _points(self, axes: Sequence[Axis], at: Mapping[str, object], place: int, fixed: Mapping[str, object]
                 ) -> Iterator[tuple[int, Mapping[str, object]]]:
-        """(place, levels) of every point of `axes` below `at`, in expansion order; `fixed` keeps only
+        """(place, levels) of every point of `axes` (not empty) below `at`, in expansion order; `fixed` keeps only
         the points whose cell has these values."""
-        if not axes:
-            yield place, at
-            return
         axis, rest, size = axes[0], axes[1:], self._sizes.get(axes[0].name, 1)
         levels = axis.levels(self, at)
         for index, level in levels if axis.name in self._used else itertools.islice(levels, 1):
             if axis.name not in fixed or axis.value(level) == fixed[axis.name]:
-                yield from self._points(rest, {**at, axis.name: level}, place * size + index, fixed)
+                point = {**at, axis.name: level}
+                if rest:
+                    yield from self._points(rest, point, place * size + index, fixed)
+                else:  # the last axis yields its points itself: one generator fewer per job
+                    yield place * size + index, point
 
     def _messages(self, at: Mapping[str, object]) -> list[dict[str, str]]:
         """The conversation sent at a point: each turn of the paraphrase over the item's columns and what
@@ -159,11 +164,15 @@ class Design:
     def expand(self, only: ModelConfig | None = None) -> Iterator[Job]:
         """Every job of the run (or of one model), in an order that interleaves models so each progresses."""
         spec = self.spec
-        asking = [a for a in self._all if not a.conversation]
+        talking = [a for a in self._all if a.conversation]
+        asking = [a for a in self._all if not a.conversation]  # after the others: the job id's tail
         fixed = {} if only is None else {"model": only.name}
         for slot, conversation, messages in self._conversations():
             variant, item = conversation["variant"], conversation["item_id"]
             assert isinstance(variant, Variant) and isinstance(item, Item)
+            # the same for every model and sample: worked out once per conversation
+            shared = self._values(talking, conversation)
+            prefix = self._parts(talking, shared)
             for position, at in self._points(asking, conversation, slot, fixed):
                 model, sample = at["model"], at["sample"]
                 assert isinstance(model, ModelConfig) and isinstance(sample, int)
@@ -172,6 +181,7 @@ class Design:
                     params = {"logprobs": True, "top_logprobs": 20, **params}
                 seed = int(params.pop("seed", DEFAULT_SEED)) + sample  # type: ignore[call-overload]
                 params = {**params, "seed": seed}  # last, as release 0.1 sent it
-                cell = self.cell(at)
-                yield Job(cell=cell, job_id=self.job_id(cell), key=request_key(model, messages, params, sample),
+                values = self._values(asking, at)
+                yield Job(cell=Cell.of({**shared, **values}), job_id="/".join([*prefix, *self._parts(asking, values)]),
+                          key=request_key(model, messages, params, sample),
                           model=model, messages=messages, params=params, item=item.row, position=position)

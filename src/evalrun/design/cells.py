@@ -42,9 +42,8 @@ class Cell:
 
     @classmethod
     def of(cls, levels: Mapping[str, object]) -> Cell:
-        """The cell of these levels (by axis name)."""
-        more = tuple((name, level) for name, level in levels.items() if name not in _FIELDS) if len(levels) > len(
-            _FIELDS) else ()
+        """The cell of these values (by axis name: every built-in axis, and any registered beyond them)."""
+        more = tuple((name, value) for name, value in levels.items() if name not in _FIELDS)
         return cls(*(levels[name] for name in _FIELDS), more=more)  # type: ignore[arg-type]
 
     def level(self, axis: str) -> object:

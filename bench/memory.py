@@ -37,6 +37,7 @@ def one(jobs: int, items: int, answer_chars: int) -> dict[str, float]:
     os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:0,muzzy_decay_ms:0")  # as cli.main sets it
     from evalrun.dataset import load_dataset
     from evalrun.design import Design
+    from evalrun.record import ModelRecord, RunRecord
     from evalrun.reporting import RESULTS, write_report
     from evalrun.results import Results
     from evalrun.runner import Outcome
@@ -67,14 +68,14 @@ def one(jobs: int, items: int, answer_chars: int) -> dict[str, float]:
         start = time.perf_counter()
         results.write_parquet(run_dir / RESULTS)
         times["write_parquet_s"] = time.perf_counter() - start
-    meta = {"name": spec.name, "description": "", "run_id": "bench", "spec_path": "spec.yaml",
-            "spec_sha256": spec.sha256, "dataset_source": dataset.source, "dataset_sha256": dataset.sha256,
-            "items": items, "labels": spec.labels, "variants": list(spec.variants),
-            "compare": [list(p) for p in spec.compare], "has_gold": False,
-            "models": [{"name": m.name, "model": m.model, "api_base": None} for m in spec.models],
-            "samples": spec.samples, "params": {}, "seed": 0, "started": "", "duration_s": 0.0, "versions": {}}
+    record = RunRecord(
+        name=spec.name, description="", run_id="bench", spec_path="spec.yaml", spec_sha256=spec.sha256,
+        dataset_source=dataset.source, dataset_sha256=dataset.sha256, items=items, labels=spec.labels,
+        variants=list(spec.variants), compare=[list(p) for p in spec.compare], has_gold=False,
+        models=[ModelRecord(m.name, m.model) for m in spec.models], samples=spec.samples, params={}, seed=0,
+        started="", duration_s=0.0, versions={})
     start = time.perf_counter()
-    totals = write_report(run_dir, meta)["totals"]
+    totals = write_report(run_dir, record)["totals"]
     times["write_report_s"] = time.perf_counter() - start
     if totals["answered"] != jobs:
         raise RuntimeError(f"the report counts {totals['answered']} answers of {jobs}")

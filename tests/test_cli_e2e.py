@@ -21,7 +21,7 @@ import polars as pl
 import pytest
 
 from evalrun.cli import main
-from evalrun.results import SCHEMA
+from evalrun.results import columns
 
 try:  # tests/ may or may not be a package, depending on how pytest was set up
     from tests.loopback_server import LoopbackServer, Rule
@@ -361,7 +361,7 @@ def _hand_run(run_dir: Path, variants: list[str]) -> None:
                     "error_message": None, "attempts": 1, "latency_s": 0.1, "prompt_tokens": 3,
                     "completion_tokens": 2, "cost": None, "cached": False})
     run_dir.mkdir(parents=True)
-    pl.DataFrame(rows, schema=SCHEMA).write_parquet(run_dir / "results.parquet")
+    pl.DataFrame(rows, schema=columns()).write_parquet(run_dir / "results.parquet")
     meta = {"name": "hand", "description": "", "run_id": "r1", "spec_path": "hand.yaml", "spec_sha256": "0" * 64,
             "dataset_source": "inline", "dataset_sha256": "1" * 64, "items": 4, "labels": ["x", "y"],
             "variants": variants, "compare": [[a, b] for i, a in enumerate(variants) for b in variants[i + 1:]],
@@ -477,7 +477,7 @@ def test_run_refuses_a_broken_spec_before_asking(tmp_path: Path, server: Loopbac
 _NO_LITELLM = """
 import sys
 from evalrun.cli import main
-from evalrun.results import SCHEMA
+from evalrun.results import columns
 try:
     code = main(sys.argv[1:])
 except SystemExit as exc:

@@ -77,6 +77,22 @@ def test_a_release_01_spec_gives_the_same_statistics(tmp_path: Path, monkeypatch
     assert _same(expected, _kept(expected, summary["statistics"]))
     assert "design" not in summary["run"]  # no optional axis: the run reads as 0.1's did
 
+    # the run record as release 0.1 wrote it (its cli.py's keys, in its order, no version) is reported again
+    # and written back with only `version` added
+    (path,) = (tmp_path / "out").glob("*/*/summary.json")
+    old = {**summary, "run": {k: v for k, v in summary["run"].items() if k != "version"}}
+    assert list(old["run"]) == RELEASE_01_RUN_KEYS
+    path.write_text(json.dumps(old), encoding="utf-8")
+    assert main(["report", str(path.parent)]) == 0, capsys.readouterr().err
+    again = _summary(tmp_path / "out")
+    assert list(again["run"].items()) == [("version", 1), *old["run"].items()]
+    assert again["statistics"] == summary["statistics"]
+
+
+RELEASE_01_RUN_KEYS = ["name", "description", "run_id", "spec_path", "spec_sha256", "dataset_source",
+                       "dataset_sha256", "items", "labels", "variants", "compare", "has_gold", "models", "samples",
+                       "params", "seed", "started", "duration_s", "versions"]
+
 
 def test_a_release_01_store_is_migrated_and_answers_without_a_request(
         tmp_path: Path, evalrun_home: Path, monkeypatch: pytest.MonkeyPatch,

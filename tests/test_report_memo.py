@@ -14,6 +14,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from evalrun.record import RunRecord
 from evalrun.reporting import RESULTS, rerender, write_report
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "reports" / "example"
@@ -116,7 +117,7 @@ def test_pngs_the_new_rendering_does_not_draw_are_removed(tmp_path: Path, evalru
     linked = {line.split("](figures/")[1].rstrip(")") for line in (run_dir / "report.md").read_text().splitlines()
               if "](figures/" in line}
     assert linked == names - {"notes.txt"}
-    meta = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))["run"]
+    meta = RunRecord.load(run_dir / "summary.json")
     write_report(run_dir, meta, figures=False)
     assert [p.name for p in (run_dir / "figures").iterdir()] == ["notes.txt"]
     (run_dir / "figures" / "notes.txt").unlink()

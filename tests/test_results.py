@@ -16,7 +16,7 @@ import pytest
 from evalrun.dataset import Dataset, load_dataset
 from evalrun.design import Design
 from evalrun.jobs import Job
-from evalrun.results import BATCH_ROWS, SCHEMA, Results
+from evalrun.results import BATCH_ROWS, Results, columns
 from evalrun.runner import Outcome
 from evalrun.spec import Spec, parse_spec
 from evalrun.store import StoredResponse
@@ -57,6 +57,22 @@ def _outcome(job: Job) -> Outcome:
         error_message="limit" if status == "error" else None, created_at=time.time())
     return Outcome(job, response, cached=n % 3 == 0)
 
+# results.parquet's columns as release 0.2 wrote them, in order: the axes' columns must land where they were
+RELEASE_02 = {
+    "job_id": pl.String, "key": pl.String, "item_id": pl.String, "item_text": pl.String, "variant": pl.String,
+    "model": pl.String, "model_string": pl.String, "sample": pl.Int64, "seed": pl.Int64, "system": pl.String,
+    "prompt": pl.String, "response": pl.String, "finish_reason": pl.String, "label": pl.String,
+    "extraction": pl.String, "gold": pl.String, "error_class": pl.String, "error_message": pl.String,
+    "attempts": pl.Int64, "latency_s": pl.Float64, "prompt_tokens": pl.Int64, "completion_tokens": pl.Int64,
+    "cost": pl.Float64, "cached": pl.Boolean, "condition": pl.String, "paraphrase": pl.Int64,
+    "option_order": pl.String, "first_option": pl.String, "messages": pl.String, "probabilities": pl.String,
+    "captured": pl.Float64, "slices": pl.String,
+}
+
+
+def test_the_columns_are_release_02s_in_its_order() -> None:
+    assert list(columns().items()) == list(RELEASE_02.items())
+
 
 def test_rows_arrive_in_any_order_and_leave_in_expansion_order(tmp_path: Path) -> None:
     spec, dataset = _spec(tmp_path, 700)  # 700 x 2 variants x 2 models x 2 samples = 5,600 jobs
@@ -72,7 +88,7 @@ def test_rows_arrive_in_any_order_and_leave_in_expansion_order(tmp_path: Path) -
     assert not scratch.exists()  # nothing left behind
 
     frame = pl.read_parquet(tmp_path / "results.parquet")
-    assert frame.schema == pl.Schema(SCHEMA)
+    assert frame.schema == pl.Schema(RELEASE_02)
     expected = list(Design(spec, dataset).expand())
     assert frame["job_id"].to_list() == [job.job_id for job in expected]
     by_order = {job.position: _outcome(job) for job in expected}
@@ -96,7 +112,7 @@ def test_an_empty_run_writes_an_empty_table_and_an_interrupted_one_leaves_no_scr
     spec, dataset = _spec(tmp_path, 3)
     with Results(spec, dataset, scratch_parent=tmp_path / "s1") as results:
         assert results.write_parquet(tmp_path / "empty.parquet") == 0
-    assert pl.read_parquet(tmp_path / "empty.parquet").schema == pl.Schema(SCHEMA)
+    assert pl.read_parquet(tmp_path / "empty.parquet").schema == pl.Schema(RELEASE_02)
 
     with pytest.raises(KeyboardInterrupt), Results(spec, dataset, scratch_parent=tmp_path / "s2") as results:
         for job in Design(spec, dataset).expand():

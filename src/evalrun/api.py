@@ -201,6 +201,7 @@ def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: 
 
     from .progress import Display
     from .providers import check_models, prepare, priced, redact_params
+    from .record import ModelRecord, RunRecord
     from .reporting import READINGS, RESULTS, write_report
     from .results import Results
     from .runner import RetryPolicy, Runner, RunOptions
@@ -261,34 +262,27 @@ def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: 
     followups = [name for name, v in spec.variants.items() if v.followup is not None]
     variants = [*spec.variants, *(f"{name}.followup" for name in followups)]
     compare = [*(list(p) for p in spec.compare), *([name, f"{name}.followup"] for name in followups)]
-    meta: dict[str, Any] = {
-        "name": spec.name, "description": spec.description, "run_id": run_id,
-        "spec_path": str(spec_path), "spec_sha256": spec.sha256,
-        "dataset_source": dataset.source, "dataset_sha256": dataset.sha256, "items": len(dataset.items),
-        "labels": spec.labels, "variants": variants, "compare": compare,
-        "has_gold": dataset.gold_column is not None,
+    readers = {name: list(v.readers) for name, v in spec.variants.items() if v.readers}
+    described = design.describe()
+    record = RunRecord(
+        name=spec.name, description=spec.description, run_id=run_id, spec_path=str(spec_path),
+        spec_sha256=spec.sha256, dataset_source=dataset.source, dataset_sha256=dataset.sha256,
+        items=len(dataset.items), labels=spec.labels, variants=variants, compare=compare,
+        has_gold=dataset.gold_column is not None,
         # a model given up as unreachable says so (with the address that did not answer), so the report
         # can say it was unreachable rather than quote an accuracy of 0
-        "models": [{"name": m.name, "model": m.model, "api_base": m.api_base,
-                    **({"unreachable": True, "address": unreachable[m.name]} if m.name in unreachable else {}),
-                    **({"batch_prices": True} if m.name in batched else {})}
-                   for m in spec.models],
+        models=[ModelRecord(m.name, m.model, m.api_base, unreachable=m.name in unreachable,
+                            address=unreachable.get(m.name), batch_prices=m.name in batched) for m in spec.models],
         # validation refuses credentials in params; redacting here too keeps one out of summary.json and
         # report.md should a spec reach run() some other way
-        "samples": spec.samples, "params": redact_params(spec.params), "seed": spec.params.get("seed", DEFAULT_SEED),
-        "started": started, "duration_s": duration, "versions": _versions(),
-    }
-    if design.axes:  # absent for a design without optional axes, so such a summary reads as release 0.1's
-        meta["design"] = design.describe()
-    if spec.ordinal:  # the labels are ordered as listed: the report adds the statistics of a scale
-        meta["ordinal"] = True
-    if spec.slices:
-        meta["slices"] = spec.slices
-    readers = {name: list(v.readers) for name, v in spec.variants.items() if v.readers}
-    if readers:
-        meta["readers"] = readers
+        samples=spec.samples, params=redact_params(spec.params),
+        seed=spec.params.get("seed", DEFAULT_SEED),  # type: ignore[arg-type]
+        started=started, duration_s=duration, versions=_versions(),
+        # absent for a design without optional axes, so such a summary reads as release 0.1's
+        design=described if described["axes"] else None,
+        ordinal=bool(spec.ordinal), slices=spec.slices or None, readers=readers or None)
     try:
-        return Run(run_dir, write_report(run_dir, meta, figures=figures, csv=csv))
+        return Run(run_dir, write_report(run_dir, record, figures=figures, csv=csv))
     except OSError as exc:
         raise EvalrunError(f"{run_dir}: cannot write the report: {exc.strerror or exc}; `evalrun report "
                            f"{run_dir}` writes it again from results.parquet") from None
@@ -328,33 +322,23 @@ def report(run_dir: Path | str, figures: bool = True, csv: bool = False) -> Path
     A folder that is not a run's (a missing, truncated or hand-edited summary.json or results.parquet)
     raises EvalrunError naming the file, never a parser's traceback.
     """
-    import json
-
     import polars as pl
 
+    from .record import RunRecord
     from .reporting import RESULTS, write_report
 
     run_dir = Path(run_dir)
     summary_path = run_dir / "summary.json"
+    record = RunRecord.load(summary_path)
     try:
-        meta = json.loads(summary_path.read_text(encoding="utf-8"))["run"]
-        if not isinstance(meta, dict):
-            raise TypeError(f"'run' is {type(meta).__name__}, not a mapping")
-    except FileNotFoundError:
-        raise EvalrunError(f"{summary_path}: no such file (is {run_dir} a run folder?)") from None
-    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise EvalrunError(f"{summary_path}: cannot read it: {exc}") from None
-    except (KeyError, TypeError) as exc:
-        raise EvalrunError(f"{summary_path}: not a run's summary: {_missing(exc)}") from None
-    try:
-        write_report(run_dir, meta, figures=figures, csv=csv)
+        write_report(run_dir, record, figures=figures, csv=csv)
     except pl.exceptions.PolarsError as exc:
         raise EvalrunError(f"{run_dir / RESULTS}: cannot read it: {' '.join(str(exc).split())[:300]}") from None
     except FileNotFoundError as exc:
         raise EvalrunError(f"{exc.filename or run_dir / RESULTS}: no such file") from None
     except OSError as exc:
         raise EvalrunError(f"{exc.filename or run_dir}: {exc.strerror or exc}") from None
-    except (KeyError, TypeError, ValueError) as exc:  # the summary's run metadata lacks or garbles a field
+    except (KeyError, TypeError, ValueError) as exc:  # the design's levels (JSON, not typed) lack or garble a key
         raise EvalrunError(f"{summary_path}: not a run's summary: {_missing(exc)}") from None
     return run_dir / "report.md"
 

@@ -1,16 +1,16 @@
 """The results table: one row per job, with the label extracted from its answer.
 
-Columns (also written to results.parquet):
-    job_id, key, item_id, item_text (the item's non-id, non-gold columns), variant, model,
-    model_string, sample, seed, system (the first system turn), prompt (the last user turn),
+Columns (also written to results.parquet), the design's axes among them where each axis places
+its own (see design/axes.py; by default item_id, variant, model, sample, condition, paraphrase,
+option_order: "female, male", the labels in the order listed, and first_option: the label listed first):
+    job_id, key, item_text (the item's non-id, non-gold columns), model_string, seed,
+    system (the first system turn), prompt (the last user turn),
     response, finish_reason, label (null = unparsed or error), extraction (why),
     gold, error_class, error_message, attempts, latency_s, prompt_tokens,
-    completion_tokens, cost (null = price unknown), cached,
-    condition, paraphrase, option_order ("female, male": the labels in the order listed),
-    first_option (the label listed first), messages (every turn sent, as JSON),
+    completion_tokens, cost (null = price unknown), cached, messages (every turn sent, as JSON),
     probabilities (JSON: each label's probability, for a reader of log-probabilities), captured
     (the probability mass those labels held), slices (JSON: the item's values of the spec's `slices` columns)
-The design's axes (see design.Cell) are null where a spec does not use them.
+An axis's columns are null where a spec does not use it. Rows are built by column name.
 
 Answers arrive in completion order but results.parquet lists them in expansion order
 (item, condition, variant, paraphrase, option order, model, sample), so the same run
@@ -36,34 +36,36 @@ from types import TracebackType
 import polars as pl
 
 from .dataset import Dataset
+from .design.axes import DType, results_columns
 from .extract import Extraction, Extractor, Reading, build_extractor
 from .extract.judge import parse_verdict, vote
 from .runner import Outcome
 from .spec import Spec
 
-SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
-    "job_id": pl.String, "key": pl.String, "item_id": pl.String, "item_text": pl.String,
-    "variant": pl.String, "model": pl.String,
-    "model_string": pl.String, "sample": pl.Int64, "seed": pl.Int64, "system": pl.String, "prompt": pl.String,
-    "response": pl.String, "finish_reason": pl.String, "label": pl.String, "extraction": pl.String,
-    "gold": pl.String, "error_class": pl.String, "error_message": pl.String, "attempts": pl.Int64,
-    "latency_s": pl.Float64, "prompt_tokens": pl.Int64, "completion_tokens": pl.Int64, "cost": pl.Float64,
-    "cached": pl.Boolean, "condition": pl.String, "paraphrase": pl.Int64, "option_order": pl.String,
-    "first_option": pl.String, "messages": pl.String, "probabilities": pl.String, "captured": pl.Float64,
-    "slices": pl.String,
+# the columns results.py fills itself; `columns()` places the axes' columns among them
+_OWN: dict[str, DType] = {
+    "job_id": pl.String, "key": pl.String, "item_text": pl.String, "model_string": pl.String, "seed": pl.Int64,
+    "system": pl.String, "prompt": pl.String, "response": pl.String, "finish_reason": pl.String,
+    "label": pl.String, "extraction": pl.String, "gold": pl.String, "error_class": pl.String,
+    "error_message": pl.String, "attempts": pl.Int64, "latency_s": pl.Float64, "prompt_tokens": pl.Int64,
+    "completion_tokens": pl.Int64, "cost": pl.Float64, "cached": pl.Boolean, "messages": pl.String,
+    "probabilities": pl.String, "captured": pl.Float64, "slices": pl.String,
 }
+
+
+def columns() -> dict[str, DType]:
+    """results.parquet's columns and types, in order: results.py's own with the registered axes' placed."""
+    return results_columns(_OWN)
+
+
 # readings.parquet: one row per answer and reader, for variants with more than one reader (the primary
 # reader is `extract`); the judge's own answers, as a JSON list, sit beside the label it gave
-READINGS: dict[str, pl.DataType | type[pl.DataType]] = {
+READINGS: dict[str, DType] = {
     "job_id": pl.String, "reader": pl.String, "label": pl.String, "reason": pl.String,
     "judge_response": pl.String,
 }
 PRIMARY = "extract"
 AWAITING = "awaiting the judge"
-# SQLite has no booleans: `cached` comes back as 0/1 and becomes Boolean once in polars
-_SQL_SCHEMA = {**SCHEMA, "cached": pl.Int64}
-_INSERT = f"INSERT INTO results VALUES (?, {', '.join('?' for _ in SCHEMA)})"
-_SELECT = f"SELECT {', '.join(SCHEMA)} FROM results ORDER BY position"
 
 BATCH_ROWS = 2048  # rows per insert transaction, per read-back batch, and per row group of results.parquet
 EXCERPT_CHARS = 300  # enough to recognise an item in a report; the full text is in the prompt column
@@ -96,7 +98,11 @@ class Results:
         # durability is the store's job; this table only needs to be fast
         self._db.execute("PRAGMA journal_mode=OFF")
         self._db.execute("PRAGMA synchronous=OFF")
-        self._db.execute(f"CREATE TABLE results (position INTEGER PRIMARY KEY, {', '.join(SCHEMA)})")
+        self.schema = columns()  # once per run: an axis registered later does not change this run's table
+        names = ", ".join(self.schema)
+        self._db.execute(f"CREATE TABLE results (position INTEGER PRIMARY KEY, {names})")
+        self._insert = f"INSERT INTO results (position, {names}) VALUES (?, {', '.join('?' for _ in self.schema)})"
+        self._select = f"SELECT {names} FROM results ORDER BY position"
         # judge -1 is a reader's final reading of the answer; 0, 1, ... each judge's own verdict
         self._db.execute("CREATE TABLE readings (position INTEGER, reader TEXT, judge INTEGER, label TEXT, "
                          "reason TEXT, judge_response TEXT, PRIMARY KEY (position, reader, judge))")
@@ -126,22 +132,28 @@ class Results:
         primary = found.get(PRIMARY)
         if len(readers) > 1:
             self._readings.extend((job.position, name, -1, e.label, e.reason, None) for name, e in found.items())
-        system = next((m["content"] for m in job.messages if m["role"] == "system"), None)
-        prompt = next((m["content"] for m in reversed(job.messages) if m["role"] == "user"), None)
-        item_text = " / ".join(str(job.item[c]) for c in self.shown)[:EXCERPT_CHARS]
-        cell = job.cell.columns()
-        # the order of SCHEMA, after the position
-        self._pending.append((
-            job.position, job.job_id, job.key, cell["item_id"], item_text, cell["variant"], cell["model"],
-            job.model.model, cell["sample"], job.params.get("seed"), system, prompt,
-            r.text, r.finish_reason, primary and primary.label, primary and primary.reason,
-            self.dataset.gold(job.item), r.error_class, r.error_message,
-            r.attempts, r.latency, r.prompt_tokens, r.completion_tokens, r.cost, outcome.cached,
-            cell["condition"], cell["paraphrase"], cell["option_order"], cell["first_option"],
-            json.dumps(job.messages, ensure_ascii=False),
-            json.dumps(primary.probabilities) if primary and primary.probabilities is not None else None,
-            primary and primary.captured,
-            json.dumps({c: str(job.item.get(c)) for c in self.slices}, ensure_ascii=False) if self.slices else None))
+        row: dict[str, object] = {
+            **job.cell.columns(),
+            "job_id": job.job_id, "key": job.key,
+            "item_text": " / ".join(str(job.item[c]) for c in self.shown)[:EXCERPT_CHARS],
+            "model_string": job.model.model, "seed": job.params.get("seed"),
+            "system": next((m["content"] for m in job.messages if m["role"] == "system"), None),
+            "prompt": next((m["content"] for m in reversed(job.messages) if m["role"] == "user"), None),
+            "response": r.text, "finish_reason": r.finish_reason,
+            "label": primary and primary.label, "extraction": primary and primary.reason,
+            "gold": self.dataset.gold(job.item), "error_class": r.error_class, "error_message": r.error_message,
+            "attempts": r.attempts, "latency_s": r.latency, "prompt_tokens": r.prompt_tokens,
+            "completion_tokens": r.completion_tokens, "cost": r.cost, "cached": outcome.cached,
+            "messages": json.dumps(job.messages, ensure_ascii=False),
+            "probabilities": json.dumps(primary.probabilities)
+            if primary and primary.probabilities is not None else None,
+            "captured": primary and primary.captured,
+            "slices": json.dumps({c: str(job.item.get(c)) for c in self.slices}, ensure_ascii=False)
+            if self.slices else None,
+        }
+        # every column by name, none unknown: a column cannot slip into its neighbour's place
+        assert len(row) == len(self.schema), sorted(row.keys() ^ self.schema.keys())
+        self._pending.append((job.position, *(row[name] for name in self.schema)))
         if len(self._pending) >= BATCH_ROWS:
             self._flush()
 
@@ -198,7 +210,7 @@ class Results:
 
     def _flush(self) -> None:
         with self._db:  # one transaction per batch
-            self._db.executemany(_INSERT, self._pending)
+            self._db.executemany(self._insert, self._pending)
             self._db.executemany("INSERT OR REPLACE INTO readings VALUES (?, ?, ?, ?, ?, ?)", self._readings)
         self._pending, self._readings = [], []
 
@@ -217,12 +229,14 @@ class Results:
         self._flush()
         parts = self.folder / "parts"
         parts.mkdir(exist_ok=True)
-        cursor = self._db.execute(_SELECT)
+        cursor = self._db.execute(self._select)
+        # SQLite has no booleans: `cached` comes back as 0/1 and becomes Boolean once in polars
+        sql_schema = {**self.schema, "cached": pl.Int64}
         files: list[Path] = []
         rows = 0
         while batch := cursor.fetchmany(BATCH_ROWS):
             files.append(parts / f"{len(files):08d}.parquet")
-            pl.DataFrame(batch, schema=_SQL_SCHEMA, orient="row").with_columns(
+            pl.DataFrame(batch, schema=sql_schema, orient="row").with_columns(
                 pl.col("cached").cast(pl.Boolean)).write_parquet(files[-1])
             rows += len(batch)
         partial = path.with_name(path.name + ".partial")
@@ -230,7 +244,7 @@ class Results:
             # a streaming concatenation of the ordered parts; small row groups keep its buffer small
             pl.scan_parquet(files).sink_parquet(partial, row_group_size=BATCH_ROWS)
         else:
-            pl.DataFrame(schema=SCHEMA).write_parquet(partial)
+            pl.DataFrame(schema=self.schema).write_parquet(partial)
         partial.replace(path)
         shutil.rmtree(parts)
         return rows

@@ -1,6 +1,6 @@
 """The report: report.md for people, summary.json for programs, results.parquet for analysis.
 
-`write_report` needs only a run folder's results.parquet and the run's metadata, so
+`write_report` needs only a run folder's results.parquet and the run's record (record.py), so
 `evalrun report RUN_DIR` re-renders a run without asking any model. It never loads the
 whole table: statistics and totals are aggregations over a scan of the file (memory
 follows the number of items, not of responses), and the few prompts and answers the
@@ -15,9 +15,10 @@ from typing import Any
 
 import polars as pl
 
+from ..record import RunRecord
 from . import memo
 from .figures import FIGURES_DIR, Figure
-from .markdown import axes, render_markdown
+from .markdown import render_markdown
 
 SUMMARY_VERSION = 1
 RESULTS = "results.parquet"
@@ -46,26 +47,28 @@ def _totals(responses: pl.LazyFrame) -> dict[str, Any]:
     }
 
 
-def statistics(responses: pl.LazyFrame, meta: dict[str, Any], readings: pl.LazyFrame | None = None
+def statistics(responses: pl.LazyFrame, record: RunRecord, readings: pl.LazyFrame | None = None
                ) -> dict[str, Any]:
     """The statistics part of summary.json (statsmodels and scipy are imported here, not before)."""
     from ..stats.summary import summarize
 
-    return summarize(responses, meta["labels"], [tuple(p) for p in meta["compare"]], meta["variants"],
-                     meta["has_gold"], axes(meta), readings, meta.get("readers"), bool(meta.get("ordinal")),
-                     meta.get("slices", []))
+    return summarize(responses, record.labels, [(a, b) for a, b in record.compare], record.variants,
+                     record.has_gold, [a.name for a in record.axes if a.optional], readings, record.readers,
+                     record.ordinal, record.slices or [])
 
 
-def _summary(responses: pl.LazyFrame, meta: dict[str, Any], stats: dict[str, Any]) -> dict[str, Any]:
-    return {"summary_version": SUMMARY_VERSION, "run": meta, "totals": _totals(responses), "statistics": stats}
+def _summary(responses: pl.LazyFrame, record: RunRecord, stats: dict[str, Any]) -> dict[str, Any]:
+    return {"summary_version": SUMMARY_VERSION, "run": record.to_json(), "totals": _totals(responses),
+            "statistics": stats}
 
 
-def _memo_statistics(results: Path, readings: Path, meta: dict[str, Any]) -> dict[str, Any]:
+def _memo_statistics(results: Path, readings: Path, record: RunRecord) -> dict[str, Any]:
     """The statistics, from the memo when a run with the same rows and metadata was reported before."""
-    key = memo.statistics_key(meta, results, readings)
+    key = memo.statistics_key(record.to_json(), results, readings)
     stats = memo.load_statistics(key)
     if stats is None:
-        computed = statistics(pl.scan_parquet(results), meta, pl.scan_parquet(readings) if readings.exists() else None)
+        computed = statistics(pl.scan_parquet(results), record,
+                              pl.scan_parquet(readings) if readings.exists() else None)
         # as the memo gives them back (JSON: tuples become lists), so a report never depends on which path ran
         stats = json.loads(json.dumps(computed))
         memo.save_statistics(key, stats)
@@ -98,11 +101,13 @@ def _drop_stale(run_dir: Path, figures: list[Figure]) -> None:
         folder.rmdir()
 
 
-def write_report(run_dir: Path, meta: dict[str, Any], figures: bool = True, csv: bool = False) -> dict[str, Any]:
+def write_report(run_dir: Path, record: RunRecord, figures: bool = True, csv: bool = False) -> dict[str, Any]:
     """summary.json and report.md (with PNG figures under figures/ unless `figures` is off, and
-    results.csv with `csv`) for the run folder holding results.parquet; returns the summary."""
+    results.csv with `csv`) for the run folder holding results.parquet; returns the summary.
+
+    markdown, figures and compare read the record as summary.json's `run` object (`record.to_json()`)."""
     results = run_dir / RESULTS
-    summary = _summary(pl.scan_parquet(results), meta, _memo_statistics(results, run_dir / READINGS, meta))
+    summary = _summary(pl.scan_parquet(results), record, _memo_statistics(results, run_dir / READINGS, record))
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n",
                                           encoding="utf-8")
     drawn = _figures(summary, run_dir) if figures else []
@@ -114,7 +119,6 @@ def write_report(run_dir: Path, meta: dict[str, Any], figures: bool = True, csv:
 
 
 def rerender(run_dir: Path) -> Path:
-    """Rebuild report.md and summary.json from a run folder's results.parquet and metadata."""
-    meta = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))["run"]
-    write_report(run_dir, meta)
+    """Rebuild report.md and summary.json from a run folder's results.parquet and summary.json's record."""
+    write_report(run_dir, RunRecord.load(run_dir / "summary.json"))
     return run_dir / "report.md"

@@ -1,0 +1,168 @@
+"""The axes as data: the shipped specs expand as release 0.2 expanded them, and an axis registered
+here alone shows in job ids, prompts, positions, results columns and the design's description."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from evalrun.dataset import load_dataset
+from evalrun.design import Axis, Design, register, unregister
+from evalrun.design.axes import Level, Point
+from evalrun.jobs import Job
+from evalrun.results import Results, columns
+from evalrun.runner import Outcome
+from evalrun.spec import Spec, load_spec, parse_spec
+from evalrun.store import StoredResponse
+
+EVALS = Path(__file__).resolve().parent.parent / "evals"
+
+# (jobs, sha256 of "position job_id key" per job, first 32 hex digits), from release 0.2's design.py (main at
+# 01ec545) before the axes became data. A spec edited on purpose changes its keys: recompute its pin then.
+RELEASE_02 = {
+    "gender.yaml": (240, "6000b1eea6c381e9ca992b9a9b5c70f2"),
+    "gender_fewshot.yaml": (144, "40b7eb381041f6a36494396e825295af"),
+    "gender_observed.yaml": (288, "fa1e0a951a431f9521bc06ea9e49e736"),
+    "observed.yaml": (176, "7bbdb9d711aae65f79707e5cf42b05ea"),
+    "pattern_awareness.yaml": (176, "89ec942003dc3f1a17c6fd8e6142c81b"),
+    "persona.yaml": (352, "7015ea930eb50d18414f6448376270bc"),
+    "preferences.yaml": (132, "68fa90ee14064ded11d6858df7adc2f7"),
+    "risk.yaml": (176, "1b9b077b870d460358cde22c7250c144"),
+    "self_prediction.yaml": (96, "83e811632f8694440e5a0bae37e90ef7"),
+}
+
+
+def _pin(jobs: Iterable[Job]) -> tuple[int, str]:
+    h, n = hashlib.sha256(), 0
+    for job in jobs:
+        h.update(f"{job.position} {job.job_id} {job.key}\n".encode())
+        n += 1
+    return n, h.hexdigest()[:32]
+
+
+def _design(name: str) -> Design:
+    spec = load_spec(EVALS / name)
+    return Design(spec, load_dataset(spec))
+
+
+@pytest.mark.parametrize("name", sorted(RELEASE_02))
+def test_every_shipped_spec_has_release_02s_job_ids_positions_and_keys(name: str) -> None:
+    assert _pin(_design(name).expand()) == RELEASE_02[name]
+
+
+def test_every_shipped_spec_is_pinned() -> None:
+    assert sorted(p.name for p in EVALS.glob("*.yaml")) == sorted(RELEASE_02)
+
+
+class Tone(Axis):
+    """An axis a plugin might add: each item asked in a formal and a casual tone, where a prompt asks for one."""
+
+    def used(self, spec: Spec) -> bool:
+        return any("tone" in turn.content for v in spec.variants.values() for p in v.paraphrases for turn in p)
+
+    def size(self, design: Design) -> int:
+        return 2
+
+    def levels(self, design: Design, at: Point) -> Iterable[Level]:
+        return enumerate(("formal", "casual"))
+
+    def context(self, level: object, at: Point) -> Mapping[str, object]:
+        return {"tone": level}
+
+    def describe(self, design: Design) -> dict[str, object]:
+        return {"tones": ["formal", "casual"]}
+
+
+TONED = """\
+name: toned
+dataset:
+  items:
+    - {id: a1, text: first}
+    - {id: b2, text: second}
+labels: [pos, neg]
+variants:
+  ask:
+    prompt: "In a {{ tone }} tone: {{ text }}"
+    extract: {type: choice, choices: {pos: [], neg: []}}
+  say:
+    prompt: "{{ text }}, said in a {{ tone }} tone"
+    extract: {type: choice, choices: {pos: [], neg: []}}
+models: [{model: openai/one, name: one}]
+samples: 2
+"""
+
+
+@pytest.fixture
+def tone() -> Iterator[Axis]:
+    axis = Tone("tone", {"tone": pl.String}, optional=True)
+    register(axis, before="model")
+    try:
+        yield axis
+    finally:
+        unregister("tone")
+
+
+def _outcome(job: Job) -> Outcome:
+    return Outcome(job, StoredResponse(
+        key=job.key, model=job.model.model, api_base=None, request="{}", status="ok", text="pos",
+        finish_reason="stop", prompt_tokens=1, completion_tokens=1, cost=None, latency=0.01, attempts=1,
+        error_class=None, error_message=None, created_at=time.time()), cached=False)
+
+
+def test_a_registered_axis_is_in_ids_prompts_positions_columns_and_description(tone: Axis, tmp_path: Path) -> None:
+    file = tmp_path / "toned.yaml"
+    file.write_text(TONED, encoding="utf-8")
+    spec, problems = parse_spec(TONED, file)
+    assert spec is not None, [p.render() for p in problems]
+    dataset = load_dataset(spec)
+    design = Design(spec, dataset)
+    jobs = list(design.expand())
+    # item, variant, then the tone (registered before the model), model and sample
+    assert [job.job_id for job in jobs] == [f"{i}/{v}/{t}/one/{s}" for i in ("a1", "b2") for v in ("ask", "say")
+                                            for t in ("formal", "casual") for s in (0, 1)]
+    assert [job.position for job in jobs] == list(range(16)) and design.slots() == 16 and design.count() == 16
+    assert jobs[2].messages == [{"role": "user", "content": "In a casual tone: first"}]
+    assert jobs[4].messages == [{"role": "user", "content": "first, said in a formal tone"}]
+    assert jobs[2].cell.level("tone") == "casual" and jobs[2].cell.columns()["tone"] == "casual"
+    assert len({job.key for job in jobs}) == 16
+    assert design.describe() == {"axes": ["tone"], "tones": ["formal", "casual"]}
+    assert [a.name for a in design.axes] == ["item_id", "variant", "tone", "model", "sample"]
+    assert list(columns())[-1] == "tone"  # no `after`: at the end of results.parquet
+
+    with Results(spec, dataset, scratch_parent=tmp_path / "scratch") as results:
+        for job in reversed(jobs):
+            results.add(_outcome(job))
+        results.write_parquet(tmp_path / "results.parquet")
+    frame = pl.read_parquet(tmp_path / "results.parquet")
+    assert frame["tone"].to_list() == ["formal", "formal", "casual", "casual"] * 4
+    assert frame["job_id"].to_list() == [job.job_id for job in jobs]
+
+
+def test_a_registered_axis_leaves_specs_that_do_not_use_it_as_they_were(tone: Axis) -> None:
+    design = _design("gender.yaml")
+    assert tone not in design.axes
+    assert _pin(design.expand()) == RELEASE_02["gender.yaml"]
+    assert "tone" not in design.describe()["axes"]  # type: ignore[operator]
+
+
+def test_an_added_axis_must_be_optional_and_may_not_displace_the_item() -> None:
+    with pytest.raises(ValueError, match="optional"):
+        register(Tone("tone", {"tone": pl.String}))
+    with pytest.raises(ValueError, match="outermost"):
+        register(Tone("tone", {"tone": pl.String}, optional=True), before="item_id")
+    with pytest.raises(ValueError, match="before model and sample"):
+        register(Tone("tone", {"tone": pl.String}, optional=True), before="sample")
+    with pytest.raises(ValueError, match="built in"):
+        unregister("variant")
+
+
+def test_describe_is_what_summary_json_records_and_json_ready() -> None:
+    described = _design("persona.yaml").describe()
+    assert described["axes"] == ["condition", "option_order"]
+    assert json.loads(json.dumps(described)) == described

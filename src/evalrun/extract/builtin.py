@@ -4,6 +4,7 @@ the checks validation runs before building it."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 from ..prompts import TemplateProblem, variables
@@ -145,9 +146,15 @@ pronouns = ExtractorType(
 )
 
 
+def _is_nan(value: object) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
 def _number_problems(config: Config, labels: Sequence[str]) -> list[ConfigProblem]:
     low, high = config.get("min"), config.get("max")
-    out = []
+    # YAML's `.nan` is a number to the schema, but no value is above or below it: every answer would be unparsed
+    out = [ConfigProblem(f"the {word} is NaN, which no number is above or below", (key,))
+           for key, word in (("min", "minimum"), ("max", "maximum")) if _is_nan(config.get(key))]
     if isinstance(low, (int, float)) and isinstance(high, (int, float)) and low > high:
         out.append(ConfigProblem(f"the minimum {low:g} is above the maximum {high:g}", ("min",)))
     bins = config.get("bins")
@@ -157,6 +164,8 @@ def _number_problems(config: Config, labels: Sequence[str]) -> list[ConfigProble
                                      "(label: [low, high])", ("type",)))
         return out
     out += outside(bins, labels, "bins")
+    out += [ConfigProblem(f"the range of '{label}' has a bound that is NaN, so no number is in it", ("bins", label, i))
+            for label, bounds in bins.items() for i, bound in enumerate(bounds) if _is_nan(bound)]
     ranges = [(label, lo, hi) for label, (lo, hi) in bins.items()]
     out += [ConfigProblem(f"the range of '{label}' starts above its end ({lo:g} > {hi:g})", ("bins", label))
             for label, lo, hi in ranges if lo > hi]

@@ -79,6 +79,9 @@ class RegexExtractor:
             return Extraction(None, f"pattern did not match ({shown})" if self._per_item.templated
                               else "pattern did not match")
         raw = match.group(self.group).strip()
+        if not raw:  # `(?P<label>{{ x }}|no)` over an empty column matches anywhere: nothing was said
+            return Extraction(None, f"the pattern matched empty text ({shown})" if self._per_item.templated
+                              else "the pattern matched empty text")
         labels = compiled.mapping.get(raw.lower(), ())
         if not labels:
             return Extraction(None, f"matched '{short(raw)}', which maps to no label ({shown})")

@@ -8,7 +8,7 @@ import math
 from collections.abc import Mapping, Sequence
 
 from ..prompts import TemplateProblem, variables
-from ..spec.model import EMBEDDED_MODEL
+from ..spec.model import EMBEDDED_MODEL, split_address
 from .base import Config, ConfigProblem, Extractor, ExtractorType, TemplateSpot, outside
 from .choice import ChoiceExtractor
 from .judge import JudgeExtractor
@@ -224,6 +224,14 @@ def _judge_problems(config: Config, labels: Sequence[str]) -> list[ConfigProblem
     if not quoted:
         out.append(ConfigProblem("the judge's prompt never shows it the answer; put {{ answer }} where it goes",
                                  ("prompt",)))
+    judges = config.get("judges") or []
+    assert isinstance(judges, list)
+    named: list[tuple[tuple[str | int, ...], object]] = [(("model",), config["model"])] if "model" in config else []
+    for where, model in [*named, *((("judges", i), m) for i, m in enumerate(judges))]:
+        try:
+            split_address(str(model))
+        except ValueError as exc:
+            out.append(ConfigProblem(str(exc), where))
     return out
 
 

@@ -11,7 +11,7 @@ from ..errors import Problem
 from ..errors import short as _short
 from ..extract import ConfigProblem, ExtractorConfigError, build_extractor, config_problems, template_spots
 from ..prompts import TemplateProblem, variable_lines, variables
-from .model import MAX_ORDERS, Spec, Turn, Variant
+from .model import MAX_ORDERS, Spec, Turn, Variant, address_problem, split_address
 from .wording import dotted as _dotted
 
 
@@ -148,7 +148,30 @@ def semantic_problems(spec: Spec) -> list[Problem]:
             problems.append(loc.problem(("compare", i), f"compare.{i}: a variant compared with itself"))
     if spec.dataset.gold is not None and spec.dataset.gold == spec.dataset.id:
         problems.append(loc.problem(("dataset", "gold"), "dataset.gold: the gold column cannot be the id column"))
-    problems += _model_problems(spec) + _credential_problems(spec) + token_budget_problems(spec)
+    problems += _address_problems(spec) + _model_problems(spec) + _credential_problems(spec)
+    return problems + token_budget_problems(spec)
+
+
+def _address_problems(spec: Spec) -> list[Problem]:
+    """Model strings whose `@` begins no valid address, and `api_base:` values that are not one: either would
+    send a model's requests, with the user's key, somewhere the user did not mean (see `split_address`)."""
+    problems = []
+    for i, model in enumerate(spec.located.data.get("models") or []):  # type: ignore[union-attr]
+        at: tuple[str | int, ...] = ("models", i) if isinstance(model, str) else ("models", i, "model")
+        text = model if isinstance(model, str) else model["model"]
+        try:
+            _, address = split_address(text)
+        except ValueError as exc:
+            problems.append(spec.located.problem(at, f"{_dotted(at)}: {exc}"))
+            continue
+        if address is not None and not isinstance(model, str):
+            problems.append(spec.located.problem(at, f"{_dotted(at)}: an address after '@' in a model object",
+                                                 hint="give it as `api_base:`, and the model string without it"))
+        if isinstance(model, dict) and "api_base" in model and (problem := address_problem(model["api_base"])):
+            where = ("models", i, "api_base")
+            problems.append(spec.located.problem(where, f"{_dotted(where)}: '{_short(model['api_base'])}' {problem}",
+                                                 hint="the base URL of the model's server, e.g. "
+                                                 "http://127.0.0.1:8080/v1"))
     return problems
 
 

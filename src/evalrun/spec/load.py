@@ -6,7 +6,7 @@ import hashlib
 import itertools
 from pathlib import Path
 
-from ..errors import Problem, SpecError, in_order
+from ..errors import EvalrunError, Problem, SpecError, in_order
 from ..yamlpos import MAX_BYTES, Located, load_yaml, too_big
 from .checks import semantic_problems
 from .model import (
@@ -58,7 +58,10 @@ def _build(data: dict, file: Path, located: Located, sha: str) -> Spec:
     models = []
     for m in data.get("models", [EMBEDDED_MODEL]):
         if isinstance(m, str):
-            models.append(model_from_string(m))
+            try:
+                models.append(model_from_string(m))
+            except EvalrunError:  # a mistyped address: semantic_problems locates it, and it blocks the spec
+                models.append(ModelConfig(model=m, name=m))
         else:
             models.append(ModelConfig(
                 model=m["model"], name=m.get("name", m["model"]), api_base=m.get("api_base"),

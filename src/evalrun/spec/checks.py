@@ -11,6 +11,7 @@ from ..errors import Problem
 from ..errors import short as _short
 from ..extract import ConfigProblem, ExtractorConfigError, build_extractor, config_problems, template_spots
 from ..prompts import TemplateProblem, variable_lines, variables
+from .literals import literal_template_problems
 from .model import MAX_ORDERS, Spec, Turn, Variant, address_problem, split_address
 from .wording import dotted as _dotted
 
@@ -149,6 +150,7 @@ def semantic_problems(spec: Spec) -> list[Problem]:
     if spec.dataset.gold is not None and spec.dataset.gold == spec.dataset.id:
         problems.append(loc.problem(("dataset", "gold"), "dataset.gold: the gold column cannot be the id column"))
     problems += _address_problems(spec) + _model_problems(spec) + _credential_problems(spec)
+    problems += literal_template_problems(spec)
     return problems + token_budget_problems(spec)
 
 

@@ -285,8 +285,9 @@ def check_columns(spec: Spec, columns: list[str]) -> list[Problem]:
         for turn in variant.templates():
             try:
                 lines = variable_lines(turn.content)
-            except TemplateProblem:
-                continue  # already reported by parse_spec
+            except TemplateProblem:  # already reported by parse_spec; what it reads is unknown
+                uses_column = True
+                continue
             uses_column = uses_column or bool(set(lines) & set(columns))
             followup = variant.followup is not None and turn is variant.followup.prompt
             for var in sorted(set(lines) - provided - ({"answer"} if followup else set())):

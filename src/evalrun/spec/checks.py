@@ -178,12 +178,20 @@ def _address_problems(spec: Spec) -> list[Problem]:
 
 
 def _params_places(spec: Spec) -> list[tuple[tuple[str | int, ...], dict[str, object]]]:
-    """Every `params:` mapping of the spec with where it stands: top level, each model object's, each variant's."""
+    """Every `params:` mapping of the spec with where it stands: top level, each model object's, each variant's,
+    each follow-up's and each reader's (a judge's requests carry its own)."""
     data = spec.located.data
     places: list[tuple[tuple[str | int, ...], dict[str, object]]] = [(("params",), data.get("params") or {})]
     places += [(("models", i, "params"), m.get("params") or {}) for i, m in enumerate(data.get("models") or [])
                if isinstance(m, dict)]
     places += [(("variants", name, "params"), v.get("params") or {}) for name, v in data["variants"].items()]
+    for name, variant in spec.variants.items():
+        if variant.followup is not None:
+            places.append((("variants", name, "followup", "params"), variant.followup.params))
+        for at, config in variant.readings():
+            params = config.get("params")
+            if isinstance(params, dict):
+                places.append(((*at, "params"), params))
     return places
 
 

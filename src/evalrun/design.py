@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 
 from jinja2 import TemplateError
@@ -148,11 +148,15 @@ class Design:
         for _ in self._requests():
             pass
 
-    def _requests(self) -> Iterator[tuple[int, Cell, list[dict[str, str]], Mapping[str, object]]]:
-        """(slot, cell without model and sample, messages, item) for every distinct conversation."""
+    def _requests(self, items: Collection[int] | None = None,
+                  ) -> Iterator[tuple[int, Cell, list[dict[str, str]], Mapping[str, object]]]:
+        """(slot, cell without model and sample, messages, item) for every distinct conversation (of the items
+        at these indexes only, when given: their levels and positions are those of the whole run)."""
         spec = self.spec
         n_cond, n_var, n_para, n_order, _, _ = self._radix
         for item_index, item in enumerate(self.dataset.items):
+            if items is not None and item_index not in items:
+                continue
             item_id = self.dataset.item_id(item)
             for ci, condition in enumerate(self.conditions):
                 for vi, variant in enumerate(spec.variants.values()):
@@ -167,13 +171,14 @@ class Design:
                                         option_order=orders[oi], item_id=item_id, sample=0)
                             yield slot, cell, messages, item
 
-    def expand(self, only: ModelConfig | None = None) -> Iterator[Job]:
-        """Every job of the run (or of one model), in an order that interleaves models so each progresses."""
+    def expand(self, only: ModelConfig | None = None, items: Collection[int] | None = None) -> Iterator[Job]:
+        """Every job of the run (or of one model; of the items at these indexes), in an order that interleaves
+        models so each progresses."""
         spec = self.spec
         *_, n_models, n_samples = self._radix
         models = spec.models if only is None else [only]
         model_index = {m.name: i for i, m in enumerate(spec.models)}
-        for slot, base, messages, item in self._requests():
+        for slot, base, messages, item in self._requests(items):
             variant = spec.variants[base.variant]
             for model in models:
                 params = {**spec.params, **model.params, **variant.params}

@@ -138,5 +138,16 @@ class ChoiceExtractor:
             return Extraction(found.label, f"{NO_LOGPROBS}; read from the text: {found.reason}")
         return keywords.read(reading.text)
 
+    def rendered(self, item: Mapping[str, object]) -> str | None:
+        """The keywords this reader looks for in `item`'s answers, for `evalrun render`; None when none is a
+        template."""
+        if not self._keywords.templated:
+            return None
+        try:
+            words = self._keywords.get(item).words
+        except RenderFailed as exc:
+            return str(exc)
+        return "keywords " + "; ".join(f"{label}: " + ", ".join(f"'{w}'" for w in ws) for label, ws in words.items())
+
     def can_produce(self) -> set[str]:
         return set(self.labels)

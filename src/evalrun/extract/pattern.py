@@ -89,5 +89,18 @@ class RegexExtractor:
             return Extraction(None, f"matched '{short(raw)}', which maps to " + " and ".join(labels) + f" ({shown})")
         return Extraction(labels[0], f"matched '{short(raw)}' ({shown})")
 
+    def rendered(self, item: Mapping[str, object]) -> str | None:
+        """The pattern and map this reader uses for `item`, for `evalrun render`; None when neither is a template."""
+        if not self._per_item.templated:
+            return None
+        try:
+            source, *keys = self._per_item.rendered(item)
+        except RenderFailed as exc:
+            return str(exc)
+        shown = f"pattern '{source}'"
+        if self._mapped:
+            shown += "; map " + ", ".join(f"'{key}' -> {label}" for key, label in zip(keys, self.targets, strict=True))
+        return shown
+
     def can_produce(self) -> set[str]:
         return set(self.targets)

@@ -111,7 +111,7 @@ def test_log_probabilities_that_sum_past_one_are_unusable_and_minus_infinity_is_
     assert (got.label, got.probabilities, got.captured) == ("male", {"female": 0.0, "male": 1.0}, 1.0)
 
 
-@pytest.mark.parametrize("shape", [[5], [{"token": "male", "logprob": -0.1, "top_logprobs": 3}],
+@pytest.mark.parametrize("shape", [{"token": "male"}, [5], [{"token": "male", "logprob": -0.1, "top_logprobs": 3}],
                                    [{"token": "male", "logprob": -0.1, "top_logprobs": ["male"]}]])
 def test_log_probabilities_of_the_wrong_shape_are_unusable(shape: list) -> None:
     got = _extractor().extract(Reading("male", logprobs=shape))

@@ -55,6 +55,8 @@ class _Keywords:
         and "Female" add up, and "m", the start of both "male" and "man", counts for male alone)."""
         if not logprobs:
             return Extraction(None, NO_LOGPROBS)
+        if not isinstance(logprobs, list):  # what a provider sent is stored as it came
+            return Extraction(None, f"{UNUSABLE}: not a list of tokens but {type(logprobs).__name__}")
         first = logprobs[0]
         candidates = (first.get("top_logprobs") or [first]) if isinstance(first, Mapping) else [first]
         if not isinstance(candidates, list):

@@ -82,3 +82,37 @@ def test_only_logprobs_mode_asks_for_logprobs() -> None:
     assert wants_logprobs(_extractor())
     assert not wants_logprobs(build_extractor({"type": "choice", "choices": {"female": []}}, GENDER))
     assert not wants_logprobs(build_extractor({"type": "pronouns"}, GENDER))
+
+
+@pytest.mark.parametrize(("logprob", "says"), [
+    (float("nan"), "token 'female' has a log-probability that is not a number (NaN)"),
+    (1e308, "token 'female' has a positive log-probability (1e+308), a probability above 1"),
+    (5.0, "token 'female' has a positive log-probability (5), a probability above 1"),
+    ("-0.1", "token 'female' has a log-probability that is not a number (-0.1)"),
+    (None, "token 'female' has a log-probability that is not a number (None)"),
+])
+def test_a_bad_log_probability_makes_the_answer_unparsed_with_a_reason(logprob: object, says: str) -> None:
+    # issue 24, item 3: NaN raised IndexError, 1e308 OverflowError, and a positive one gave a mass of 16849.9%
+    bad = [{"token": "female", "logprob": logprob, "top_logprobs": [
+        {"token": "female", "logprob": logprob}, {"token": " male", "logprob": math.log(0.2)}]}]
+    got = _extractor().extract(Reading("female", logprobs=bad))
+    assert (got.label, got.probabilities, got.captured) == (None, None, None)
+    assert got.reason == f"unusable log-probabilities: {says}"
+
+
+def test_log_probabilities_that_sum_past_one_are_unusable_and_minus_infinity_is_zero() -> None:
+    twice = _logprobs((" male", 0.7), ("male", 0.7))  # each valid, together a probability of 1.4
+    got = _extractor().extract(Reading("", logprobs=twice))
+    assert got.label is None and got.captured is None
+    assert got.reason == "unusable log-probabilities: the labels' tokens add up to a probability of 1.4, more than 1"
+    certain = [{"token": "male", "logprob": 1e-9, "top_logprobs": [  # a rounding error above 0 is a probability of 1
+        {"token": "male", "logprob": 1e-9}, {"token": "female", "logprob": -math.inf}]}]
+    got = _extractor().extract(Reading("", logprobs=certain))
+    assert (got.label, got.probabilities, got.captured) == ("male", {"female": 0.0, "male": 1.0}, 1.0)
+
+
+@pytest.mark.parametrize("shape", [{"token": "male"}, [5], [{"token": "male", "logprob": -0.1, "top_logprobs": 3}],
+                                   [{"token": "male", "logprob": -0.1, "top_logprobs": ["male"]}]])
+def test_log_probabilities_of_the_wrong_shape_are_unusable(shape: list) -> None:
+    got = _extractor().extract(Reading("male", logprobs=shape))
+    assert got.label is None and got.reason.startswith("unusable log-probabilities: ")

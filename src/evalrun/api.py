@@ -69,21 +69,20 @@ def check(path: Path | str) -> list[Problem]:
     """Every problem of one spec and its dataset (what `validate` reports and `run` refuses), in reading order."""
     from .dataset import load_dataset
     from .errors import in_order
-    from .spec import check_columns, load_spec
+    from .spec import check_columns, read_spec
 
     path = Path(path)
-    try:
-        spec = load_spec(path)
-    except ProblemsError as exc:
-        return in_order(exc.problems, str(path))
+    spec, problems = read_spec(path)  # a spec with errors is still checked against its dataset: all at once
+    if spec is None:
+        return problems
     try:
         dataset = load_dataset(spec)
     except ProblemsError as exc:
-        return in_order(spec.warnings + exc.problems, str(path))
-    problems = check_columns(spec, dataset.columns)
+        return in_order(problems + exc.problems, str(path))
+    problems = problems + check_columns(spec, dataset.columns)
     if not any(p.severity == "error" for p in problems):
         problems += _render_problems(spec, dataset)
-    return in_order(spec.warnings + problems, str(path))
+    return in_order(problems, str(path))
 
 
 RENDER_CHECK_ROWS = 1000  # rows `validate` renders: enough to meet a bad row, quick on a large dataset

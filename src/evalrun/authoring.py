@@ -6,10 +6,17 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import EvalrunError
+
+if TYPE_CHECKING:
+    from .design import Design
+    from .jobs import Job
+    from .spec.model import Followup
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -92,11 +99,17 @@ def _schema_reference(folder: Path) -> str:
     return str(resources.files("evalrun").joinpath("evalspec.schema.json"))
 
 
+# stands for the first answer in a follow-up's preview: a preview asks no model, so it has none
+ANSWER = "<the model's answer>"
+
+
 def render(spec_path: Path | str, items: list[str] | None = None, variants: list[str] | None = None,
            limit: int = 3) -> Iterator[dict[str, object]]:
-    """The requests a run would send (first stage), as the provider would get them: job id, model,
-    api_base, parameters and messages; for the items and variants asked (default: the first `limit`
-    items, every variant). Follow-ups and judges depend on answers, so they are not shown."""
+    """The requests a run would send, as the provider would get them: job id, model, api_base, parameters and
+    messages; for the items and variants asked (default: the first `limit` items, every variant). A variant's
+    follow-up comes after its first request, with ANSWER standing for the answer it follows. `readers` gives,
+    for each reader whose keywords, pattern or map keys are templates, what they render to for the item.
+    Judges read answers, which a preview does not have, so their requests are not shown."""
     from .dataset import load_dataset
     from .design import Design
     from .errors import ProblemsError
@@ -110,12 +123,58 @@ def render(spec_path: Path | str, items: list[str] | None = None, variants: list
     problems = [p for p in check_columns(spec, dataset.columns) if p.severity == "error"]
     if problems:
         raise ProblemsError(problems)
-    ids = [dataset.item_id(item) for item in dataset.items]
+    index = {dataset.item_id(item): i for i, item in enumerate(dataset.items)}
     for wanted in items or []:
-        if wanted not in ids:
+        if wanted not in index:
             raise EvalrunError(f"--item: no item with id '{wanted}' in {dataset.source}")
-    chosen = set(items) if items else set(ids[:limit])
-    for job in Design(spec, dataset).expand():
-        if job.cell.item_id in chosen and (not variants or job.cell.variant in variants):
-            yield {"job_id": job.job_id, "model": job.model.model, "api_base": job.model.api_base,
-                   "params": job.params, "messages": job.messages}
+    chosen = {index[wanted] for wanted in items} if items else set(range(min(limit, len(dataset.items))))
+    design = Design(spec, dataset)
+    readers = _Readers(spec.labels)
+    # only the chosen items are expanded (and rendered), at the levels and ids they have in the whole run
+    for job in design.expand(items=chosen):
+        if variants and job.cell.variant not in variants:
+            continue
+        variant = spec.variants[job.cell.variant]
+        yield {"job_id": job.job_id, "model": job.model.model, "api_base": job.model.api_base, "params": job.params,
+               "messages": job.messages,
+               "readers": readers.shown([(at, c) for at, c in variant.readings() if "followup" not in at], job.item)}
+        if variant.followup is not None:
+            yield _followup(design, job, variant.followup, readers)
+
+
+def _followup(design: Design, job: Job, followup: Followup, readers: _Readers) -> dict[str, object]:
+    """The follow-up request after `job`'s answer, as the second stage sends it (stages.SecondStage), with
+    ANSWER for the answer."""
+    from .prompts import render as render_template
+
+    condition = design.spec.conditions.get(job.cell.condition or "")
+    context = {**job.item, **(condition.values if condition else {}), "answer": ANSWER}
+    turn = {"role": "user", "content": render_template(followup.prompt.content, context)}
+    at = ("variants", job.cell.variant, "followup", "extract")
+    return {"job_id": design.job_id(replace(job.cell, variant=f"{job.cell.variant}.followup")),
+            "model": job.model.model, "api_base": job.model.api_base,
+            "params": {**job.params, **followup.params, "seed": job.params.get("seed")},
+            "messages": [*job.messages, {"role": "assistant", "content": ANSWER}, turn],
+            "readers": readers.shown([(at, followup.extract)], job.item)}
+
+
+class _Readers:
+    """Each reader of the spec built once, and what its templates render to for an item."""
+
+    def __init__(self, labels: list[str]) -> None:
+        self.labels = labels
+        self.built: dict[tuple[str | int, ...], object] = {}
+
+    def shown(self, readings: list[tuple[tuple[str | int, ...], dict[str, object]]],
+              item: Mapping[str, object]) -> dict[str, str]:
+        from .extract import build_extractor
+
+        out = {}
+        for at, config in readings:
+            if at not in self.built:
+                self.built[at] = build_extractor(config, self.labels)
+            rendered = getattr(self.built[at], "rendered", None)
+            text = rendered(item) if rendered is not None else None
+            if text is not None:
+                out[".".join(map(str, at[2:]))] = text
+        return out

@@ -228,6 +228,8 @@ def _render(args: argparse.Namespace) -> int:
         print(f"=== {request['job_id']}  ({where}; {json.dumps(request['params'], sort_keys=True)})")
         for message in request["messages"]:  # type: ignore[attr-defined]
             print(f"--- {message['role']}\n{message['content']}")
+        for reader, reads in request["readers"].items():  # type: ignore[attr-defined]
+            print(f"--- reader {reader} reads with {reads}")
         print()
     return 0
 

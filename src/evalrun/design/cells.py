@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from jinja2 import TemplateError
@@ -116,14 +116,14 @@ class Design:
 
     # ---- requests ------------------------------------------------------------------------------------
 
-    def _points(self, axes: Sequence[Axis], at: Mapping[str, object], place: int, fixed: Mapping[str, object]
-                ) -> Iterator[tuple[int, Mapping[str, object]]]:
+    def _points(self, axes: Sequence[Axis], at: Mapping[str, object], place: int,
+                fixed: Mapping[str, Collection[object]]) -> Iterator[tuple[int, Mapping[str, object]]]:
         """(place, levels) of every point of `axes` (not empty) below `at`, in expansion order; `fixed` keeps only
-        the points whose cell has these values."""
+        the points whose cell has one of these values on these axes."""
         axis, rest, size = axes[0], axes[1:], self._sizes.get(axes[0].name, 1)
         levels = axis.levels(self, at)
         for index, level in levels if axis.name in self._used else itertools.islice(levels, 1):
-            if axis.name not in fixed or axis.value(level) == fixed[axis.name]:
+            if axis.name not in fixed or axis.value(level) in fixed[axis.name]:
                 point = {**at, axis.name: level}
                 if rest:
                     yield from self._points(rest, point, place * size + index, fixed)
@@ -150,9 +150,15 @@ class Design:
                                             f"{where}: cannot render for item '{item.id}': {exc}")]) from None
         return messages
 
-    def _conversations(self) -> Iterator[tuple[int, Mapping[str, object], list[dict[str, str]]]]:
-        """(slot, levels, messages) of every distinct conversation: a point of the axes that change it."""
-        for slot, at in self._points([a for a in self._all if a.conversation], {}, 0, {}):
+    def _conversations(self, items: Collection[int] | None = None
+                       ) -> Iterator[tuple[int, Mapping[str, object], list[dict[str, str]]]]:
+        """(slot, levels, messages) of every distinct conversation: a point of the axes that change it (of the
+        items at these indexes only, when given: their levels and positions are those of the whole run)."""
+        fixed: dict[str, Collection[object]] = {}
+        if items is not None:  # ids are unique (the dataset refuses duplicates), so they stand for the rows
+            rows = self.dataset.items
+            fixed["item_id"] = {self.dataset.item_id(rows[i]) for i in items if 0 <= i < len(rows)}
+        for slot, at in self._points([a for a in self._all if a.conversation], {}, 0, fixed):
             yield slot, at, self._messages(at)
 
     def check_renders(self) -> None:
@@ -160,13 +166,14 @@ class Design:
         for _ in self._conversations():
             pass
 
-    def expand(self, only: ModelConfig | None = None) -> Iterator[Job]:
-        """Every job of the run (or of one model), in an order that interleaves models so each progresses."""
+    def expand(self, only: ModelConfig | None = None, items: Collection[int] | None = None) -> Iterator[Job]:
+        """Every job of the run (or of one model; of the items at these indexes), in an order that interleaves
+        models so each progresses."""
         spec = self.spec
         talking = [a for a in self._all if a.conversation]
         asking = [a for a in self._all if not a.conversation]  # after the others: the job id's tail
-        fixed = {} if only is None else {"model": only.name}
-        for slot, conversation, messages in self._conversations():
+        fixed = {} if only is None else {"model": {only.name}}
+        for slot, conversation, messages in self._conversations(items):
             variant, item = conversation["variant"], conversation["item_id"]
             assert isinstance(variant, Variant) and isinstance(item, Item)
             # the same for every model and sample: worked out once per conversation

@@ -4,10 +4,11 @@ the checks validation runs before building it."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 from ..prompts import TemplateProblem, variables
-from ..spec.model import EMBEDDED_MODEL
+from ..spec.model import EMBEDDED_MODEL, split_address
 from .base import Config, ConfigProblem, Extractor, ExtractorType, TemplateSpot, outside
 from .choice import ChoiceExtractor
 from .judge import JudgeExtractor
@@ -145,9 +146,15 @@ pronouns = ExtractorType(
 )
 
 
+def _is_nan(value: object) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
 def _number_problems(config: Config, labels: Sequence[str]) -> list[ConfigProblem]:
     low, high = config.get("min"), config.get("max")
-    out = []
+    # YAML's `.nan` is a number to the schema, but no value is above or below it: every answer would be unparsed
+    out = [ConfigProblem(f"the {word} is NaN, which no number is above or below", (key,))
+           for key, word in (("min", "minimum"), ("max", "maximum")) if _is_nan(config.get(key))]
     if isinstance(low, (int, float)) and isinstance(high, (int, float)) and low > high:
         out.append(ConfigProblem(f"the minimum {low:g} is above the maximum {high:g}", ("min",)))
     bins = config.get("bins")
@@ -157,6 +164,8 @@ def _number_problems(config: Config, labels: Sequence[str]) -> list[ConfigProble
                                      "(label: [low, high])", ("type",)))
         return out
     out += outside(bins, labels, "bins")
+    out += [ConfigProblem(f"the range of '{label}' has a bound that is NaN, so no number is in it", ("bins", label, i))
+            for label, bounds in bins.items() for i, bound in enumerate(bounds) if _is_nan(bound)]
     ranges = [(label, lo, hi) for label, (lo, hi) in bins.items()]
     out += [ConfigProblem(f"the range of '{label}' starts above its end ({lo:g} > {hi:g})", ("bins", label))
             for label, lo, hi in ranges if lo > hi]
@@ -215,6 +224,14 @@ def _judge_problems(config: Config, labels: Sequence[str]) -> list[ConfigProblem
     if not quoted:
         out.append(ConfigProblem("the judge's prompt never shows it the answer; put {{ answer }} where it goes",
                                  ("prompt",)))
+    judges = config.get("judges") or []
+    assert isinstance(judges, list)
+    named: list[tuple[tuple[str | int, ...], object]] = [(("model",), config["model"])] if "model" in config else []
+    for where, model in [*named, *((("judges", i), m) for i, m in enumerate(judges))]:
+        try:
+            split_address(str(model))
+        except ValueError as exc:
+            out.append(ConfigProblem(str(exc), where))
     return out
 
 

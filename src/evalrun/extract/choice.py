@@ -11,6 +11,9 @@ from .base import Extraction, Reading, word_pattern
 from .templated import PerItem, RenderFailed
 
 NO_LOGPROBS = "the model returned no log-probabilities"
+UNUSABLE = "unusable log-probabilities"
+# how far above 0 a log-probability (or above 1 a sum of probabilities) may be and still be a rounding error
+LOGPROB_SLACK = 1e-6
 SHOWN_WORDS = 4  # keywords per label quoted in "no keyword of any label (looked for ...)"
 
 
@@ -52,17 +55,30 @@ class _Keywords:
         and "Female" add up, and "m", the start of both "male" and "man", counts for male alone)."""
         if not logprobs:
             return Extraction(None, NO_LOGPROBS)
+        if not isinstance(logprobs, list):  # what a provider sent is stored as it came
+            return Extraction(None, f"{UNUSABLE}: not a list of tokens but {type(logprobs).__name__}")
         first = logprobs[0]
-        candidates = first.get("top_logprobs") or [first]
+        candidates = (first.get("top_logprobs") or [first]) if isinstance(first, Mapping) else [first]
+        if not isinstance(candidates, list):
+            return Extraction(None, f"{UNUSABLE}: the first token's alternatives are not a list")
         mass = dict.fromkeys(self.words, 0.0)
         for candidate in candidates:
+            if not isinstance(candidate, Mapping):
+                return Extraction(None, f"{UNUSABLE}: a candidate token is {type(candidate).__name__}, not a mapping")
             token = str(candidate.get("token", "")).lstrip().lower()
             if not token:
                 continue
+            probability = _probability(candidate.get("logprob"))
+            if isinstance(probability, str):
+                return Extraction(None, f"{UNUSABLE}: token '{short(token)}' has {probability}")
             owners = [label for label, words in self.lowered.items() if any(w.startswith(token) for w in words)]
             if len(owners) == 1:
-                mass[owners[0]] += math.exp(float(candidate["logprob"]))
+                mass[owners[0]] += probability
         captured = sum(mass.values())
+        if captured > 1 + LOGPROB_SLACK:  # a token listed twice, or probabilities that never summed to 1
+            return Extraction(None, f"{UNUSABLE}: the labels' tokens add up to a probability of {captured:.3g}, "
+                              "more than 1")
+        captured = min(captured, 1.0)
         if captured == 0:
             return Extraction(None, "no label among the first token's likeliest tokens", None, 0.0)
         probabilities = {label: m / captured for label, m in mass.items()}
@@ -73,6 +89,18 @@ class _Keywords:
         if len(winners) > 1:
             return Extraction(None, f"tie: {tally}", probabilities, captured)
         return Extraction(winners[0], tally, probabilities, captured)
+
+
+def _probability(logprob: object) -> float | str:
+    """A token's probability from its log-probability, or what is wrong with it: a provider's bug (NaN, a
+    positive log, a string) must make one answer unparsed, not crash every rerun that reads it."""
+    if isinstance(logprob, bool) or not isinstance(logprob, (int, float)):
+        return f"a log-probability that is not a number ({short(logprob)})"
+    if math.isnan(logprob):
+        return "a log-probability that is not a number (NaN)"
+    if logprob > LOGPROB_SLACK:
+        return f"a positive log-probability ({logprob:g}), a probability above 1"
+    return math.exp(min(logprob, 0.0))  # -inf is a probability of 0; a rounding error above 0 is 1
 
 
 class ChoiceExtractor:
@@ -111,6 +139,17 @@ class ChoiceExtractor:
             found = keywords.read(reading.text)
             return Extraction(found.label, f"{NO_LOGPROBS}; read from the text: {found.reason}")
         return keywords.read(reading.text)
+
+    def rendered(self, item: Mapping[str, object]) -> str | None:
+        """The keywords this reader looks for in `item`'s answers, for `evalrun render`; None when none is a
+        template."""
+        if not self._keywords.templated:
+            return None
+        try:
+            words = self._keywords.get(item).words
+        except RenderFailed as exc:
+            return str(exc)
+        return "keywords " + "; ".join(f"{label}: " + ", ".join(f"'{w}'" for w in ws) for label, ws in words.items())
 
     def can_produce(self) -> set[str]:
         return set(self.labels)

@@ -6,6 +6,7 @@ bin that holds it (`bins: {low: [1, 3], high: [4, 7]}`, ranges inclusive).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 
@@ -13,15 +14,20 @@ from ..errors import short
 from .base import Extraction, Reading
 
 # An optional sign, digits (with optional thousands commas, "1,200") and an optional decimal part, or a
-# bare decimal (".5"). Not inside a word or a version string: "A1", "v2" and the "2" of "1.2.3" are not read.
-NUMBER = re.compile(r"(?<![\w.])[-+\u2212]?(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)(?!\d)")
+# bare decimal (".5"), then an optional exponent ("1e3" is 1000, not 1). Not inside a word or a version
+# string: "A1", "v2" and the "2" of "1.2.3" are not read.
+NUMBER = re.compile(r"(?<![\w.])[-+\u2212]?(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)"
+                    r"(?:[eE][-+\u2212]?\d+)?(?!\d)")
 
 
 def as_number(text: str) -> float | None:
+    """The finite number `text` spells, else None: "inf" and "nan" are words to a reader, and a number too
+    large for a float ("1e309", 400 digits) has no value to compare with a bound or a bin."""
     try:
-        return float(text.replace(",", "").replace("\u2212", "-"))
+        value = float(text.replace(",", "").replace("\u2212", "-"))
     except ValueError:
         return None
+    return value if math.isfinite(value) else None
 
 
 class NumberExtractor:
@@ -41,7 +47,8 @@ class NumberExtractor:
             return Extraction(None, "no number in the answer")
         text = match.group(0)
         value = as_number(text)
-        assert value is not None  # NUMBER only matches what float() reads, once its commas are gone
+        if value is None:  # NUMBER only matches what float() reads, once its commas are gone: too large
+            return Extraction(None, f"number {short(text)} is too large to read")
         if self.minimum is not None and value < self.minimum:
             return Extraction(None, f"number {short(text)} is below the minimum {self.minimum:g}")
         if self.maximum is not None and value > self.maximum:

@@ -79,12 +79,28 @@ class RegexExtractor:
             return Extraction(None, f"pattern did not match ({shown})" if self._per_item.templated
                               else "pattern did not match")
         raw = match.group(self.group).strip()
+        if not raw:  # `(?P<label>{{ x }}|no)` over an empty column matches anywhere: nothing was said
+            return Extraction(None, f"the pattern matched empty text ({shown})" if self._per_item.templated
+                              else "the pattern matched empty text")
         labels = compiled.mapping.get(raw.lower(), ())
         if not labels:
             return Extraction(None, f"matched '{short(raw)}', which maps to no label ({shown})")
         if len(labels) > 1:
             return Extraction(None, f"matched '{short(raw)}', which maps to " + " and ".join(labels) + f" ({shown})")
         return Extraction(labels[0], f"matched '{short(raw)}' ({shown})")
+
+    def rendered(self, item: Mapping[str, object]) -> str | None:
+        """The pattern and map this reader uses for `item`, for `evalrun render`; None when neither is a template."""
+        if not self._per_item.templated:
+            return None
+        try:
+            source, *keys = self._per_item.rendered(item)
+        except RenderFailed as exc:
+            return str(exc)
+        shown = f"pattern '{source}'"
+        if self._mapped:
+            shown += "; map " + ", ".join(f"'{key}' -> {label}" for key, label in zip(keys, self.targets, strict=True))
+        return shown
 
     def can_produce(self) -> set[str]:
         return set(self.targets)

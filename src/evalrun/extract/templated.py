@@ -48,8 +48,12 @@ class PerItem(Generic[R]):
         self._make = lru_cache(maxsize=READERS_CACHED)(make)
 
     def get(self, item: Mapping[str, object]) -> R:
+        return self._make(self.rendered(item))
+
+    def rendered(self, item: Mapping[str, object]) -> tuple[str, ...]:
+        """The sources as rendered for `item` (what `make` is given); raises RenderFailed."""
         if not self.templated:
-            return self._make(self.sources)
+            return self.sources
         rendered = []
         for source, escape in zip(self.sources, self.escapes, strict=True):
             if not is_template(source):
@@ -60,4 +64,4 @@ class PerItem(Generic[R]):
                 rendered.append(render(source, context))
             except TemplateError as exc:
                 raise RenderFailed(f"cannot render '{short(source)}' for this item: {short(exc, 120)}") from None
-        return self._make(tuple(rendered))
+        return tuple(rendered)

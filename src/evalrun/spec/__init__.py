@@ -6,7 +6,7 @@ what a schema cannot say and turns every failure into a located Problem.
 """
 
 from .checks import check_columns
-from .load import load_spec, parse_spec
+from .load import load_spec, parse_spec, read_spec
 from .model import (
     DEFAULT_CONCURRENCY,
     DEFAULT_SEED,
@@ -28,4 +28,4 @@ from .wording import describe
 
 __all__ = ["DEFAULT_CONCURRENCY", "DEFAULT_SEED", "DEFAULT_TIMEOUT", "EMBEDDED_MODEL", "Condition", "DatasetConfig",
            "ModelConfig", "Options", "Spec", "Turn", "Variant", "check_columns", "default_concurrency", "describe",
-           "is_embedded", "load_spec", "model_from_string", "parse_spec", "schema"]
+           "is_embedded", "load_spec", "model_from_string", "parse_spec", "read_spec", "schema"]

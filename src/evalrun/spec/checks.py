@@ -11,7 +11,8 @@ from ..errors import Problem
 from ..errors import short as _short
 from ..extract import ConfigProblem, ExtractorConfigError, build_extractor, config_problems, template_spots
 from ..prompts import TemplateProblem, variable_lines, variables
-from .model import MAX_ORDERS, Spec, Turn, Variant
+from .literals import literal_template_problems
+from .model import MAX_ORDERS, Spec, Turn, Variant, address_problem, split_address
 from .wording import dotted as _dotted
 
 
@@ -148,17 +149,49 @@ def semantic_problems(spec: Spec) -> list[Problem]:
             problems.append(loc.problem(("compare", i), f"compare.{i}: a variant compared with itself"))
     if spec.dataset.gold is not None and spec.dataset.gold == spec.dataset.id:
         problems.append(loc.problem(("dataset", "gold"), "dataset.gold: the gold column cannot be the id column"))
-    problems += _model_problems(spec) + _credential_problems(spec) + token_budget_problems(spec)
+    problems += _address_problems(spec) + _model_problems(spec) + _credential_problems(spec)
+    problems += literal_template_problems(spec)
+    return problems + token_budget_problems(spec)
+
+
+def _address_problems(spec: Spec) -> list[Problem]:
+    """Model strings whose `@` begins no valid address, and `api_base:` values that are not one: either would
+    send a model's requests, with the user's key, somewhere the user did not mean (see `split_address`)."""
+    problems = []
+    for i, model in enumerate(spec.located.data.get("models") or []):  # type: ignore[union-attr]
+        at: tuple[str | int, ...] = ("models", i) if isinstance(model, str) else ("models", i, "model")
+        text = model if isinstance(model, str) else model["model"]
+        try:
+            _, address = split_address(text)
+        except ValueError as exc:
+            problems.append(spec.located.problem(at, f"{_dotted(at)}: {exc}"))
+            continue
+        if address is not None and not isinstance(model, str):
+            problems.append(spec.located.problem(at, f"{_dotted(at)}: an address after '@' in a model object",
+                                                 hint="give it as `api_base:`, and the model string without it"))
+        if isinstance(model, dict) and "api_base" in model and (problem := address_problem(model["api_base"])):
+            where = ("models", i, "api_base")
+            problems.append(spec.located.problem(where, f"{_dotted(where)}: '{_short(model['api_base'])}' {problem}",
+                                                 hint="the base URL of the model's server, e.g. "
+                                                 "http://127.0.0.1:8080/v1"))
     return problems
 
 
 def _params_places(spec: Spec) -> list[tuple[tuple[str | int, ...], dict[str, object]]]:
-    """Every `params:` mapping of the spec with where it stands: top level, each model object's, each variant's."""
+    """Every `params:` mapping of the spec with where it stands: top level, each model object's, each variant's,
+    each follow-up's and each reader's (a judge's requests carry its own)."""
     data = spec.located.data
     places: list[tuple[tuple[str | int, ...], dict[str, object]]] = [(("params",), data.get("params") or {})]
     places += [(("models", i, "params"), m.get("params") or {}) for i, m in enumerate(data.get("models") or [])
                if isinstance(m, dict)]
     places += [(("variants", name, "params"), v.get("params") or {}) for name, v in data["variants"].items()]
+    for name, variant in spec.variants.items():
+        if variant.followup is not None:
+            places.append((("variants", name, "followup", "params"), variant.followup.params))
+        for at, config in variant.readings():
+            params = config.get("params")
+            if isinstance(params, dict):
+                places.append(((*at, "params"), params))
     return places
 
 
@@ -260,8 +293,9 @@ def check_columns(spec: Spec, columns: list[str]) -> list[Problem]:
         for turn in variant.templates():
             try:
                 lines = variable_lines(turn.content)
-            except TemplateProblem:
-                continue  # already reported by parse_spec
+            except TemplateProblem:  # already reported by parse_spec; what it reads is unknown
+                uses_column = True
+                continue
             uses_column = uses_column or bool(set(lines) & set(columns))
             followup = variant.followup is not None and turn is variant.followup.prompt
             for var in sorted(set(lines) - provided - ({"answer"} if followup else set())):

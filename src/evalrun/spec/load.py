@@ -6,7 +6,7 @@ import hashlib
 import itertools
 from pathlib import Path
 
-from ..errors import Problem, SpecError, in_order
+from ..errors import EvalrunError, Problem, SpecError, in_order
 from ..yamlpos import MAX_BYTES, Located, load_yaml, too_big
 from .checks import semantic_problems
 from .model import (
@@ -28,6 +28,12 @@ from .wording import describe, schema_problems
 
 def parse_spec(text: str, file: Path) -> tuple[Spec | None, list[Problem]]:
     """Parse and check a spec's text. Returns the spec (None when errors block it) and every problem."""
+    spec, problems = _parse(text, file)
+    return (None if any(p.severity == "error" for p in problems) else spec), problems
+
+
+def _parse(text: str, file: Path) -> tuple[Spec | None, list[Problem]]:
+    """The spec whenever its YAML and schema let it be built, even with other errors, and every problem."""
     located, problems = load_yaml(text, str(file))
     if located is None:
         return None, problems
@@ -41,8 +47,6 @@ def parse_spec(text: str, file: Path) -> tuple[Spec | None, list[Problem]]:
     spec = _build(data, file, located, hashlib.sha256(text.encode("utf-8", "replace")).hexdigest())
     problems = in_order(problems + semantic_problems(spec), str(file))
     spec.warnings = [p for p in problems if p.severity == "warning"]
-    if any(p.severity == "error" for p in problems):
-        return None, problems
     return spec, problems
 
 
@@ -58,7 +62,10 @@ def _build(data: dict, file: Path, located: Located, sha: str) -> Spec:
     models = []
     for m in data.get("models", [EMBEDDED_MODEL]):
         if isinstance(m, str):
-            models.append(model_from_string(m))
+            try:
+                models.append(model_from_string(m))
+            except EvalrunError:  # a mistyped address: semantic_problems locates it, and it blocks the spec
+                models.append(ModelConfig(model=m, name=m))
         else:
             models.append(ModelConfig(
                 model=m["model"], name=m.get("name", m["model"]), api_base=m.get("api_base"),
@@ -109,26 +116,33 @@ def _extractor(config: dict) -> dict[str, object]:
 
 def load_spec(path: Path) -> Spec:
     """Read and check a spec file; raises SpecError listing every problem."""
+    spec, problems = read_spec(path)
+    if spec is None or any(p.severity == "error" for p in problems):
+        raise SpecError(problems)
+    return spec
+
+
+def read_spec(path: Path) -> tuple[Spec | None, list[Problem]]:
+    """Every problem of a spec file, and the spec whenever it could be built despite them, so that `validate`
+    can still check it against its dataset and report every problem of the file at once. A spec with errors
+    must not be run: `load_spec` is the way to a runnable one."""
     file = str(path)
     try:
         size = path.stat().st_size
         if size > MAX_BYTES:  # refused before reading: a huge file should not even be loaded
-            raise SpecError([too_big(file, size)])
+            return None, [too_big(file, size)]
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise SpecError([Problem(file, None, None, "no such file")]) from None
+        return None, [Problem(file, None, None, "no such file")]
     except IsADirectoryError:
-        raise SpecError([Problem(file, None, None, "is a directory, not a spec file")]) from None
+        return None, [Problem(file, None, None, "is a directory, not a spec file")]
     except OSError as exc:
-        raise SpecError([Problem(file, None, None, f"cannot read: {exc.strerror or exc}")]) from None
+        return None, [Problem(file, None, None, f"cannot read: {exc.strerror or exc}")]
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[:exc.start].count(b"\n") + 1
         col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise SpecError([Problem(file, line, col, f"the file is not UTF-8 text (byte 0x{raw[exc.start]:02x})",
-                                 "save it as UTF-8")]) from None
-    spec, problems = parse_spec(text, path)
-    if spec is None:
-        raise SpecError(problems)
-    return spec
+        return None, [Problem(file, line, col, f"the file is not UTF-8 text (byte 0x{raw[exc.start]:02x})",
+                              "save it as UTF-8")]
+    return _parse(text, path)

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from ..errors import Problem
+from ..errors import EvalrunError, Problem, short
 from ..extract import extractor_schema
 from ..yamlpos import Located
 
@@ -192,12 +193,53 @@ def model_from_string(model: str) -> ModelConfig:
     """A model named by a string: a litellm model string, optionally followed by `@` and the base URL of
     its server (`openai/local@http://127.0.0.1:8080/v1`), so that `--model` can name a self-hosted model.
     The address is the model's `api_base`: part of its stored answers' keys and shown in the report,
-    which an address given through the environment (OPENAI_API_BASE) would not be."""
-    if found := _AT_ADDRESS.fullmatch(model):
-        model, api_base = found[1], found[2]
-        return ModelConfig(model=model, name=model, api_base=api_base, concurrency=default_concurrency(model))
-    return ModelConfig(model=model, name=model, concurrency=default_concurrency(model))
+    which an address given through the environment (OPENAI_API_BASE) would not be.
+
+    Raises EvalrunError for a mistyped address (see `split_address`)."""
+    try:
+        model, api_base = split_address(model)
+    except ValueError as exc:
+        raise EvalrunError(f"model '{short(model, 80)}': {exc}") from None
+    return ModelConfig(model=model, name=model, api_base=api_base, concurrency=default_concurrency(model))
 
 
-# only an address after the @: model ids may hold an @ of their own (vertex_ai/claude-3-5-sonnet@20240620)
-_AT_ADDRESS = re.compile(r"(.+?)@(https?://\S+)")
+# What may follow an `@` inside litellm's own model names: a version (vertex_ai/claude-3-5-sonnet@20240620,
+# text-bison@001, gemini-pro@latest, mistral-large@2411-001) or, after a `/`, cloudflare's `@cf/...` paths.
+_VERSION = re.compile(r"\d+(?:-\d+)*|latest|default")
+ADDRESS_HINT = "a self-hosted model is named NAME@http://HOST:PORT/PATH"
+
+
+def split_address(model: str) -> tuple[str, str | None]:
+    """A model string's litellm name and the address after its `@`, if it has one.
+
+    An `@` that does not begin a version or a cloudflare path begins an address, and that address must be an
+    http(s) URL with a host: anything else (`@ftp://...`, `@http://`, `@localhost:8080`, a typo) would leave a
+    model name with no address, and its requests, with the user's key, would go to the provider's own host.
+    Raises ValueError saying what is wrong."""
+    parts = model.split("@")
+    for i in range(1, len(parts)):
+        if "://" not in parts[i] and (parts[i - 1].endswith("/") or _VERSION.fullmatch(parts[i])):
+            continue
+        name, address = "@".join(parts[:i]), "@".join(parts[i:])  # a URL may hold an `@` of its own
+        if problem := address_problem(address):
+            raise ValueError(f"'{short(address)}' after '@' {problem} ({ADDRESS_HINT})")
+        if not name:
+            raise ValueError(f"no model name before '@' ({ADDRESS_HINT})")
+        return name, address
+    return model, None
+
+
+def address_problem(address: str) -> str | None:
+    """What keeps `address` from being a server's base URL (http or https, with a host), or None."""
+    if any(c.isspace() or not c.isprintable() for c in address):
+        return "holds a space or a control character, which no address does"
+    try:
+        parts = urlsplit(address)
+        parts.port  # noqa: B018 -- reading it checks the port
+    except ValueError as exc:
+        return f"is not a URL ({exc})"
+    if parts.scheme.lower() not in ("http", "https"):
+        return "is not an http:// or https:// address"
+    if not parts.hostname:
+        return "has no host"
+    return None

@@ -138,9 +138,10 @@ BUSY_SECONDS = 10.0  # how long two runs sharing a store wait for each other's w
 
 def _use_wal(db: sqlite3.Connection) -> None:
     """Switch the store to WAL (a no-op once it is: the mode is kept in the file), retrying while other
-    processes create or switch the same new store: SQLite answers "database is locked" to the switch at once, without
-    its busy handler (waiting there could deadlock), when another connection holds a lock on the file, so
-    a busy timeout cannot cover this. Retrying is portable and needs no lock file beside the store."""
+    processes create or switch the same new store. SQLite refuses the switch at once with "database is
+    locked", without calling its busy handler (waiting there could deadlock), when another connection holds
+    a lock on the file, so no busy timeout covers it. Retrying is portable and needs no lock file beside
+    the store, which locking the creation would (and every opening would have to take that lock too)."""
     deadline, pause = time.monotonic() + BUSY_SECONDS, 0.005
     while True:
         try:

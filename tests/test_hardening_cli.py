@@ -132,12 +132,14 @@ def _compare_damaged(file: str, damage: Callable[[Path], None]) -> Callable[[Pat
     return arrange
 
 
-def _compare_into_a_file(finished_run: Path, tmp_path: Path) -> tuple[list[str], Path]:
-    base, later, out = tmp_path / "base", tmp_path / "later", tmp_path / "compare.md"
-    shutil.copytree(finished_run, base)
-    shutil.copytree(finished_run, later)
-    out.write_text("mine", encoding="utf-8")
-    return ["compare", str(base), str(later), "--out", str(out)], out
+def _compare_into_a_file(below: str) -> Callable[[Path, Path], tuple[list[str], Path]]:
+    def arrange(finished_run: Path, tmp_path: Path) -> tuple[list[str], Path]:
+        base, later, blocker = tmp_path / "base", tmp_path / "later", tmp_path / "compare.md"
+        shutil.copytree(finished_run, base)
+        shutil.copytree(finished_run, later)
+        blocker.write_text("mine", encoding="utf-8")
+        return ["compare", str(base), str(later), "--out", str(blocker / below)], blocker
+    return arrange
 
 
 def _new_into_a_file(finished_run: Path, tmp_path: Path) -> tuple[list[str], Path]:
@@ -153,10 +155,11 @@ def _new_into_a_file(finished_run: Path, tmp_path: Path) -> tuple[list[str], Pat
     (_compare_damaged("summary.json", _summary(lambda s: s["statistics"].update(variants=5))),
      "not a run's summary: 'int' object is not iterable"),
     (_compare_damaged("summary.json", _truncate), "cannot read it: "),
-    (_compare_into_a_file, "is a file, not a folder"),
+    (_compare_into_a_file(""), "is a file, not a folder"),
+    (_compare_into_a_file("sub"), "is a file, not a folder"),
     (_new_into_a_file, "is a file, not a folder"),
 ], ids=["compare-truncated-results", "compare-run-5", "compare-variants-5", "compare-truncated-summary",
-        "compare-out-a-file", "new-dir-a-file"])
+        "compare-out-a-file", "compare-out-below-a-file", "new-dir-below-a-file"])
 def test_compare_and_new_on_wrong_inputs_are_one_line_naming_the_file(
         arrange: Callable[[Path, Path], tuple[list[str], Path]], message: str, finished_run: Path,
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

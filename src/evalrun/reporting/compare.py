@@ -320,8 +320,11 @@ def compare_runs(run_dirs: Sequence[Path], out: Path) -> Path:
              f"unparsed, and counts as wrong for accuracy). Differences are this run minus the baseline "
              f"(percentage points for shares) with 95% percentile intervals from a paired bootstrap over items "
              f"({RESAMPLES} resamples, seed {SEED}): each resample draws the same items for both runs.", ""]
-    if out.exists() and not out.is_dir():
-        raise EvalrunError(f"{out}: is a file, not a folder (the comparison writes {REPORT} and figures/ into it)")
+    # `out`, or a folder it would be created in, is a file
+    blocker = next((p for p in [out, *out.parents] if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise EvalrunError(f"{blocker}: is a file, not a folder (the comparison writes {REPORT} and figures/ "
+                           f"into {out})")
     out.mkdir(parents=True, exist_ok=True)
     with Painter(out) as painter:
         for index, other in enumerate(runs[1:], start=1):

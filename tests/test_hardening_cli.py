@@ -120,3 +120,61 @@ def test_validate_renders_only_the_first_rows_of_a_large_dataset(tmp_path: Path,
     monkeypatch.chdir(tmp_path)
     assert main(["validate", "spec.yaml"]) == 0
     capsys.readouterr()
+
+
+def _compare_damaged(file: str, damage: Callable[[Path], None]) -> Callable[[Path, Path], tuple[list[str], Path]]:
+    def arrange(finished_run: Path, tmp_path: Path) -> tuple[list[str], Path]:
+        base, later = tmp_path / "base", tmp_path / "later"
+        shutil.copytree(finished_run, base)
+        shutil.copytree(finished_run, later)
+        damage(later / file)
+        return ["compare", str(base), str(later), "--out", str(tmp_path / "cmp")], later / file
+    return arrange
+
+
+def _compare_into_a_file(below: str) -> Callable[[Path, Path], tuple[list[str], Path]]:
+    def arrange(finished_run: Path, tmp_path: Path) -> tuple[list[str], Path]:
+        base, later, blocker = tmp_path / "base", tmp_path / "later", tmp_path / "compare.md"
+        shutil.copytree(finished_run, base)
+        shutil.copytree(finished_run, later)
+        blocker.write_text("mine", encoding="utf-8")
+        return ["compare", str(base), str(later), "--out", str(blocker / below)], blocker
+    return arrange
+
+
+def _new_into_a_file(finished_run: Path, tmp_path: Path) -> tuple[list[str], Path]:
+    blocker = tmp_path / "evals"
+    blocker.write_text("mine", encoding="utf-8")
+    return ["new", "x", "--dir", str(blocker / "sub")], blocker
+
+
+@pytest.mark.parametrize(("arrange", "message"), [
+    (_compare_damaged("results.parquet", _truncate), "cannot read it: "),
+    (_compare_damaged("summary.json", lambda p: p.write_text('{"run": 5}', encoding="utf-8")),
+     "not a run's summary: 'run' is int, not a mapping"),
+    (_compare_damaged("summary.json", _summary(lambda s: s["statistics"].update(variants=5))),
+     "not a run's summary: 'int' object is not iterable"),
+    (_compare_damaged("summary.json", _truncate), "cannot read it: "),
+    (_compare_into_a_file(""), "is a file, not a folder"),
+    (_compare_into_a_file("sub"), "is a file, not a folder"),
+    (_new_into_a_file, "is a file, not a folder"),
+], ids=["compare-truncated-results", "compare-run-5", "compare-variants-5", "compare-truncated-summary",
+        "compare-out-a-file", "compare-out-below-a-file", "new-dir-below-a-file"])
+def test_compare_and_new_on_wrong_inputs_are_one_line_naming_the_file(
+        arrange: Callable[[Path, Path], tuple[list[str], Path]], message: str, finished_run: Path,
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv, wrong = arrange(finished_run, tmp_path)
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    assert err.startswith(f"evalrun: error: {wrong}: {message}"), err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_new_with_dir_a_file_itself_names_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "evals"
+    blocker.write_text("mine", encoding="utf-8")
+    assert main(["new", "x", "--dir", str(blocker)]) == 2
+    assert capsys.readouterr().err == (f"evalrun: error: {blocker}: is a file, not a folder (the spec and its "
+                                       f"data/ go into {blocker})\n")
+    assert blocker.read_text(encoding="utf-8") == "mine"

@@ -97,6 +97,39 @@ def test_a_damaged_memo_is_computed_again(tmp_path: Path, evalrun_home: Path) ->
     assert _outputs(second) == _outputs(first)
 
 
+def _edit_statistics(entry: Path, edit: str) -> None:
+    if edit == "another shape":  # issue 24.4: this crashed the report after summary.json had taken it
+        (entry / "statistics.json").write_text('{"variants": 5}', encoding="utf-8")
+        return
+    text = (entry / "statistics.json").read_text(encoding="utf-8")
+    # the same shape with one count changed: parses and fits, and would print a wrong number
+    changed = text.replace('"responses": ', '"responses": 9', 1)
+    assert changed != text
+    (entry / "statistics.json").write_text(changed, encoding="utf-8")
+
+
+@pytest.mark.parametrize("edit", ["another shape", "a changed value"])
+def test_an_edited_memo_is_computed_again_before_any_of_it_is_written(tmp_path: Path, evalrun_home: Path,
+                                                                      edit: str) -> None:
+    first, second = _copy(tmp_path, "first"), _copy(tmp_path, "second")
+    rerender(first)
+    entries = list((evalrun_home / "cache" / "reports").iterdir())
+    for entry in entries:
+        if (entry / "statistics.json").exists():
+            _edit_statistics(entry, edit)
+        else:  # a figures entry: one PNG swapped for another, and a record of another shape
+            pngs = sorted(entry.glob("*.png"))
+            pngs[0].write_bytes(pngs[1].read_bytes())
+    rerender(second)
+    assert _outputs(second) == _outputs(first)
+    second_figures = _copy(tmp_path, "second-figures")
+    for entry in (evalrun_home / "cache" / "reports").iterdir():
+        if (entry / "figures.json").exists():
+            (entry / "figures.json").write_text('[{"path": 5}]', encoding="utf-8")
+    rerender(second_figures)
+    assert _outputs(second_figures) == _outputs(first)
+
+
 def test_an_unwritable_memo_still_gives_the_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     blocker = tmp_path / "home-is-a-file"
     blocker.write_text("", encoding="utf-8")

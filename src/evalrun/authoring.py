@@ -74,6 +74,10 @@ def new(name: str, folder: Path | str = "evals") -> list[Path]:
         raise EvalrunError(f"'{name}' is not a valid eval name: use letters, digits, '_', '.' and '-', starting "
                            "with a letter or digit (it names the spec, its dataset and its report folder)")
     folder = Path(folder)
+    # the folder, or one it would be created in, is a file
+    blocker = next((p for p in [folder, *folder.parents] if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise EvalrunError(f"{blocker}: is a file, not a folder (the spec and its data/ go into {folder})")
     spec, data = folder / f"{name}.yaml", folder / "data" / f"{name}.jsonl"
     for path in (spec, data):
         if path.exists():

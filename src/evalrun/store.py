@@ -133,16 +133,37 @@ _UPSERT = (f"INSERT INTO responses ({', '.join(_COLUMNS)}) VALUES ({', '.join('?
            + " WHERE responses.status = 'error' OR excluded.status = 'ok'")
 
 
+BUSY_SECONDS = 10.0  # how long two runs sharing a store wait for each other's writes before failing
+
+
+def _use_wal(db: sqlite3.Connection) -> None:
+    """Switch the store to WAL (a no-op once it is: the mode is kept in the file), retrying while other
+    processes create or switch the same new store. SQLite refuses the switch at once with "database is
+    locked", without calling its busy handler (waiting there could deadlock), when another connection holds
+    a lock on the file, so no busy timeout covers it. Retrying is portable and needs no lock file beside
+    the store, which locking the creation would (and every opening would have to take that lock too)."""
+    deadline, pause = time.monotonic() + BUSY_SECONDS, 0.005
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(2 * pause, 0.1)
+
+
 class Store:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or home() / "store.sqlite"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        # the busy timeout: two runs sharing a store wait for each other's writes (migrations too), not fail
+        self._db = sqlite3.connect(self.path, timeout=BUSY_SECONDS, isolation_level=None, check_same_thread=False)
+        _use_wal(self._db)
         # NORMAL under WAL survives a killed process (the kind of crash we guard against) at a
         # fraction of FULL's fsync cost; only an OS crash could lose the last commits.
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=10000")  # two runs sharing a store wait, not fail
         migrate(self._db)
 
     def get(self, key: str) -> StoredResponse | None:

@@ -9,9 +9,13 @@ report quotes are fetched from it by filter.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
+import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import polars as pl
 
@@ -101,6 +105,35 @@ def _drop_stale(run_dir: Path, figures: list[Figure]) -> None:
         folder.rmdir()
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _one_at_a_time(write: Callable[Concatenate[Path, _P], _R]) -> Callable[Concatenate[Path, _P], _R]:
+    """Let one rendering of a run folder at a time write into it (an exclusive flock on the folder, held
+    until it is done; the system drops it if the process dies). Two at once otherwise interleave: one with
+    --no-figures, or whose statistics draw fewer figures, removes PNGs the other's report.md then links.
+    Renaming each file into place would keep every file whole but not the figures matching report.md,
+    so the folder is locked. Where flock is missing (Windows, some network filesystems) it goes unlocked."""
+    @functools.wraps(write)
+    def locked(run_dir: Path, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            import fcntl
+
+            folder = os.open(run_dir, os.O_RDONLY)
+        except (ImportError, OSError):  # no flock, or no folder (which the write itself then reports)
+            return write(run_dir, *args, **kwargs)
+        try:
+            with contextlib.suppress(OSError):  # a filesystem without flock: unlocked
+                fcntl.flock(folder, fcntl.LOCK_EX)
+            return write(run_dir, *args, **kwargs)
+        finally:
+            os.close(folder)  # which releases the lock
+
+    return locked
+
+
+@_one_at_a_time
 def write_report(run_dir: Path, record: RunRecord, figures: bool = True, csv: bool = False) -> dict[str, Any]:
     """summary.json and report.md (with PNG figures under figures/ unless `figures` is off, and
     results.csv with `csv`) for the run folder holding results.parquet; returns the summary.

@@ -57,19 +57,44 @@ class _Cell:
     items: pl.DataFrame  # item_id, gold, label (baseline), label_b
 
 
+def _mapping(summary: object, key: str) -> dict[str, Any]:
+    if not isinstance(summary, dict):
+        raise TypeError(f"a {type(summary).__name__}, not a mapping")
+    value = summary[key]
+    if not isinstance(value, dict):
+        raise TypeError(f"{key!r} is {type(value).__name__}, not a mapping")
+    return value
+
+
 def _load(run_dir: Path) -> _Run:
     summary_path, results = run_dir / "summary.json", run_dir / RESULTS
     if not summary_path.is_file() or not results.is_file():
         raise EvalrunError(f"{run_dir}: not a run folder (it needs summary.json and {RESULTS})")
-    summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    scan = pl.scan_parquet(results)
-    # results of release 0.1 have no condition column; a design without conditions leaves it null
-    conditioned = "condition" in scan.collect_schema().names() and bool(
-        scan.select(pl.col("condition").is_not_null().any()).collect().item())
-    items = item_labels(scan, ["model", "condition", "variant"] if conditioned else ["model", "variant"])
+    try:
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+        meta, stats = _mapping(summary, "run"), _mapping(summary, "statistics")
+        # every field the comparison reads, read once here: a hand-edited summary fails naming its file
+        (meta["name"], meta["run_id"], meta["started"], meta["has_gold"], sorted(meta["labels"]),
+         [(m["name"], m["model"]) for m in meta["models"]],
+         [(e["model"], e.get("condition"), e["variant"]) for e in stats["variants"]],
+         [(p["model"], p.get("condition"), p["a"], p["b"]) for p in stats["pairs"]])
+    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise EvalrunError(f"{summary_path}: cannot read it: {exc}") from None
+    except KeyError as exc:
+        raise EvalrunError(f"{summary_path}: not a run's summary: no {exc.args[0]!r} key") from None
+    except (TypeError, AttributeError) as exc:  # a field of another type: a number where a mapping belongs
+        raise EvalrunError(f"{summary_path}: not a run's summary: {' '.join(str(exc).split())}") from None
+    try:
+        scan = pl.scan_parquet(results)
+        # results of release 0.1 have no condition column; a design without conditions leaves it null
+        conditioned = "condition" in scan.collect_schema().names() and bool(
+            scan.select(pl.col("condition").is_not_null().any()).collect().item())
+        items = item_labels(scan, ["model", "condition", "variant"] if conditioned else ["model", "variant"])
+    except pl.exceptions.PolarsError as exc:
+        raise EvalrunError(f"{results}: cannot read it: {' '.join(str(exc).split())[:300]}") from None
     if not conditioned:
         items = items.with_columns(pl.lit(None, dtype=pl.String).alias("condition"))
-    return _Run(run_dir, summary["run"], summary["statistics"], items)
+    return _Run(run_dir, meta, stats, items)
 
 
 def _check_same_spec(base: _Run, other: _Run) -> None:
@@ -281,6 +306,11 @@ def compare_runs(run_dirs: Sequence[Path], out: Path) -> Path:
              f"unparsed, and counts as wrong for accuracy). Differences are this run minus the baseline "
              f"(percentage points for shares) with 95% percentile intervals from a paired bootstrap over items "
              f"({RESAMPLES} resamples, seed {SEED}): each resample draws the same items for both runs.", ""]
+    # `out`, or a folder it would be created in, is a file
+    blocker = next((p for p in [out, *out.parents] if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise EvalrunError(f"{blocker}: is a file, not a folder (the comparison writes {REPORT} and figures/ "
+                           f"into {out})")
     out.mkdir(parents=True, exist_ok=True)
     with Painter(out) as painter:
         for index, other in enumerate(runs[1:], start=1):

@@ -14,6 +14,11 @@ each result under a key made of:
 
 Entries live in `$EVALRUN_HOME/cache/reports/<key>/`; the KEEP most recently used are kept. The memo
 is best effort: an entry that cannot be read or written is computed instead, never an error.
+
+An entry's content is fixed by its key, so the only valid content is exactly what was saved: each file
+holds its body with a SHA-256 of it (and figures.json that of every PNG), and an entry whose digests do not
+match (edited, truncated, of another shape) is dropped and computed again before any of it reaches a
+report. This checks every field at once, where a check of the shape would repeat summary.schema.json.
 """
 
 from __future__ import annotations
@@ -92,47 +97,82 @@ def _entry(key: str) -> Path:
 
 
 def _used(folder: Path) -> None:
-    os.utime(folder)  # most recently used, so pruning keeps it
+    try:
+        os.utime(folder)  # most recently used, so pruning keeps it
+    except OSError:  # a read-only memo still answers; it is pruned by age alone
+        return
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _write_sealed(path: Path, body: object) -> None:
+    path.write_text(json.dumps({"sha256": _sha(json.dumps(body).encode()), "body": body}), encoding="utf-8")
+
+
+def _read_sealed(path: Path) -> Any:
+    """The body of an entry file, checked against its digest (a body written by json.dumps dumps back the same)."""
+    sealed = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(sealed, dict) or sealed.keys() != {"sha256", "body"} \
+            or sealed["sha256"] != _sha(json.dumps(sealed["body"]).encode()):
+        raise ValueError(f"{path}: not what was saved")
+    return sealed["body"]
+
+
+def _drop(folder: Path) -> None:
+    """Remove an entry that failed its check, so the computed result can be saved in its place."""
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def load_statistics(key: str) -> dict[str, Any] | None:
     folder = _entry(key)
-    try:
-        statistics = json.loads((folder / STATISTICS).read_text(encoding="utf-8"))
-        _used(folder)
-    except (OSError, ValueError):
+    if not (folder / STATISTICS).is_file():
         return None
-    return statistics if isinstance(statistics, dict) else None
+    try:
+        statistics = _read_sealed(folder / STATISTICS)
+    except (OSError, ValueError):  # unreadable, not JSON, or not what was saved
+        _drop(folder)
+        return None
+    _used(folder)
+    return statistics
 
 
 def save_statistics(key: str, statistics: dict[str, Any]) -> None:
-    _save(key, lambda folder: (folder / STATISTICS).write_text(json.dumps(statistics), encoding="utf-8"))
+    _save(key, lambda folder: _write_sealed(folder / STATISTICS, statistics))
 
 
 def restore_figures(key: str, run_dir: Path) -> list[Figure] | None:
     """The memo's figures copied into the run folder, or None (nothing copied) if it has none for `key`."""
     folder = _entry(key)
-    try:
-        figures = [Figure(Path(f["path"]), f["title"], f["alt"], f["section"])
-                   for f in json.loads((folder / FIGURES).read_text(encoding="utf-8"))]
-        sources = [(folder / fig.path.name, run_dir / fig.path) for fig in figures]
-        if not all(source.is_file() for source, _ in sources):
-            return None
-        for source, target in sources:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, target)
-        _used(folder)
-    except (OSError, ValueError, KeyError, TypeError):
+    if not (folder / FIGURES).is_file():
         return None
+    try:
+        records = _read_sealed(folder / FIGURES)
+        figures = [Figure(Path(r["path"]), r["title"], r["alt"], r["section"]) for r in records]
+        pngs = [(folder / fig.path.name).read_bytes() for fig in figures]
+        if [_sha(png) for png in pngs] != [r["sha256"] for r in records]:
+            raise ValueError(f"{folder}: a figure is not what was saved")
+    except (OSError, ValueError, KeyError, TypeError):  # unreadable, not JSON, a PNG missing, not what was saved
+        _drop(folder)
+        return None
+    for fig, png in zip(figures, pngs, strict=True):
+        target = run_dir / fig.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(png)
+    _used(folder)
     return figures
 
 
 def save_figures(key: str, run_dir: Path, figures: list[Figure]) -> None:
     def write(folder: Path) -> None:
+        records = []
         for fig in figures:
-            shutil.copyfile(run_dir / fig.path, folder / fig.path.name)
-        (folder / FIGURES).write_text(json.dumps([{"path": fig.path.as_posix(), "title": fig.title, "alt": fig.alt,
-                                                   "section": fig.section} for fig in figures]), encoding="utf-8")
+            png = (run_dir / fig.path).read_bytes()
+            (folder / fig.path.name).write_bytes(png)
+            records.append({"path": fig.path.as_posix(), "title": fig.title, "alt": fig.alt, "section": fig.section,
+                            "sha256": _sha(png)})
+        _write_sealed(folder / FIGURES, records)
 
     _save(key, write)
 

@@ -4,7 +4,7 @@ traceback. Each trap is refused before it allocates, so each test is quick and s
 
 from __future__ import annotations
 
-import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -16,13 +16,20 @@ from evalrun.prompts import render
 
 LIMIT = f"{prompts.MAX_PROMPT_CHARS:,}"
 TOO_BIG = f"more than {LIMIT} characters, the most a prompt may hold"
+# Computed, the big traps below would build 100 MB or (far) more; refused, a render allocates no more than its
+# work budget (MAX_WORK_CHARS one-byte characters, 50 MB) and a little besides.
+MOST_ALLOCATED = prompts.MAX_WORK_CHARS + 16 * 2**20
 
 
 def _refused(source: str, context: dict[str, object] | None = None) -> str:
-    started = time.monotonic()
-    with pytest.raises(TemplateError) as info:
-        render(source, context or {})
-    assert time.monotonic() - started < 5  # refused, not computed
+    tracemalloc.start()
+    try:
+        with pytest.raises(TemplateError) as info:
+            render(source, context or {})
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < MOST_ALLOCATED  # refused, not computed
     return str(info.value)
 
 

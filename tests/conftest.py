@@ -75,8 +75,8 @@ class SpecWriter:
     - ``extra``: any other top-level key (``params``, ``prompts``, ``budget``, ...), written after ``models``.
     - ``text``: a YAML snippet appended verbatim, for what a mapping cannot say (e.g. a broken spec).
 
-    The YAML is written block style by PyYAML, so a test that locates a problem by line searches
-    the written text rather than counting lines by hand.
+    The YAML is written block style by PyYAML, so a test that checks where a problem is located
+    finds the place with ``where()`` rather than counting lines by hand.
     """
 
     def __call__(self, folder: Path, *, name: str = "t", labels: Sequence[str] = ("a", "b"),
@@ -111,6 +111,14 @@ class SpecWriter:
         path.write_text(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True, width=1000) + text,
                         encoding="utf-8")
         return path
+
+    @staticmethod
+    def where(spec: Path, text: str) -> str:
+        """`line:col` of the first occurrence of `text` in a spec: where its problem should be located."""
+        for number, line in enumerate(spec.read_text(encoding="utf-8").splitlines(), 1):
+            if text in line:
+                return f"{number}:{line.index(text) + 1}"
+        raise AssertionError(f"{text!r} is not in {spec}")
 
     @staticmethod
     def model(base: str, name: str = "loop", model: str = "openai/loop", **fields: Any) -> dict[str, Any]:

@@ -71,7 +71,8 @@ class SpecWriter:
       ``items.jsonl`` beside the spec, or inline (``dataset: {items: [...]}``) with ``inline=True``.
     - ``dataset``: extra keys of ``dataset:`` (``gold``, ``id``), or a whole mapping with its own ``path``.
     - ``variants``: name -> prompt, or name -> a full variant mapping; a bare prompt gets ``extract``.
-    - ``labels``, ``extract`` (the reader a bare prompt gets), ``models`` (mappings, e.g. from ``model()``).
+    - ``labels``, ``extract`` (the reader a bare prompt gets), ``models`` (model strings, or mappings
+      such as ``model()`` makes).
     - ``extra``: any other top-level key (``params``, ``prompts``, ``budget``, ...), written after ``models``.
     - ``text``: a YAML snippet appended verbatim, for what a mapping cannot say (e.g. a broken spec).
 
@@ -84,7 +85,7 @@ class SpecWriter:
                  extract: Mapping[str, Any] = CHOICE,
                  items: Sequence[str | Mapping[str, Any]] = ("i1", "i2"), inline: bool = False,
                  dataset: Mapping[str, Any] | None = None,
-                 models: Sequence[Mapping[str, Any]] = (), filename: str = "spec.yaml",
+                 models: Sequence[str | Mapping[str, Any]] = (), filename: str = "spec.yaml",
                  text: str = "", **extra: Any) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         rows = [{"id": row} if isinstance(row, str) else dict(row) for row in items]
@@ -105,7 +106,7 @@ class SpecWriter:
                          for v, p in variants.items()},
         }
         if models:
-            spec["models"] = [dict(m) for m in models]
+            spec["models"] = [m if isinstance(m, str) else dict(m) for m in models]
         spec.update(extra)
         path = folder / filename
         path.write_text(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True, width=1000) + text,

@@ -78,6 +78,7 @@ COLUMNS = ["job_id", "key", "item_id", "variant", "model", "prompt", "response",
            "gold", "error_class", "error_message", "attempts", "prompt_tokens", "completion_tokens", "messages"]
 
 
+@pytest.mark.slow
 def test_batches_give_the_rows_of_the_one_request_path_at_half_price(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                      evalrun_home: Path,
                                                                      write_spec: SpecWriter) -> None:
@@ -154,6 +155,7 @@ def collected(home: Path) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_a_killed_run_polls_its_batches_again_and_submits_nothing_twice(
         tmp_path: Path, evalrun_home: Path, write_spec: SpecWriter) -> None:
     # the first batch ends at its second look, the others not before the run is killed
@@ -183,6 +185,7 @@ def input_files(server: LoopbackServer) -> list[str]:
     return [f for f, content in server.files.items() if b'"custom_id"' in content and b'"method"' in content]
 
 
+@pytest.mark.slow
 def test_a_batch_created_without_word_of_it_is_found_not_created_again(tmp_path: Path, write_spec: SpecWriter) -> None:
     # the first creation reaches the provider but its answer is lost; the second fails before creating
     with LoopbackServer(default_reply=reply, batch_create_faults=["lost", "500"]) as server:
@@ -217,6 +220,7 @@ def test_polling_outlasts_failed_looks(tmp_path: Path, write_spec: SpecWriter) -
     assert run.summary["totals"]["answered"] == 20
 
 
+@pytest.mark.slow
 def test_ctrl_c_leaves_the_batches_running_and_says_how_to_collect_them(
         tmp_path: Path, evalrun_home: Path, write_spec: SpecWriter, api_key: ApiKey) -> None:
     with LoopbackServer(default_reply=reply, batch_polls=10**6) as server:
@@ -325,6 +329,7 @@ def test_a_bad_batch_setting_is_one_line_before_anything_is_sent(tmp_path: Path,
     assert f"{POLL_ENV} must be a number of seconds more than 0, not 'soon'" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_a_second_stage_with_nothing_for_one_model_leaves_it_out(tmp_path: Path, write_spec: SpecWriter) -> None:
     # the judge (loop) reads both models' answers; the second model has no request of its own to batch
     with LoopbackServer(default_reply=reply) as server:

@@ -99,7 +99,9 @@ def library_copy(tmp_path_factory: pytest.TempPathFactory, server: LoopbackServe
     return root
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=lambda p: p.stem)
+# gender.yaml's judge is the embedded model: its run takes minutes, the others seconds
+@pytest.mark.parametrize("spec", [pytest.param(p, marks=pytest.mark.slow) if p.stem == "gender" else p for p in SPECS],
+                         ids=lambda p: p.stem)
 def test_spec_runs_with_limit_2(spec: Path, library_copy: Path, tmp_path: Path) -> None:
     run = evalrun.run(library_copy / spec.name, limit=2, out=tmp_path / "reports", retries=0, figures=False,
                       warn=lambda message: pytest.fail(f"unexpected warning: {message}"))

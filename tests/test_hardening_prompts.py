@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import tracemalloc
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from jinja2 import TemplateError
@@ -13,6 +14,9 @@ from jinja2 import TemplateError
 from evalrun import prompts
 from evalrun.cli import main
 from evalrun.prompts import render
+
+if TYPE_CHECKING:
+    from conftest import SpecWriter
 
 LIMIT = f"{prompts.MAX_PROMPT_CHARS:,}"
 TOO_BIG = f"more than {LIMIT} characters, the most a prompt may hold"
@@ -163,24 +167,17 @@ def test_urlize_is_not_available() -> None:
 
 
 def test_a_run_stops_at_a_huge_prompt_with_one_located_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                           capsys: pytest.CaptureFixture[str]) -> None:
-    (tmp_path / "spec.yaml").write_text("""\
-name: trap
-dataset: {items: [{id: t1, text: hi}]}
-labels: [pos, neg]
-variants:
-  a:
-    prompt: "{{ text * 10**8 }}"
-    extract: {type: choice, choices: {pos: [], neg: []}}
-  b:
-    prompt: "{% for i in range(10**9) %}{% endfor %}"
-    extract: {type: choice, choices: {pos: [], neg: []}}
-models: [{model: openai/test, api_base: "http://127.0.0.1:9/v1"}]
-""", encoding="utf-8")
+                                                           capsys: pytest.CaptureFixture[str],
+                                                           write_spec: SpecWriter) -> None:
+    spec = write_spec(tmp_path, name="trap", inline=True, items=[{"id": "t1", "text": "hi"}], labels=["pos", "neg"],
+                      variants={"a": "{{ text * 10**8 }}", "b": "{% for i in range(10**9) %}{% endfor %}"},
+                      extract={"type": "choice", "choices": {"pos": [], "neg": []}},
+                      models=[{"model": "openai/test", "api_base": "http://127.0.0.1:9/v1"}])
+    prompt_line = write_spec.where(spec, "{{ text * 10**8 }}").split(":")[0]
     monkeypatch.chdir(tmp_path)
     assert main(["run", "spec.yaml", "--out", str(tmp_path / "reports")]) == 2
     out, err = capsys.readouterr()
     assert "Traceback" not in out + err
     # the rest of the line (which variant, which item) is the caller's; the cause is the template's
-    assert any(line.startswith("spec.yaml:6:") and line.endswith(f"`*` would build {TOO_BIG}")
+    assert any(line.startswith(f"spec.yaml:{prompt_line}:") and line.endswith(f"`*` would build {TOO_BIG}")
                for line in err.splitlines()), err

@@ -6,7 +6,11 @@
   two-label spec by default; a test passes the parts it varies (variants, labels, items, models,
   extract, any other top-level key).
 - `loopback(...)` starts a scripted OpenAI-compatible server (tests/loopback_server.py) that stops
-  when the test ends; rules script replies and faults, `on_request` any other behaviour.
+  when the test ends; rules script replies and faults, `on_request` any other behaviour. (A
+  module-scoped fixture, which cannot use a test's fixture, uses ``with LoopbackServer(...)``.)
+
+A test needing these names for type hints imports them under ``if TYPE_CHECKING:`` from conftest;
+at run time it gets them only as fixtures.
 
 Tests marked `slow` (registered in pyproject.toml) take seconds each; `pytest -m "not slow"` skips them.
 """

@@ -6,7 +6,10 @@ for benchmarks it runs in the foreground as a subprocess::
     python tests/loopback_server.py --latency 0.05 --port 0 --reply ok   # prints "PORT <n>"
 
 Rules script replies and faults (429, 500, hang, drop, malformed) by substring of the request's
-message contents, so client retry/timeout handling can be tested over real HTTP.
+message contents, so client retry/timeout handling can be tested over real HTTP; `on_request`
+runs on each chat request as it arrives, for behaviour rules cannot script. The server records
+each request (`requests`), its arrival time (`arrived`) and the most requests it held at once per
+model (`peak_in_flight`). In tests, start it with conftest's `loopback` fixture.
 
 It also serves OpenAI's files and batches endpoints (`POST /v1/files`, `POST /v1/batches`,
 `GET /v1/batches/{id}`, `GET /v1/files/{id}/content`). A batch stays `in_progress` for
@@ -96,6 +99,7 @@ class LoopbackServer:
         batch_polls: int | Sequence[int] = 1,
         batch_create_faults: Sequence[Literal["lost", "500"]] = (),
         batch_retrieve_faults: int = 0,
+        on_request: Callable[[dict], None] | None = None,
     ) -> None:
         self.rules: list[Rule] = list(rules)
         self.default_reply = default_reply
@@ -106,6 +110,17 @@ class LoopbackServer:
         # Benchmarks switch this off so a long run does not accumulate every body.
         self.record_requests = True
         self._requests_lock = threading.Lock()
+        # The hook for behaviour rules cannot script (killing a process, say): called with each chat
+        # request's body as it arrives, on the server's loop, before any rule applies.
+        self.on_request = on_request
+        # (time.monotonic(), message text) of each recorded request, in arrival order: Retry-After
+        # and pacing are checked against these.
+        self.arrived: list[tuple[float, str]] = []
+        # The most chat requests held at once, per request `model` field; a concurrency limit shows here.
+        self.peak_in_flight: dict[str, int] = {}
+        self._in_flight: dict[str, int] = {}
+        # Hanging requests stop() cancelled: it cancels them rather than waiting for them.
+        self.hangs_cancelled = 0
         # Matches per rule index, to apply `times`; only touched on the server loop.
         self._matches: dict[int, int] = {}
         self._hangs: set[asyncio.Task[Any]] = set()
@@ -236,6 +251,7 @@ class LoopbackServer:
         # Hangs would otherwise hold graceful shutdown for SHUTDOWN_TIMEOUT.
         for task in list(self._hangs):
             task.cancel()
+            self.hangs_cancelled += 1
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -267,16 +283,29 @@ class LoopbackServer:
             return web.json_response(
                 _error_body("request body must be a JSON object", "invalid_request_error", None), status=400
             )
+        text = message_text(body)
         if self.record_requests:
             with self._requests_lock:
                 self.requests.append(body)
+                self.arrived.append((time.monotonic(), text))
+        if self.on_request is not None:
+            self.on_request(body)
+        # every handler runs on the server's one event loop: no lock needed around the counts
+        model = str(body.get("model"))
+        self._in_flight[model] = self._in_flight.get(model, 0) + 1
+        self.peak_in_flight[model] = max(self.peak_in_flight.get(model, 0), self._in_flight[model])
+        try:
+            return await self._answer(request, body, text)
+        finally:
+            self._in_flight[model] -= 1
+
+    async def _answer(self, request: web.Request, body: dict[str, Any], text: str) -> web.StreamResponse:
         if body.get("stream"):
             return web.json_response(
                 _error_body("streaming is not supported by the loopback server", "invalid_request_error", None),
                 status=400,
             )
 
-        text = message_text(body)
         # Select before any await so `times` follows arrival order under concurrency.
         rule, faulty = self._select(text)
         fault = rule.fault if rule is not None and faulty else None

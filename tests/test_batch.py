@@ -13,10 +13,9 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import pytest
@@ -32,35 +31,16 @@ try:  # tests/ may or may not be a package, depending on how pytest was set up
 except ImportError:
     from loopback_server import LoopbackServer, Rule
 
-KEY_ENV = "EVALRUN_BATCH_KEY"
-KEY = "sk-batch-test-key-1234567890"
+if TYPE_CHECKING:
+    from conftest import ApiKey, SpecWriter
+
 ITEMS = [f"i{n:02d}" for n in range(10)]
-SPEC = """\
-    name: batched
-    dataset: {path: items.jsonl}
-    labels: [a, b]
-    variants:
-      one:
-        prompt: "ONE <{{ id }}>"
-        extract: {type: choice, choices: {a: [alpha], b: [beta]}}
-      two:
-        prompt: "TWO <{{ id }}>"
-        extract: {type: choice, choices: {a: [alpha], b: [beta]}}
-    SECOND_STAGE
-    models:
-      # a model name no other test uses: litellm keeps registered prices for the whole process
-      - {model: openai/batch-loop, name: loop, api_base: 'BASE', api_key_env: KEYENV, timeout: 5,
-         price: {input: PRICE_IN, output: 2}}
-    params: {temperature: 0, seed: 1, max_tokens: MAX_TOKENS}
-    """
 # a judge reads every TWO answer and a follow-up follows it: 20 first requests, then 20 more about them
-SECOND_STAGE = """\
-    readers:
-      judge: {type: judge, model: loop, question: "the letter of answer <{{ id }}>"}
-    followup:
-      prompt: "FOLLOW-UP: alpha or beta?"
-      extract: {type: choice, choices: {a: [alpha], b: [beta]}}
-"""
+SECOND_STAGE = {
+    "readers": {"judge": {"type": "judge", "model": "loop", "question": "the letter of answer <{{ id }}>"}},
+    "followup": {"prompt": "FOLLOW-UP: alpha or beta?",
+                 "extract": {"type": "choice", "choices": {"a": ["alpha"], "b": ["beta"]}}},
+}
 
 
 def reply(body: dict[str, Any]) -> str:
@@ -70,19 +50,20 @@ def reply(body: dict[str, Any]) -> str:
     return f"It reads as {letter}.\nLABEL: {'a' if letter == 'alpha' else 'b'}" if "BEGIN ANSWER" in text else letter
 
 
-def write_spec(folder: Path, base: str, second_stage: bool = True, price_in: float = 1.0,
-               max_tokens: int = 20) -> Path:
-    (folder / "items.jsonl").write_text("".join(json.dumps({"id": i}) + "\n" for i in ITEMS), encoding="utf-8")
-    text = textwrap.dedent(SPEC).replace("SECOND_STAGE\n", SECOND_STAGE if second_stage else "")
-    spec = folder / "spec.yaml"
-    spec.write_text(text.replace("BASE", base).replace("KEYENV", KEY_ENV).replace("PRICE_IN", f"{price_in:g}")
-                    .replace("MAX_TOKENS", str(max_tokens)), encoding="utf-8")
-    return spec
+def parts(write_spec: SpecWriter, base: str, second_stage: bool = True, price_in: float = 1.0,
+          max_tokens: int = 20, variant_two: dict[str, Any] | None = None,
+          models: tuple[dict[str, Any], ...] = ()) -> dict[str, Any]:
+    """conftest's write_spec's parts: conftest's two variants over ITEMS, one batched model (and `models`)."""
+    two = {"prompt": "TWO <{{ id }}>", "extract": {"type": "choice", "choices": {"a": ["alpha"], "b": ["beta"]}},
+           **(SECOND_STAGE if second_stage else {}), **(variant_two or {})}
+    # a model name no other test uses: litellm keeps registered prices for the whole process
+    loop = write_spec.model(base, model="openai/batch-loop", timeout=5, price={"input": price_in, "output": 2})
+    return {"name": "batched", "items": ITEMS, "variants": {"one": "ONE <{{ id }}>", "two": two},
+            "models": [loop, *models], "params": {"temperature": 0, "seed": 1, "max_tokens": max_tokens}}
 
 
 @pytest.fixture(autouse=True)
 def batch_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(KEY_ENV, KEY)
     monkeypatch.setenv(POLL_ENV, "0.02")
     monkeypatch.setenv(MAX_REQUESTS_ENV, "8")  # 20 requests a stage: batches of 8, 8 and 4
 
@@ -97,10 +78,12 @@ COLUMNS = ["job_id", "key", "item_id", "variant", "model", "prompt", "response",
            "gold", "error_class", "error_message", "attempts", "prompt_tokens", "completion_tokens", "messages"]
 
 
+@pytest.mark.slow
 def test_batches_give_the_rows_of_the_one_request_path_at_half_price(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                     evalrun_home: Path) -> None:
+                                                                     evalrun_home: Path,
+                                                                     write_spec: SpecWriter) -> None:
     with LoopbackServer(default_reply=reply, batch_polls=3) as server:
-        spec = write_spec(tmp_path, server.base_url)
+        spec = write_spec(tmp_path, **parts(write_spec, server.base_url))
         usual = evalrun.run(spec, out=tmp_path / "usual", retries=0)
         assert len(server.requests) == 40 and not server.batches
 
@@ -172,10 +155,12 @@ def collected(home: Path) -> int:
         return 0
 
 
-def test_a_killed_run_polls_its_batches_again_and_submits_nothing_twice(tmp_path: Path, evalrun_home: Path) -> None:
+@pytest.mark.slow
+def test_a_killed_run_polls_its_batches_again_and_submits_nothing_twice(
+        tmp_path: Path, evalrun_home: Path, write_spec: SpecWriter) -> None:
     # the first batch ends at its second look, the others not before the run is killed
     with LoopbackServer(default_reply=reply, batch_polls=[2, 10**6]) as server:
-        spec = write_spec(tmp_path, server.base_url, second_stage=False)
+        spec = write_spec(tmp_path, **parts(write_spec, server.base_url, second_stage=False))
         proc = start_run(spec, tmp_path / "killed", evalrun_home)
         # the first batch's 8 answers are stored while the other two batches still run: as they come
         wait_for(proc, lambda: len(server.batches) == 3 and collected(evalrun_home) == 1)
@@ -200,10 +185,11 @@ def input_files(server: LoopbackServer) -> list[str]:
     return [f for f, content in server.files.items() if b'"custom_id"' in content and b'"method"' in content]
 
 
-def test_a_batch_created_without_word_of_it_is_found_not_created_again(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_a_batch_created_without_word_of_it_is_found_not_created_again(tmp_path: Path, write_spec: SpecWriter) -> None:
     # the first creation reaches the provider but its answer is lost; the second fails before creating
     with LoopbackServer(default_reply=reply, batch_create_faults=["lost", "500"]) as server:
-        spec = write_spec(tmp_path, server.base_url, second_stage=False)
+        spec = write_spec(tmp_path, **parts(write_spec, server.base_url, second_stage=False))
         first = evalrun.run(spec, out=tmp_path / "out", retries=0, batch=True)
         assert (first.summary["totals"]["answered"], first.summary["totals"]["failed"]) == (4, 16)
         failed = first.results.filter(pl.col("error_class").is_not_null())
@@ -217,26 +203,28 @@ def test_a_batch_created_without_word_of_it_is_found_not_created_again(tmp_path:
     assert (second.summary["totals"]["answered"], second.summary["totals"]["from_store"]) == (20, 4)
 
 
-def test_a_retried_creation_looks_for_the_batch_first(tmp_path: Path) -> None:
+def test_a_retried_creation_looks_for_the_batch_first(tmp_path: Path, write_spec: SpecWriter) -> None:
     with LoopbackServer(default_reply=reply, batch_create_faults=["lost"]) as server:
-        spec = write_spec(tmp_path, server.base_url, second_stage=False)
+        spec = write_spec(tmp_path, **parts(write_spec, server.base_url, second_stage=False))
         run = evalrun.run(spec, out=tmp_path / "out", retries=1, retry_delay=0, batch=True)
         assert len(server.batches) == 3 and len(server.batch_lines) == 20
     assert run.summary["totals"]["answered"] == 20
 
 
-def test_polling_outlasts_failed_looks(tmp_path: Path) -> None:
+def test_polling_outlasts_failed_looks(tmp_path: Path, write_spec: SpecWriter) -> None:
     # with no retries at all, a batch that cannot be read at a few polls is still read at a later one
     with LoopbackServer(default_reply=reply, batch_polls=2, batch_retrieve_faults=5) as server:
-        spec = write_spec(tmp_path, server.base_url, second_stage=False)
+        spec = write_spec(tmp_path, **parts(write_spec, server.base_url, second_stage=False))
         run = evalrun.run(spec, out=tmp_path / "out", retries=0, batch=True)
         assert server.batch_retrieve_faults == 0 and len(server.batches) == 3
     assert run.summary["totals"]["answered"] == 20
 
 
-def test_ctrl_c_leaves_the_batches_running_and_says_how_to_collect_them(tmp_path: Path, evalrun_home: Path) -> None:
+@pytest.mark.slow
+def test_ctrl_c_leaves_the_batches_running_and_says_how_to_collect_them(
+        tmp_path: Path, evalrun_home: Path, write_spec: SpecWriter, api_key: ApiKey) -> None:
     with LoopbackServer(default_reply=reply, batch_polls=10**6) as server:
-        spec = write_spec(tmp_path, server.base_url, second_stage=False)
+        spec = write_spec(tmp_path, **parts(write_spec, server.base_url, second_stage=False))
         proc = start_run(spec, tmp_path / "out", evalrun_home)
         wait_for(proc, lambda: len(server.batches) == 3)
         time.sleep(0.2)  # polling
@@ -245,15 +233,16 @@ def test_ctrl_c_leaves_the_batches_running_and_says_how_to_collect_them(tmp_path
     assert proc.returncode == 130, err
     assert "Traceback" not in err and out == ""
     assert "3 batch(es) left running at the provider" in err and "again with --batch" in err
-    assert KEY not in err
+    assert api_key.secret not in err
 
 
 def test_error_and_expired_lines_are_failures_asked_again_next_time(tmp_path: Path, evalrun_home: Path,
-                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+                                                                    capsys: pytest.CaptureFixture[str],
+                                                                    write_spec: SpecWriter) -> None:
     rules = [Rule("ONE <i03>", fault="500", times=1), Rule("TWO <i04>", fault="hang", times=1),
              Rule("ONE <i09>", fault="malformed", times=1)]
     with LoopbackServer(default_reply=reply, rules=rules) as server:
-        spec = write_spec(tmp_path, server.base_url, second_stage=False)
+        spec = write_spec(tmp_path, **parts(write_spec, server.base_url, second_stage=False))
         first = evalrun.run(spec, out=tmp_path / "out", retries=0, batch=True)
         results = first.results.filter(pl.col("error_class").is_not_null())
         assert sorted(zip(results["job_id"], results["error_class"], strict=True)) == [
@@ -271,11 +260,11 @@ def test_error_and_expired_lines_are_failures_asked_again_next_time(tmp_path: Pa
 
 
 def test_a_model_without_a_batch_api_runs_the_usual_way_beside_batched_ones(tmp_path: Path,
-                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+                                                                          capsys: pytest.CaptureFixture[str],
+                                                                          write_spec: SpecWriter) -> None:
     with LoopbackServer(default_reply=reply) as server:
-        spec = write_spec(tmp_path, server.base_url, second_stage=False)
-        vllm = f"  - {{model: hosted_vllm/loop, name: vllm, api_base: '{server.base_url}', timeout: 5}}\nparams:"
-        spec.write_text(spec.read_text(encoding="utf-8").replace("params:", vllm), encoding="utf-8")
+        vllm = {"model": "hosted_vllm/loop", "name": "vllm", "api_base": server.base_url, "timeout": 5}
+        spec = write_spec(tmp_path, **parts(write_spec, server.base_url, second_stage=False, models=(vllm,)))
         code = main(["run", str(spec), "--out", str(tmp_path / "out"), "--batch", "--retries", "0"])
         assert code == 0
         assert len(server.requests) == 20 and len(server.batch_lines) == 20
@@ -286,10 +275,11 @@ def test_a_model_without_a_batch_api_runs_the_usual_way_beside_batched_ones(tmp_
             "hosted_vllm; its requests are sent one by one, at the usual price") in err
 
 
-def test_the_budget_submits_only_what_its_estimate_allows(tmp_path: Path) -> None:
+def test_the_budget_submits_only_what_its_estimate_allows(tmp_path: Path, write_spec: SpecWriter) -> None:
     # no input price, 1,000 tokens of answer at 2 USD per million, halved: at most 0.001 USD a request
     with LoopbackServer(default_reply=reply) as server:
-        spec = write_spec(tmp_path, server.base_url, second_stage=False, price_in=0, max_tokens=1000)
+        spec = write_spec(tmp_path, **parts(write_spec, server.base_url, second_stage=False, price_in=0,
+                                            max_tokens=1000))
         run = evalrun.run(spec, out=tmp_path / "out", retries=0, batch=True, max_cost=0.0055)
         assert len(server.batch_lines) == 5
     failed = run.results.filter(pl.col("error_class").is_not_null())
@@ -328,28 +318,24 @@ def test_migration_004_is_appended_to_a_store_written_before_it(tmp_path: Path) 
 
 
 def test_a_bad_batch_setting_is_one_line_before_anything_is_sent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+                                                                 capsys: pytest.CaptureFixture[str],
+                                                                 write_spec: SpecWriter) -> None:
     monkeypatch.setenv(POLL_ENV, "soon")
     with LoopbackServer(default_reply=reply) as server:
-        spec = write_spec(tmp_path, server.base_url, second_stage=False)
+        spec = write_spec(tmp_path, **parts(write_spec, server.base_url, second_stage=False))
         assert main(["run", str(spec), "--out", str(tmp_path / "out"), "--batch"]) == 2
         assert not server.files and not server.requests
     err = capsys.readouterr().err
     assert f"{POLL_ENV} must be a number of seconds more than 0, not 'soon'" in err and "Traceback" not in err
 
 
-def test_a_second_stage_with_nothing_for_one_model_leaves_it_out(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_a_second_stage_with_nothing_for_one_model_leaves_it_out(tmp_path: Path, write_spec: SpecWriter) -> None:
     # the judge (loop) reads both models' answers; the second model has no request of its own to batch
     with LoopbackServer(default_reply=reply) as server:
-        spec = write_spec(tmp_path, server.base_url, second_stage=False)
-        text = spec.read_text(encoding="utf-8").replace('''    extract: {type: choice, choices: {a: [alpha], b: [beta]}}
-models:''', '''    extract: {type: choice, choices: {a: [alpha], b: [beta]}}
-    readers:
-      judge: {type: judge, model: loop, question: "the letter of answer <{{ id }}>"}
-models:''')
-        assert "readers" in text
-        other = f"  - {{model: openai/other, name: other, api_base: '{server.base_url}', api_key_env: {KEY_ENV}}}"
-        spec.write_text(text.replace("params:", f"{other}\nparams:"), encoding="utf-8")
+        other = write_spec.model(server.base_url, name="other", model="openai/other")
+        spec = write_spec(tmp_path, **parts(write_spec, server.base_url, second_stage=False, models=(other,),
+                                            variant_two={"readers": SECOND_STAGE["readers"]}))
         run = evalrun.run(spec, out=tmp_path / "out", retries=0, batch=True)
         # both models answer alike, so the judge is asked 10 distinct requests for 20 answers: each once
         assert len(server.batch_lines) == 40 + 10 and not server.requests

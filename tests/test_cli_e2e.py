@@ -10,12 +10,11 @@ import json
 import socket
 import subprocess
 import sys
-import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import pytest
@@ -28,8 +27,9 @@ try:  # tests/ may or may not be a package, depending on how pytest was set up
 except ImportError:
     from loopback_server import LoopbackServer, Rule
 
-KEY_ENV = "EVALRUN_E2E_KEY"
-SECRET = "sk-e2e-Zq7Wc4NTHISMUSTNEVERLEAK91"
+if TYPE_CHECKING:
+    from conftest import ApiKey, SpecWriter
+
 MISSING_ENV = "EVALRUN_E2E_MISSING_KEY"
 
 FEMALE_STORY = "She opened her door and smiled at her sister."  # she, her, her, sister: female 4, male 0
@@ -69,48 +69,27 @@ def _rules() -> list[Rule]:
     return rules
 
 
-def _model_entry(base_url: str, name: str = "scripted", key_env: str = KEY_ENV) -> str:
-    return textwrap.dedent(f"""\
-          - model: openai/scripted
-            name: {name}
-            api_base: {base_url}
-            api_key_env: {key_env}
-            concurrency: 4
-            timeout: 10
-        """)
+def _model_entry(write_spec: SpecWriter, base_url: str, name: str = "scripted", **fields: str) -> dict[str, Any]:
+    return write_spec.model(base_url, name=name, model="openai/scripted", concurrency=4, timeout=10, **fields)
 
 
-def _spec_text(models: str) -> str:
-    return textwrap.dedent("""\
-        name: e2e
-        description: Direct vs story, scripted.
-        dataset:
-          path: items.jsonl
-          id: id
-          gold: gender
-        labels: [female, male]
-        variants:
-          direct:
-            prompt: "DIRECT <{{ id }}> Who wrote this: {{ text }}"
-            extract:
-              type: choice
-              choices: {female: [woman], male: [man]}
-          story:
-            system: "You write very short stories."
-            prompt: "STORY <{{ id }}> A story about the author of: {{ text }}"
-            extract: {type: pronouns}
-        params: {temperature: 0, max_tokens: 30, seed: 11}
-        models:
-        """) + models
-
-
-def _write_case(tmp_path: Path, models: str) -> Path:
-    lines = [json.dumps({"id": item, "text": f"text number {n}", "gender": gold})
-             for n, (item, (_, _, gold)) in enumerate(DESIGN.items(), start=1)]
-    (tmp_path / "items.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(_spec_text(models), encoding="utf-8")
-    return spec
+# conftest's write_spec's parts for this file's spec: direct vs story over DESIGN's items, with gold labels
+CASE: dict[str, Any] = {
+    "name": "e2e",
+    "description": "Direct vs story, scripted.",
+    "items": [{"id": item, "text": f"text number {n}", "gender": gold}
+              for n, (item, (_, _, gold)) in enumerate(DESIGN.items(), start=1)],
+    "dataset": {"id": "id", "gold": "gender"},
+    "labels": ["female", "male"],
+    "variants": {
+        "direct": {"prompt": "DIRECT <{{ id }}> Who wrote this: {{ text }}",
+                   "extract": {"type": "choice", "choices": {"female": ["woman"], "male": ["man"]}}},
+        "story": {"system": "You write very short stories.",
+                  "prompt": "STORY <{{ id }}> A story about the author of: {{ text }}",
+                  "extract": {"type": "pronouns"}},
+    },
+    "params": {"temperature": 0, "max_tokens": 30, "seed": 11},
+}
 
 
 @dataclass
@@ -132,13 +111,12 @@ def _run(capsys: pytest.CaptureFixture[str], *args: str) -> Run:
 
 
 @pytest.fixture
-def server() -> Iterator[LoopbackServer]:
-    with LoopbackServer(_rules(), default_reply="no rule matched") as s:
-        yield s
+def server(loopback: Callable[..., LoopbackServer]) -> LoopbackServer:
+    return loopback(_rules(), default_reply="no rule matched")
 
 
-def _assert_no_secret(run_dir: Path, home: Path, *texts: str) -> None:
-    needle = SECRET.encode()
+def _assert_no_secret(secret: str, run_dir: Path, home: Path, *texts: str) -> None:
+    needle = secret.encode()
     files = [f for f in (*run_dir.rglob("*"), *home.iterdir()) if f.is_file()]
     assert any(f.name.startswith("store.sqlite") for f in files)
     for file in files:
@@ -146,15 +124,15 @@ def _assert_no_secret(run_dir: Path, home: Path, *texts: str) -> None:
     # results.parquet is compressed: search its decoded cells too
     frame = pl.read_parquet(run_dir / "results.parquet")
     for column in frame.columns:
-        assert not any(SECRET in str(v) for v in frame[column].to_list()), column
+        assert not any(secret in str(v) for v in frame[column].to_list()), column
     for text in texts:
-        assert SECRET not in text
+        assert secret not in text
 
 
 def test_run_report_rerun_and_rerender(tmp_path: Path, server: LoopbackServer, capsys: pytest.CaptureFixture[str],
-                                       monkeypatch: pytest.MonkeyPatch, evalrun_home: Path) -> None:
-    monkeypatch.setenv(KEY_ENV, SECRET)
-    spec = _write_case(tmp_path, _model_entry(server.base_url))
+                                       monkeypatch: pytest.MonkeyPatch, evalrun_home: Path, write_spec: SpecWriter,
+                                       api_key: ApiKey) -> None:
+    spec = write_spec(tmp_path, models=[_model_entry(write_spec, server.base_url)], **CASE)
     out = tmp_path / "reports"
 
     first = _run(capsys, str(spec), "--out", str(out))
@@ -260,22 +238,21 @@ def test_run_report_rerun_and_rerender(tmp_path: Path, server: LoopbackServer, c
     assert rerendered.path.read_text(encoding="utf-8") == before
     assert len(server.requests) == 22
 
-    _assert_no_secret(run_dir, evalrun_home, first.out, first.err, second.out, second.err, first_report)
-    _assert_no_secret(run_dir2, evalrun_home)
+    _assert_no_secret(api_key.secret, run_dir, evalrun_home, first.out, first.err, second.out, second.err, first_report)
+    _assert_no_secret(api_key.secret, run_dir2, evalrun_home)
 
 
 def test_two_runs_in_one_second_keep_both_reports(tmp_path: Path, server: LoopbackServer,
                                                   capsys: pytest.CaptureFixture[str],
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+                                                  monkeypatch: pytest.MonkeyPatch, write_spec: SpecWriter) -> None:
     # The run id is a timestamp to the second: a rerun within that second must not overwrite the first report
-    monkeypatch.setenv(KEY_ENV, SECRET)
     real_strftime = time.strftime
 
     def frozen(fmt: str, *args: Any) -> str:
         return "20240101-000000" if fmt == "%Y%m%d-%H%M%S" else real_strftime(fmt, *args)
 
     monkeypatch.setattr(time, "strftime", frozen)
-    spec = _write_case(tmp_path, _model_entry(server.base_url))
+    spec = write_spec(tmp_path, models=[_model_entry(write_spec, server.base_url)], **CASE)
     first = _run(capsys, str(spec), "--out", str(tmp_path / "reports"))
     second = _run(capsys, str(spec), "--out", str(tmp_path / "reports"))
     assert first.code == second.code == 0
@@ -286,9 +263,9 @@ def test_two_runs_in_one_second_keep_both_reports(tmp_path: Path, server: Loopba
 
 def test_missing_key_env_fails_that_models_jobs(tmp_path: Path, server: LoopbackServer,
                                                capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-                                               evalrun_home: Path) -> None:
+                                               evalrun_home: Path, write_spec: SpecWriter) -> None:
     monkeypatch.delenv(MISSING_ENV, raising=False)
-    spec = _write_case(tmp_path, _model_entry(server.base_url, key_env=MISSING_ENV))
+    spec = write_spec(tmp_path, models=[_model_entry(write_spec, server.base_url, api_key_env=MISSING_ENV)], **CASE)
 
     run = _run(capsys, str(spec), "--out", str(tmp_path / "reports"))
     assert run.code == 1
@@ -306,13 +283,14 @@ def test_missing_key_env_fails_that_models_jobs(tmp_path: Path, server: Loopback
 
 
 def test_two_models_one_without_key(tmp_path: Path, server: LoopbackServer, capsys: pytest.CaptureFixture[str],
-                                    monkeypatch: pytest.MonkeyPatch, evalrun_home: Path) -> None:
+                                    monkeypatch: pytest.MonkeyPatch, evalrun_home: Path, write_spec: SpecWriter,
+                                    api_key: ApiKey) -> None:
     # Each model's jobs must run on that model's own stream, with its own key: the keyed model answers
     # its 22 jobs, the keyless one records 22 failures, and no job runs twice.
-    monkeypatch.setenv(KEY_ENV, SECRET)
     monkeypatch.delenv(MISSING_ENV, raising=False)
-    models = _model_entry(server.base_url) + _model_entry(server.base_url, name="nokey", key_env=MISSING_ENV)
-    spec = _write_case(tmp_path, models)
+    models = [_model_entry(write_spec, server.base_url),
+              _model_entry(write_spec, server.base_url, name="nokey", api_key_env=MISSING_ENV)]
+    spec = write_spec(tmp_path, models=models, **CASE)
 
     run = _run(capsys, str(spec), "--out", str(tmp_path / "reports"))
     assert run.code == 1  # 22 of 44 jobs failed, more than the default --max-errors 0.1
@@ -337,7 +315,7 @@ def test_two_models_one_without_key(tmp_path: Path, server: LoopbackServer, caps
     assert {v["errors"] for v in nokey} == {11}
     # errors are not answers: no label counts, not even unparsed
     assert all(sum(v["labels"].values()) == 0 for v in nokey)
-    _assert_no_secret(run.path.parent, evalrun_home, run.out, run.err, report)
+    _assert_no_secret(api_key.secret, run.path.parent, evalrun_home, run.out, run.err, report)
 
 
 # ---- report from stored results ------------------------------------------------------------------
@@ -425,10 +403,11 @@ def _line_col(text: str, needle: str) -> tuple[int, int]:
     raise AssertionError(f"{needle!r} not in text")
 
 
-def test_validate_unknown_key_points_at_its_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    spec = _write_case(tmp_path, "  - openai/whatever\n")
-    text = spec.read_text(encoding="utf-8").replace("params: {temperature", "paramz: {temperature")
-    text = text.replace("    system: \"You", "    sytem: \"You")
+def test_validate_unknown_key_points_at_its_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                 write_spec: SpecWriter) -> None:
+    spec = write_spec(tmp_path, models=["openai/whatever"], **CASE)
+    text = spec.read_text(encoding="utf-8").replace("\nparams:\n", "\nparamz:\n")
+    text = text.replace("    system: You", "    sytem: You")
     spec.write_text(text, encoding="utf-8")
     run = _run(capsys, "validate", str(spec))
     assert run.code == 2
@@ -439,30 +418,31 @@ def test_validate_unknown_key_points_at_its_line(tmp_path: Path, capsys: pytest.
     assert "1 invalid" in run.err
 
 
-def test_validate_template_variable_without_column(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    spec = _write_case(tmp_path, "  - openai/whatever\n")
+def test_validate_template_variable_without_column(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                   write_spec: SpecWriter) -> None:
+    spec = write_spec(tmp_path, models=["openai/whatever"], **CASE)
     text = spec.read_text(encoding="utf-8").replace("Who wrote this: {{ text }}", "Who wrote this: {{ txt }}")
     spec.write_text(text, encoding="utf-8")
     run = _run(capsys, "validate", str(spec))
     assert run.code == 2
-    line, col = _line_col(text, '"DIRECT <')
+    line, col = _line_col(text, "'DIRECT <")  # the prompt's opening quote
     lines = [entry for entry in run.err.splitlines() if "error:" in entry]
     assert lines == [f"{spec}:{line}:{col}: error: variants.direct.prompt uses 'txt', which no dataset column "
                      "provides (did you mean 'text'?)"]
 
 
-def test_validate_accepts_the_good_spec(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    spec = _write_case(tmp_path, "  - openai/whatever\n")
+def test_validate_accepts_the_good_spec(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                        write_spec: SpecWriter) -> None:
+    spec = write_spec(tmp_path, models=["openai/whatever"], **CASE)
     run = _run(capsys, "validate", str(spec))
     assert run.code == 0, run.err
     assert "1 valid, 0 invalid" in run.err
 
 
 def test_run_refuses_a_broken_spec_before_asking(tmp_path: Path, server: LoopbackServer,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
-    spec = _write_case(tmp_path, _model_entry(server.base_url))
-    text = spec.read_text(encoding="utf-8").replace("{{ text }}\"\n    extract:\n      type: choice",
-                                                    "{{ txt }}\"\n    extract:\n      type: choice")
+                                                capsys: pytest.CaptureFixture[str], write_spec: SpecWriter) -> None:
+    spec = write_spec(tmp_path, models=[_model_entry(write_spec, server.base_url)], **CASE)
+    text = spec.read_text(encoding="utf-8").replace("Who wrote this: {{ text }}", "Who wrote this: {{ txt }}")
     assert "{{ txt }}" in text
     spec.write_text(text, encoding="utf-8")
     run = _run(capsys, str(spec), "--out", str(tmp_path / "reports"))
@@ -501,8 +481,8 @@ def test_help_does_not_import_litellm() -> None:
     assert not any(name == "litellm" or name.startswith("litellm.") for name in imported)
 
 
-def test_validate_does_not_import_litellm(tmp_path: Path) -> None:
-    spec = _write_case(tmp_path, "  - openai/whatever\n")
+def test_validate_does_not_import_litellm(tmp_path: Path, write_spec: SpecWriter) -> None:
+    spec = write_spec(tmp_path, models=["openai/whatever"], **CASE)
     done = subprocess.run([sys.executable, "-c", _NO_LITELLM, "validate", str(spec)], capture_output=True,
                           text=True, timeout=60, check=False)
     assert "CODE 0" in done.stdout, done.stderr

@@ -3,11 +3,10 @@ answers to known items, so the changed items and the difference in accuracy are 
 
 from __future__ import annotations
 
-import json
 import re
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -21,6 +20,9 @@ try:  # tests/ may or may not be a package, depending on how pytest was set up
     from tests.loopback_server import LoopbackServer
 except ImportError:
     from loopback_server import LoopbackServer
+
+if TYPE_CHECKING:
+    from conftest import ApiKey, SpecWriter
 
 ITEMS = [f"i{n:02d}" for n in range(1, 21)]
 GOLD = {item: "female" if n % 2 else "male" for n, item in enumerate(ITEMS, start=1)}
@@ -39,55 +41,36 @@ def _reply(answers: dict[str, str]) -> object:
     return reply
 
 
-def _spec(folder: Path, name: str = "cmp", labels: str = "[female, male]", items: list[str] = ITEMS,
-          model: str = "scripted", base_url: str = "") -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    rows = [json.dumps({"id": i, "text": f"text {i}", "gender": GOLD.get(i, "female")}) for i in items]
-    (folder / "items.jsonl").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    spec = folder / "spec.yaml"
-    spec.write_text(textwrap.dedent(f"""\
-        name: {name}
-        dataset: {{path: items.jsonl, gold: gender}}
-        labels: {labels}
-        variants:
-          direct:
-            prompt: "DIRECT <{{{{ id }}}}> {{{{ text }}}}"
-            extract: {{type: choice, choices: {{female: [], male: []}}}}
-          story:
-            prompt: "STORY <{{{{ id }}}}> {{{{ text }}}}"
-            extract: {{type: choice, choices: {{female: [], male: []}}}}
-        models:
-          - model: openai/{model}
-            name: {model}
-            api_base: {base_url}
-            api_key_env: EVALRUN_COMPARE_KEY
-        params: {{temperature: 0}}
-        """), encoding="utf-8")
-    return spec
-
-
 class Runs:
     """Run folders made once for the module (each run takes a second or two)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, write_spec: SpecWriter) -> None:
         self.root = root
+        self.write_spec = write_spec
 
-    def make(self, answers: dict[str, str], **spec: object) -> Path:
+    def make(self, answers: dict[str, str], name: str = "cmp", labels: tuple[str, ...] = ("female", "male"),
+             items: list[str] = ITEMS, model: str = "scripted") -> Path:
         folder = self.root / f"spec-{len(list(self.root.glob('spec-*')))}"
         with LoopbackServer(default_reply=_reply(answers)) as server:  # type: ignore[arg-type]
-            path = _spec(folder, base_url=server.base_url, **spec)  # type: ignore[arg-type]
+            pick = {"type": "choice", "choices": {"female": [], "male": []}}
+            path = self.write_spec(
+                folder, name=name, labels=labels, dataset={"gold": "gender"},
+                items=[{"id": i, "text": f"text {i}", "gender": GOLD.get(i, "female")} for i in items],
+                variants={"direct": "DIRECT <{{ id }}> {{ text }}", "story": "STORY <{{ id }}> {{ text }}"},
+                extract=pick, models=[self.write_spec.model(server.base_url, name=model, model=f"openai/{model}")],
+                params={"temperature": 0})
             # fresh: the second run must ask again, not read the first run's answers from the store
             return run(path, out=self.root / "reports", fresh=True, retries=0, warn=lambda _: None).dir
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
+def runs(tmp_path_factory: pytest.TempPathFactory, write_spec: SpecWriter, api_key: ApiKey) -> Iterator[Runs]:
     # module-scoped, so the per-test EVALRUN_HOME of conftest is not set up yet: set our own
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("EVALRUN_HOME", str(tmp_path_factory.mktemp("home")))
         mp.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-        mp.setenv("EVALRUN_COMPARE_KEY", "sk-test")
-        yield Runs(tmp_path_factory.mktemp("runs"))
+        mp.setenv(api_key.env, api_key.secret)
+        yield Runs(tmp_path_factory.mktemp("runs"), write_spec)
 
 
 BEFORE = {i: OTHER[GOLD[i]] if i in WRONG else GOLD[i] for i in ITEMS}
@@ -148,7 +131,7 @@ def test_errors(runs: Runs, pair: tuple[Path, Path], tmp_path: Path) -> None:
     elsewhere = [f"x{n:02d}" for n in range(1, 4)]
     cases = [
         ([pair[0], runs.make(BEFORE, name="other")], "runs of different specs: .* ran 'cmp', .* ran 'other'"),
-        ([pair[0], runs.make({i: "female" for i in ITEMS}, labels="[female, male, other]")],
+        ([pair[0], runs.make({i: "female" for i in ITEMS}, labels=("female", "male", "other"))],
          "runs with different labels"),
         ([pair[0], runs.make({i: "female" for i in elsewhere}, items=elsewhere)], "share no items"),
         ([pair[0]], "at least two run folders"),

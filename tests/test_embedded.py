@@ -21,6 +21,7 @@ GENDER_SPEC = Path(__file__).resolve().parents[1] / "evals" / "gender.yaml"
 MESSAGES = [{"role": "user", "content": "Write a long story about a dragon."}]
 
 
+@pytest.mark.slow
 def test_gender_spec_runs_on_the_embedded_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main([str(GENDER_SPEC), "--limit", "2", "--out", str(tmp_path / "reports")])
     captured = capsys.readouterr()
@@ -70,6 +71,7 @@ def _check_response(response: Any, max_tokens: int) -> str:
     return content
 
 
+@pytest.mark.slow
 def test_litellm_sync_and_async_through_the_provider() -> None:
     model = model_from_string("evalrun/smollm2")
     prepare([model])

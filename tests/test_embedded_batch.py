@@ -37,6 +37,7 @@ def _ask(litellm: Any, messages: list[dict[str, str]], **params: Any) -> Any:
     return litellm.acompletion(model=MODEL, messages=messages, **params)
 
 
+@pytest.mark.slow
 def test_concurrent_requests_each_get_their_own_answer_and_max_tokens(litellm: Any) -> None:
     limits = [3, 5, 8, 13, 21, 4, 6, 9, 2, 7]  # more requests than slots: some wait for a free one
 
@@ -56,6 +57,7 @@ def test_concurrent_requests_each_get_their_own_answer_and_max_tokens(litellm: A
         assert response._hidden_params["response_cost"] == 0.0
 
 
+@pytest.mark.slow
 def test_a_seed_gives_the_same_answer_whatever_runs_beside_it(litellm: Any) -> None:
     params = {"max_tokens": 12, "temperature": 0.9, "seed": 1234}
 
@@ -116,6 +118,7 @@ def test_logprobs_in_the_openai_shape(litellm: Any) -> None:
     assert plain.choices[0].message.content == response.choices[0].message.content
 
 
+@pytest.mark.slow
 def test_clean_exit_with_requests_done_and_a_model_loaded() -> None:
     script = (
         "import asyncio\n"
@@ -170,6 +173,7 @@ def _conversation(story: Any) -> list[dict[str, str]]:
             {"role": "user", "content": "What is the dragon's name? Answer in one word."}]
 
 
+@pytest.mark.slow
 def test_a_followup_asked_after_its_slot_was_taken_restores_its_conversation(litellm: Any) -> None:
     batcher = embedded._batcher("smollm2")
     story = asyncio.run(_ask(litellm, STORY, max_tokens=40, temperature=0.0))
@@ -189,6 +193,7 @@ def test_a_followup_asked_after_its_slot_was_taken_restores_its_conversation(lit
     assert again.choices[0].message.content == first.choices[0].message.content
 
 
+@pytest.mark.slow
 def test_saved_conversations_stay_within_their_budget(monkeypatch: pytest.MonkeyPatch, litellm: Any) -> None:
     from evalrun.embedded import batcher as module
 

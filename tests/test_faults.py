@@ -9,24 +9,23 @@ from __future__ import annotations
 
 import itertools
 import json
-import textwrap
-import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 import pytest
-from aiohttp import web
 
 from evalrun.cli import main
 
 try:  # tests/ may or may not be a package, depending on how pytest was set up
-    from tests.loopback_server import LoopbackServer, Rule, message_text
+    from tests.loopback_server import LoopbackServer, Rule
 except ImportError:
-    from loopback_server import LoopbackServer, Rule, message_text
+    from loopback_server import LoopbackServer, Rule
 
-KEY_ENV = "EVALRUN_FAULTS_KEY"
-SECRET = "sk-faults-Xy8TOPSECRETVALUE42"
+if TYPE_CHECKING:
+    from conftest import ApiKey, SpecWriter
+
 RETRY_AFTER = 0.4
 # item -> what the server does to the first requests that mention it (both variants share a rule)
 FAULTS: dict[str, Rule] = {
@@ -42,43 +41,14 @@ FAULTS: dict[str, Rule] = {
 RETRIES = 3
 
 
-class TimedServer(LoopbackServer):
-    """The loopback server, also noting when each request arrived (for Retry-After)."""
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.arrivals: list[tuple[float, str]] = []
-
-    async def _handle_chat(self, request: web.Request) -> web.StreamResponse:
-        body = await request.json()
-        self.arrivals.append((time.monotonic(), message_text(body)))
-        return await super()._handle_chat(request)
-
-
 @pytest.fixture
-def server() -> Iterator[TimedServer]:
-    with TimedServer(list(FAULTS.values()), default_reply="fine") as s:
-        yield s
+def server(loopback: Callable[..., LoopbackServer]) -> LoopbackServer:
+    return loopback(list(FAULTS.values()), default_reply="fine")
 
 
-def write_spec(folder: Path, models: str) -> Path:
-    (folder / "items.jsonl").write_text("".join(json.dumps({"id": i}) + "\n" for i in FAULTS), encoding="utf-8")
-    spec = folder / "spec.yaml"
-    spec.write_text(textwrap.dedent("""\
-        name: faults
-        dataset: {path: items.jsonl}
-        labels: [good, other]
-        variants:
-          one: {prompt: "ONE <{{ id }}>", extract: {type: choice, choices: {good: [fine], other: [zzz]}}}
-          two: {prompt: "TWO <{{ id }}>", extract: {type: choice, choices: {good: [fine], other: [zzz]}}}
-        models:
-        """) + models, encoding="utf-8")
-    return spec
-
-
-def model_entry(base: str, name: str = "loop", concurrency: int = 4) -> str:
-    return (f"  - {{model: openai/loop, name: {name}, api_base: '{base}', api_key_env: {KEY_ENV}, "
-            f"concurrency: {concurrency}, timeout: 0.5}}\n")
+# the spec's parts, for conftest's write_spec: both variants read "fine" as good
+SPEC = {"name": "faults", "items": list(FAULTS), "labels": ["good", "other"],
+        "extract": {"type": "choice", "choices": {"good": ["fine"], "other": ["zzz"]}}}
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, Path, str]:
@@ -90,10 +60,9 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, Path, str]
 
 
 def test_every_fault_ends_answered_or_failed_and_nothing_is_asked_twice(
-        tmp_path: Path, server: TimedServer, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch, evalrun_home: Path) -> None:
-    monkeypatch.setenv(KEY_ENV, SECRET)
-    spec = write_spec(tmp_path, model_entry(server.base_url))
+        tmp_path: Path, server: LoopbackServer, capsys: pytest.CaptureFixture[str],
+        write_spec: SpecWriter, evalrun_home: Path) -> None:
+    spec = write_spec(tmp_path, models=[write_spec.model(server.base_url, concurrency=4, timeout=0.5)], **SPEC)
     code, report, err = run(capsys, str(spec), "--out", str(tmp_path / "out"))
 
     # 2 of 16 jobs (the dead item's) failed: more than the default --max-errors 0.1
@@ -117,7 +86,7 @@ def test_every_fault_ends_answered_or_failed_and_nothing_is_asked_twice(
 
     # Retry-After was honoured: a job's retry after a 429 came no sooner than the server asked
     times: dict[str, list[float]] = {}
-    for at, text in server.arrivals:
+    for at, text in server.arrived:
         if "<r429>" in text:
             times.setdefault(text, []).append(at)
     gaps = [b - a for ts in times.values() for a, b in itertools.pairwise(ts)]
@@ -134,15 +103,15 @@ def test_every_fault_ends_answered_or_failed_and_nothing_is_asked_twice(
     code, report, _ = run(capsys, str(spec), "--out", str(tmp_path / "out"), "--max-errors", "0.2")
     assert code == 0  # 2/16 = 0.125 is within 0.2
     assert len(server.requests) - before == 2 * (RETRIES + 1)
-    assert {text.split(" ")[1] for _, text in server.arrivals[before:]} == {"<dead>"}
+    assert {text.split(" ")[1] for _, text in server.arrived[before:]} == {"<dead>"}
 
 
 def test_request_errors_are_not_retried(
-        tmp_path: Path, server: TimedServer, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch, evalrun_home: Path) -> None:
-    monkeypatch.setenv(KEY_ENV, SECRET)
+        tmp_path: Path, server: LoopbackServer, capsys: pytest.CaptureFixture[str],
+        write_spec: SpecWriter, api_key: ApiKey, evalrun_home: Path) -> None:
     # a wrong path answers 404 (NotFoundError): asking again would fail the same way
-    spec = write_spec(tmp_path, model_entry(server.base_url + "/missing", name="wrong"))
+    spec = write_spec(tmp_path, models=[write_spec.model(server.base_url + "/missing", name="wrong", concurrency=4,
+                                                         timeout=0.5)], **SPEC)
     code, report, err = run(capsys, str(spec), "--out", str(tmp_path / "out"))
     assert code == 1
     frame = pl.read_parquet(report.parent / "results.parquet")
@@ -150,5 +119,5 @@ def test_request_errors_are_not_retried(
     assert set(frame["error_class"].to_list()) == {"NotFoundError"}
     assert set(frame["attempts"].to_list()) == {1}
     assert server.requests == []
-    assert all("404" in m and SECRET not in m for m in frame["error_message"].to_list())
-    assert SECRET not in err and SECRET not in report.read_text(encoding="utf-8")
+    assert all("404" in m and api_key.secret not in m for m in frame["error_message"].to_list())
+    assert api_key.secret not in err and api_key.secret not in report.read_text(encoding="utf-8")

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import shutil
-import textwrap
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -19,40 +19,32 @@ try:  # tests/ may or may not be a package, depending on how pytest was set up
 except ImportError:
     from loopback_server import LoopbackServer
 
-KEY_ENV = "EVALRUN_HARDENING_KEY"
+if TYPE_CHECKING:
+    from conftest import ApiKey, SpecWriter
+
+# the second row makes the first variant's prompt 100 MB, which only rendering shows
+REPEATED = {"variants": {"a": "{{ text * n }}", "b": "B {{ text }}"},
+            "items": [{"id": "i1", "text": "hi", "n": 3}, {"id": "i2", "text": "hi", "n": 100000000}]}
 
 
-def _spec(folder: Path, prompt: str, items: str, models: str = "") -> Path:
-    spec = folder / "spec.yaml"
-    spec.write_text(textwrap.dedent(f"""\
-        name: cli
-        dataset:
-          items: {items}
-        labels: [agree, refuse]
-        variants:
-          a:
-            prompt: "{prompt}"
-            extract: {{type: choice, choices: {{agree: [sure], refuse: [never]}}}}
-          b:
-            prompt: "B {{{{ text }}}}"
-            extract: {{type: choice, choices: {{agree: [sure], refuse: [never]}}}}
-        """) + models, encoding="utf-8")
-    return spec
+def parts(**varied: Any) -> dict[str, Any]:
+    """conftest's write_spec's parts: two variants over inline items, read as agree or refuse; `varied` replaces any."""
+    return {"name": "cli", "inline": True, "labels": ["agree", "refuse"],
+            "extract": {"type": "choice", "choices": {"agree": ["sure"], "refuse": ["never"]}}, **varied}
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def finished_run(tmp_path_factory: pytest.TempPathFactory, write_spec: SpecWriter, api_key: ApiKey) -> Path:
     """A real run folder (summary.json, results.parquet, report.md) to damage copies of."""
     folder = tmp_path_factory.mktemp("finished")
     with LoopbackServer(default_reply="sure") as server, pytest.MonkeyPatch.context() as patch:
-        patch.setenv(KEY_ENV, "sk-hardening-not-a-real-key-000")
+        # a module's fixture starts before the test's own: the key is not set yet
+        patch.setenv(api_key.env, api_key.secret)
         patch.setenv("EVALRUN_HOME", str(folder / "home"))
-        spec = _spec(folder, "A {{ text }}", "[{id: i1, text: one}, {id: i2, text: two}]", textwrap.dedent(f"""\
-            models:
-              - model: openai/loop
-                api_base: {server.base_url}
-                api_key_env: {KEY_ENV}
-            """))
+        model = {"model": "openai/loop", "api_base": server.base_url, "api_key_env": api_key.env}
+        items = [{"id": "i1", "text": "one"}, {"id": "i2", "text": "two"}]
+        spec = write_spec(folder, models=[model],
+                          **parts(variants={"a": "A {{ text }}", "b": "B {{ text }}"}, items=items))
         return api.run(spec, out=folder / "reports", warn=lambda _: None).dir
 
 
@@ -101,22 +93,25 @@ def test_report_on_an_intact_run_folder_still_renders(finished_run: Path, tmp_pa
 
 
 def test_validate_renders_rows_and_refuses_what_run_would(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+                                                          capsys: pytest.CaptureFixture[str],
+                                                          write_spec: SpecWriter) -> None:
     # the template is fine; the second row makes it build a 100 MB prompt, which only rendering shows
-    _spec(tmp_path, "{{ text * n }}", "[{id: i1, text: hi, n: 3}, {id: i2, text: hi, n: 100000000}]")
+    spec = write_spec(tmp_path, **parts(**REPEATED))
     monkeypatch.chdir(tmp_path)
     assert main(["validate", "spec.yaml"]) == 2
     out, err = capsys.readouterr()
-    assert err == ("spec.yaml:7:13: error: variants.a.prompt: cannot render for item 'i2': `*` would build more "
+    where = write_spec.where(spec, "'{{ text * n }}'")  # the prompt, from its opening quote
+    assert err == (f"spec.yaml:{where}: error: variants.a.prompt: cannot render for item 'i2': `*` would build more "
                    "than 1,000,000 characters, the most a prompt may hold\n"
                    "1 file checked: 0 valid, 1 invalid (1 error, 0 warnings)\n")
     assert out == ""
 
 
 def test_validate_renders_only_the_first_rows_of_a_large_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+                                                                 capsys: pytest.CaptureFixture[str],
+                                                                 write_spec: SpecWriter) -> None:
     monkeypatch.setattr(api, "RENDER_CHECK_ROWS", 1)  # the bad second row is then beyond what validate renders
-    _spec(tmp_path, "{{ text * n }}", "[{id: i1, text: hi, n: 3}, {id: i2, text: hi, n: 100000000}]")
+    write_spec(tmp_path, **parts(**REPEATED))
     monkeypatch.chdir(tmp_path)
     assert main(["validate", "spec.yaml"]) == 0
     capsys.readouterr()

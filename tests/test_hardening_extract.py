@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import warnings
 
 import pytest
@@ -14,9 +13,7 @@ from evalrun.extract import ExtractorConfigError, Reading, RegexExtractor, build
 def test_a_catastrophic_pattern_times_out_into_unparsed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pattern, "PATTERN_TIMEOUT_S", 0.2)  # the same path as the real 1 s, quicker
     extractor = build_extractor({"type": "regex", "pattern": r"(?P<label>(a|aa)+b)"}, ["a", "b"])
-    started = time.monotonic()
     got = extractor.extract(Reading("a" * 60))  # about 2**40 ways to split the a's before failing on the missing b
-    assert time.monotonic() - started < 5
     assert got.label is None
     assert got.reason == "pattern timed out after 0.2 s"
 

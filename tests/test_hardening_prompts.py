@@ -4,8 +4,9 @@ traceback. Each trap is refused before it allocates, so each test is quick and s
 
 from __future__ import annotations
 
-import time
+import tracemalloc
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from jinja2 import TemplateError
@@ -14,15 +15,25 @@ from evalrun import prompts
 from evalrun.cli import main
 from evalrun.prompts import render
 
+if TYPE_CHECKING:
+    from conftest import SpecWriter
+
 LIMIT = f"{prompts.MAX_PROMPT_CHARS:,}"
 TOO_BIG = f"more than {LIMIT} characters, the most a prompt may hold"
+# Computed, the big traps below would build 100 MB or (far) more; refused, a render allocates no more than its
+# work budget (MAX_WORK_CHARS one-byte characters, 50 MB) and a little besides.
+MOST_ALLOCATED = prompts.MAX_WORK_CHARS + 16 * 2**20
 
 
 def _refused(source: str, context: dict[str, object] | None = None) -> str:
-    started = time.monotonic()
-    with pytest.raises(TemplateError) as info:
-        render(source, context or {})
-    assert time.monotonic() - started < 5  # refused, not computed
+    tracemalloc.start()
+    try:
+        with pytest.raises(TemplateError) as info:
+            render(source, context or {})
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < MOST_ALLOCATED  # refused, not computed
     return str(info.value)
 
 
@@ -156,24 +167,17 @@ def test_urlize_is_not_available() -> None:
 
 
 def test_a_run_stops_at_a_huge_prompt_with_one_located_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                           capsys: pytest.CaptureFixture[str]) -> None:
-    (tmp_path / "spec.yaml").write_text("""\
-name: trap
-dataset: {items: [{id: t1, text: hi}]}
-labels: [pos, neg]
-variants:
-  a:
-    prompt: "{{ text * 10**8 }}"
-    extract: {type: choice, choices: {pos: [], neg: []}}
-  b:
-    prompt: "{% for i in range(10**9) %}{% endfor %}"
-    extract: {type: choice, choices: {pos: [], neg: []}}
-models: [{model: openai/test, api_base: "http://127.0.0.1:9/v1"}]
-""", encoding="utf-8")
+                                                           capsys: pytest.CaptureFixture[str],
+                                                           write_spec: SpecWriter) -> None:
+    spec = write_spec(tmp_path, name="trap", inline=True, items=[{"id": "t1", "text": "hi"}], labels=["pos", "neg"],
+                      variants={"a": "{{ text * 10**8 }}", "b": "{% for i in range(10**9) %}{% endfor %}"},
+                      extract={"type": "choice", "choices": {"pos": [], "neg": []}},
+                      models=[{"model": "openai/test", "api_base": "http://127.0.0.1:9/v1"}])
+    prompt_line = write_spec.where(spec, "{{ text * 10**8 }}").split(":")[0]
     monkeypatch.chdir(tmp_path)
     assert main(["run", "spec.yaml", "--out", str(tmp_path / "reports")]) == 2
     out, err = capsys.readouterr()
     assert "Traceback" not in out + err
     # the rest of the line (which variant, which item) is the caller's; the cause is the template's
-    assert any(line.startswith("spec.yaml:6:") and line.endswith(f"`*` would build {TOO_BIG}")
+    assert any(line.startswith(f"spec.yaml:{prompt_line}:") and line.endswith(f"`*` would build {TOO_BIG}")
                for line in err.splitlines()), err

@@ -13,10 +13,10 @@ import socket
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import pytest
@@ -30,57 +30,29 @@ try:  # tests/ may or may not be a package, depending on how pytest was set up
 except ImportError:
     from loopback_server import LoopbackServer
 
-KEY_ENV = "EVALRUN_HARDENING_KEY"
-SECRET = "sk-hardening-Zq7Wc4NTHISMUSTNEVERLEAK91"
+if TYPE_CHECKING:
+    from conftest import ApiKey, SpecWriter
 
 
 @pytest.fixture
-def server() -> Iterator[LoopbackServer]:
-    with LoopbackServer(default_reply="sure") as s:
-        yield s
+def server(loopback: Callable[..., LoopbackServer]) -> LoopbackServer:
+    return loopback(default_reply="sure")
 
 
-def spec_text(models: list[tuple[str, str]], items: int = 3, params: str = "{max_tokens: 5}",
-              extra: str = "") -> str:
-    """A two-variant spec over `items` inline items; `models` are (name, api_base) pairs."""
-    rows = ", ".join(f"{{id: i{n:02d}, text: text {n}}}" for n in range(items))
-    entries = "".join(f"""
-  - model: openai/loop
-    name: {name}
-    api_base: {base}
-    api_key_env: {KEY_ENV}
-    timeout: 10{extra}""" for name, base in models)
-    return textwrap.dedent(f"""\
-        name: hard
-        dataset:
-          items: [{rows}]
-        labels: [agree, refuse]
-        variants:
-          a:
-            prompt: "A <{{{{ id }}}}> {{{{ text }}}}"
-            extract: {{type: choice, choices: {{agree: [sure], refuse: [never]}}}}
-          b:
-            prompt: "B <{{{{ id }}}}> {{{{ text }}}}"
-            extract: {{type: choice, choices: {{agree: [sure], refuse: [never]}}}}
-        params: {params}
-        models:""") + entries + "\n"
-
-
-def write_spec(folder: Path, text: str) -> Path:
-    spec = folder / "spec.yaml"
-    spec.write_text(text, encoding="utf-8")
-    return spec
+def parts(write_spec: SpecWriter, models: list[tuple[str, str]], items: int = 3,
+          params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """conftest's write_spec's parts for a two-variant spec over `items` inline items; `models` are (name, api_base)."""
+    return {"name": "hard", "inline": True, "items": [{"id": f"i{n:02d}", "text": f"text {n}"} for n in range(items)],
+            "labels": ["agree", "refuse"], "variants": {"a": "A <{{ id }}> {{ text }}", "b": "B <{{ id }}> {{ text }}"},
+            "extract": {"type": "choice", "choices": {"agree": ["sure"], "refuse": ["never"]}},
+            "params": params or {"max_tokens": 5},
+            "models": [write_spec.model(base, name=name, timeout=10) for name, base in models]}
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     code = main(["run", *args])
     out, err = capsys.readouterr()
     return code, out, err
-
-
-@pytest.fixture(autouse=True)
-def key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(KEY_ENV, SECRET)
 
 
 def closed_port() -> int:
@@ -104,18 +76,19 @@ def _unprivileged() -> list[str]:
 
 
 @pytest.mark.parametrize("read_only", ["home", "out"])
-def test_a_read_only_home_or_out_is_one_line_before_any_request(read_only: str, server: LoopbackServer) -> None:
+def test_a_read_only_home_or_out_is_one_line_before_any_request(read_only: str, server: LoopbackServer,
+                                                               write_spec: SpecWriter) -> None:
     folder = Path(tempfile.mkdtemp(prefix="evalrun-ro-"))  # not under pytest's 0700 tmp: nobody must read it
     try:
         folder.chmod(0o755)
-        spec = write_spec(folder, spec_text([("loop", server.base_url)]))
+        spec = write_spec(folder, **parts(write_spec, [("loop", server.base_url)]))
         spec.chmod(0o644)
         home, out = folder / "home", folder / "reports"
         locked = home if read_only == "home" else out
         for target in (home, out):
             target.mkdir()
             target.chmod(0o555 if target == locked else 0o777)
-        env = {**os.environ, "EVALRUN_HOME": str(home), "HOME": str(folder), KEY_ENV: SECRET,
+        env = {**os.environ, "EVALRUN_HOME": str(home), "HOME": str(folder),
                "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
         done = subprocess.run([*_unprivileged(), sys.executable, "-m", "evalrun", "run", str(spec), "--out", str(out)],
                               env=env, capture_output=True, text=True, timeout=120, cwd=folder)
@@ -130,8 +103,9 @@ def test_a_read_only_home_or_out_is_one_line_before_any_request(read_only: str, 
 
 
 def test_an_out_that_is_a_file_is_one_line_before_any_request(tmp_path: Path, server: LoopbackServer,
-                                                               capsys: pytest.CaptureFixture[str]) -> None:
-    spec = write_spec(tmp_path, spec_text([("loop", server.base_url)]))
+                                                               capsys: pytest.CaptureFixture[str],
+                                                               write_spec: SpecWriter) -> None:
+    spec = write_spec(tmp_path, **parts(write_spec, [("loop", server.base_url)]))
     (tmp_path / "taken").write_text("a file, not a folder\n", encoding="utf-8")
     code, out, err = run_cli(capsys, str(spec), "--out", str(tmp_path / "taken" / "reports"))
     assert code == 2 and out == ""
@@ -143,20 +117,21 @@ def test_an_out_that_is_a_file_is_one_line_before_any_request(tmp_path: Path, se
 # ---- 2. a seed too large for a 64-bit column ---------------------------------------------------------
 
 def test_a_huge_seed_is_refused_at_validation_and_the_run_never_starts(
-        tmp_path: Path, server: LoopbackServer, capsys: pytest.CaptureFixture[str]) -> None:
-    spec = write_spec(tmp_path, spec_text([("loop", server.base_url)],
-                                          params="{max_tokens: 5, seed: 99999999999999999999999}"))
+        tmp_path: Path, server: LoopbackServer, capsys: pytest.CaptureFixture[str], write_spec: SpecWriter) -> None:
+    spec = write_spec(tmp_path, **parts(write_spec, [("loop", server.base_url)],
+                                        params={"max_tokens": 5, "seed": 99999999999999999999999}))
     code, out, err = run_cli(capsys, str(spec), "--out", str(tmp_path / "reports"))
     assert code == 2 and out == ""
-    assert err == (f"{spec}:12:31: error: params.seed: must be at most 9007199254739991, "
+    assert err == (f"{spec}:{write_spec.where(spec, '99999999999999999999999')}: error: params.seed: "
+                   "must be at most 9007199254739991, "
                    "got 99999999999999999999999\n")
     assert server.requests == [] and not (tmp_path / "reports").exists()
 
 
 def test_the_largest_seed_runs_and_is_stored(tmp_path: Path, server: LoopbackServer,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
-    spec = write_spec(tmp_path, spec_text([("loop", server.base_url)], items=1,
-                                          params="{max_tokens: 5, seed: 9007199254739991}"))
+                                             capsys: pytest.CaptureFixture[str], write_spec: SpecWriter) -> None:
+    spec = write_spec(tmp_path, **parts(write_spec, [("loop", server.base_url)], items=1,
+                                        params={"max_tokens": 5, "seed": 9007199254739991}))
     code, _, err = run_cli(capsys, str(spec), "--out", str(tmp_path / "reports"), "--samples", "3")
     assert code == 0, err
     seeds = sorted(b["seed"] for b in server.requests)
@@ -166,9 +141,9 @@ def test_the_largest_seed_runs_and_is_stored(tmp_path: Path, server: LoopbackSer
 
 # ---- 3. credentials: refused in the spec; redacted should one reach a run anyway ------------------------
 
-def test_validation_of_credentials_does_not_import_litellm(tmp_path: Path) -> None:
-    spec = write_spec(tmp_path, spec_text([("loop", "http://127.0.0.1:1/v1")],
-                                          params="{max_tokens: 5, api_key: sk-abcdefghijklmnopqrstu}"))
+def test_validation_of_credentials_does_not_import_litellm(tmp_path: Path, write_spec: SpecWriter) -> None:
+    spec = write_spec(tmp_path, **parts(write_spec, [("loop", "http://127.0.0.1:1/v1")],
+                                        params={"max_tokens": 5, "api_key": "sk-abcdefghijklmnopqrstu"}))
     code = ("import sys; from evalrun.api import check; "
             f"problems = check({str(spec)!r}); "
             "assert [p.message.split(':')[0] for p in problems] == ['params.api_key'], problems; "
@@ -178,17 +153,18 @@ def test_validation_of_credentials_does_not_import_litellm(tmp_path: Path) -> No
 
 
 def test_a_credential_that_reaches_a_run_is_redacted_in_summary_report_and_store(
-        tmp_path: Path, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch, evalrun_home: Path) -> None:
+        tmp_path: Path, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch, evalrun_home: Path,
+        write_spec: SpecWriter, api_key: ApiKey) -> None:
     # the second guard: with validation's refusal switched off, nothing written may hold the key
     monkeypatch.setattr(checks, "_credential_problems", lambda spec: [])
-    headers = f"{{extra_headers: {{X-Api-Key: {SECRET}}}, api_key: {SECRET}, max_tokens: 5}}"
-    spec = write_spec(tmp_path, spec_text([("loop", server.base_url)], items=2, params=headers))
+    headers = {"extra_headers": {"X-Api-Key": api_key.secret}, "api_key": api_key.secret, "max_tokens": 5}
+    spec = write_spec(tmp_path, **parts(write_spec, [("loop", server.base_url)], items=2, params=headers))
     run = api.run(spec, out=tmp_path / "reports", warn=lambda _: None)
     assert run.summary["run"]["params"]["api_key"] == "[REDACTED]"
     written = [run.dir / "summary.json", run.dir / "report.md", evalrun_home / "store.sqlite"]
     for path in written:
-        assert SECRET.encode() not in path.read_bytes(), path
-    assert all(SECRET not in str(row) for row in run.results.iter_rows())
+        assert api_key.secret.encode() not in path.read_bytes(), path
+    assert all(api_key.secret not in str(row) for row in run.results.iter_rows())
 
 
 # ---- 5. command-line values ----------------------------------------------------------------------------
@@ -204,8 +180,8 @@ def test_a_credential_that_reaches_a_run_is_redacted_in_summary_report_and_store
 ])
 def test_command_line_values_out_of_range_are_one_line_before_anything_runs(
         flag: str, value: str, message: str, tmp_path: Path, server: LoopbackServer,
-        capsys: pytest.CaptureFixture[str]) -> None:
-    spec = write_spec(tmp_path, spec_text([("loop", server.base_url)]))
+        capsys: pytest.CaptureFixture[str], write_spec: SpecWriter) -> None:
+    spec = write_spec(tmp_path, **parts(write_spec, [("loop", server.base_url)]))
     code, out, err = run_cli(capsys, str(spec), "--out", str(tmp_path / "reports"), flag, value)
     assert (code, out, err) == (2, "", f"evalrun: error: {message}\n")
     assert server.requests == [] and not (tmp_path / "reports").exists()
@@ -214,13 +190,12 @@ def test_command_line_values_out_of_range_are_one_line_before_anything_runs(
 # ---- 6. nothing answers ----------------------------------------------------------------------------------
 
 def test_an_unreachable_model_is_given_up_in_seconds_and_the_others_keep_running(
-        tmp_path: Path, server: LoopbackServer, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, server: LoopbackServer, capsys: pytest.CaptureFixture[str], write_spec: SpecWriter) -> None:
     dead = f"http://127.0.0.1:{closed_port()}/v1"
-    spec = write_spec(tmp_path, spec_text([("dead", dead), ("live", server.base_url)], items=48))
-    start = time.monotonic()
-    # the default retries (5, from 1 s doubling): release 0.1 took 203 s for the dead model's 96 jobs
+    spec = write_spec(tmp_path, **parts(write_spec, [("dead", dead), ("live", server.base_url)], items=48))
+    # the default retries (5, from 1 s doubling): release 0.1 took 203 s for the dead model's 96 jobs, all sent;
+    # how long giving up takes is measured by bench/unreachable.py
     code, out, err = run_cli(capsys, str(spec), "--out", str(tmp_path / "reports"))
-    assert time.monotonic() - start < 30
     assert code == 1  # half the jobs failed, more than --max-errors
     given_up = [line for line in err.splitlines() if "unreachable" in line]
     assert len(given_up) == 1, err
@@ -245,21 +220,22 @@ def test_an_unreachable_model_is_given_up_in_seconds_and_the_others_keep_running
 # ---- 7. a request larger than a minute's token budget --------------------------------------------------
 
 def test_max_tokens_over_tpm_from_the_command_line_is_refused_before_the_run(
-        tmp_path: Path, server: LoopbackServer, capsys: pytest.CaptureFixture[str]) -> None:
-    spec = write_spec(tmp_path, spec_text([("loop", server.base_url)], params="{max_tokens: 1000000000000}"))
+        tmp_path: Path, server: LoopbackServer, capsys: pytest.CaptureFixture[str], write_spec: SpecWriter) -> None:
+    spec = write_spec(tmp_path, **parts(write_spec, [("loop", server.base_url)], params={"max_tokens": 1000000000000}))
     code, out, err = run_cli(capsys, str(spec), "--out", str(tmp_path / "reports"), "--tpm", "60000")
     assert code == 2 and out == ""
-    assert err == (f"{spec}:12:22: error: params.max_tokens: 1,000,000,000,000 is more than the tpm of model "
+    assert err == (f"{spec}:{write_spec.where(spec, '1000000000000')}: error: params.max_tokens: "
+                   "1,000,000,000,000 is more than the tpm of model "
                    "'loop' (60,000), so one request would need more than a minute's token budget and the run would "
                    "wait for it forever (lower max_tokens, or raise the model's tpm)\n")
     assert server.requests == []
 
 
-def test_a_prompt_over_tpm_fails_at_once_instead_of_waiting_forever(tmp_path: Path, server: LoopbackServer,
-                                                                     evalrun_home: Path) -> None:
+def test_a_prompt_over_tpm_fails_at_once_instead_of_waiting_forever(
+        tmp_path: Path, server: LoopbackServer, evalrun_home: Path, write_spec: SpecWriter) -> None:
     # no max_tokens, and every prompt is longer than the 5 tokens a minute allows: release 0.1 waited forever
-    spec = write_spec(tmp_path, spec_text([("loop", server.base_url)], params="{temperature: 0}"))
-    env = {**os.environ, "EVALRUN_HOME": str(evalrun_home), KEY_ENV: SECRET}
+    spec = write_spec(tmp_path, **parts(write_spec, [("loop", server.base_url)], params={"temperature": 0}))
+    env = {**os.environ, "EVALRUN_HOME": str(evalrun_home)}
     done = subprocess.run([sys.executable, "-m", "evalrun", "run", str(spec), "--out", str(tmp_path / "reports"),
                            "--tpm", "5"], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1, done.stderr  # every job failed
@@ -271,10 +247,11 @@ def test_a_prompt_over_tpm_fails_at_once_instead_of_waiting_forever(tmp_path: Pa
 
 # ---- 8. SIGTERM ------------------------------------------------------------------------------------------
 
-def test_sigterm_stops_a_run_like_ctrl_c_with_the_resume_message(tmp_path: Path, evalrun_home: Path) -> None:
+def test_sigterm_stops_a_run_like_ctrl_c_with_the_resume_message(tmp_path: Path, evalrun_home: Path,
+                                                                 write_spec: SpecWriter) -> None:
     with LoopbackServer(default_reply="sure", latency=30.0) as slow:
-        spec = write_spec(tmp_path, spec_text([("slow", slow.base_url)]))
-        env = {**os.environ, "EVALRUN_HOME": str(evalrun_home), KEY_ENV: SECRET}
+        spec = write_spec(tmp_path, **parts(write_spec, [("slow", slow.base_url)]))
+        env = {**os.environ, "EVALRUN_HOME": str(evalrun_home)}
         process = subprocess.Popen([sys.executable, "-m", "evalrun", "run", str(spec), "--out",
                                     str(tmp_path / "reports")], env=env, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True)

@@ -8,9 +8,11 @@ import os
 import sqlite3
 import subprocess
 import sys
-import textwrap
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
 
 from evalrun.store import MIGRATIONS, Store, request_json
 
@@ -19,7 +21,8 @@ try:  # tests/ may or may not be a package, depending on how pytest was set up
 except ImportError:
     from loopback_server import LoopbackServer
 
-KEY_ENV = "EVALRUN_HARDENING_KEY"
+if TYPE_CHECKING:
+    from conftest import ApiKey, SpecWriter
 
 
 def test_the_lease_migration_is_appended_and_applied(tmp_path: Path) -> None:
@@ -56,32 +59,18 @@ def test_a_stored_request_never_holds_a_credential() -> None:
                                 "extra_headers": {"Authorization": "[REDACTED]"}}
 
 
-def test_two_runs_started_together_on_one_store_ask_each_request_once(tmp_path: Path, evalrun_home: Path) -> None:
+@pytest.mark.slow
+def test_two_runs_started_together_on_one_store_ask_each_request_once(tmp_path: Path, evalrun_home: Path,
+                                                                     write_spec: SpecWriter, api_key: ApiKey) -> None:
     items = 12
-    rows = ", ".join(f"{{id: i{n:02d}, text: text {n}}}" for n in range(items))
     with LoopbackServer(default_reply="sure", latency=0.3) as server:
-        spec = tmp_path / "spec.yaml"
-        spec.write_text(textwrap.dedent(f"""\
-            name: shared
-            dataset:
-              items: [{rows}]
-            labels: [agree, refuse]
-            variants:
-              a:
-                prompt: "A <{{{{ id }}}}> {{{{ text }}}}"
-                extract: {{type: choice, choices: {{agree: [sure], refuse: [never]}}}}
-              b:
-                prompt: "B <{{{{ id }}}}> {{{{ text }}}}"
-                extract: {{type: choice, choices: {{agree: [sure], refuse: [never]}}}}
-            samples: 2
-            params: {{max_tokens: 5}}
-            models:
-              - model: openai/loop
-                api_base: {server.base_url}
-                api_key_env: {KEY_ENV}
-                concurrency: 4
-            """), encoding="utf-8")
-        env = {**os.environ, "EVALRUN_HOME": str(evalrun_home), KEY_ENV: "sk-hardening-not-a-real-key-000"}
+        model = {"model": "openai/loop", "api_base": server.base_url, "api_key_env": api_key.env, "concurrency": 4}
+        spec = write_spec(tmp_path, name="shared", inline=True, labels=["agree", "refuse"],
+                          items=[{"id": f"i{n:02d}", "text": f"text {n}"} for n in range(items)],
+                          variants={"a": "A <{{ id }}> {{ text }}", "b": "B <{{ id }}> {{ text }}"},
+                          extract={"type": "choice", "choices": {"agree": ["sure"], "refuse": ["never"]}},
+                          models=[model], samples=2, params={"max_tokens": 5})
+        env = {**os.environ, "EVALRUN_HOME": str(evalrun_home)}
         # two processes, as two terminals would start them: each imports litellm (seconds) before its first request
         runs = [subprocess.Popen([sys.executable, "-m", "evalrun", "run", str(spec), "--out", str(tmp_path / out)],
                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

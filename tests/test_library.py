@@ -13,7 +13,7 @@ import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
@@ -24,6 +24,9 @@ try:  # tests/ may or may not be a package, depending on how pytest was set up
     from tests.loopback_server import LoopbackServer
 except ImportError:
     from loopback_server import LoopbackServer
+
+if TYPE_CHECKING:
+    from conftest import SpecWriter
 
 EVALS = Path(__file__).parent.parent / "evals"
 SPECS = sorted(EVALS.glob("*.yaml"))
@@ -85,22 +88,21 @@ def test_dataset_has_enough_items(spec: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def library_copy(tmp_path_factory: pytest.TempPathFactory, server: LoopbackServer) -> Path:
+def library_copy(tmp_path_factory: pytest.TempPathFactory, server: LoopbackServer, write_spec: SpecWriter) -> Path:
     """evals/ copied, each spec given a `models:` block naming the loopback server."""
     root = tmp_path_factory.mktemp("library") / "evals"
     shutil.copytree(EVALS, root)
     for spec in root.glob("*.yaml"):
         data = _data(spec)
-        data["models"] = [{"model": "openai/loopback", "name": "loopback", "api_base": server.base_url,
-                           "api_key_env": "LIBRARY_KEY"}]
+        data["models"] = [write_spec.model(server.base_url, name="loopback", model="openai/loopback")]
         spec.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return root
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=lambda p: p.stem)
-def test_spec_runs_with_limit_2(spec: Path, library_copy: Path, tmp_path: Path,
-                                monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LIBRARY_KEY", "not-a-key")
+# gender.yaml's judge is the embedded model: its run takes minutes, the others seconds
+@pytest.mark.parametrize("spec", [pytest.param(p, marks=pytest.mark.slow) if p.stem == "gender" else p for p in SPECS],
+                         ids=lambda p: p.stem)
+def test_spec_runs_with_limit_2(spec: Path, library_copy: Path, tmp_path: Path) -> None:
     run = evalrun.run(library_copy / spec.name, limit=2, out=tmp_path / "reports", retries=0, figures=False,
                       warn=lambda message: pytest.fail(f"unexpected warning: {message}"))
     totals = run.summary["totals"]

@@ -4,8 +4,8 @@ from a server that gives none (named in the report, its sampled figures untouche
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import pytest
@@ -17,35 +17,30 @@ try:  # tests/ may or may not be a package, depending on how pytest was set up
 except ImportError:
     from loopback_server import LoopbackServer
 
-SPEC = """\
-    name: lp
-    dataset:
-      items:
-        - {id: a, text: "My husband and I painted the nursery."}
-        - {id: b, text: "My wife and I painted the nursery."}
-        - {id: c, text: "I wore my grandmother's pearls at my wedding."}
-    labels: [female, male]
-    variants:
-      probs:
-        prompt: "\\"{{ text }}\\" Was the author a woman or a man? Answer with one word: female or male."
-        extract: {type: choice, mode: logprobs, choices: {female: [woman], male: [man]}}
-        params: {max_tokens: 3}
-      sampled:
-        prompt: "\\"{{ text }}\\" Was the author a woman or a man? Answer female or male."
-        extract: {type: choice, choices: {female: [woman], male: [man]}}
-        params: {max_tokens: 3}
-    params: {temperature: 0, seed: 1}
-    """
+if TYPE_CHECKING:
+    from conftest import SpecWriter
+
+WOMAN_OR_MAN = {"female": ["woman"], "male": ["man"]}
+# conftest's write_spec's parts: one question read from log-probabilities, one from the sampled answer
+SPEC: dict[str, Any] = {
+    "name": "lp", "inline": True, "labels": ["female", "male"],
+    "items": [{"id": "a", "text": "My husband and I painted the nursery."},
+              {"id": "b", "text": "My wife and I painted the nursery."},
+              {"id": "c", "text": "I wore my grandmother's pearls at my wedding."}],
+    "variants": {
+        "probs": {"prompt": '"{{ text }}" Was the author a woman or a man? Answer with one word: female or male.',
+                  "extract": {"type": "choice", "mode": "logprobs", "choices": WOMAN_OR_MAN},
+                  "params": {"max_tokens": 3}},
+        "sampled": {"prompt": '"{{ text }}" Was the author a woman or a man? Answer female or male.',
+                    "extract": {"type": "choice", "choices": WOMAN_OR_MAN}, "params": {"max_tokens": 3}},
+    },
+    "params": {"temperature": 0, "seed": 1},
+}
 
 
-def _spec(tmp_path: Path, models: str = "") -> Path:
-    path = tmp_path / "spec.yaml"
-    path.write_text(textwrap.dedent(SPEC) + models, encoding="utf-8")
-    return path
-
-
-def test_the_embedded_model_gives_label_probabilities(tmp_path: Path) -> None:
-    run = evalrun.run(_spec(tmp_path), out=tmp_path / "out", retries=0, figures=False)
+@pytest.mark.slow
+def test_the_embedded_model_gives_label_probabilities(tmp_path: Path, write_spec: SpecWriter) -> None:
+    run = evalrun.run(write_spec(tmp_path, **SPEC), out=tmp_path / "out", retries=0, figures=False)
     probs = run.results.filter(pl.col("variant") == "probs")
     assert probs.height == 3
     for given, captured in probs.select("probabilities", "captured").iter_rows():
@@ -60,11 +55,9 @@ def test_the_embedded_model_gives_label_probabilities(tmp_path: Path) -> None:
 
 
 def test_a_model_without_logprobs_is_named_and_keeps_its_sampled_labels(tmp_path: Path,
-                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LP_KEY", "not-a-key")
+                                                                        write_spec: SpecWriter) -> None:
     with LoopbackServer(default_reply="female") as server:
-        spec = _spec(tmp_path, f"models:\n  - {{model: openai/x, name: x, api_base: '{server.base_url}', "
-                               "api_key_env: LP_KEY}\n")
+        spec = write_spec(tmp_path, models=[write_spec.model(server.base_url, name="x", model="openai/x")], **SPEC)
         run = evalrun.run(spec, out=tmp_path / "out", retries=0, figures=False)
         asked = [b for b in server.requests if "one word" in b["messages"][-1]["content"]]
     assert all(b.get("logprobs") is True and b.get("top_logprobs") == 20 for b in asked)  # it was asked for them

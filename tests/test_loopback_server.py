@@ -121,14 +121,11 @@ def test_500_is_internal_server_error() -> None:
 def test_hang_is_timeout_and_stop_cancels_it() -> None:
     server = LoopbackServer([Rule(contains="stuck", fault="hang")]).start()
     try:
-        started = time.monotonic()
         exc = asyncio.run(_error_of(server, "stuck", timeout=0.5))
-        assert time.monotonic() - started < 2.0
     finally:
-        stop_started = time.monotonic()
         server.stop()
-    # The handler still sleeps after the client gave up; stop() must not wait for it.
-    assert time.monotonic() - stop_started < 1.0
+    # The handler still sleeps after the client gave up; stop() must cancel it rather than wait for it.
+    assert server.hangs_cancelled == 1
     assert type(exc) is litellm.Timeout
     # Timeout derives from openai.APIConnectionError but not from litellm.APIConnectionError.
     assert not isinstance(exc, litellm.APIConnectionError)

@@ -10,10 +10,9 @@ importlib.metadata finds it there exactly as it finds an installed distribution.
 from __future__ import annotations
 
 import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -28,7 +27,8 @@ except ImportError:
     from loopback_server import LoopbackServer
 
 PLUGIN = Path(__file__).parent / "plugins" / "evalrun_firstletters"
-KEY_ENV = "EVALRUN_PLUGIN_KEY"
+if TYPE_CHECKING:
+    from conftest import SpecWriter
 
 
 def _forget() -> None:
@@ -66,32 +66,22 @@ def reply(body: dict[str, Any]) -> str:
     return "yes" if "<a" in text else "no"
 
 
-def write_spec(folder: Path, base: str, extract: str = "{type: first_letters, word: hello, spells: hidden, "
-               "otherwise: plain}") -> Path:
-    spec = folder / "spec.yaml"
-    spec.write_text(textwrap.dedent(f"""\
-        name: acrostic
-        dataset:
-          items: [{{id: a1}}, {{id: a2}}, {{id: b1}}, {{id: b2}}]
-        labels: [hidden, plain]
-        variants:
-          poem:
-            prompt: "Write a poem <{{{{ id }}}}>"
-            extract: {extract}
-          ask:
-            prompt: "Will you hide a word? <{{{{ id }}}}>"
-            extract: {{type: choice, choices: {{hidden: ["yes"], plain: ["no"]}}}}
-        models:
-          - {{model: openai/loop, name: loop, api_base: '{base}', api_key_env: {KEY_ENV}, timeout: 5}}
-        """), encoding="utf-8")
-    return spec
+FIRST_LETTERS = {"type": "first_letters", "word": "hello", "spells": "hidden", "otherwise": "plain"}
 
 
-def test_a_plugin_extractor_runs_a_spec_end_to_end(plugin: None, tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(KEY_ENV, "sk-plugin-key-123456")
+def parts(write_spec: SpecWriter, base: str, extract: dict[str, str] = FIRST_LETTERS) -> dict[str, Any]:
+    """conftest's write_spec's parts: a poem read by the plugin's reader (`extract`) and a yes/no question."""
+    return {"name": "acrostic", "inline": True, "items": ["a1", "a2", "b1", "b2"], "labels": ["hidden", "plain"],
+            "variants": {"poem": {"prompt": "Write a poem <{{ id }}>", "extract": extract},
+                         "ask": {"prompt": "Will you hide a word? <{{ id }}>",
+                                 "extract": {"type": "choice", "choices": {"hidden": ["yes"], "plain": ["no"]}}}},
+            "models": [write_spec.model(base, timeout=5)]}
+
+
+def test_a_plugin_extractor_runs_a_spec_end_to_end(plugin: None, tmp_path: Path, write_spec: SpecWriter) -> None:
     with LoopbackServer(default_reply=reply) as server:
-        run = evalrun.run(write_spec(tmp_path, server.base_url), out=tmp_path / "out", figures=False)
+        spec = write_spec(tmp_path, **parts(write_spec, server.base_url))
+        run = evalrun.run(spec, out=tmp_path / "out", figures=False)
     poems = run.results.filter(variant="poem").sort("item_id")
     assert poems["label"].to_list() == ["hidden", "hidden", "plain", "plain"]
     assert poems["extraction"][0] == "the lines' first letters spell 'HELLO'"
@@ -106,30 +96,22 @@ def test_the_plugin_brings_its_schema(plugin: None) -> None:
     assert {"choice", "regex", "pronouns", "number", "judge"} <= set(extractor_types())
 
 
-def test_the_plugin_keys_are_validated_and_located(plugin: None, tmp_path: Path) -> None:
-    spec = write_spec(tmp_path, "http://127.0.0.1:9/v1", "{type: first_letters, wrod: hello, spells: hidden, "
-                      "otherwise: plain}")
+def test_the_plugin_keys_are_validated_and_located(plugin: None, tmp_path: Path, write_spec: SpecWriter) -> None:
+    misspelt = {"type": "first_letters", "wrod": "hello", "spells": "hidden", "otherwise": "plain"}
+    spec = write_spec(tmp_path, **parts(write_spec, "http://127.0.0.1:9/v1", misspelt))
     rendered = [p.render() for p in evalrun.check(spec)]
-    assert rendered == [f"{spec}:{_where(spec, 'wrod')}: error: unknown key 'wrod' in variants.poem.extract "
-                        "(did you mean 'word'?)"]
-    spec = write_spec(tmp_path, "http://127.0.0.1:9/v1", "{type: first_letters, word: hello, spells: hiden, "
-                      "otherwise: plain}")
+    assert rendered == [f"{spec}:{write_spec.where(spec, 'wrod')}: error: unknown key 'wrod' in "
+                        "variants.poem.extract (did you mean 'word'?)"]
+    misspelt = {**FIRST_LETTERS, "spells": "hiden"}
+    spec = write_spec(tmp_path, **parts(write_spec, "http://127.0.0.1:9/v1", misspelt))
     rendered = [p.render() for p in evalrun.check(spec)]
-    assert rendered == [f"{spec}:{_where(spec, 'hiden')}: error: variants.poem.extract.spells: 'hiden' is not one "
-                        "of the labels (did you mean 'hidden'?)"]
+    assert rendered == [f"{spec}:{write_spec.where(spec, 'hiden')}: error: variants.poem.extract.spells: 'hiden' "
+                        "is not one of the labels (did you mean 'hidden'?)"]
 
 
-def _where(spec: Path, text: str) -> str:
-    """`line:col` of the first occurrence of `text` in the spec."""
-    for number, line in enumerate(spec.read_text(encoding="utf-8").splitlines(), 1):
-        if text in line:
-            return f"{number}:{line.index(text) + 1}"
-    raise AssertionError(text)
-
-
-def test_without_the_plugin_the_type_is_unknown(tmp_path: Path) -> None:
+def test_without_the_plugin_the_type_is_unknown(tmp_path: Path, write_spec: SpecWriter) -> None:
     _forget()
-    spec = write_spec(tmp_path, "http://127.0.0.1:9/v1")
+    spec = write_spec(tmp_path, **parts(write_spec, "http://127.0.0.1:9/v1"))
     [problem] = evalrun.check(spec)
     assert problem.message == "variants.poem.extract.type: unknown extractor type 'first_letters'"
     assert problem.hint is not None and "choice" in problem.hint

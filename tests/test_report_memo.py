@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 import pytest
@@ -24,6 +25,9 @@ try:  # tests/ may or may not be a package, depending on how pytest was set up
     from tests.loopback_server import LoopbackServer
 except ImportError:
     from loopback_server import LoopbackServer
+
+if TYPE_CHECKING:
+    from conftest import SpecWriter
 
 
 def _copy(tmp_path: Path, name: str) -> Path:
@@ -158,24 +162,18 @@ def test_pngs_the_new_rendering_does_not_draw_are_removed(tmp_path: Path, evalru
     assert not (run_dir / "figures").exists()
 
 
-def test_a_stored_rerun_of_a_run_imports_no_statistics_or_plotting_library(tmp_path: Path) -> None:
-    spec = tmp_path / "spec.yaml"
-    (tmp_path / "items.jsonl").write_text("".join(json.dumps({"id": f"i{n}", "text": f"text {n}", "gold": "agree"})
-                                                  + "\n" for n in range(4)), encoding="utf-8")
+def test_a_stored_rerun_of_a_run_imports_no_statistics_or_plotting_library(tmp_path: Path,
+                                                                            write_spec: SpecWriter) -> None:
     with LoopbackServer(default_reply=lambda body: "I agree") as server:
-        spec.write_text(f"""name: memo
-dataset: {{path: items.jsonl, id: id, gold: gold}}
-labels: [agree, differ]
-variants:
-  direct: {{prompt: "Is it? {{{{ text }}}}", extract: {{type: choice, choices: {{agree: [agree], differ: [differ]}}}}}}
-  story: {{prompt: "Tell. {{{{ text }}}}", extract: {{type: choice, choices: {{agree: [agree], differ: [differ]}}}}}}
-models:
-  - {{model: openai/m, name: m, api_base: '{server.base_url}', api_key_env: MEMO_KEY}}
-""", encoding="utf-8")
+        spec = write_spec(tmp_path, name="memo", dataset={"id": "id", "gold": "gold"}, labels=["agree", "differ"],
+                          items=[{"id": f"i{n}", "text": f"text {n}", "gold": "agree"} for n in range(4)],
+                          variants={"direct": "Is it? {{ text }}", "story": "Tell. {{ text }}"},
+                          extract={"type": "choice", "choices": {"agree": ["agree"], "differ": ["differ"]}},
+                          models=[write_spec.model(server.base_url, name="m", model="openai/m")])
         code = ("import sys, json, evalrun\n"
                 f"run = evalrun.run({str(spec)!r}, out={str(tmp_path / 'reports')!r}, retries=0)\n"
                 f"print(json.dumps([run.summary['totals']['from_store'], [m for m in {HEAVY!r} if m in sys.modules]]))")
-        env = {**os.environ, "EVALRUN_HOME": str(tmp_path / "home"), "MEMO_KEY": "k"}
+        env = {**os.environ, "EVALRUN_HOME": str(tmp_path / "home")}
         outs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
                 for _ in range(2)]
     for done in outs:

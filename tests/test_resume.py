@@ -12,11 +12,10 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import pytest
@@ -28,7 +27,9 @@ try:  # tests/ may or may not be a package, depending on how pytest was set up
 except ImportError:
     from loopback_server import LoopbackServer
 
-KEY_ENV = "EVALRUN_RESUME_KEY"
+if TYPE_CHECKING:
+    from conftest import SpecWriter
+
 ITEMS = [f"i{n:02d}" for n in range(15)]
 VARIANTS = ("ONE", "TWO")
 
@@ -40,27 +41,15 @@ def reply(body: dict[str, Any]) -> str:
 
 
 @pytest.fixture
-def server() -> Iterator[LoopbackServer]:
-    with LoopbackServer(default_reply=reply) as s:
-        yield s
+def server(loopback: Callable[..., LoopbackServer]) -> LoopbackServer:
+    return loopback(default_reply=reply)
 
 
-def write_spec(folder: Path, base: str, second_prompt: str = "TWO <{{ id }}>", concurrency: int = 3) -> Path:
-    (folder / "items.jsonl").write_text("".join(json.dumps({"id": i}) + "\n" for i in ITEMS), encoding="utf-8")
-    extract = "{type: choice, choices: {a: [alpha], b: [beta]}}"
-    spec = folder / "spec.yaml"
-    spec.write_text(textwrap.dedent(f"""\
-        name: resume
-        dataset: {{path: items.jsonl}}
-        labels: [a, b]
-        variants:
-          one: {{prompt: "ONE <{{{{ id }}}}>", extract: {extract}}}
-          two: {{prompt: "{second_prompt}", extract: {extract}}}
-        models:
-          - {{model: openai/loop, name: loop, api_base: '{base}', api_key_env: {KEY_ENV},
-              concurrency: {concurrency}, timeout: 5}}
-        """), encoding="utf-8")
-    return spec
+def parts(write_spec: SpecWriter, base: str, second_prompt: str = "TWO <{{ id }}>",
+          concurrency: int = 3) -> dict[str, Any]:
+    """conftest's write_spec's parts: two variants (alpha or beta) over ITEMS, one model."""
+    return {"name": "resume", "items": ITEMS, "variants": {"one": "ONE <{{ id }}>", "two": second_prompt},
+            "models": [write_spec.model(base, concurrency=concurrency, timeout=5)]}
 
 
 def counts(server: LoopbackServer) -> dict[str, int]:
@@ -81,10 +70,9 @@ def summary(report: Path) -> dict[str, Any]:
 
 def test_rerun_asks_only_what_is_missing_or_changed(tmp_path: Path, server: LoopbackServer,
                                                     capsys: pytest.CaptureFixture[str],
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(KEY_ENV, "sk-resume-key-123456")
+                                                    write_spec: SpecWriter) -> None:
     out = str(tmp_path / "out")
-    spec = write_spec(tmp_path, server.base_url)
+    spec = write_spec(tmp_path, **parts(write_spec, server.base_url))
     assert run(capsys, str(spec), "--out", out)[0] == 0
     assert set(counts(server).values()) == {1}
 
@@ -93,7 +81,7 @@ def test_rerun_asks_only_what_is_missing_or_changed(tmp_path: Path, server: Loop
     assert summary(report)["totals"]["from_store"] == 30
 
     # a changed prompt asks again for exactly the jobs it changed (the new text has a new tag)
-    spec = write_spec(tmp_path, server.base_url, second_prompt="TWO <{{ id }}> briefly")
+    spec = write_spec(tmp_path, **parts(write_spec, server.base_url, second_prompt="TWO <{{ id }}> briefly"))
     code, report = run(capsys, str(spec), "--out", out)
     assert code == 0 and len(server.requests) == 45
     assert all(server.count(f"TWO <{i}> briefly") == 1 for i in ITEMS)
@@ -109,9 +97,9 @@ def test_rerun_asks_only_what_is_missing_or_changed(tmp_path: Path, server: Loop
 
 def test_report_rerenders_with_no_model_call(tmp_path: Path, server: LoopbackServer,
                                             capsys: pytest.CaptureFixture[str],
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(KEY_ENV, "sk-resume-key-123456")
-    _, report = run(capsys, str(write_spec(tmp_path, server.base_url)), "--out", str(tmp_path / "out"))
+                                            write_spec: SpecWriter) -> None:
+    spec = write_spec(tmp_path, **parts(write_spec, server.base_url))
+    _, report = run(capsys, str(spec), "--out", str(tmp_path / "out"))
     before = report.read_text(encoding="utf-8"), summary(report)
     report.unlink()
     server.stop()  # any model call would now fail
@@ -121,8 +109,7 @@ def test_report_rerenders_with_no_model_call(tmp_path: Path, server: LoopbackSer
 
 
 def start_run(spec: Path, out: Path, home: Path) -> subprocess.Popen[str]:
-    env = {**os.environ, "EVALRUN_HOME": str(home), KEY_ENV: "sk-resume-key-123456",
-           "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    env = {**os.environ, "EVALRUN_HOME": str(home), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
     return subprocess.Popen([sys.executable, "-m", "evalrun", "run", str(spec), "--out", str(out)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -140,11 +127,12 @@ def stored_keys(home: Path) -> set[str]:
         return {key for (key,) in db.execute("SELECT key FROM responses WHERE status = 'ok'")}
 
 
+@pytest.mark.slow
 def test_kill_9_midway_loses_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                     monkeypatch: pytest.MonkeyPatch, evalrun_home: Path) -> None:
-    monkeypatch.setenv(KEY_ENV, "sk-resume-key-123456")
+                                     monkeypatch: pytest.MonkeyPatch, evalrun_home: Path,
+                                     write_spec: SpecWriter) -> None:
     with LoopbackServer(default_reply=reply, latency=0.15) as server:
-        spec = write_spec(tmp_path, server.base_url, concurrency=2)
+        spec = write_spec(tmp_path, **parts(write_spec, server.base_url, concurrency=2))
         proc = start_run(spec, tmp_path / "killed", evalrun_home)
         wait_for_requests(server, proc, 9)
         proc.send_signal(signal.SIGKILL)
@@ -179,11 +167,11 @@ def test_kill_9_midway_loses_nothing(tmp_path: Path, capsys: pytest.CaptureFixtu
         assert not (evalrun_home / "scratch").exists()  # the resumed run swept the dead run's scratch
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                     monkeypatch: pytest.MonkeyPatch, evalrun_home: Path) -> None:
-    monkeypatch.setenv(KEY_ENV, "sk-resume-key-123456")
+                                                     evalrun_home: Path, write_spec: SpecWriter) -> None:
     with LoopbackServer(default_reply=reply, latency=0.15) as server:
-        spec = write_spec(tmp_path, server.base_url, concurrency=2)
+        spec = write_spec(tmp_path, **parts(write_spec, server.base_url, concurrency=2))
         proc = start_run(spec, tmp_path / "out", evalrun_home)
         wait_for_requests(server, proc, 5)
         proc.send_signal(signal.SIGINT)

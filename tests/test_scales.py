@@ -4,9 +4,8 @@ independent implementation (statsmodels, scipy) on the item vectors worked out h
 from __future__ import annotations
 
 import re
-import textwrap
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
@@ -20,6 +19,9 @@ try:  # tests/ may or may not be a package, depending on how pytest was set up
 except ImportError:
     from loopback_server import LoopbackServer
 
+if TYPE_CHECKING:
+    from conftest import SpecWriter
+
 # item -> (stated rating, shown rating) on a 1-5 scale: the stated one runs higher, mostly by one step
 RATINGS = {"r1": (5, 4), "r2": (4, 4), "r3": (5, 3), "r4": (2, 1), "r5": (3, 3), "r6": (4, 2), "r7": (1, 1),
            "r8": (5, 5), "r9": (3, 2), "r10": (4, 3)}
@@ -32,32 +34,21 @@ def _reply(body: dict[str, Any]) -> str:
     return f"I would say {stated}." if "STATED" in text else f"Rating: {shown}/5"
 
 
-SPEC = """\
-    name: scale
-    dataset:
-      items: ITEMS
-    labels: ["1", "2", "3", "4", "5"]
-    ordinal: true
-    variants:
-      stated:
-        prompt: "STATED <{{ id }}> how much do you like {{ text }}, 1 to 5?"
-        extract: {type: number, min: 1, max: 5}
-      shown:
-        prompt: "SHOWN <{{ id }}> rate {{ text }}"
-        extract: {type: number, min: 1, max: 5}
-    models:
-      - {model: openai/x, name: x, api_base: BASE, api_key_env: SCALE_KEY}
-    """
+ONE_TO_FIVE = {"type": "number", "min": 1, "max": 5}
+# conftest's write_spec's parts: a rating stated and a rating shown, on ordered labels
+SPEC: dict[str, Any] = {
+    "name": "scale", "inline": True, "items": [{"id": i, "text": f"thing {i}"} for i in RATINGS],
+    "labels": ["1", "2", "3", "4", "5"], "ordinal": True,
+    "variants": {"stated": "STATED <{{ id }}> how much do you like {{ text }}, 1 to 5?",
+                 "shown": "SHOWN <{{ id }}> rate {{ text }}"},
+    "extract": ONE_TO_FIVE,
+}
 
 
 def test_an_ordinal_pair_reports_weighted_kappa_spearman_and_wilcoxon(tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SCALE_KEY", "not-a-key")
-    items = "[" + ", ".join(f"{{id: {i}, text: 'thing {i}'}}" for i in RATINGS) + "]"
+                                                                      write_spec: SpecWriter) -> None:
     with LoopbackServer(default_reply=_reply) as server:
-        spec = tmp_path / "spec.yaml"
-        spec.write_text(textwrap.dedent(SPEC).replace("ITEMS", items).replace("BASE", server.base_url),
-                        encoding="utf-8")
+        spec = write_spec(tmp_path, models=[write_spec.model(server.base_url, name="x", model="openai/x")], **SPEC)
         run = evalrun.run(spec, out=tmp_path / "out", retries=0)
     (pair,) = run.summary["statistics"]["pairs"]
     scale = pair["ordinal"]

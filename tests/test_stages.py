@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import json
 import re
-import textwrap
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
-import pytest
 
 import evalrun
 
@@ -19,6 +17,9 @@ try:  # tests/ may or may not be a package, depending on how pytest was set up
     from tests.loopback_server import LoopbackServer
 except ImportError:
     from loopback_server import LoopbackServer
+
+if TYPE_CHECKING:
+    from conftest import SpecWriter
 
 # every protagonist is a woman; a story about a woman and her three brothers has more "he" than "she",
 # so the pronoun count reads it as male where the judge (scripted to read it right) says female
@@ -49,52 +50,30 @@ def _reply(body: dict[str, Any]) -> str:
     return _story(item)
 
 
-SPEC = """\
-    name: stages
-    dataset:
-      items:
-        ITEMS
-      gold: gender
-    labels: [female, male]
-    variants:
-      direct:
-        prompt: "DIRECT <{{ id }}> Who wrote {{ text }}? female or male"
-        extract: {type: choice, choices: {female: [], male: []}}
-      story:
-        prompt: "STORY <{{ id }}> Write about someone like the author of {{ text }}."
-        extract: {type: pronouns, margin: 1}
-        readers:
-          judge:
-            type: judge
-            model: scripted
-            question: "the gender of the main character of story <{{ id }}>"
-        followup:
-          prompt: "FOLLOW-UP: is the main character of your story a woman or a man? female or male"
-          extract: {type: choice, choices: {female: [], male: []}}
-    models:
-      - model: openai/scripted
-        name: scripted
-        api_base: BASE
-        api_key_env: STAGES_KEY
-    params: {temperature: 0, seed: 1}
-    """
+PICK = {"type": "choice", "choices": {"female": [], "male": []}}
+# conftest's write_spec's parts: a direct question, and a story read by pronouns and by a judge, then followed up
+SPEC: dict[str, Any] = {
+    "name": "stages", "inline": True, "dataset": {"gold": "gender"}, "labels": ["female", "male"],
+    "items": [{"id": i, "text": f"text {i}", "gender": g} for i, g in GOLD.items()],
+    "variants": {
+        "direct": {"prompt": "DIRECT <{{ id }}> Who wrote {{ text }}? female or male", "extract": PICK},
+        "story": {
+            "prompt": "STORY <{{ id }}> Write about someone like the author of {{ text }}.",
+            "extract": {"type": "pronouns", "margin": 1},
+            "readers": {"judge": {"type": "judge", "model": "scripted",
+                                  "question": "the gender of the main character of story <{{ id }}>"}},
+            "followup": {"prompt": "FOLLOW-UP: is the main character of your story a woman or a man? female or male",
+                         "extract": PICK},
+        },
+    },
+    "params": {"temperature": 0, "seed": 1},
+}
 
 
-def _spec(tmp_path: Path, base: str) -> Path:
-    items = "\n".join(f"    - {{id: {i}, text: 'text {i}', gender: {g}}}" for i, g in GOLD.items())
-    path = tmp_path / "spec.yaml"
-    path.write_text(textwrap.dedent(SPEC).replace("ITEMS", items.strip()).replace("BASE", base), encoding="utf-8")
-    return path
-
-
-@pytest.fixture(autouse=True)
-def key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("STAGES_KEY", "not-a-key")
-
-
-def test_a_judge_beside_the_pronoun_reader_and_a_followup(tmp_path: Path) -> None:
+def test_a_judge_beside_the_pronoun_reader_and_a_followup(tmp_path: Path, write_spec: SpecWriter) -> None:
     with LoopbackServer(default_reply=_reply) as server:
-        spec = _spec(tmp_path, server.base_url)
+        scripted = write_spec.model(server.base_url, name="scripted", model="openai/scripted")
+        spec = write_spec(tmp_path, models=[scripted], **SPEC)
         run = evalrun.run(spec, out=tmp_path / "out", retries=0)
         judged = server.count("<<<BEGIN ANSWER>>>")
         followed = server.count("FOLLOW-UP")

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import copy
 import json
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from jsonschema import Draft202012Validator
@@ -20,48 +19,33 @@ try:  # tests/ may or may not be a package, depending on how pytest was set up
 except ImportError:
     from loopback_server import LoopbackServer, Rule
 
+if TYPE_CHECKING:
+    from conftest import ApiKey, SpecWriter
+
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = json.loads((ROOT / "schemas" / "summary.schema.json").read_text(encoding="utf-8"))
 VALIDATOR = Draft202012Validator(SCHEMA)
 
-PLAIN = """\
-    name: plain
-    dataset: {path: items.jsonl, gold: gender}
-    labels: [female, male]
-    variants:
-      direct:
-        prompt: "DIRECT {{ id }}"
-        extract: {type: choice, choices: {female: [], male: []}}
-      story:
-        prompt: "STORY {{ id }}"
-        extract: {type: pronouns}
-    """
+PICK = {"type": "choice", "choices": {"female": [], "male": []}}
+# conftest's write_spec's parts of both specs (their items and models are added when written)
+PLAIN: dict[str, Any] = {
+    "name": "plain", "filename": "plain.yaml", "dataset": {"gold": "gender"}, "labels": ["female", "male"],
+    "variants": {"direct": {"prompt": "DIRECT {{ id }}", "extract": PICK},
+                 "story": {"prompt": "STORY {{ id }}", "extract": {"type": "pronouns"}}},
+}
 
 # conditions, paraphrases, counterbalanced options, two models, two samples; i03 of one model fails
-EVERY_AXIS = """\
-    name: every-axis
-    dataset: {path: items.jsonl, gold: gender}
-    labels: [female, male]
-    conditions:
-      plain: {tone: plain}
-      warm: {tone: warm}
-    variants:
-      direct:
-        prompts: ["DIRECT {{ tone }} {{ id }} {{ options | join(' or ') }}", "ASK {{ tone }} {{ id }} {{ options }}"]
-        options: [female, male]
-        counterbalance: rotations
-        extract: {type: choice, choices: {female: [], male: []}}
-      story:
-        prompt: "STORY {{ tone }} {{ id }}"
-        extract: {type: pronouns}
-    samples: 2
-    """
-
-
-def _models(base_url: str, names: list[str]) -> str:
-    return "models:\n" + "".join(
-        f"  - {{model: openai/{n}, name: {n}, api_base: '{base_url}', api_key_env: EVALRUN_SCHEMA_KEY}}\n"
-        for n in names)
+EVERY_AXIS: dict[str, Any] = {
+    "name": "every-axis", "filename": "every.yaml", "dataset": {"gold": "gender"}, "labels": ["female", "male"],
+    "conditions": {"plain": {"tone": "plain"}, "warm": {"tone": "warm"}},
+    "variants": {
+        "direct": {"prompts": ["DIRECT {{ tone }} {{ id }} {{ options | join(' or ') }}",
+                               "ASK {{ tone }} {{ id }} {{ options }}"],
+                   "options": ["female", "male"], "counterbalance": "rotations", "extract": PICK},
+        "story": {"prompt": "STORY {{ tone }} {{ id }}", "extract": {"type": "pronouns"}},
+    },
+    "samples": 2,
+}
 
 
 def _reply(body: dict[str, Any]) -> str:
@@ -73,21 +57,21 @@ def _reply(body: dict[str, Any]) -> str:
 
 
 @pytest.fixture(scope="module")
-def summaries(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[dict[str, Any]]]:
+def summaries(tmp_path_factory: pytest.TempPathFactory, write_spec: SpecWriter,
+              api_key: ApiKey) -> Iterator[list[dict[str, Any]]]:
     """The summaries of both runs, as returned and as written to summary.json."""
     root = tmp_path_factory.mktemp("runs")
-    rows = [json.dumps({"id": f"i{n:02d}", "gender": ["female", "male"][n % 2]}) for n in range(1, 7)]
-    (root / "items.jsonl").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    items = [{"id": f"i{n:02d}", "gender": ["female", "male"][n % 2]} for n in range(1, 7)]
     out = []
     # module-scoped, so the per-test EVALRUN_HOME of conftest is not set up yet: set our own
     with pytest.MonkeyPatch.context() as mp, LoopbackServer(
             rules=[Rule(contains="DIRECT plain i03", fault="500")], default_reply=_reply) as server:
         mp.setenv("EVALRUN_HOME", str(tmp_path_factory.mktemp("home")))
         mp.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-        mp.setenv("EVALRUN_SCHEMA_KEY", "sk-test")
-        for name, text, models in (("plain.yaml", PLAIN, ["scripted"]), ("every.yaml", EVERY_AXIS, ["m1", "m2"])):
-            spec = root / name
-            spec.write_text(textwrap.dedent(text) + _models(server.base_url, models), encoding="utf-8")
+        mp.setenv(api_key.env, api_key.secret)
+        for parts, names in ((PLAIN, ["scripted"]), (EVERY_AXIS, ["m1", "m2"])):
+            models = [write_spec.model(server.base_url, name=n, model=f"openai/{n}") for n in names]
+            spec = write_spec(root, items=items, models=models, **parts)
             result = run(spec, out=root / "reports", retries=0, warn=lambda _: None)
             out += [result.summary, json.loads((result.dir / "summary.json").read_text(encoding="utf-8"))]
     yield out

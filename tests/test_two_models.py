@@ -19,6 +19,7 @@ except ImportError:
 GENDER = Path(__file__).resolve().parents[1] / "evals" / "gender.yaml"
 
 
+@pytest.mark.slow
 def test_gender_on_the_embedded_model_and_a_loopback_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "loopback")  # litellm's openai provider wants one; the server ignores it

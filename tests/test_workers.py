@@ -4,17 +4,14 @@ sends from its own process."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sqlite3
-import textwrap
-import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from aiohttp import web
 
 import evalrun
 from evalrun import workers
@@ -25,27 +22,14 @@ try:  # tests/ may or may not be a package, depending on how pytest was set up
 except ImportError:
     from loopback_server import LoopbackServer, Rule
 
-KEY_ENV = "EVALRUN_WORKERS_KEY"
-KEY = "sk-workers-test-SECRET-0987654321"
+if TYPE_CHECKING:
+    from conftest import ApiKey, SpecWriter
 
 
-def write_spec(folder: Path, base: str, items: int, concurrency: int = 8) -> Path:
-    folder.mkdir(exist_ok=True)
-    (folder / "items.jsonl").write_text("".join(json.dumps({"id": f"i{n:03d}"}) + "\n" for n in range(items)))
-    spec = folder / "spec.yaml"
-    spec.write_text(textwrap.dedent(f"""\
-        name: senders
-        dataset: {{path: items.jsonl}}
-        labels: [a, b]
-        variants:
-          one: {{prompt: "ONE <{{{{ id }}}}>", extract: {{type: choice, choices: {{a: [alpha], b: [beta]}}}}}}
-          two: {{prompt: "TWO <{{{{ id }}}}>", extract: {{type: choice, choices: {{a: [alpha], b: [beta]}}}}}}
-        models:
-          - {{model: openai/senders-loop, name: loop, api_base: '{base}', api_key_env: {KEY_ENV},
-             concurrency: {concurrency}, timeout: 10}}
-        params: {{temperature: 0, seed: 3}}
-        """))
-    return spec
+def parts(write_spec: SpecWriter, base: str, items: int, concurrency: int = 8) -> dict[str, Any]:
+    """conftest's write_spec's parts: its default two variants (ONE, TWO) over `items` items, one model."""
+    return {"name": "senders", "items": [f"i{n:03d}" for n in range(items)], "params": {"temperature": 0, "seed": 3},
+            "models": [write_spec.model(base, model="openai/senders-loop", concurrency=concurrency, timeout=10)]}
 
 
 def rows(home: Path) -> list[tuple[Any, ...]]:
@@ -62,9 +46,9 @@ def reply(body: dict[str, Any]) -> str:
     return "beta" if text.startswith("ONE") and number % 2 else "alpha"
 
 
+@pytest.mark.slow
 def test_a_run_through_senders_stores_and_reports_what_a_run_without_them_does(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(KEY_ENV, KEY)
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write_spec: SpecWriter, api_key: ApiKey) -> None:
     # a 429, a 500 and a dropped connection, each retried once
     rules = [Rule("ONE <i007>", fault="429", times=1), Rule("TWO <i011>", fault="500", times=1),
              Rule("TWO <i013>", fault="drop", times=1)]
@@ -73,7 +57,7 @@ def test_a_run_through_senders_stores_and_reports_what_a_run_without_them_does(
         home = tmp_path / f"home{count}"
         monkeypatch.setenv("EVALRUN_HOME", str(home))
         with LoopbackServer(rules=rules, default_reply=reply, latency=0.01) as server:
-            spec = write_spec(tmp_path / f"spec{count}", server.base_url, items=30)
+            spec = write_spec(tmp_path / f"spec{count}", **parts(write_spec, server.base_url, items=30))
             if count:
                 # in this process nothing can be sent: every answer must come from a sender
                 async def refuse(*args: object) -> None:
@@ -89,15 +73,15 @@ def test_a_run_through_senders_stores_and_reports_what_a_run_without_them_does(
     assert pooled.summary["statistics"] == alone.summary["statistics"]
     assert pooled.summary["totals"] == alone.summary["totals"]
     for path in [tmp_path / "home2" / "store.sqlite", pooled.report_path, pooled.dir / "summary.json"]:
-        assert KEY.encode() not in path.read_bytes()
+        assert api_key.secret.encode() not in path.read_bytes()
 
 
-def test_a_refused_request_comes_back_from_a_sender_classified(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                               capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.slow
+def test_a_refused_request_comes_back_from_a_sender_classified(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], write_spec: SpecWriter, api_key: ApiKey) -> None:
     """A sender classifies in its own process; the error row says what the in-process path says."""
-    monkeypatch.setenv(KEY_ENV, KEY)
     with LoopbackServer(rules=[Rule("ONE <i001>", fault="500")], default_reply="alpha") as server:
-        spec = write_spec(tmp_path, server.base_url, items=3)
+        spec = write_spec(tmp_path, **parts(write_spec, server.base_url, items=3))
         code = main([str(spec), "--out", str(tmp_path / "out"), "--workers", "2", "--retries", "1",
                      "--retry-delay", "0.01"])
     assert code == 1  # a sixth of the jobs failed, over the default --max-errors
@@ -108,7 +92,7 @@ def test_a_refused_request_comes_back_from_a_sender_classified(tmp_path: Path, m
     assert len(failed) == 1
     error_class, message, attempts = failed[0]
     assert error_class == "InternalServerError" and attempts == 2
-    assert KEY not in message and KEY not in capsys.readouterr().err
+    assert api_key.secret not in message and api_key.secret not in capsys.readouterr().err
 
 
 def _senders_of(pid: int) -> list[int]:
@@ -127,34 +111,32 @@ def _senders_of(pid: int) -> list[int]:
     return sorted(found)
 
 
-class KillingServer(LoopbackServer):
-    """Kills one of the run's senders at each of the given request counts (while requests are in flight)."""
+class Killer:
+    """A loopback server's on_request hook: kills one of the run's senders at each of the given request counts
+    (while requests are in flight). Hooks run on the server's one event loop, so the count needs no lock."""
 
-    def __init__(self, kill_at: set[int], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, kill_at: set[int]) -> None:
         self.kill_at = kill_at
         self.seen = 0
         self.killed: list[int] = []
-        self.lock = threading.Lock()
 
-    async def _handle_chat(self, request: web.Request) -> web.StreamResponse:
-        with self.lock:
-            self.seen += 1
-            if self.seen in self.kill_at:
-                alive = [pid for pid in _senders_of(os.getpid()) if pid not in self.killed]
-                assert alive, "no sender to kill"
-                os.kill(alive[0], signal.SIGKILL)
-                self.killed.append(alive[0])
-        return await super()._handle_chat(request)
+    def __call__(self, body: dict[str, Any]) -> None:
+        self.seen += 1
+        if self.seen in self.kill_at:
+            alive = [pid for pid in _senders_of(os.getpid()) if pid not in self.killed]
+            assert alive, "no sender to kill"
+            os.kill(alive[0], signal.SIGKILL)
+            self.killed.append(alive[0])
 
 
+@pytest.mark.slow
 def test_a_killed_sender_s_requests_are_asked_again_and_with_none_left_the_run_sends_them(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(KEY_ENV, KEY)
-    with KillingServer({10, 40}, default_reply=reply, latency=0.2) as server:
-        spec = write_spec(tmp_path, server.base_url, items=40, concurrency=12)
-        done = evalrun.run(spec, workers=2, retry_delay=0.01, out=tmp_path / "out")
-    assert len(server.killed) == 2  # both senders: the last requests went out from the run's own process
+        tmp_path: Path, loopback: Callable[..., LoopbackServer], write_spec: SpecWriter) -> None:
+    killer = Killer({10, 40})
+    server = loopback(default_reply=reply, latency=0.2, on_request=killer)
+    spec = write_spec(tmp_path, **parts(write_spec, server.base_url, items=40, concurrency=12))
+    done = evalrun.run(spec, workers=2, retry_delay=0.01, out=tmp_path / "out")
+    assert len(killer.killed) == 2  # both senders: the last requests went out from the run's own process
     assert done.summary["totals"]["answered"] == 80
     with sqlite3.connect(Path(os.environ["EVALRUN_HOME"]) / "store.sqlite") as db:
         statuses = db.execute("SELECT status, count(*) FROM responses GROUP BY status").fetchall()
@@ -173,8 +155,9 @@ def test_how_many_senders_a_stage_gets(monkeypatch: pytest.MonkeyPatch) -> None:
     assert workers.auto_count(1000) == 0
 
 
-def test_a_negative_worker_count_is_refused_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    spec = write_spec(tmp_path, "http://127.0.0.1:9/v1", items=1)
+def test_a_negative_worker_count_is_refused_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                        write_spec: SpecWriter) -> None:
+    spec = write_spec(tmp_path, **parts(write_spec, "http://127.0.0.1:9/v1", items=1))
     assert main([str(spec), "--workers", "-1"]) == 2
     assert capsys.readouterr().err == (
         "evalrun: error: --workers must be 0 or more (0: send from the run's own process), not -1\n")

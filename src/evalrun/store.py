@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from .providers import redact_params
+from .redact import redact_params, redact_url
 
 # Append-only: a store records the migrations it has had, and each opening applies the ones it lacks,
 # in order. Never edit or reorder an entry once released; add a new one. The first is release 0.1's

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from ..embedded import EMBEDDED_MODEL
 from ..prompts import TemplateProblem, variables
-from ..spec.model import EMBEDDED_MODEL
 from .base import Config, ConfigProblem, Extractor, ExtractorType, TemplateSpot, outside
 from .choice import ChoiceExtractor
 from .judge import JudgeExtractor

@@ -11,11 +11,11 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+from ..embedded import EMBEDDED_MODEL as EMBEDDED_MODEL  # the spec's default model, re-exported
 from ..errors import Problem
 from ..extract import extractor_schema
 from ..yamlpos import Located
 
-EMBEDDED_MODEL = "evalrun/smollm2"
 DEFAULT_CONCURRENCY = 8
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_SEED = 0

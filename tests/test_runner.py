@@ -20,13 +20,13 @@ import polars as pl
 import pytest
 from aiohttp import web
 
-from evalrun import cli, runner
+from evalrun import cli, sendpath
 from evalrun.cli import main
 from evalrun.design import Cell
 from evalrun.jobs import Job
 from evalrun.progress import Display
 from evalrun.providers import classify, retry_after
-from evalrun.runner import Outcome, RetryPolicy
+from evalrun.sendpath import Outcome, RetryPolicy
 from evalrun.spec import ModelConfig
 from evalrun.store import StoredResponse
 
@@ -85,7 +85,7 @@ def test_backoff_is_capped_jittered_and_yields_to_retry_after() -> None:
 
 
 def test_cli_defaults_match_the_runner() -> None:
-    assert (cli.DEFAULT_RETRIES, cli.DEFAULT_RETRY_DELAY) == (runner.DEFAULT_RETRIES, runner.DEFAULT_RETRY_DELAY)
+    assert (cli.DEFAULT_RETRIES, cli.DEFAULT_RETRY_DELAY) == (sendpath.DEFAULT_RETRIES, sendpath.DEFAULT_RETRY_DELAY)
     text = cli._parser()._subparsers._group_actions[0].choices["run"].format_help()  # type: ignore[union-attr]
     text = " ".join(text.split())
     assert "--max-errors SHARE exit 1 if more than this share of jobs failed (default 0.1)" in text

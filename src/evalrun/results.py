@@ -38,7 +38,7 @@ import polars as pl
 from .dataset import Dataset
 from .extract import Extraction, Extractor, Reading, build_extractor
 from .extract.judge import parse_verdict, vote
-from .runner import Outcome
+from .sendpath import Outcome
 from .spec import Spec
 
 SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {

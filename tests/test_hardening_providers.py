@@ -78,7 +78,7 @@ def test_an_answered_error_keeps_its_own_message() -> None:
 
 
 def test_credential_params_names_keys_that_hold_credentials() -> None:
-    from evalrun.providers import credential_params
+    from evalrun.redact import credential_params
 
     params = {
         "temperature": 0.7, "max_tokens": 200, "max_completion_tokens": 100, "top_k": 5, "seed": 1,
@@ -98,7 +98,7 @@ def test_credential_params_names_keys_that_hold_credentials() -> None:
 
 
 def test_redact_params_hides_credential_values_and_keeps_the_rest() -> None:
-    from evalrun.providers import redact_params
+    from evalrun.redact import redact_params
 
     params = {"temperature": 0.7, "api_key": "hunter2", "extra_headers": {"Authorization": "Basic dXNlcjpwdw==",
                                                                           "X-Trace": "on"},
@@ -119,6 +119,6 @@ def test_redact_params_hides_credential_values_and_keeps_the_rest() -> None:
     ("max_tokens: 200, prompt_cache_key: run-7", "max_tokens: 200, prompt_cache_key: run-7"),
 ])
 def test_redact_removes_values_given_to_credential_names(text: str, expected: str) -> None:
-    from evalrun.providers import redact
+    from evalrun.redact import redact
 
     assert redact(text, []) == expected

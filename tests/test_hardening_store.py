@@ -37,7 +37,7 @@ def test_a_lease_is_held_renewed_released_and_lapses(tmp_path: Path) -> None:
     first, second = Store(tmp_path / "s.sqlite"), Store(tmp_path / "s.sqlite")  # two runs, two connections
     assert first.lease("k", "run-1", 30)
     assert not second.lease("k", "run-2", 30)  # held by a live owner
-    assert first.lease("k", "run-1", 30)  # its owner may take it again
+    assert not first.lease("k", "run-1", 30)  # not even by its owner: one request per key per store (issue 24.1)
     first.release("k", "run-1")
     assert second.lease("k", "run-2", 30)  # released: free
     assert not first.lease("k", "run-1", 30)

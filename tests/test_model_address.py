@@ -43,7 +43,7 @@ def test_names_and_addresses_that_are_kept(text: str, model: str, address: str |
 
 
 def test_every_litellm_model_name_with_an_at_stays_a_name() -> None:
-    from evalrun.spec.model import split_address
+    from evalrun.address import split_address
 
     litellm = pytest.importorskip("litellm")
     named = [name for name in litellm.model_cost if "@" in name]

@@ -17,7 +17,7 @@ from evalrun.dataset import Dataset, load_dataset
 from evalrun.design import Design
 from evalrun.jobs import Job
 from evalrun.results import BATCH_ROWS, Results, columns
-from evalrun.runner import Outcome
+from evalrun.sendpath import Outcome
 from evalrun.spec import Spec, parse_spec
 from evalrun.store import StoredResponse
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
 import textwrap
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timezone
 from email.utils import format_datetime
 from pathlib import Path
@@ -20,15 +22,16 @@ import polars as pl
 import pytest
 from aiohttp import web
 
-from evalrun import cli, runner
+from evalrun import cli, runner, sendpath
 from evalrun.cli import main
-from evalrun.design import Cell
+from evalrun.dataset import load_dataset
+from evalrun.design import Cell, Design
 from evalrun.jobs import Job
 from evalrun.progress import Display
-from evalrun.providers import classify, retry_after
-from evalrun.runner import Outcome, RetryPolicy
-from evalrun.spec import ModelConfig
-from evalrun.store import StoredResponse
+from evalrun.providers import Answer, classify, retry_after
+from evalrun.sendpath import Outcome, RetryPolicy, RunOptions
+from evalrun.spec import ModelConfig, load_spec
+from evalrun.store import Store, StoredResponse
 
 try:  # tests/ may or may not be a package, depending on how pytest was set up
     from tests.loopback_server import LoopbackServer
@@ -85,7 +88,7 @@ def test_backoff_is_capped_jittered_and_yields_to_retry_after() -> None:
 
 
 def test_cli_defaults_match_the_runner() -> None:
-    assert (cli.DEFAULT_RETRIES, cli.DEFAULT_RETRY_DELAY) == (runner.DEFAULT_RETRIES, runner.DEFAULT_RETRY_DELAY)
+    assert (cli.DEFAULT_RETRIES, cli.DEFAULT_RETRY_DELAY) == (sendpath.DEFAULT_RETRIES, sendpath.DEFAULT_RETRY_DELAY)
     text = cli._parser()._subparsers._group_actions[0].choices["run"].format_help()  # type: ignore[union-attr]
     text = " ".join(text.split())
     assert "--max-errors SHARE exit 1 if more than this share of jobs failed (default 0.1)" in text
@@ -153,25 +156,116 @@ def run(capsys: pytest.CaptureFixture[str], spec: Path, server: LoopbackServer, 
     return code, Path(out.strip().splitlines()[-1]), err
 
 
-def test_concurrency_and_rpm_queue_requests_rather_than_reject_them(
+def test_concurrency_queues_requests_rather_than_rejecting_them(
         tmp_path: Path, server: CountingServer, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(KEY_ENV, SECRET)
     spec = write_spec(tmp_path, "openai/loop", items=15)
-    # --rpm 600 is 10 a second: the first 10 go at once, the other 20 wait their turn (~2 s after the
-    # first acquire; the first requests reach the server later than that, behind litellm's per-call
-    # work, so the server sees a shorter span). Unlimited, all 30 arrive within ~0.1 s.
     code, report, _ = run(capsys, spec, server, "--rpm", "600", "--concurrency", "25")
     assert code == 0
     assert pl.read_parquet(report.parent / "results.parquet")["error_class"].null_count() == 30
-    assert len(server.arrivals) == 30
-    assert server.arrivals[-1] - server.arrivals[0] >= 1.0
-    assert server.most_in_flight <= 25
+    assert len(server.arrivals) == 30 and server.most_in_flight <= 25
 
     server.arrivals.clear()
     server.most_in_flight = 0
     code, _, _ = run(capsys, spec, server, "--fresh", "--concurrency", "2")
     assert code == 0 and len(server.arrivals) == 30 and server.most_in_flight <= 2
+
+
+class VirtualTime:
+    """A clock that moves only when a pacer sleeps (or a test says so): pacing checked without waiting."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+def test_rpm_lets_one_second_s_worth_go_at_once_then_one_request_per_interval() -> None:
+    # --rpm 600: a bucket of 10 (one second's worth) draining 10 a second. 30 requests at once: 10 at t=0,
+    # then one every 0.1 s, the last at 2.0 s (a leaky bucket, recomputed here by hand).
+    time_ = VirtualTime()
+    pace = runner.Pace(600, None, time_.clock, time_.sleep)
+    sent: list[float] = []
+
+    async def one() -> None:
+        await pace.request(0)
+        sent.append(time_.now)
+
+    async def all_at_once() -> None:
+        await asyncio.gather(*(one() for _ in range(30)))
+
+    asyncio.run(all_at_once())
+    assert sent == pytest.approx([0.0] * 10 + [0.1 * k for k in range(1, 21)])
+
+
+class BlockingSender:
+    """Readying blocks the loop for two seconds, as importing litellm does; records when each request goes."""
+
+    def __init__(self, time_: VirtualTime) -> None:
+        self.time = time_
+        self.readied = False
+        self.sent: list[float] = []
+
+    def want(self, count: int) -> None:
+        pass
+
+    async def ready(self, models: list[ModelConfig]) -> None:
+        if not self.readied:
+            self.readied = True
+            self.time.now += 2.0  # no await: nothing else runs meanwhile
+
+    async def ask(self, job: Job, key: str | None) -> Answer:
+        self.sent.append(self.time.now)
+        return Answer("alpha", "stop", 1, 1, None)
+
+    async def close(self) -> None:
+        pass
+
+
+class Quiet:
+    def finished(self, outcome: Outcome) -> None:
+        pass
+
+    def retrying(self, model: str, error: object) -> None:
+        pass
+
+    def gave_up(self, model: str, message: str) -> None:
+        pass
+
+
+def test_rpm_paces_at_the_moment_of_sending_not_before_readying_blocks(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 22.8: pacing taken before litellm's first import blocked the loop let about two seconds' worth
+    reach the provider at once (the tokens taken before, and a bucket drained during the block)."""
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    spec = load_spec(write_spec(tmp_path, "openai/loop", items=15))
+    spec.models = [replace(m, rpm=600, concurrency=25) for m in spec.models]
+    design = Design(spec, load_dataset(spec))
+    time_ = VirtualTime()
+    sender = BlockingSender(time_)
+    store = Store(tmp_path / "store.sqlite")
+    ran = runner.Runner(store, RunOptions(), Quiet(), sender=sender,
+                        pace=lambda m: runner.Pace(m.rpm, m.tpm, time_.clock, time_.sleep))
+
+    async def stage() -> None:
+        try:
+            await ran.stage({m.name: design.expand(only=m) for m in spec.models}, spec.models)
+        finally:
+            await ran.close()
+
+    asyncio.run(stage())
+    store.close()
+    assert len(sender.sent) == 30
+    # never more than one second's worth (10) at one instant (before the fix: 20 when the block ended), and
+    # 30 requests at 10 a second take at least 2 s after the first
+    assert max(sum(abs(t - u) < 1e-9 for u in sender.sent) for t in sender.sent) <= 10
+    assert sender.sent[-1] - sender.sent[0] >= 2.0 - 1e-9
 
 
 def test_tpm_paces_by_estimated_tokens_even_when_one_request_exceeds_a_second_s_worth(

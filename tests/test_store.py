@@ -74,7 +74,7 @@ def test_store_lives_under_evalrun_home(monkeypatch: pytest.MonkeyPatch, tmp_pat
 
 def test_keys_from_credential_variables_are_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
     # a key litellm picked up by itself (no api_key_env in the spec) must not survive either
-    from evalrun.providers import environment_secrets, redact
+    from evalrun.redact import environment_secrets, redact
 
     monkeypatch.setenv("SOMEPROVIDER_API_KEY", "zz9-plural-z-alpha")
     monkeypatch.setenv("NOT_A_CREDENTIAL", "zz9-plural-z-alpha-visible")

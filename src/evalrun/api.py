@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from .progress import Display
     from .results import Results
     from .runner import Runner
+    from .sendpath import BatchPath
     from .spec import Spec
     from .store import Store
 
@@ -199,11 +200,13 @@ def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: 
                  "its jobs will be recorded as failed")
 
     from .progress import Display
-    from .providers import check_models, prepare, priced, redact_params
+    from .providers import check_models, prepare, priced
     from .record import ModelRecord, RunRecord
+    from .redact import redact_params, redact_url
     from .reporting import READINGS, RESULTS, write_report
     from .results import Results
-    from .runner import RetryPolicy, Runner, RunOptions
+    from .runner import Runner
+    from .sendpath import RetryPolicy, RunOptions
     from .store import home
 
     out = Path(out)
@@ -218,20 +221,21 @@ def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: 
                      "--max-cost cannot stop its requests (give it a `price` in the spec)")
     streams = {m.name: design.expand(only=m) for m in spec.models}
     batched: set[str] = set()  # models whose costs are batch prices: summary.json says so
+    batches: BatchPath | None = None  # with --batch, the provider batch APIs take the models they can
     if batch:
-        from .batches import batch_priced
+        from .batches import batch_priced, batch_stage
 
-        batched = batch_priced(spec.models)
+        batched, batches = batch_priced(spec.models), batch_stage
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     with Results(spec, dataset, scratch_parent=home() / "scratch") as results:
         store = _open_store()
-        display = Display({m.name: design.count(m) for m in spec.models}, on_outcome=results.add)
+        display = Display({m.name: design.count(m) for m in spec.models})
         t0 = time.perf_counter()
         try:
             options = RunOptions(fresh=fresh, max_cost=max_cost,
-                                 retry=RetryPolicy(attempts=retries + 1, base=retry_delay), batch=batch,
-                                 workers=workers)
-            runner = Runner(store, options, display)
+                                 retry=RetryPolicy(attempts=retries + 1, base=retry_delay), workers=workers)
+            # the results read (label) each outcome as it arrives; the display only shows progress
+            runner = Runner(store, options, display, read=results.add, batches=batches)
             asyncio.run(_stages(runner, design, results, streams, display))
             unreachable = runner.unreachable
             results.finalize()
@@ -270,7 +274,7 @@ def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: 
         has_gold=dataset.gold_column is not None,
         # a model given up as unreachable says so (with the address that did not answer), so the report
         # can say it was unreachable rather than quote an accuracy of 0
-        models=[ModelRecord(m.name, m.model, m.api_base, unreachable=m.name in unreachable,
+        models=[ModelRecord(m.name, m.model, redact_url(m.api_base), unreachable=m.name in unreachable,
                             address=unreachable.get(m.name), batch_prices=m.name in batched) for m in spec.models],
         # validation refuses credentials in params; redacting here too keeps one out of summary.json and
         # report.md should a spec reach run() some other way

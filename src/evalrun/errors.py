@@ -1,18 +1,27 @@
-"""The exceptions evalrun raises, one tree.
+"""What can go wrong, one tree: the exceptions evalrun raises, and the kinds of failure a job can end in.
 
     EvalrunError                 anything the user can fix; the CLI prints it as one line, exit 2
-    ├── SpecError                the spec file (YAML, schema, templates, extractors): carries Problems
-    ├── DatasetError             the dataset (file, columns, ids, gold values): carries Problems
+    ├── ProblemsError            one or more located Problems (file, line, column, message, hint)
+    │   ├── SpecError            the spec file (YAML, schema, templates, extractors)
+    │   └── DatasetError         the dataset (file, columns, ids, gold values)
     ├── ConfigError              the environment (a missing API key, an unknown model file)
     └── Interrupted              Ctrl-C or SIGTERM during a run: what arrived is in the store; rerun resumes
 
-Provider failures during a run are not exceptions for the caller: they are kept as
-error rows (see `runner`), so one refusal never loses the rest of a run.
+    a job's failure              not an exception: a row (results.parquet's `error_class`), so one refusal
+    │                            never loses the rest of a run; `error_class` is one of
+    ├── FailureKind              decided by evalrun (closed; the strings stored are the members' values)
+    │   ├── not sent             ConfigError, Unreachable, RequestTooLarge, BudgetExceeded
+    │   ├── sent, then lost      WorkerDied (retried like a dropped connection)
+    │   └── batches              BatchFailed, BatchError, and a batch line's HTTP status in the
+    │                            one-request path's words (RateLimitError, InternalServerError, ...)
+    └── the provider's word      the class name of the exception the provider raised (providers.classify:
+                                 litellm's RateLimitError, Timeout, ...), which evalrun does not choose
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 
 def short(value: object, limit: int = 40) -> str:
@@ -92,3 +101,25 @@ class Interrupted(EvalrunError):
         super().__init__(f"interrupted after {done} of {total} jobs; every answer received is in {store}. "
                          "Run the same command again to resume.")
         self.done, self.total, self.store = done, total, store
+
+
+class FailureKind(StrEnum):
+    """The failures evalrun itself names (see the tree above); each value is what results.parquet stores."""
+
+    CONFIG = "ConfigError"  # the model's API key is missing: nothing can be sent
+    UNREACHABLE = "Unreachable"  # the model was given up after connection failures in a row
+    TOO_LARGE = "RequestTooLarge"  # the request's estimated tokens exceed a whole minute of the model's tpm
+    BUDGET = "BudgetExceeded"  # --max-cost was reached before the request was sent
+    WORKER_DIED = "WorkerDied"  # the sender process carrying the request exited
+    BATCH_FAILED = "BatchFailed"  # the provider failed, expired or cancelled the whole batch
+    BATCH_ERROR = "BatchError"  # a batch line failed with no HTTP status evalrun has a name for
+    # a batch line's HTTP status, named as the one-request path names the same failure (litellm's words)
+    BAD_REQUEST = "BadRequestError"
+    AUTHENTICATION = "AuthenticationError"
+    PERMISSION_DENIED = "PermissionDeniedError"
+    NOT_FOUND = "NotFoundError"
+    TIMEOUT = "Timeout"
+    UNPROCESSABLE = "UnprocessableEntityError"
+    RATE_LIMIT = "RateLimitError"
+    INTERNAL = "InternalServerError"
+    UNAVAILABLE = "ServiceUnavailableError"

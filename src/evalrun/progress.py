@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -15,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 from .providers import CallError
-from .runner import Outcome
+from .sendpath import Outcome
 
 
 @dataclass
@@ -58,12 +57,11 @@ class Tally:
 
 
 class Display:
-    """Observer for the runner; call `close()` when the run ends."""
+    """Observer for the runner: it only displays (the runner hands outcomes to the results); call `close()`
+    when the run ends."""
 
-    def __init__(self, totals: dict[str, int], stream: TextIO | None = None, interval: float = 10.0,
-                 on_outcome: Callable[[Outcome], None] | None = None) -> None:
+    def __init__(self, totals: dict[str, int], stream: TextIO | None = None, interval: float = 10.0) -> None:
         self.tallies = {model: Tally(total) for model, total in totals.items()}
-        self.on_outcome = on_outcome
         self.stream = stream or sys.stderr
         self.interval = interval
         self.start = time.monotonic()
@@ -93,8 +91,6 @@ class Display:
         model = outcome.job.model.name
         tally = self.tallies[model]
         tally.add(outcome)
-        if self.on_outcome is not None:
-            self.on_outcome(outcome)
         if self.progress is not None:
             self.progress.update(self.tasks[model], completed=tally.done, stats=self._rate(tally))
         elif time.monotonic() - self.last_line >= self.interval:

@@ -39,7 +39,7 @@ from .dataset import Dataset
 from .design.axes import DType, results_columns
 from .extract import Extraction, Extractor, Reading, build_extractor
 from .extract.judge import parse_verdict, vote
-from .runner import Outcome
+from .sendpath import Outcome
 from .spec import Spec
 
 # the columns results.py fills itself; `columns()` places the axes' columns among them

@@ -9,25 +9,20 @@ number of jobs, and requests wait in line rather than being rejected.
 from __future__ import annotations
 
 import asyncio
-import random
 import re
 import time
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 
-from aiolimiter import AsyncLimiter
-
-from .errors import ConfigError
+from .errors import ConfigError, FailureKind
 from .jobs import Job
-from .providers import Answer, CallError, api_key, classify, environment_secrets, estimate_tokens
+from .providers import Answer, CallError, api_key, classify, estimate_tokens
+from .redact import environment_secrets, url_without_credentials
+from .sendpath import BatchPath, Budget, Observer, Outcome, RunOptions, Sender, Shared, failed_response, unsent
 from .spec import ModelConfig
 from .store import Store, StoredResponse, request_json
 from .workers import Senders, auto_count
 
-DEFAULT_RETRIES = 5
-DEFAULT_RETRY_DELAY = 1.0
 # Leases on request keys keep two runs sharing a store from paying twice for one request. A run renews
 # its leases every RENEW_SECONDS while it lives, so a lease outlasts any request however long it waits;
 # a killed run's leases lapse LEASE_SECONDS after its last renewal, and a waiting run then asks itself.
@@ -38,59 +33,6 @@ POLL_SECONDS = 0.5  # how often a run waiting on another's lease looks for the a
 # blip shorter than one backoff does not end a model): nothing listens there, and waiting out every
 # job's backoff would take minutes while sending nothing.
 UNREACHABLE_AFTER = 5
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with full jitter, capped; a server's Retry-After wins when longer.
-
-    `attempts` counts the first try; `evalrun run --retries N --retry-delay S` sets
-    attempts = N + 1 and base = S (tests use tiny delays).
-    """
-
-    attempts: int = DEFAULT_RETRIES + 1
-    base: float = DEFAULT_RETRY_DELAY
-    cap: float = 60.0
-
-    def delay(self, attempt: int, retry_after: float | None) -> float:
-        backoff = random.uniform(0, min(self.cap, self.base * 2 ** (attempt - 1)))
-        # A server that says "wait N seconds" means it; waiting less only earns another 429. The
-        # cap guards against a nonsensical header stalling the run for hours.
-        return max(backoff, min(retry_after, self.cap * 2)) if retry_after is not None else backoff
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What became of one job: an answer (text) or a final error, with its costs."""
-
-    job: Job
-    response: StoredResponse
-    cached: bool  # answered from the store, not asked again
-
-
-class Observer(Protocol):
-    """Receives progress events (the CLI shows them; tests may count them)."""
-
-    def finished(self, outcome: Outcome) -> None: ...
-
-    def retrying(self, model: str, error: CallError) -> None: ...
-
-    def gave_up(self, model: str, message: str) -> None: ...
-
-
-@dataclass
-class Budget:
-    """Stops new requests once spent cost reaches the limit (requests in flight still complete).
-
-    Answers of unknown price count as zero: a budget cannot stop what it cannot price.
-    """
-
-    limit: float | None
-    spent: float = 0.0
-
-    @property
-    def exhausted(self) -> bool:
-        return self.limit is not None and self.spent >= self.limit
 
 
 @dataclass
@@ -125,23 +67,6 @@ class Reachability:
 _ADDRESS = re.compile(r"Connection error \((.+?)\):")
 
 
-@dataclass
-class RunOptions:
-    fresh: bool = False
-    max_cost: float | None = None
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    batch: bool = False  # send what a provider can batch through its batch API (see the batches package)
-    workers: int | None = None  # sender processes (see workers); None: as many as the stage's concurrency needs
-
-
-def failed_response(job: Job, error_class: str, message: str, attempts: int, latency: float | None) -> StoredResponse:
-    return StoredResponse(key=job.key, model=job.model.model, api_base=job.model.api_base,
-                          request=request_json(job.messages, job.params), status="error", text=None,
-                          finish_reason=None, prompt_tokens=None, completion_tokens=None, cost=None,
-                          latency=latency, attempts=attempts, error_class=error_class, error_message=message,
-                          created_at=time.time())
-
-
 def _success(job: Job, answer: Answer, attempts: int, latency: float) -> StoredResponse:
     return StoredResponse(key=job.key, model=job.model.model, api_base=job.model.api_base,
                           request=request_json(job.messages, job.params), status="ok", text=answer.text,
@@ -152,20 +77,23 @@ def _success(job: Job, answer: Answer, attempts: int, latency: float) -> StoredR
 
 
 async def _attempt(job: Job, key: str | None, run: Shared, pace: Pace, tokens: int,
-                   reach: Reachability) -> StoredResponse:
+                   reach: Reachability, models: list[ModelConfig]) -> StoredResponse:
     policy, observer = run.options.retry, run.observer
     attempt = 0
     while True:
         if reach.given_up is not None:  # given up while this job waited for its turn or its backoff
-            return failed_response(job, "Unreachable", reach.given_up, attempt, None)
+            return failed_response(job, FailureKind.UNREACHABLE, reach.given_up, attempt, None)
         attempt += 1
+        # readied (litellm imported, seconds of blocked loop) before pacing, so the tokens taken below are
+        # spent at once: taken before a block, they would reach the provider with the next second's at once
+        await run.sender.ready(models)
         # every attempt counts against rpm and tpm (providers count refused requests too); over the
         # rate it waits, never drops
         await pace.request(tokens)
         start = time.perf_counter()  # latency is the last attempt's, not the queueing and backoff before it
         try:
             # litellm enforces the timeout on HTTP; this guard also covers a provider that ignores it
-            answer = await asyncio.wait_for(run.senders.ask(job, key), job.model.timeout + 5)
+            answer = await asyncio.wait_for(run.sender.ask(job, key), job.model.timeout + 5)
             reach.answered()
             return _success(job, answer, attempt, time.perf_counter() - start)
         except asyncio.CancelledError:
@@ -177,97 +105,112 @@ async def _attempt(job: Job, key: str | None, run: Shared, pace: Pace, tokens: i
             elif reach.refused(error, attempt):
                 observer.gave_up(job.model.name, f"evalrun: model '{job.model.name}' is unreachable at "
                                  f"{reach.address or 'its address'}: {reach.streak} connection failures in a row "
-                                 f"({error.message}); its remaining jobs are recorded as failed (Unreachable), "
-                                 "not sent")
+                                 f"({error.message}); its remaining jobs are recorded as failed "
+                                 f"({FailureKind.UNREACHABLE}), not sent")
             if not error.retryable or attempt == policy.attempts:
                 return failed_response(job, error.error_class, error.message, attempt, time.perf_counter() - start)
             observer.retrying(job.model.name, error)
             await asyncio.sleep(policy.delay(attempt, error.retry_after))
 
 
-@dataclass
-class Shared:
-    """What every worker of a run shares: the store, its lease owner id, the budget, the options."""
-
-    store: Store
-    options: RunOptions
-    observer: Observer
-    budget: Budget
-    secrets: list[str]
-    owner: str = field(default_factory=lambda: uuid.uuid4().hex)
-    prepared: set[str] = field(default_factory=set)  # models litellm has been readied for in this process
-    senders: Senders = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.senders = Senders(self.options.workers or 0, self.prepared)
-
-
 async def _claim(job: Job, run: Shared) -> StoredResponse | None:
     """Hold the lease on the job's key, or else the answer another run stored while this one waited.
 
     Returns None once the lease is held (this run asks); a stored answer to reuse otherwise. With
-    --fresh an answer stored before this run counts for nothing, one stored while it waited does.
+    --fresh an answer stored before this run counts for nothing, one stored since it started does.
     """
     store = run.store
-    waited = False
     while True:
-        if not run.options.fresh or waited:
-            stored = store.get(job.key)
-            if stored is not None:
-                return stored
+        if (stored := _stored(job, run)) is not None:
+            return stored
         if store.lease(job.key, run.owner, LEASE_SECONDS):
             # the other run may have stored its answer and let go between our look and our lease
-            stored = None if run.options.fresh and not waited else store.get(job.key)
+            stored = _stored(job, run)
             if stored is not None:
                 store.release(job.key, run.owner)
             return stored
-        waited = True
         await asyncio.sleep(POLL_SECONDS)
 
 
-def unsent(job: Job, error_class: str, message: str) -> Outcome:
-    """A job recorded as failed without a request (not stored: there is no response to keep)."""
-    return Outcome(job, failed_response(job, error_class, message, 0, None), cached=False)
+def _stored(job: Job, run: Shared) -> StoredResponse | None:
+    """The job's stored answer, if it counts: with --fresh, only one stored since this run started."""
+    stored = run.store.get(job.key)
+    if stored is None or (run.options.fresh and stored.created_at < run.started):
+        return None
+    return stored
 
 
 async def _model_worker(jobs: Iterator[Job], model: ModelConfig, run: Shared, pace: Pace, reach: Reachability,
-                        key: str | None, key_error: str | None) -> None:
-    observer, budget = run.observer, run.budget
+                        key: str | None, key_error: str | None, models: list[ModelConfig]) -> None:
     for job in jobs:
         if key_error is not None:
-            stored = None if run.options.fresh else run.store.get(job.key)
-            observer.finished(Outcome(job, stored, cached=True) if stored else unsent(job, "ConfigError", key_error))
+            stored = _stored(job, run)
+            run.finish(Outcome(job, stored, cached=True) if stored else unsent(job, FailureKind.CONFIG, key_error))
             continue
         if reach.given_up is not None:
-            stored = None if run.options.fresh else run.store.get(job.key)
-            observer.finished(Outcome(job, stored, cached=True) if stored else
-                              unsent(job, "Unreachable", reach.given_up))
+            stored = _stored(job, run)
+            run.finish(Outcome(job, stored, cached=True) if stored else
+                       unsent(job, FailureKind.UNREACHABLE, reach.given_up))
             continue
-        stored = await _claim(job, run)
-        if stored is not None:
-            observer.finished(Outcome(job, stored, cached=True))
+        shared = await _asked(job, run)
+        if shared is not None:
+            run.finish(shared)
             continue
+        answer: asyncio.Future[StoredResponse | None] = asyncio.get_running_loop().create_future()
+        run.inflight[job.key] = answer
+        asked = None
         try:
-            estimate = estimate_tokens(job) if pace.tokens else 0
-            if model.tpm and estimate > model.tpm:
-                # paced, it would wait estimate/tpm minutes for this one request: say so instead of hanging
-                observer.finished(unsent(job, "RequestTooLarge", f"not sent: an estimated {estimate:,} tokens "
-                                          f"(prompt + max_tokens) is more than the tpm of model '{model.name}' "
-                                          f"({model.tpm:g}), a whole minute's budget"))
-                continue
-            if budget.exhausted:
-                observer.finished(unsent(job, "BudgetExceeded", f"not asked: --max-cost {budget.limit} reached"))
-                continue
-            response = await _attempt(job, key, run, pace, estimate, reach)
-            budget.spent += response.cost or 0.0
-            # Stored before anyone hears of it, so a crash after this line cannot lose the answer.
-            run.store.put(response)
+            asked = await _ask(job, model, run, pace, reach, key, models)
         finally:
-            run.store.release(job.key, run.owner)
-        observer.finished(Outcome(job, response, cached=False))
-        # tokens the estimate missed (a longer answer than max_tokens allowed for, or no max_tokens)
-        # are paid once the answer is safe, by this worker waiting before its next request
-        await pace.spend((response.prompt_tokens or 0) + (response.completion_tokens or 0) - estimate)
+            del run.inflight[job.key]
+            answer.set_result(asked[0].response if asked is not None else None)
+        if asked is None:
+            continue
+        outcome, estimate = asked
+        run.finish(outcome)
+        if not outcome.cached:
+            # tokens the estimate missed (a longer answer than max_tokens allowed for, or no max_tokens)
+            # are paid once the answer is safe, by this worker waiting before its next request
+            r = outcome.response
+            await pace.spend((r.prompt_tokens or 0) + (r.completion_tokens or 0) - estimate)
+
+
+async def _asked(job: Job, run: Shared) -> Outcome | None:
+    """If another job of this run is asking the same request (one request per key per store, always), its
+    answer or final failure, as this job's; None once no job of this run is asking it."""
+    while (asking := run.inflight.get(job.key)) is not None:
+        response = await asyncio.shield(asking)  # this job's cancellation must not cancel the other's answer
+        if response is not None:
+            return Outcome(job, response, cached=True)
+        # that job ended unsent (budget, size) or was stopped: this one decides for itself
+    return None
+
+
+async def _ask(job: Job, model: ModelConfig, run: Shared, pace: Pace, reach: Reachability, key: str | None,
+               models: list[ModelConfig]) -> tuple[Outcome, int] | None:
+    """The job's outcome (with the tokens paced for it): stored already, or asked under the lease on its key;
+    None if it was finished unsent."""
+    stored = await _claim(job, run)
+    if stored is not None:
+        return Outcome(job, stored, cached=True), 0
+    try:
+        estimate = estimate_tokens(job) if pace.tokens else 0
+        if model.tpm and estimate > model.tpm:
+            # paced, it would wait estimate/tpm minutes for this one request: say so instead of hanging
+            run.finish(unsent(job, FailureKind.TOO_LARGE, f"not sent: an estimated {estimate:,} tokens "
+                              f"(prompt + max_tokens) is more than the tpm of model '{model.name}' "
+                              f"({model.tpm:g}), a whole minute's budget"))
+            return None
+        if run.budget.exhausted:
+            run.finish(unsent(job, FailureKind.BUDGET, f"not asked: --max-cost {run.budget.limit} reached"))
+            return None
+        response = await _attempt(job, key, run, pace, estimate, reach, models)
+        run.budget.spent += response.cost or 0.0
+        # Stored before anyone hears of it, so a crash after this line cannot lose the answer.
+        run.store.put(response)
+    finally:
+        run.store.release(job.key, run.owner)
+    return Outcome(job, response, cached=False), estimate
 
 
 async def _renew(run: Shared) -> None:
@@ -275,6 +218,32 @@ async def _renew(run: Shared) -> None:
     while True:
         await asyncio.sleep(RENEW_SECONDS)
         run.store.renew(run.owner, LEASE_SECONDS)
+
+
+class Bucket:
+    """A leaky bucket: holds up to `capacity`, drains at `rate` per second; `take` waits for room.
+
+    The clock and the sleep are injectable so a test can run it on virtual time. Takers wait in turn
+    (a FIFO lock), so a large take is not starved by small ones.
+    """
+
+    def __init__(self, capacity: float, rate: float, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
+        self.capacity, self.rate, self.clock, self.sleep = capacity, rate, clock, sleep
+        self.level = 0.0
+        self.last = clock()
+        self._turn = asyncio.Lock()
+
+    async def take(self, amount: float) -> None:
+        async with self._turn:
+            while True:
+                now = self.clock()
+                self.level = max(0.0, self.level - (now - self.last) * self.rate)
+                self.last = now
+                if self.level + amount <= self.capacity:
+                    self.level += amount
+                    return
+                await self.sleep((self.level + amount - self.capacity) / self.rate)
 
 
 class Pace:
@@ -286,38 +255,50 @@ class Pace:
     worth takes the bucket as many times as it needs, so the average rate still holds.
     """
 
-    def __init__(self, rpm: float | None, tpm: float | None) -> None:
-        self.requests = _bucket(rpm)
-        self.tokens = _bucket(tpm)
+    def __init__(self, rpm: float | None, tpm: float | None, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
+        self.requests = _bucket(rpm, clock, sleep)
+        self.tokens = _bucket(tpm, clock, sleep)
 
     async def request(self, tokens: int) -> None:
         if self.requests is not None:
-            await self.requests.acquire()
+            await self.requests.take(1)
         await self.spend(tokens)
 
     async def spend(self, tokens: float) -> None:
         if self.tokens is None:
             return
         while tokens > 0:
-            take = min(tokens, self.tokens.max_rate)
-            await self.tokens.acquire(take)
+            take = min(tokens, self.tokens.capacity)
+            await self.tokens.take(take)
             tokens -= take
 
 
-def _bucket(per_minute: float | None) -> AsyncLimiter | None:
+def _bucket(per_minute: float | None, clock: Callable[[], float],
+            sleep: Callable[[float], Awaitable[object]]) -> Bucket | None:
     if not per_minute:
         return None
-    capacity = max(1.0, per_minute / 60)
-    return AsyncLimiter(capacity, capacity * 60 / per_minute)
+    return Bucket(max(1.0, per_minute / 60), per_minute / 60, clock, sleep)
 
 
 class Runner:
     """One run's requests, in as many stages as it needs (first answers, then judges and follow-ups),
     sharing one store, one budget, one lease owner and each model's rate limits and reachability,
-    so a second stage neither starts a fresh budget nor bursts past limits the first one paced."""
+    so a second stage neither starts a fresh budget nor bursts past limits the first one paced.
 
-    def __init__(self, store: Store, options: RunOptions, observer: Observer) -> None:
-        self.run = Shared(store, options, observer, Budget(options.max_cost), environment_secrets())
+    `read` is the reader step (the results, which label each outcome); `batches`, when given, takes the
+    models it can batch off each stage; `sender` sends the rest one request at a time (default: this
+    process, or sender processes as `options.workers` and the stage's concurrency ask).
+    """
+
+    def __init__(self, store: Store, options: RunOptions, observer: Observer,
+                 read: Callable[[Outcome], None] | None = None, batches: BatchPath | None = None,
+                 sender: Sender | None = None, pace: Callable[[ModelConfig], Pace] | None = None) -> None:
+        prepared: set[str] = set()
+        self.run = Shared(store, options, observer, Budget(options.max_cost), environment_secrets(),
+                          sender or Senders(options.workers or 0, prepared), read, prepared=prepared)
+        self.batches = batches
+        self.pace = pace or (lambda model: Pace(model.rpm, model.tpm))
         self._models: dict[str, tuple[ModelConfig, Pace, Reachability, str | None, str | None]] = {}
 
     def _model(self, model: ModelConfig) -> tuple[ModelConfig, Pace, Reachability, str | None, str | None]:
@@ -328,27 +309,27 @@ class Runner:
                 key, key_error = None, str(exc)
             if key:
                 self.run.secrets.append(key)
-            self._models[model.name] = (model, Pace(model.rpm, model.tpm),
-                                        Reachability(model.name, model.api_base, self.run.options.retry.attempts > 1),
+            self._models[model.name] = (model, self.pace(model),
+                                        Reachability(model.name, url_without_credentials(model.api_base)
+                                                     if model.api_base else None,
+                                                     self.run.options.retry.attempts > 1),
                                         key, key_error)
         return self._models[model.name]
 
     async def stage(self, streams: dict[str, Iterator[Job]], models: list[ModelConfig]) -> None:
-        """Run every job of every model's stream; outcomes reach the observer and the store."""
-        workers = []
-        if self.run.options.batch:  # models with a batch API take their streams there; the rest stay here
-            from .batches import batch_stage
-
-            models, batched = batch_stage(streams, [(m, *self._model(m)[3:]) for m in models], self.run)
+        """Run every job of every model's stream; outcomes reach the readers, the observer and the store."""
+        workers: list[asyncio.Future[object]] = []
+        if self.batches is not None:  # models with a batch API take their streams there; the rest stay here
+            models, batched = self.batches(streams, [(m, *self._model(m)[3:]) for m in models], self.run)
             if batched is not None:
                 workers.append(asyncio.ensure_future(batched))
         if self.run.options.workers is None:
-            self.run.senders.want(auto_count(sum(m.concurrency for m in models if not m.embedded)))
+            self.run.sender.want(auto_count(sum(m.concurrency for m in models if not m.embedded)))
         for model in models:
             config, pace, reach, key, key_error = self._model(model)
             for _ in range(config.concurrency):
-                workers.append(asyncio.create_task(_model_worker(
-                    streams[model.name], config, self.run, pace, reach, key, key_error)))
+                workers.append(asyncio.ensure_future(_model_worker(
+                    streams[model.name], config, self.run, pace, reach, key, key_error, models)))
         renewer = asyncio.create_task(_renew(self.run))
         try:
             await asyncio.gather(*workers)
@@ -358,7 +339,7 @@ class Runner:
             await asyncio.gather(*workers, renewer, return_exceptions=True)
 
     async def close(self) -> None:
-        await self.run.senders.close()
+        await self.run.sender.close()
         # an interrupted run's leases would otherwise hold others back until they lapse
         self.run.store.release_all(self.run.owner)
 
@@ -366,14 +347,3 @@ class Runner:
     def unreachable(self) -> dict[str, str]:
         """The models given up as unreachable, each with the address that did not answer."""
         return {name: m[2].address or "" for name, m in self._models.items() if m[2].given_up is not None}
-
-
-async def run_jobs(streams: dict[str, Iterator[Job]], models: list[ModelConfig], store: Store,
-                   options: RunOptions, observer: Observer) -> dict[str, str]:
-    """One stage on a runner of its own; returns the models given up as unreachable (see Runner)."""
-    runner = Runner(store, options, observer)
-    try:
-        await runner.stage(streams, models)
-    finally:
-        await runner.close()
-    return runner.unreachable

@@ -8,8 +8,8 @@ with one commit per row means a crash or `kill -9` loses nothing that had arrive
 Location: `$EVALRUN_HOME/store.sqlite`; when EVALRUN_HOME is unset or empty,
 `~/.evalrun/store.sqlite`. `evalrun run --fresh` asks again and overwrites what it gets.
 Only answers (status 'ok') are reused; a stored failure is asked again on the next run.
-No API key is ever written here: requests are stored without credentials and
-error messages are redacted before they reach `put`.
+No API key is ever written here: requests and addresses are stored without credentials
+and error messages are redacted before they reach `put`.
 
 Runs sharing a store take a lease on a key before asking it (the `leases` table), so two runs
 never pay twice for one request. The schema grows by append-only MIGRATIONS, counted in
@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from .providers import redact_params
+from .redact import redact_params, redact_url
 
 # Append-only: a store records the migrations it has had, and each opening applies the ones it lacks,
 # in order. Never edit or reorder an entry once released; add a new one. The first is release 0.1's
@@ -172,16 +172,19 @@ class Store:
         return StoredResponse(*row) if row else None
 
     def put(self, response: StoredResponse) -> None:
-        """Write one response and commit it (autocommit): about 0.1 ms, durable against kill -9."""
-        self._db.execute(_UPSERT, [getattr(response, c) for c in _COLUMNS])
+        """Write one response and commit it (autocommit): about 0.1 ms, durable against kill -9. Its address
+        is stored without credentials (`http://user:PW@host`, `?api-key=`), as everything else here is."""
+        self._db.execute(_UPSERT, [redact_url(response.api_base) if c == "api_base" else getattr(response, c)
+                                   for c in _COLUMNS])
 
     def lease(self, key: str, owner: str, seconds: float) -> bool:
-        """Take (or renew) the lease on a request's key for `seconds`; False while another live owner holds it."""
+        """Take the lease on a request's key for `seconds`; False while a live lease holds it, even `owner`'s own:
+        the holder is asking that request now, so a second asker (of any run) waits for its answer."""
         now = time.time()
         taken = self._db.execute(
             "INSERT INTO leases (key, owner, expires) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
-            "owner = excluded.owner, expires = excluded.expires WHERE leases.owner = excluded.owner "
-            "OR leases.expires < ?", (key, owner, now + seconds, now))
+            "owner = excluded.owner, expires = excluded.expires WHERE leases.expires < ?",
+            (key, owner, now + seconds, now))
         return taken.rowcount == 1
 
     def renew(self, owner: str, seconds: float) -> None:
@@ -201,8 +204,8 @@ class Store:
         try:
             self._db.execute("INSERT INTO batches (input_file_id, id, model, api_base, status, created_at, updated_at)"
                              " VALUES (?, ?, ?, ?, ?, ?, ?)", (batch.input_file_id, batch.id, batch.model,
-                                                              batch.api_base, batch.status, batch.created_at,
-                                                              batch.created_at))
+                                                              redact_url(batch.api_base), batch.status,
+                                                              batch.created_at, batch.created_at))
             self._db.executemany("INSERT OR IGNORE INTO batch_requests (input_file_id, key) VALUES (?, ?)",
                                  [(batch.input_file_id, key) for key in keys])
             self._db.execute("COMMIT")
@@ -224,7 +227,7 @@ class Store:
         """The model's batches whose answers are not all stored yet, oldest first, each with its keys."""
         rows = self._db.execute("SELECT input_file_id, id, model, api_base, status, created_at FROM batches "
                                 "WHERE model = ? AND api_base IS ? AND collected = 0 ORDER BY created_at",
-                                (model, api_base)).fetchall()
+                                (model, redact_url(api_base))).fetchall()
         return [(StoredBatch(*row), {key for (key,) in self._db.execute(
             "SELECT key FROM batch_requests WHERE input_file_id = ?", (row[0],))}) for row in rows]
 

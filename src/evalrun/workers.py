@@ -13,10 +13,11 @@ loaded there once).
 Protocol, over a socketpair (not stdout: litellm and custom providers may print), each frame a
 4-byte big-endian length and a pickle:
 
-    run -> sender   ("model", ModelConfig)        before a model's first request to that sender
+    run -> sender   ("model", id, ModelConfig)    before a model's first request: ready it (import litellm)
                     ("send", id, model name, messages, params, key)
                     ("cancel", id)                the run stopped waiting (timeout, interrupt)
     sender -> run   ("ok", id, Answer)  or  ("error", id, the fields of a CallError)
+                    ("ok", id, None)              the model is ready: its requests are sent as they come
 
 A CallError is sent as its fields because an exception pickles as its args, which a frozen
 dataclass's are not. A sender exits when its connection closes, so a killed run leaves none behind.
@@ -39,8 +40,10 @@ from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import FailureKind
 from .jobs import Job
-from .providers import Answer, CallError, classify, environment_secrets, prepare, send
+from .providers import Answer, CallError, classify, prepare, send
+from .redact import environment_secrets
 from .spec import ModelConfig
 
 _LENGTH = struct.Struct(">I")
@@ -77,7 +80,6 @@ class _Sender:
     process: asyncio.subprocess.Process
     writer: asyncio.StreamWriter
     pending: dict[int, asyncio.Future[tuple[Any, ...]]] = field(default_factory=dict)
-    models: set[str] = field(default_factory=set)  # told about already
     stderr: bytearray = field(default_factory=bytearray)
     alive: bool = True
     tasks: list[asyncio.Task[None]] = field(default_factory=list)  # its reader and its stderr drain
@@ -86,13 +88,14 @@ class _Sender:
 class Senders:
     """Where a run's requests are sent from: its own process, or a pool of sender processes.
 
-    `count` senders (0: none, every request is sent in this process) are started at the first request
-    that needs one, not before: a rerun whose answers are all stored starts none.
+    `count` senders (0: none, every request is sent in this process) are started when a stage first
+    readies its models for sending (`ready`), not before: a rerun whose answers are all stored starts none.
     """
 
     def __init__(self, count: int, prepared: set[str]) -> None:
         self.count = count
         self.prepared = prepared  # models litellm has been readied for in this process
+        self._ready: set[str] = set()  # models ready to send, wherever their requests go from
         self._senders: list[_Sender] = []
         self._started = False
         self._lock = asyncio.Lock()
@@ -103,44 +106,57 @@ class Senders:
         if not self._started:
             self.count = max(self.count, count)
 
+    async def ready(self, models: list[ModelConfig]) -> None:
+        """Ready a stage's models wherever their requests go from, all at once: litellm is imported only
+        once something must be asked, and no later readying then blocks the loop while another model's
+        paced requests wait to go. Sender processes are told each model and answer once it is ready."""
+        if all(m.name in self._ready for m in models):
+            return
+        async with self._lock:
+            models = [m for m in models if m.name not in self._ready]
+            if not self._started and self.count and any(not m.embedded for m in models):
+                self._senders = [s for s in [await self._start() for _ in range(self.count)] if s is not None]
+                self._started = True
+            alive = [s for s in self._senders if s.alive]
+            remote = [m for m in models if alive and not m.embedded]
+            self._here([m for m in models if m not in remote])
+            await asyncio.gather(*(self._request(sender, ("model", m)) for sender in alive for m in remote))
+            self._ready.update(m.name for m in models)
+
+    def _here(self, models: list[ModelConfig]) -> None:
+        """Ready models for sending from this process."""
+        fresh = [m for m in models if m.name not in self.prepared]
+        if fresh:
+            prepare(fresh)
+            self.prepared.update(m.name for m in fresh)
+
     async def ask(self, job: Job, key: str | None) -> Answer:
-        """One attempt at the job's request. Raises what a failed call raises (a CallError when a sender
-        classified it); the runner classifies and retries."""
+        """One attempt at the job's request (its model readied by `ready`). Raises what a failed call raises
+        (a CallError when a sender classified it); the runner classifies and retries."""
         model = job.model
-        sender = None if model.embedded or self.count == 0 else await self._pick()
-        if sender is None:
-            if model.name not in self.prepared:  # litellm is imported only once something must be asked
-                prepare([model])
-                self.prepared.add(model.name)
+        alive = [] if model.embedded else [s for s in self._senders if s.alive]
+        if not alive:  # asked here: embedded, no senders, or every sender has died
+            self._here([model])
             return await send(model, job.messages, job.params, key)
-        request = next(self._ids)
-        reply = asyncio.get_running_loop().create_future()
-        sender.pending[request] = reply
-        if model.name not in sender.models:
-            sender.models.add(model.name)
-            sender.writer.write(_frame(("model", model)))
-        sender.writer.write(_frame(("send", request, model.name, job.messages, job.params, key)))
-        try:
-            kind, payload = await reply
-        except asyncio.CancelledError:
-            if sender.pending.pop(request, None) is not None and sender.alive:
-                sender.writer.write(_frame(("cancel", request)))
-            raise
+        sender = min(alive, key=lambda s: len(s.pending))
+        kind, payload = await self._request(sender, ("send", model.name, job.messages, job.params, key))
         if kind == "ok":
             answer: Answer = payload
             return answer
         raise CallError(*payload)
 
-    async def _pick(self) -> _Sender | None:
-        """The live sender with the fewest requests in flight, the pool started if it was not; None if
-        none is left."""
-        if not self._started:
-            async with self._lock:
-                if not self._started:
-                    self._senders = [s for s in [await self._start() for _ in range(self.count)] if s is not None]
-                    self._started = True
-        alive = [s for s in self._senders if s.alive]
-        return min(alive, key=lambda s: len(s.pending)) if alive else None
+    async def _request(self, sender: _Sender, message: tuple[Any, ...]) -> tuple[Any, ...]:
+        """Send a message to a sender under a new id and wait for its reply, (kind, payload)."""
+        request = next(self._ids)
+        reply: asyncio.Future[tuple[Any, ...]] = asyncio.get_running_loop().create_future()
+        sender.pending[request] = reply
+        sender.writer.write(_frame((message[0], request, *message[1:])))
+        try:
+            return await reply
+        except asyncio.CancelledError:
+            if sender.pending.pop(request, None) is not None and sender.alive:
+                sender.writer.write(_frame(("cancel", request)))
+            raise
 
     async def _start(self) -> _Sender | None:
         ours, theirs = socket.socketpair()
@@ -181,7 +197,7 @@ class Senders:
                    f"was in flight" + (f": {why[-1][:300]}" if why else ""))
         for reply in sender.pending.values():
             if not reply.done():
-                reply.set_result(("error", astuple(CallError("WorkerDied", message, True, None))))
+                reply.set_result(("error", astuple(CallError(FailureKind.WORKER_DIED, message, True, None))))
         sender.pending.clear()
 
     async def close(self) -> None:
@@ -232,11 +248,13 @@ async def _serve(sock: socket.socket) -> None:
         except (asyncio.IncompleteReadError, ConnectionError):
             break
         if message[0] == "model":
-            prepare([message[1]])
-            models[message[1].name] = message[1]
+            _, request, model = message
+            prepare([model])
+            models[model.name] = model
             # litellm's import leaves some 300,000 objects that live as long as the process; frozen,
             # the collector stops walking them on every full collection
             gc.freeze()
+            writer.write(_frame(("ok", request, None)))
         elif message[0] == "send":
             _, request, name, messages, params, key = message
             tasks[request] = asyncio.create_task(one(request, models[name], messages, params, key))

@@ -10,9 +10,11 @@ from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
+from ..errors import FailureKind
 from ..jobs import Job
-from ..providers import CallError, classify, litellm_module, prepare, redact
-from ..runner import Outcome, Shared, failed_response, unsent
+from ..providers import CallError, classify, litellm_module, prepare
+from ..redact import redact
+from ..sendpath import Outcome, Shared, failed_response, unsent
 from ..spec import ModelConfig
 from ..store import StoredBatch, StoredResponse, request_json
 from .pricing import batch_prices, price_basis, unbatchable
@@ -24,9 +26,9 @@ POLL_FAILURES = 10
 FILE_TIMEOUT = 600.0  # uploading or downloading a file of up to 200 MB
 ENDED = {"completed", "expired", "failed", "cancelled"}
 # what the one-request path calls an HTTP error of each status (litellm's exception names), for error rows
-_ERROR_CLASSES = {400: "BadRequestError", 401: "AuthenticationError", 403: "PermissionDeniedError",
-                  404: "NotFoundError", 408: "Timeout", 422: "UnprocessableEntityError", 429: "RateLimitError",
-                  503: "ServiceUnavailableError"}
+_ERROR_CLASSES = {400: FailureKind.BAD_REQUEST, 401: FailureKind.AUTHENTICATION, 403: FailureKind.PERMISSION_DENIED,
+                  404: FailureKind.NOT_FOUND, 408: FailureKind.TIMEOUT, 422: FailureKind.UNPROCESSABLE,
+                  429: FailureKind.RATE_LIMIT, 503: FailureKind.UNAVAILABLE}
 
 
 @runtime_checkable
@@ -137,7 +139,7 @@ class ModelBatches:
         for job in jobs:
             stored = None if run.options.fresh else store.get(job.key)
             if stored is not None:
-                run.observer.finished(Outcome(job, stored, cached=True))
+                run.finish(Outcome(job, stored, cached=True))
                 continue
             if job.key in covering:
                 covering[job.key].waiting.setdefault(job.key, []).append(job)
@@ -147,7 +149,7 @@ class ModelBatches:
                 continue
             cost = self._estimate(job)
             if run.budget.limit is not None and run.budget.spent + estimate + cost > run.budget.limit:
-                run.observer.finished(unsent(job, "BudgetExceeded",
+                run.finish(unsent(job, FailureKind.BUDGET,
                                              f"not asked: --max-cost {run.budget.limit} reached (batch estimate)"))
                 continue
             line = self._line(job)
@@ -190,7 +192,7 @@ class ModelBatches:
             # nothing was asked: each job fails, unstored, and the next run asks again
             for jobs in chunk.values():
                 for job in jobs:
-                    self.run.observer.finished(unsent(job, error.error_class, f"batch not created: {error.message}"))
+                    self.run.finish(unsent(job, error.error_class, f"batch not created: {error.message}"))
             return
         record = StoredBatch(uploaded.id, None, self.model.model, self.model.api_base, "uploaded", time.time())
         self.run.store.add_batch(record, list(chunk))
@@ -227,7 +229,7 @@ class ModelBatches:
                 # the input file stays recorded: the next run looks for its batch again, or creates it
                 for jobs in tracked.waiting.values():
                     for job in jobs:
-                        self.run.observer.finished(unsent(job, error.error_class,
+                        self.run.finish(unsent(job, error.error_class,
                                                           f"batch not created: {error.message}"))
                 tracked.waiting.clear()
                 tracked.over = True
@@ -348,7 +350,7 @@ class ModelBatches:
             errors = getattr(batch, "errors", None)
             found = [getattr(e, "message", None) for e in (getattr(errors, "data", None) or [])]
             reason = "; ".join(m for m in found if m) or "no reason given"
-            self._fail(tracked, "BatchFailed", f"batch {tracked.record.id} failed: {reason}")
+            self._fail(tracked, FailureKind.BATCH_FAILED, f"batch {tracked.record.id} failed: {reason}")
         elif status == "completed":  # a line the provider left out, or one it garbled
             self._fail(tracked, "BatchIncomplete", f"not answered: batch {tracked.record.id} completed without a "
                                                    "readable answer to this request")
@@ -369,7 +371,7 @@ class ModelBatches:
         self.run.budget.spent += response.cost or 0.0
         self.run.store.put(response)  # stored before anyone hears of it, as on the one-request path
         for n, job in enumerate(jobs):
-            self.run.observer.finished(Outcome(job, response, cached=n > 0))
+            self.run.finish(Outcome(job, response, cached=n > 0))
 
     def _response(self, job: Job, line: dict[str, Any]) -> StoredResponse:
         """A batch output or error line as the row the one-request path would have stored."""
@@ -394,19 +396,19 @@ class ModelBatches:
                 logprobs=json.dumps(logprobs) if logprobs else None)
         error = line.get("error") or (body.get("error") if isinstance(body, dict) else None) or {}
         message = error.get("message") if isinstance(error, dict) else str(error)
-        error_class = _ERROR_CLASSES.get(status_code or 0, "InternalServerError" if (status_code or 0) >= 500
-                                         else "BatchError")
+        error_class = _ERROR_CLASSES.get(status_code or 0, FailureKind.INTERNAL if (status_code or 0) >= 500
+                                         else FailureKind.BATCH_ERROR)
         text = f"{status_code or 'no status'}: {message or 'no message'}"
         return failed_response(job, error_class, redact(text, self.run.secrets)[:500], 1, None)
 
-    def _fail(self, tracked: Tracked, error_class: str, message: str) -> None:
+    def _fail(self, tracked: Tracked, error_class: FailureKind | str, message: str) -> None:
         """Every job of the batch still waiting ends as a failure (stored, as the one-request path stores
         its final errors; a failure is asked again on the next run)."""
         for jobs in tracked.waiting.values():
             response = failed_response(jobs[0], error_class, redact(message, self.run.secrets)[:500], 1, None)
             self.run.store.put(response)
             for job in jobs:
-                self.run.observer.finished(Outcome(job, response, cached=False))
+                self.run.finish(Outcome(job, response, cached=False))
         tracked.waiting.clear()
 
     def _show(self) -> None:

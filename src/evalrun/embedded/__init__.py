@@ -36,6 +36,9 @@ __all__ = ["PROVIDER", "SLOTS", "SMOLLM2", "SMOLLM2_FILE", "Answer", "gguf_path"
 
 PROVIDER = "evalrun"
 SMOLLM2 = "smollm2"
+# the model a spec that names none runs on (and a judge that names none asks); here, beside the provider
+# it names, so the spec and the readers both take it from below them
+EMBEDDED_MODEL = f"{PROVIDER}/{SMOLLM2}"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 PASSED_PARAMS = ("temperature", "top_p", "max_tokens", "seed", "stop", "logprobs", "top_logprobs")
 

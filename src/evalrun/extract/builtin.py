@@ -7,8 +7,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+from ..address import split_address
+from ..embedded import EMBEDDED_MODEL
 from ..prompts import TemplateProblem, variables
-from ..spec.model import EMBEDDED_MODEL, split_address
 from .base import Config, ConfigProblem, Extractor, ExtractorType, TemplateSpot, outside
 from .choice import ChoiceExtractor
 from .judge import JudgeExtractor

@@ -7,12 +7,14 @@ from __future__ import annotations
 import difflib
 import math
 
+from ..address import address_problem, split_address
 from ..errors import Problem
 from ..errors import short as _short
 from ..extract import ConfigProblem, ExtractorConfigError, build_extractor, config_problems, template_spots
 from ..prompts import TemplateProblem, variable_lines, variables
+from ..redact import credential_params
 from .literals import literal_template_problems
-from .model import MAX_ORDERS, Spec, Turn, Variant, address_problem, split_address
+from .model import MAX_ORDERS, Spec, Turn, Variant
 from .wording import dotted as _dotted
 
 
@@ -209,10 +211,6 @@ def _resolve(params: object, dotted: str) -> tuple[str | int, ...]:
 def _credential_problems(spec: Spec) -> list[Problem]:
     """Keys written into params (or their headers): they would be stored with every answer and printed in
     reports, so a spec names the environment variable that holds the key instead."""
-    # imported here: providers imports the spec package, which is still loading when this module is
-    # (it reaches litellm only inside functions, so validation stays quick and offline)
-    from ..providers import credential_params
-
     problems = []
     for at, params in _params_places(spec):
         for dotted in credential_params(params):

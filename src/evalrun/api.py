@@ -1,4 +1,5 @@
-"""The Python API: run a spec, re-render a report, check a spec. The command line is a thin layer over it.
+"""The Python API: run a spec, re-render a report, check a spec, plan the next run. The command line is a
+thin layer over it.
 
     import evalrun
     run = evalrun.run("evals/gender.yaml", models=["evalrun/smollm2"], samples=3)
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from .dataset import Dataset
     from .design import Design
     from .jobs import Job
+    from .planning import Plan
     from .progress import Display
     from .results import Results
     from .runner import Runner
@@ -359,3 +361,16 @@ def compare(run_dirs: Sequence[Path | str], out: Path | str | None = None) -> Pa
     if out is None:
         out = dirs[0].parent / ("compare-" + "-vs-".join(d.name for d in reversed(dirs)))
     return compare_runs(dirs, Path(out))
+
+
+def plan(run_dir: Path | str | None = None, *, width: float = 0.1, power: float = 0.8, alpha: float = 0.05,
+         difference: float | None = None, agreement: float | None = None, kappa: float | None = None,
+         prevalence: float | None = None, discordance: float | None = None, items: int | None = None) -> Plan:
+    """Plan the next run from a run folder's summary.json, or from assumptions: items needed for a
+    `width`-wide interval on agreement, kappa and paired rate differences, items for `power` to detect
+    `difference` with McNemar's exact test, and the smallest difference the run could have detected.
+    See `evalrun.planning.plan`; the maths, with its sources, is in `evalrun.stats.power`."""
+    from .planning import plan as make_plan
+
+    return make_plan(run_dir, width=width, power=power, alpha=alpha, difference=difference, agreement=agreement,
+                     kappa=kappa, prevalence=prevalence, discordance=discordance, items=items)

@@ -5,6 +5,7 @@
     evalrun validate SPEC...     check specs and their datasets without asking anything
     evalrun report RUN_DIR       re-render report.md and summary.json from stored results
     evalrun compare RUN_DIR...   compare runs of one spec item by item (the first is the baseline)
+    evalrun plan [RUN_DIR]       items the next run needs for a target interval width or 80% power
     evalrun render SPEC          print the exact requests a spec would send, asking no model
     evalrun new NAME             write a starting spec and dataset (evals/NAME.yaml)
 
@@ -31,7 +32,7 @@ from types import FrameType
 
 from .errors import EvalrunError, Interrupted, ProblemsError
 
-COMMANDS = ("run", "validate", "report", "compare", "render", "new")
+COMMANDS = ("run", "validate", "report", "compare", "plan", "render", "new")
 DEFAULT_MAX_ERRORS = 0.1
 # duplicated from runner.py so that `evalrun --help` need not import the runner (and aiolimiter)
 DEFAULT_RETRIES = 5
@@ -85,6 +86,25 @@ def _parser() -> argparse.ArgumentParser:
     cmp = sub.add_parser("compare", help="compare runs of the same spec (the first is the baseline)")
     cmp.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
     cmp.add_argument("--out", type=Path, metavar="DIR", help="where compare.md goes (default: beside the first run)")
+
+    pln = sub.add_parser("plan", help="items the next run needs for a target interval width or 80%% power, and "
+                                      "the smallest difference a run could have detected")
+    pln.add_argument("run_dir", type=Path, nargs="?", metavar="RUN_DIR",
+                     help="a finished run's folder (its estimates are assumed); without it, give assumptions")
+    pln.add_argument("--width", type=float, default=0.1, metavar="W",
+                     help="target full width of the 95%% interval, as a share (default 0.1: 10 points)")
+    pln.add_argument("--power", type=float, default=0.8, metavar="P", help="power for McNemar's test (default 0.8)")
+    pln.add_argument("--alpha", type=float, default=0.05, metavar="A",
+                     help="two-sided level of tests and intervals (default 0.05)")
+    pln.add_argument("--difference", type=float, metavar="D",
+                     help="paired rate difference to detect (default: the one the run observed)")
+    pln.add_argument("--agreement", type=float, metavar="P", help="assume this percent agreement (a share)")
+    pln.add_argument("--kappa", type=float, metavar="K", help="assume this kappa (with --prevalence)")
+    pln.add_argument("--prevalence", type=float, metavar="P", help="rate of the label both raters give, for --kappa")
+    pln.add_argument("--discordance", type=float, metavar="PSI",
+                     help="assume this share of items on which a pair differs (for a paired difference)")
+    pln.add_argument("--items", type=int, metavar="N", help="with --discordance: the smallest difference N items detect")
+    pln.add_argument("--json", action="store_true", help="print the plan as JSON")
 
     ren = sub.add_parser("render", help="print the exact requests a spec would send, asking no model")
     ren.add_argument("spec", type=Path)
@@ -162,6 +182,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
             print(compare(args.run_dirs, args.out))
             return 0
+        if args.command == "plan":
+            return _plan(args)
         return _run(args)
     except Interrupted as exc:
         print(f"evalrun: {exc}", file=sys.stderr)
@@ -231,6 +253,20 @@ def _render(args: argparse.Namespace) -> int:
         for reader, reads in request["readers"].items():  # type: ignore[attr-defined]
             print(f"--- reader {reader} reads with {reads}")
         print()
+    return 0
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from .api import plan
+    from .planning import render
+
+    result = plan(args.run_dir, width=args.width, power=args.power, alpha=args.alpha, difference=args.difference,
+                  agreement=args.agreement, kappa=args.kappa, prevalence=args.prevalence,
+                  discordance=args.discordance, items=args.items)
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        render(result)
     return 0
 
 

@@ -103,7 +103,8 @@ def _parser() -> argparse.ArgumentParser:
     pln.add_argument("--prevalence", type=float, metavar="P", help="rate of the label both raters give, for --kappa")
     pln.add_argument("--discordance", type=float, metavar="PSI",
                      help="assume this share of items on which a pair differs (for a paired difference)")
-    pln.add_argument("--items", type=int, metavar="N", help="with --discordance: the smallest difference N items detect")
+    pln.add_argument("--items", type=int, metavar="N",
+                     help="with --discordance: the smallest difference N items detect")
     pln.add_argument("--json", action="store_true", help="print the plan as JSON")
 
     ren = sub.add_parser("render", help="print the exact requests a spec would send, asking no model")

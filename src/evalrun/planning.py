@@ -165,7 +165,7 @@ def _kappa_row(name: str, kappa: Mapping[str, Any], asked: int, labelled: int, w
 
 def _share_note(asked: int, labelled: int) -> str | None:
     if labelled < asked:
-        return f"items to ask, {labelled} of {asked} labelled by both as in this run"
+        return f"scaled up: {labelled} of {asked} items labelled by both, as in this run"
     return None
 
 
@@ -256,15 +256,20 @@ def render(result: Plan) -> None:
     level, points = f"{1 - result.alpha:.0%}", f"{result.width * 100:g} points"
     table = Table(title=f"Plan from {result.source}: {level} intervals {points} wide; "
                         f"{result.power:.0%} power, two-sided alpha {result.alpha:g}", title_justify="left")
-    for header in ("comparison", "quantity", "n", "estimate", f"{level} width now", f"items for {points}",
-                   "p", "smallest detectable", "items for power", "note"):
-        table.add_column(header, overflow="fold")
+    for header in ("quantity", "n", "estimate", f"{level} width now", f"items for {points}", "p",
+                   "smallest detectable", "items for power", "note"):
+        table.add_column(header, overflow="fold", no_wrap=header == "quantity")
+    shown = None
     for row in result.rows:
+        if row["comparison"] != shown:  # each comparison heads its rows, so the name need not be a column
+            shown = row["comparison"]
+            table.add_section()
+            table.add_row(f"[bold]{shown}[/bold]")
         power_cell = "" if row["items_for_power"] is None else \
             f"{row['items_for_power']:,} (for {_points(row['target_difference'])})"
-        table.add_row(row["comparison"], row["quantity"], _int(row["n"]), _number(row["estimate"]),
-                      _number(row["width"]), _int(row["items_for_width"]), _p(row["pvalue"]),
-                      _points(row["minimum_detectable"]), power_cell, row["note"] or "")
+        table.add_row(row["quantity"], _int(row["n"]), _number(row["estimate"]), _number(row["width"]),
+                      _int(row["items_for_width"]), _p(row["pvalue"]), _points(row["minimum_detectable"]), power_cell,
+                      row["note"] or "")
     console = Console()
     # a table this wide folds badly at the 80 columns rich assumes for a pipe or a file
     (console if console.is_terminal else Console(width=200)).print(table)

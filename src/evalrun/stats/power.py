@@ -25,9 +25,10 @@ def wilson_items(p: float, width: float, alpha: float = 0.05) -> int:
     """Items whose Wilson interval around an observed share `p` is at most `width` wide.
 
     The Wilson (1927) interval at n items has width W = 2z sqrt(p q n + z^2/4) / (n + z^2), q = 1 - p
-    (Newcombe 1998, method 3). Squaring gives a quadratic in n,
-    W^2 n^2 + (2 W^2 z^2 - 4 z^2 p q) n + z^4 (W^2 - 1) = 0, whose larger root is taken and rounded
-    up. Unlike the Wald form z^2 p q / (W/2)^2, it stays finite at p = 0 or 1, where rates often lie.
+    (Newcombe 1998, "Two-sided confidence intervals for the single proportion", method 3). Squaring
+    gives a quadratic in n, W^2 n^2 + (2 W^2 z^2 - 4 z^2 p q) n + z^4 (W^2 - 1) = 0, whose larger
+    root is taken and rounded up. It plans the width of the interval the report gives; the Wald form
+    z^2 p q / (W/2)^2 would ask for no items at all at p = 0 or 1, where rates often lie.
     """
     _check_width(width, 1.0)
     z = z_two_sided(alpha)
@@ -68,9 +69,10 @@ def paired_difference_items(discordance: float, difference: float, width: float,
     """Items whose interval on a paired rate difference d = p10 - p01 is at most `width` wide, with
     discordance psi = p10 + p01 (the share of items on which the two sides differ).
 
-    The difference of two paired proportions has variance (psi - d^2) / n (Fleiss, Levin & Paik
-    2003, sec. 13.1; the Wald interval of Newcombe 1998's paired methods), so n = z^2 (psi - d^2) /
-    (W / 2)^2.
+    The difference of two paired proportions has variance (psi - d^2) / n (Agresti 2002, Categorical
+    Data Analysis, sec. 10.1; the Wald interval, method 1 of Newcombe 1998, "Improved confidence
+    intervals for the difference between binomial proportions based on paired data"), so
+    n = z^2 (psi - d^2) / (W / 2)^2.
     """
     _check_width(width, 2.0)
     _check_paired(discordance, difference)
@@ -91,8 +93,9 @@ def connor_items(discordance: float, difference: float, power: float = 0.8, alph
 
 
 def _rejecting(alpha: float, max_discordant: int) -> np.ndarray:
-    """For m = 0..max_discordant discordant pairs, the smallest count k with the two-sided exact
-    binomial p-value 2 P(X <= k) <= alpha (X ~ Bin(m, 1/2)), so the test rejects when min(b, c) < k.
+    """For m = 0..max_discordant discordant pairs, how many counts k = 0, 1, ... have the two-sided
+    exact binomial p-value 2 P(X <= k) <= alpha (X ~ Bin(m, 1/2)): the test rejects when min(b, c) is
+    below that number.
 
     For p = 1/2 the two-sided binomial p-value (scipy's, as `mcnemar_exact` takes it) is exactly
     min(1, 2 P(X <= min(b, c))), since the distribution is symmetric.
@@ -105,9 +108,9 @@ def _rejecting(alpha: float, max_discordant: int) -> np.ndarray:
 def mcnemar_power(n: int, discordance: float, difference: float, alpha: float = 0.05) -> float:
     """Power of McNemar's exact (conditional binomial) test on n items with discordance psi and
     difference d: the sum over the number m of discordant items (Bin(n, psi)) of the binomial test's
-    power given m, at p = (psi + d) / 2psi (Lachin 1992, exact unconditional power; also Suissa &
-    Shuster 1991). It is the power of the test the report runs, which the normal formulas overstate
-    a little because the exact test is conservative.
+    power given m, at p = (psi + d) / 2psi (Lachin 1992, "Power and sample size evaluation for the
+    McNemar test", exact unconditional power of the conditional test). It is the power of the test
+    the report runs, which the normal formulas overstate a little: the exact test is conservative.
     """
     _check_paired(discordance, difference)
     if n <= 0 or discordance == 0:

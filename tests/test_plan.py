@@ -216,3 +216,13 @@ def test_a_summary_without_statistics_is_one_line(run_dir: Path, capsys: pytest.
     assert main(["plan", str(run_dir)]) == 2
     assert capsys.readouterr().err == f"evalrun: error: {run_dir / 'summary.json'}: not a run's summary: " \
                                       "no 'statistics' object\n"
+
+
+def test_garbled_statistics_are_one_line_naming_the_file(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    del summary["statistics"]["pairs"][0]["cohen_kappa"]
+    (run_dir / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    assert main(["plan", str(run_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"evalrun: error: {run_dir / 'summary.json'}: not a run's summary: ")
+    assert "cohen_kappa" in err and err.count("\n") == 1

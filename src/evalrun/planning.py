@@ -57,14 +57,18 @@ def plan(run_dir: Path | str | None = None, *, width: float = 0.1, power: float 
         raise EvalrunError("give a run folder or assumptions (--agreement, --kappa, --discordance, ...), not both")
     run_dir = Path(run_dir)
     statistics, labels = _read(run_dir)
-    rows = [row for section in SECTIONS for entry in statistics.get(section) or []
-            for row in _comparison_rows(section, entry, labels, width, power, alpha, difference)]
-    for entry in statistics.get("agreement_across_conditions") or []:
-        if entry.get("mcnemar"):
-            name = f"{entry['model']}: {entry['a']} vs {entry['b']}, {' vs '.join(entry['conditions'])}"
-            rows.append(_difference_row(name, "agreement difference between conditions", entry["mcnemar"]["b"],
-                                        entry["mcnemar"]["c"], entry["mcnemar"]["n"], entry["mcnemar"]["pvalue"],
-                                        width, power, alpha, difference))
+    try:
+        rows = [row for section in SECTIONS for entry in statistics.get(section) or []
+                for row in _comparison_rows(section, entry, labels, width, power, alpha, difference)]
+        for entry in statistics.get("agreement_across_conditions") or []:
+            if test := entry.get("mcnemar"):
+                name = f"{entry['model']}: {entry['a']} vs {entry['b']}, {' vs '.join(entry['conditions'])}"
+                rows.append(_difference_row(name, "agreement difference between conditions", int(test["b"]),
+                                            int(test["c"]), int(test["n"]), test["pvalue"], width, power, alpha,
+                                            difference))
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:  # a hand-edited statistics object
+        raise EvalrunError(f"{run_dir / 'summary.json'}: not a run's summary: its statistics lack or garble "
+                           f"{exc!r}") from None
     return Plan(str(run_dir), width, power, alpha, rows)
 
 
@@ -108,22 +112,19 @@ def _name(section: str, entry: Mapping[str, Any]) -> str:
 
 def _comparison_rows(section: str, entry: Mapping[str, Any], labels: list[str], width: float, power: float,
                      alpha: float, difference: float | None) -> Iterator[dict[str, Any]]:
-    try:
-        name = _name(section, entry)
-        asked, labelled = int(entry["items"]), int(entry["both_labelled"])
-        yield _agreement_row(name, entry["agreement"], asked, labelled, width, alpha)
-        yield _kappa_row(name, entry["cohen_kappa"], asked, labelled, width, alpha)
-        if test := entry.get("mcnemar"):
-            b, c = int(test["a_only_correct"]), int(test["b_only_correct"])
-            yield _difference_row(name, "accuracy difference (a - b)", b, c, sum(map(sum, test["table"])),
-                                  test["pvalue"], width, power, alpha, difference)
-        test = entry.get("label_rates_differ")
-        if test and str(test.get("test", "")).startswith("McNemar"):
-            yield _difference_row(name, f"rate of '{labels[0]}' (a - b)", int(test["b"]), int(test["c"]),
-                                  int(test["n"]), test["pvalue"], width, power, alpha, difference,
-                                  share=labelled / asked if asked else None)
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
-        raise EvalrunError(f"statistics.{section}: not a run's summary: {exc!r}") from None
+    name = _name(section, entry)
+    asked, labelled = int(entry["items"]), int(entry["both_labelled"])
+    yield _agreement_row(name, entry["agreement"], asked, labelled, width, alpha)
+    yield _kappa_row(name, entry["cohen_kappa"], asked, labelled, width, alpha)
+    if test := entry.get("mcnemar"):
+        b, c = int(test["a_only_correct"]), int(test["b_only_correct"])
+        yield _difference_row(name, "accuracy difference (a - b)", b, c, sum(map(sum, test["table"])),
+                              test["pvalue"], width, power, alpha, difference)
+    test = entry.get("label_rates_differ")
+    if test and str(test.get("test", "")).startswith("McNemar"):  # two labels; Stuart-Maxwell for more
+        yield _difference_row(name, f"rate of '{labels[0]}' (a - b)", int(test["b"]), int(test["c"]),
+                              int(test["n"]), test["pvalue"], width, power, alpha, difference,
+                              share=labelled / asked if asked else None)
 
 
 def _scaled(needed: int, share: float | None) -> int:

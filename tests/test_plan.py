@@ -226,3 +226,21 @@ def test_garbled_statistics_are_one_line_naming_the_file(run_dir: Path, capsys: 
     err = capsys.readouterr().err
     assert err.startswith(f"evalrun: error: {run_dir / 'summary.json'}: not a run's summary: ")
     assert "cohen_kappa" in err and err.count("\n") == 1
+
+
+def test_conditions_and_agreement_across_them_are_planned(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # the shapes api.run writes for a spec with conditions (see test_design), grafted onto the example
+    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    pair = summary["statistics"]["pairs"][0]
+    summary["statistics"]["conditions"] = [{**pair, "variant": "direct", "a": "watched", "b": "unwatched"}]
+    summary["statistics"]["agreement_across_conditions"] = [{
+        "model": "evalrun/smollm2", "a": "direct", "b": "story", "conditions": ["watched", "unwatched"], "items": 40,
+        "mcnemar": {"test": "McNemar exact (agreement under each condition)", "statistic": 2, "pvalue": 0.0574,
+                    "n": 40, "discordant": 9, "b": 7, "c": 2}}]
+    (run_dir / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    plan = _plan_json(capsys, str(run_dir))
+    row = _row(plan, "evalrun/smollm2, direct: watched vs unwatched", "accuracy difference")
+    assert (row["n"], row["estimate"]) == (48, pytest.approx(-4 / 48))
+    row = _row(plan, "evalrun/smollm2: direct vs story, watched vs unwatched", "agreement difference")
+    assert (row["n"], row["discordance"], row["estimate"]) == (40, pytest.approx(9 / 40), pytest.approx(5 / 40))
+    assert within_monte_carlo_error(simulated_power(40, 9 / 40, row["minimum_detectable"], seed=9), 0.8)

@@ -155,6 +155,11 @@ def test_smallest_detectable_difference_of_the_example_run_has_80_percent_power(
     assert simulated_power(48, 22 / 48, 0.9 * mdd, seed=6) < 0.8 - 0.03
 
 
+def test_a_small_difference_plans_many_items_near_connors_formula() -> None:
+    # for tens of thousands of items the exact and the normal-theory tests nearly agree
+    assert pw.mcnemar_items(0.5, 0.01) == pytest.approx(pw.connor_items(0.5, 0.01), rel=0.01)
+
+
 def test_no_discordant_pair_detects_nothing() -> None:
     assert pw.minimum_detectable_difference(0, 0, 50) is None
     assert pw.minimum_detectable_difference(1, 0, 3) is None  # 3 items cannot reach p < 0.05

@@ -4,5 +4,6 @@
 proportion (Wilson), confusion, kappa (Cohen's, weighted, Fleiss'), alpha (Krippendorff's),
 agreement (the dict every comparison reports), paired (McNemar and the other paired tests, Holm),
 bootstrap (item-clustered), clustered (Miller's clustered mean), inference (a comparison's
-intervals and tests), numbers (JSON-safe floats), words (a kappa or a verdict in words).
+intervals and tests), numbers (JSON-safe floats), words (a kappa or a verdict in words), power
+(items for an interval width or a test's power; the smallest detectable difference).
 """

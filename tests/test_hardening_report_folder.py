@@ -4,7 +4,6 @@ the other's report.md links."""
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import shutil
 from multiprocessing.synchronize import Event
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import evalrun.reporting as reporting
+from evalrun.record import RunRecord
 from evalrun.reporting import write_report
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "reports" / "example"
@@ -27,11 +27,11 @@ def _with_figures_pausing(run_dir: Path, paused: Event, go_on: Event) -> None:
         return render(*args)
 
     reporting.render_markdown = pausing  # this process only
-    write_report(run_dir, json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))["run"])
+    write_report(run_dir, RunRecord.load(run_dir / "summary.json"))
 
 
 def _without_figures(run_dir: Path) -> None:
-    write_report(run_dir, json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))["run"], figures=False)
+    write_report(run_dir, RunRecord.load(run_dir / "summary.json"), figures=False)
 
 
 def test_a_rendering_without_figures_does_not_remove_those_another_is_linking(tmp_path: Path) -> None:
@@ -41,7 +41,10 @@ def test_a_rendering_without_figures_does_not_remove_those_another_is_linking(tm
     paused, go_on = context.Event(), context.Event()
     drawing = context.Process(target=_with_figures_pausing, args=(run_dir, paused, go_on))
     drawing.start()
-    assert paused.wait(timeout=600)
+    # a child that fails before its pause must fail the test, not leave it waiting
+    while not paused.wait(timeout=1):
+        assert drawing.is_alive(), f"the rendering with figures ended early (exit code {drawing.exitcode})"
+
     plain = context.Process(target=_without_figures, args=(run_dir,))
     plain.start()
     # main lets the second rendering remove the first's PNGs now; a locked folder keeps it waiting

@@ -45,10 +45,11 @@ def _stored_answers(home: Path) -> int:
     return int(count)
 
 
-def _start(spec: Path, tmp_path: Path, home: Path) -> subprocess.Popen[str]:
+def _start(spec: Path, tmp_path: Path, home: Path, workers: int = 0) -> subprocess.Popen[str]:
     env = {**os.environ, "EVALRUN_HOME": str(home)}
     return subprocess.Popen([sys.executable, "-m", "evalrun", "run", str(spec), "--out", str(tmp_path / "reports"),
-                             "--workers", "0"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--workers", str(workers)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
 
 
 def _wait_for_requests(server: LoopbackServer, process: subprocess.Popen[str], count: int) -> None:
@@ -63,15 +64,17 @@ def _spec(tmp_path: Path, write_spec: SpecWriter, base: str) -> Path:
                       models=[write_spec.model(base, concurrency=20, timeout=60)])
 
 
-def test_sigterm_lets_the_requests_in_flight_land_and_a_rerun_asks_only_the_rest(
-        tmp_path: Path, evalrun_home: Path, write_spec: SpecWriter, capsys: pytest.CaptureFixture[str],
-        loopback: Callable[..., LoopbackServer]) -> None:
+# SIGINT is Ctrl-C's signal; with sender processes (--workers 2) the requests in flight are theirs
+@pytest.mark.parametrize(("stop", "workers"), [(signal.SIGTERM, 0), (signal.SIGINT, 0), (signal.SIGTERM, 2)])
+def test_a_stop_lets_the_requests_in_flight_land_and_a_rerun_asks_only_the_rest(
+        stop: signal.Signals, workers: int, tmp_path: Path, evalrun_home: Path, write_spec: SpecWriter,
+        capsys: pytest.CaptureFixture[str], loopback: Callable[..., LoopbackServer]) -> None:
     slow = loopback(default_reply="alpha", latency=1.0)
     spec = _spec(tmp_path, write_spec, slow.base_url)
-    process = _start(spec, tmp_path, evalrun_home)
+    process = _start(spec, tmp_path, evalrun_home, workers)
     try:
         _wait_for_requests(slow, process, 10)
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(stop)
         out, err = process.communicate(timeout=LIVENESS)
     finally:
         if process.poll() is None:

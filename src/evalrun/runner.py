@@ -119,9 +119,10 @@ async def _attempt(job: Job, key: str | None, run: Shared, pace: Pace, tokens: i
                                  f"{reach.address or 'its address'}: {reach.streak} connection failures in a row "
                                  f"({error.message}); its remaining jobs are recorded as failed "
                                  f"({FailureKind.UNREACHABLE}), not sent")
-            # a run told to stop sends no retry: the failure is stored, and a stored failure is asked again
-            if not error.retryable or attempt == policy.attempts or run.stopping:
+            if not error.retryable or attempt == policy.attempts:
                 return failed_response(job, error.error_class, error.message, attempt, time.perf_counter() - start)
+            if run.stopping:  # no retry is sent: the job is left to the rerun, as the jobs not sent are
+                raise Stopped from None
             observer.retrying(job.model.name, error)
             await asyncio.sleep(policy.delay(attempt, error.retry_after))
 
@@ -187,6 +188,8 @@ async def _model_worker(jobs: Iterator[Job], model: ModelConfig, run: Shared, pa
         asked = None
         try:
             asked = await _ask(job, model, run, pace, reach, key, models)
+        except Stopped:
+            return
         finally:
             del run.inflight[job.key]
             answer.set_result(asked[0].response if asked is not None else None)

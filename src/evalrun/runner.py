@@ -373,11 +373,15 @@ class Runner:
         renewer = asyncio.create_task(_renew(self.run))
         try:
             # every worker to its end, cancelled ones too (`stop` cancels those not sending, and the rest must
-            # still land), unless one fails: that is a bug, raised at once
-            done, _ = await asyncio.wait(workers, return_when=asyncio.FIRST_EXCEPTION)
-            for task in done:
-                if not task.cancelled() and (error := task.exception()) is not None:
-                    raise error
+            # still land), unless one fails: that is a bug, raised at once. A cancelled gather (the batches')
+            # ends with CancelledError as its exception rather than as cancelled
+            pending: set[asyncio.Future[object]] = set(workers)
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
+                for task in done:
+                    error = None if task.cancelled() else task.exception()
+                    if error is not None and not isinstance(error, asyncio.CancelledError):
+                        raise error
         finally:
             for task in [*workers, renewer]:
                 task.cancel()

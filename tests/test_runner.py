@@ -182,8 +182,10 @@ class VirtualTime:
         return self.now
 
     async def sleep(self, seconds: float) -> None:
-        self.now += seconds
+        # what is ready runs first, at the time it was ready at (a request booked before this sleep is sent
+        # then, not a sleep later); then the clock moves
         await asyncio.sleep(0)
+        self.now += seconds
 
 
 def test_rpm_lets_one_second_s_worth_go_at_once_then_one_request_per_interval() -> None:
@@ -244,7 +246,9 @@ def test_rpm_paces_at_the_moment_of_sending_not_before_readying_blocks(
     """Issue 22.8: pacing taken before litellm's first import blocked the loop let about two seconds' worth
     reach the provider at once (the tokens taken before, and a bucket drained during the block)."""
     monkeypatch.setenv(KEY_ENV, SECRET)
-    spec = load_spec(write_spec(tmp_path, "openai/loop", items=15))
+    path = write_spec(tmp_path, "openai/loop", items=15)
+    path.write_text(path.read_text().replace("BASE", "http://127.0.0.1:9/v1"))  # never asked: the sender answers
+    spec = load_spec(path)
     spec.models = [replace(m, rpm=600, concurrency=25) for m in spec.models]
     design = Design(spec, load_dataset(spec))
     time_ = VirtualTime()

@@ -207,7 +207,7 @@ def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: 
     from .redact import redact_params, redact_url
     from .reporting import READINGS, RESULTS, write_report
     from .results import Results
-    from .runner import Runner
+    from .runner import Runner, Stopped
     from .sendpath import RetryPolicy, RunOptions
     from .store import home
 
@@ -241,7 +241,7 @@ def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: 
             asyncio.run(_stages(runner, design, results, streams, display))
             unreachable = runner.unreachable
             results.finalize()
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, Stopped):
             display.close()
             raise Interrupted(sum(t.done for t in display.tallies.values()), design.count(), store.path) from None
         finally:
@@ -295,18 +295,20 @@ def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: 
 
 async def _stages(runner: Runner, design: Design, results: Results, streams: dict[str, Iterator[Job]],
                   display: Display) -> None:
-    """The first answers, then the requests about them (follow-ups, judges), on one runner."""
+    """The first answers, then the requests about them (follow-ups, judges), on one runner; a signal that
+    would interrupt the run stops it, letting the requests in flight land (Runner.stop)."""
     from .stages import SecondStage
 
-    try:
-        await runner.stage(streams, design.spec.models)
-        second = SecondStage(design, results)
-        totals = second.totals()
-        if totals:
-            display.expect(totals)
-            await runner.stage(second.streams(), second.models)
-    finally:
-        await runner.close()
+    with runner.stopped_by_signals():
+        try:
+            await runner.stage(streams, design.spec.models)
+            second = SecondStage(design, results)
+            totals = second.totals()
+            if totals:
+                display.expect(totals)
+                await runner.stage(second.streams(), second.models)
+        finally:
+            await runner.close()
 
 
 def _open_store() -> Store:

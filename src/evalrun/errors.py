@@ -12,8 +12,9 @@
     ├── FailureKind              decided by evalrun (closed; the strings stored are the members' values)
     │   ├── not sent             ConfigError, Unreachable, RequestTooLarge, BudgetExceeded
     │   ├── sent, then lost      WorkerDied (retried like a dropped connection)
-    │   └── batches              BatchFailed, BatchError, and a batch line's HTTP status in the
-    │                            one-request path's words (RateLimitError, InternalServerError, ...)
+    │   └── batches              BatchFailed, BatchExpired, BatchCancelled, BatchIncomplete, BatchError, and a
+    │                            batch line's HTTP status in the one-request path's words (RateLimitError,
+    │                            InternalServerError, ...)
     └── the provider's word      the class name of the exception the provider raised (providers.classify:
                                  litellm's RateLimitError, Timeout, ...), which evalrun does not choose
 """
@@ -111,7 +112,10 @@ class FailureKind(StrEnum):
     TOO_LARGE = "RequestTooLarge"  # the request's estimated tokens exceed a whole minute of the model's tpm
     BUDGET = "BudgetExceeded"  # --max-cost was reached before the request was sent
     WORKER_DIED = "WorkerDied"  # the sender process carrying the request exited
-    BATCH_FAILED = "BatchFailed"  # the provider failed, expired or cancelled the whole batch
+    BATCH_FAILED = "BatchFailed"  # the provider failed the whole batch
+    BATCH_EXPIRED = "BatchExpired"  # the batch's window ended before this request was done
+    BATCH_CANCELLED = "BatchCancelled"  # the batch was cancelled before this request was done
+    BATCH_INCOMPLETE = "BatchIncomplete"  # the batch completed without a readable answer to this request
     BATCH_ERROR = "BatchError"  # a batch line failed with no HTTP status evalrun has a name for
     # a batch line's HTTP status, named as the one-request path names the same failure (litellm's words)
     BAD_REQUEST = "BadRequestError"

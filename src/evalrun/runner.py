@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from .errors import ConfigError, FailureKind
@@ -33,6 +36,15 @@ POLL_SECONDS = 0.5  # how often a run waiting on another's lease looks for the a
 # blip shorter than one backoff does not end a model): nothing listens there, and waiting out every
 # job's backoff would take minutes while sending nothing.
 UNREACHABLE_AFTER = 5
+# A run told to stop (SIGTERM, Ctrl-C) sends nothing new, but its requests in flight are paid for already:
+# they get this long to land and be stored, so a rerun need not pay for them again. Long enough for a typical
+# answer to arrive, short enough that a container stop (Docker waits 10 s before SIGKILL) or an impatient
+# user is not kept waiting on a request that hangs; a second signal stops at once.
+STOP_GRACE_SECONDS = 10.0
+
+
+class Stopped(Exception):
+    """The run was told to stop (Runner.stop) and did: what landed is stored, the rest was not sent."""
 
 
 @dataclass
@@ -93,7 +105,7 @@ async def _attempt(job: Job, key: str | None, run: Shared, pace: Pace, tokens: i
         start = time.perf_counter()  # latency is the last attempt's, not the queueing and backoff before it
         try:
             # litellm enforces the timeout on HTTP; this guard also covers a provider that ignores it
-            answer = await asyncio.wait_for(run.sender.ask(job, key), job.model.timeout + 5)
+            answer = await _in_flight(run, asyncio.wait_for(run.sender.ask(job, key), job.model.timeout + 5))
             reach.answered()
             return _success(job, answer, attempt, time.perf_counter() - start)
         except asyncio.CancelledError:
@@ -109,8 +121,21 @@ async def _attempt(job: Job, key: str | None, run: Shared, pace: Pace, tokens: i
                                  f"({FailureKind.UNREACHABLE}), not sent")
             if not error.retryable or attempt == policy.attempts:
                 return failed_response(job, error.error_class, error.message, attempt, time.perf_counter() - start)
+            if run.stopping:  # no retry is sent: the job is left to the rerun, as the jobs not sent are
+                raise Stopped from None
             observer.retrying(job.model.name, error)
             await asyncio.sleep(policy.delay(attempt, error.retry_after))
+
+
+async def _in_flight(run: Shared, request: Awaitable[Answer]) -> Answer:
+    """Await a request that is being sent, marked as in flight so that stopping the run lets it land."""
+    task = asyncio.current_task()
+    assert task is not None  # awaited from a worker task
+    run.sending.add(task)
+    try:
+        return await request
+    finally:
+        run.sending.discard(task)
 
 
 async def _claim(job: Job, run: Shared) -> StoredResponse | None:
@@ -143,6 +168,8 @@ def _stored(job: Job, run: Shared) -> StoredResponse | None:
 async def _model_worker(jobs: Iterator[Job], model: ModelConfig, run: Shared, pace: Pace, reach: Reachability,
                         key: str | None, key_error: str | None, models: list[ModelConfig]) -> None:
     for job in jobs:
+        if run.stopping:  # its request in flight landed and is stored; it sends no other
+            return
         if key_error is not None:
             stored = _stored(job, run)
             run.finish(Outcome(job, stored, cached=True) if stored else unsent(job, FailureKind.CONFIG, key_error))
@@ -161,6 +188,8 @@ async def _model_worker(jobs: Iterator[Job], model: ModelConfig, run: Shared, pa
         asked = None
         try:
             asked = await _ask(job, model, run, pace, reach, key, models)
+        except Stopped:
+            return
         finally:
             del run.inflight[job.key]
             answer.set_result(asked[0].response if asked is not None else None)
@@ -168,7 +197,7 @@ async def _model_worker(jobs: Iterator[Job], model: ModelConfig, run: Shared, pa
             continue
         outcome, estimate = asked
         run.finish(outcome)
-        if not outcome.cached:
+        if not outcome.cached and not run.stopping:
             # tokens the estimate missed (a longer answer than max_tokens allowed for, or no max_tokens)
             # are paid once the answer is safe, by this worker waiting before its next request
             r = outcome.response
@@ -236,14 +265,20 @@ class Bucket:
 
     async def take(self, amount: float) -> None:
         async with self._turn:
-            while True:
-                now = self.clock()
-                self.level = max(0.0, self.level - (now - self.last) * self.rate)
-                self.last = now
-                if self.level + amount <= self.capacity:
-                    self.level += amount
-                    return
-                await self.sleep((self.level + amount - self.capacity) / self.rate)
+            self._drain(self.clock())
+            wait = (self.level + amount - self.capacity) / self.rate
+            if wait > 0:
+                await self.sleep(wait)
+                # booked as of the moment the room was there, not looked for again on waking: read again, the
+                # clock's rounding could leave a hair too little room, then a wait below the clock's resolution,
+                # and a virtual clock that such a wait cannot move would be asked again for ever
+                self._drain(max(self.clock(), self.last + wait))
+            self.level += amount
+
+    def _drain(self, now: float) -> None:
+        # a wake-up booked ahead of a clock that fired its timer a little early must not refill the bucket
+        self.level = max(0.0, self.level - max(0.0, now - self.last) * self.rate)
+        self.last = max(self.last, now)
 
 
 class Pace:
@@ -300,6 +335,7 @@ class Runner:
         self.batches = batches
         self.pace = pace or (lambda model: Pace(model.rpm, model.tpm))
         self._models: dict[str, tuple[ModelConfig, Pace, Reachability, str | None, str | None]] = {}
+        self._workers: list[asyncio.Future[object]] = []  # the running stage's
 
     def _model(self, model: ModelConfig) -> tuple[ModelConfig, Pace, Reachability, str | None, str | None]:
         if model.name not in self._models:
@@ -317,7 +353,10 @@ class Runner:
         return self._models[model.name]
 
     async def stage(self, streams: dict[str, Iterator[Job]], models: list[ModelConfig]) -> None:
-        """Run every job of every model's stream; outcomes reach the readers, the observer and the store."""
+        """Run every job of every model's stream; outcomes reach the readers, the observer and the store.
+        Raises Stopped if the run was stopped (`stop`) before or during the stage."""
+        if self.run.stopping:
+            raise Stopped
         workers: list[asyncio.Future[object]] = []
         if self.batches is not None:  # models with a batch API take their streams there; the rest stay here
             models, batched = self.batches(streams, [(m, *self._model(m)[3:]) for m in models], self.run)
@@ -330,18 +369,70 @@ class Runner:
             for _ in range(config.concurrency):
                 workers.append(asyncio.ensure_future(_model_worker(
                     streams[model.name], config, self.run, pace, reach, key, key_error, models)))
+        self._workers = workers
         renewer = asyncio.create_task(_renew(self.run))
         try:
-            await asyncio.gather(*workers)
+            # every worker to its end, cancelled ones too (`stop` cancels those not sending, and the rest must
+            # still land), unless one fails: that is a bug, raised at once. A cancelled gather (the batches')
+            # ends with CancelledError as its exception rather than as cancelled
+            pending: set[asyncio.Future[object]] = set(workers)
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
+                for task in done:
+                    error = None if task.cancelled() else task.exception()
+                    if error is not None and not isinstance(error, asyncio.CancelledError):
+                        raise error
         finally:
             for task in [*workers, renewer]:
                 task.cancel()
             await asyncio.gather(*workers, renewer, return_exceptions=True)
+            self._workers = []
+        if self.run.stopping:
+            raise Stopped
+
+    def stop(self) -> None:
+        """Stop the run. The first call sends no new request (jobs waiting for their turn, pacing or a backoff
+        are dropped, unsent) and gives the requests in flight STOP_GRACE_SECONDS to land and be stored; a second
+        call, or the grace running out, stops them too. `stage` then raises Stopped."""
+        if self.run.stopping:
+            self._halt()
+            return
+        self.run.stopping = True
+        asyncio.get_running_loop().call_later(STOP_GRACE_SECONDS, self._halt)
+        for task in self._workers:
+            if task not in self.run.sending:
+                task.cancel()
+
+    def _halt(self) -> None:
+        for task in self._workers:
+            task.cancel()
 
     async def close(self) -> None:
         await self.run.sender.close()
         # an interrupted run's leases would otherwise hold others back until they lapse
         self.run.store.release_all(self.run.owner)
+
+    @contextmanager
+    def stopped_by_signals(self) -> Iterator[None]:
+        """Within it, SIGINT and SIGTERM stop the run (`stop`) rather than raise KeyboardInterrupt in whatever
+        task runs then, which lost the answers in flight and left tasks whose exceptions nobody retrieved.
+        Only a signal the process already turns into an interruption (SIGINT by Python's default, SIGTERM when
+        the CLI asks for it; a plain SIGTERM still ends the process), and only in the main thread, where
+        signals arrive. Enter it on the running loop."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        previous = {sig: handler for sig in (signal.SIGINT, signal.SIGTERM)
+                    if (handler := signal.getsignal(sig)) not in (signal.SIG_DFL, signal.SIG_IGN, None)}
+        for sig in previous:
+            loop.add_signal_handler(sig, self.stop)
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                loop.remove_signal_handler(sig)  # which leaves the default handler, not the one before
+                signal.signal(sig, handler)
 
     @property
     def unreachable(self) -> dict[str, str]:

@@ -133,6 +133,9 @@ class Shared:
     started: float = field(default_factory=time.time)  # answers stored since count for --fresh
     # requests of this run in flight, by key: a job whose key is already being asked waits for that answer
     inflight: dict[str, asyncio.Future[StoredResponse]] = field(default_factory=dict)
+    # set once the run is told to stop (SIGTERM, Ctrl-C): no new request is sent, the ones in flight may land
+    stopping: bool = False
+    sending: set[asyncio.Task[object]] = field(default_factory=set)  # the tasks whose request is in flight now
 
     def finish(self, outcome: Outcome) -> None:
         """A job is done: read (labelled) first, so the display never counts a job the results lack."""

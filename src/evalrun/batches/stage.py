@@ -352,10 +352,11 @@ class ModelBatches:
             reason = "; ".join(m for m in found if m) or "no reason given"
             self._fail(tracked, FailureKind.BATCH_FAILED, f"batch {tracked.record.id} failed: {reason}")
         elif status == "completed":  # a line the provider left out, or one it garbled
-            self._fail(tracked, "BatchIncomplete", f"not answered: batch {tracked.record.id} completed without a "
-                                                   "readable answer to this request")
+            self._fail(tracked, FailureKind.BATCH_INCOMPLETE, f"not answered: batch {tracked.record.id} completed "
+                                                              "without a readable answer to this request")
         else:
-            self._fail(tracked, f"Batch{status.capitalize()}",
+            kind = FailureKind.BATCH_CANCELLED if status == "cancelled" else FailureKind.BATCH_EXPIRED
+            self._fail(tracked, kind,
                        f"not answered: batch {tracked.record.id} ended {status} before this request was done")
         self.run.store.batch_status(tracked.record.input_file_id, status, collected=True)
         tracked.over = True

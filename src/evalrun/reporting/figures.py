@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..stats.grouping import Grouping, breakdown, compared
 from .format import num, pct
+from .sections.common import grouping, several
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -307,19 +309,19 @@ def _for(model: str | None) -> str:
     return "" if model is None else f", {_short(model)}"
 
 
-def _agreement(painter: Painter, stats: dict[str, Any]) -> None:
+def _agreement(painter: Painter, stats: dict[str, Any], by: Grouping) -> None:
     for pair in stats["pairs"]:
-        confusion_heatmap(painter, pair, who(pair, "model", "condition"), section="agreement",
-                          stem=_slug("confusion", pair["model"], pair.get("condition"), pair["a"], pair["b"]))
+        confusion_heatmap(painter, pair, who(pair, *by.crossed), section="agreement",
+                          stem=_slug("confusion", *by.levels(pair), pair["a"], pair["b"]))
     for model, chunk in _chunks(stats["pairs"]):
-        rows = _kappa_rows(chunk, ("model", "condition"))
+        rows = _kappa_rows(chunk, by.crossed)
         interval_chart(painter, rows, title=f"Agreement between variants: Cohen's kappa{_for(model)}",
                        alt=_kappa_alt(rows), section="agreement", stem=_slug("kappa", model), zero=0.0,
                        xlabel="Cohen's kappa with 95% interval (0 = chance agreement, 1 = perfect)",
                        ylabel="model · condition · pair", xlim=(-1.05, 1.05))
 
 
-def _accuracy(painter: Painter, stats: dict[str, Any]) -> None:
+def _accuracy(painter: Painter, stats: dict[str, Any], by: Grouping) -> None:
     entries = [v for v in stats["variants"] if "accuracy" in v]
     if not entries:
         return
@@ -331,7 +333,7 @@ def _accuracy(painter: Painter, stats: dict[str, Any]) -> None:
             note = "no gold items" if acc["estimate"] is None else (
                 f"{pct(acc['estimate'], 0)} [{pct(acc['ci_low'], 0)}, {pct(acc['ci_high'], 0)}], "
                 f"{acc['count']}/{acc['n']}")
-            rows.append(Row(who(v, "model", "condition", "variant"), acc["estimate"], acc["ci_low"], acc["ci_high"],
+            rows.append(Row(who(v, *by.group), acc["estimate"], acc["ci_low"], acc["ci_high"],
                             note, PALETTE[variants.index(v["variant"]) % len(PALETTE)]))
         interval_chart(painter, rows, title=f"Accuracy against the gold labels{_for(model)}",
                        alt="Accuracy per variant with 95% Wilson intervals: "
@@ -341,38 +343,38 @@ def _accuracy(painter: Painter, stats: dict[str, Any]) -> None:
                        ylabel="model · condition · variant", xlim=(0, 1))
 
 
-def _labels(painter: Painter, stats: dict[str, Any], labels: Sequence[str]) -> None:
-    keys = [k for k in ("model", "condition", "variant") if any(k in v for v in stats["variants"])]
+def _labels(painter: Painter, stats: dict[str, Any], labels: Sequence[str], by: Grouping) -> None:
+    keys = [k for k in by.group if any(k in v for v in stats["variants"])]
     for model, chunk in _chunks(stats["variants"]):
         _shares_chart(painter, chunk, keys, labels, title=f"Labels per variant{_for(model)}", section="labels",
                       stem=_slug("labels", model))
     # like the report's table: only variants asked in more than one wording
-    several = {(v["model"], v["variant"]) for v in stats.get("paraphrases", []) if v["paraphrase"] > 0}
-    shown = [v for v in stats.get("paraphrases", []) if (v["model"], v["variant"]) in several]
+    shown = several(stats.get("paraphrases", []), "paraphrase")
     for model, chunk in _chunks(shown):
         _shares_chart(painter, chunk, [*keys, "paraphrase"], labels,
                       title=f"Labels per paraphrase (numbered from 0){_for(model)}", section="labels",
                       stem=_slug("labels-paraphrases", model))
 
 
-def _conditions(painter: Painter, stats: dict[str, Any]) -> None:
-    entries = stats.get("conditions", [])
+def _across(painter: Painter, stats: dict[str, Any], by: Grouping, axis: str) -> None:
+    """Each variant across the levels of an optional crossed axis (the conditions)."""
+    entries, plural, within = stats.get(compared(axis), []), breakdown(axis), by.within(axis)
     for c in entries:
-        confusion_heatmap(painter, c, who(c, "model", "variant"), section="conditions",
-                          stem=_slug("confusion-conditions", c["model"], c["variant"], c["a"], c["b"]))
+        confusion_heatmap(painter, c, who(c, *within), section=plural,
+                          stem=_slug(f"confusion-{plural}", *by.levels(c, within), c["a"], c["b"]))
     for model, chunk in _chunks(entries):
-        rows = _kappa_rows(chunk, ("model", "variant"))
-        interval_chart(painter, rows, title=f"Each variant across conditions: Cohen's kappa{_for(model)}",
-                       alt=_kappa_alt(rows), section="conditions", stem=_slug("kappa-conditions", model), zero=0.0,
-                       xlabel="Cohen's kappa with 95% interval (1 = the condition changed no answer)",
-                       ylabel="model · variant · conditions", xlim=(-1.05, 1.05))
+        rows = _kappa_rows(chunk, within)
+        interval_chart(painter, rows, title=f"Each variant across {plural}: Cohen's kappa{_for(model)}",
+                       alt=_kappa_alt(rows), section=plural, stem=_slug(f"kappa-{plural}", model), zero=0.0,
+                       xlabel=f"Cohen's kappa with 95% interval (1 = the {axis} changed no answer)",
+                       ylabel=f"{SEP.join(within)}{SEP}{plural}", xlim=(-1.05, 1.05))
 
 
-def _orders(painter: Painter, stats: dict[str, Any], labels: Sequence[str]) -> None:
+def _orders(painter: Painter, stats: dict[str, Any], labels: Sequence[str], by: Grouping) -> None:
     entries = stats.get("option_orders", [])
     if not entries:
         return
-    keys = [k for k in ("model", "condition", "variant", "option_order") if k in entries[0]]
+    keys = [k for k in (*by.group, "option_order") if k in entries[0]]
     for model, chunk in _chunks(entries):
         _shares_chart(painter, chunk, keys, labels, title=f"Labels per option order{_for(model)}", section="orders",
                       stem=_slug("labels-orders", model))
@@ -394,11 +396,12 @@ def _orders(painter: Painter, stats: dict[str, Any], labels: Sequence[str]) -> N
 def draw(summary: dict[str, Any], folder: Path) -> list[Figure]:
     """Draw every figure the summary supports into `folder`/figures; return them in report order
     (per section: agreement, labels, accuracy, conditions, orders)."""
-    stats, labels = summary["statistics"], summary["run"]["labels"]
+    stats, labels, by = summary["statistics"], summary["run"]["labels"], grouping(summary["run"])
     with Painter(folder) as painter:
-        _agreement(painter, stats)
-        _labels(painter, stats, labels)
-        _accuracy(painter, stats)
-        _conditions(painter, stats)
-        _orders(painter, stats, labels)
+        _agreement(painter, stats, by)
+        _labels(painter, stats, labels, by)
+        _accuracy(painter, stats, by)
+        for axis in by.optional:
+            _across(painter, stats, by, axis)
+        _orders(painter, stats, labels, by)
     return painter.figures

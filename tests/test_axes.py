@@ -1,17 +1,21 @@
 """The axes as data: the shipped specs expand as release 0.2 expanded them, and an axis registered
-here alone shows in job ids, prompts, positions, results columns and the design's description."""
+here alone shows in job ids, prompts, positions, results columns and the design's description, and after
+a run in results.parquet, summary.json's statistics and report.md."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import pytest
+from jsonschema import Draft202012Validator
 
+from evalrun.api import run
 from evalrun.dataset import load_dataset
 from evalrun.design import Axis, Design, register, unregister
 from evalrun.design.axes import Level, Point
@@ -21,7 +25,12 @@ from evalrun.runner import Outcome
 from evalrun.spec import Spec, load_spec, parse_spec
 from evalrun.store import StoredResponse
 
-EVALS = Path(__file__).resolve().parent.parent / "evals"
+if TYPE_CHECKING:
+    from conftest import SpecWriter
+    from loopback_server import LoopbackServer
+
+ROOT = Path(__file__).resolve().parent.parent
+EVALS = ROOT / "evals"
 
 # (jobs, sha256 of "position job_id key" per job, first 32 hex digits), from release 0.2's design.py (main at
 # 01ec545) before the axes became data. A spec edited on purpose changes its keys: recompute its pin then.
@@ -166,3 +175,42 @@ def test_describe_is_what_summary_json_records_and_json_ready() -> None:
     described = _design("persona.yaml").describe()
     assert described["axes"] == ["condition", "option_order"]
     assert json.loads(json.dumps(described)) == described
+
+
+def _by_tone(body: dict[str, Any]) -> str:
+    """`one` answers by the tone it was asked in, `two` always the same: only a breakdown by tone shows it."""
+    text = body["messages"][-1]["content"]
+    return "alpha" if "formal" in text or text.startswith("TWO") else "beta"
+
+
+def test_a_registered_axis_is_in_the_results_the_summary_and_the_report_of_a_run(
+        tone: Axis, tmp_path: Path, write_spec: SpecWriter, loopback: Callable[..., LoopbackServer]) -> None:
+    server = loopback(default_reply=_by_tone)
+    # the spec check knows the dataset's columns and the conditions' values, not what an added axis gives the
+    # templates: a `tone` column lets it pass, and the axis's level takes its place in the prompt
+    spec = write_spec(tmp_path, variants={"one": "ONE in a {{ tone }} tone <{{ id }}>", "two": "TWO <{{ id }}>"},
+                      items=[{"id": i, "tone": "unset"} for i in ("i1", "i2")],
+                      models=[write_spec.model(server.base_url)])
+    result = run(spec, out=tmp_path / "reports", retries=0, warn=lambda _: None)
+
+    frame = pl.read_parquet(result.dir / "results.parquet")
+    assert frame.select("variant", "tone", "label").rows() == [
+        (v, t, label) for _ in ("i1", "i2") for v, labels in (("one", ("a", "b")), ("two", ("a", "a")))
+        for t, label in zip(("formal", "casual"), labels, strict=True)]
+
+    summary = json.loads((result.dir / "summary.json").read_text(encoding="utf-8"))
+    assert summary["run"]["design"]["axes"] == ["tone"]
+    schema = json.loads((ROOT / "schemas" / "summary.schema.json").read_text(encoding="utf-8"))
+    assert [e.message for e in Draft202012Validator(schema).iter_errors(summary)] == []
+    # nested (not crossed with the variants): pooled in the variants' figures, broken down by tone beside them
+    stats = summary["statistics"]
+    assert [(v["variant"], v["labels"]) for v in stats["variants"]] == [
+        ("one", {"a": 2, "b": 2, "unparsed": 0}), ("two", {"a": 4, "b": 0, "unparsed": 0})]
+    assert [(e["variant"], e["tone"], e["labels"], e["items"]) for e in stats["tones"]] == [
+        ("one", "formal", {"a": 2, "b": 0, "unparsed": 0}, 2), ("one", "casual", {"a": 0, "b": 2, "unparsed": 0}, 2),
+        ("two", "formal", {"a": 2, "b": 0, "unparsed": 0}, 2), ("two", "casual", {"a": 2, "b": 0, "unparsed": 0}, 2)]
+
+    report = (result.dir / "report.md").read_text(encoding="utf-8")
+    table = report.split("\n## Tone\n", 1)[1].split("\n## ", 1)[0]
+    assert "| model | variant | tone | responses | errors | a | b | unparsed | unparsed rate |" in table
+    assert "| loop | one | casual | 2 | 0 | 0 | 2 | 0 | 0.0% |" in table

@@ -20,6 +20,7 @@ from evalrun.dataset import load_dataset
 from evalrun.design import Axis, Design, register, unregister
 from evalrun.design.axes import Level, Point
 from evalrun.jobs import Job
+from evalrun.reporting.compare import compare_runs
 from evalrun.results import Results, columns
 from evalrun.runner import Outcome
 from evalrun.spec import Spec, load_spec, parse_spec
@@ -251,3 +252,9 @@ def test_a_registered_crossed_axis_groups_every_figure_and_compares_its_levels(
     assert "**loop** under *casual*: the *one* and *two* answers name the same label on 0.0%" in report
     section = report.split("\n## Each variant across tones\n", 1)[1].split("\n## ", 1)[0]
     assert "The same variant asked under two tones" in section and "| loop | two | formal vs casual | 2 |" in section
+    # two runs compared per tone: the same answers again (from the store), so nothing changed
+    again, _ = _toned_run(tmp_path, write_spec, loopback)
+    compared = compare_runs([folder, again], tmp_path / "compared").read_text(encoding="utf-8")
+    assert [line for line in compared.splitlines() if line.startswith("### loop")] == [
+        f"### loop · {t} · {v}" for v in ("one", "two") for t in ("formal", "casual")]
+    assert "| loop · casual · one vs two | 2 |" in compared

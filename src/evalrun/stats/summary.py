@@ -1,8 +1,9 @@
 """Statistics: from labelled responses to distributions, accuracy and agreement.
 
 Every statistic is computed by the modules beside this one (`agreement`, `kappa`, `alpha`,
-`confusion`, `proportion`, `paired`, `inference`, `bootstrap`, `clustered`), each with its edge
-rules; this module only arranges the tables they take and places their results. Conventions (also in the README):
+`confusion`, `proportion`, `paired`, `inference`, `bootstrap`, `clustered`, `samples`), each with its
+edge rules; this module only arranges the tables they take and places their results, grouped as
+`grouping` says from the design's axes. Conventions (also in the README):
 
 * The item-level label of a variant is the modal label over its samples, among
   samples that produced a label. A tie for the mode, or no labelled sample at all,

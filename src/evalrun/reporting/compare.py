@@ -79,9 +79,11 @@ def _load(run_dir: Path) -> _Run:
         meta, stats = _mapping(summary, "run"), _mapping(summary, "statistics")
         # every field the comparison reads, read once here: a hand-edited summary fails naming its file
         by = grouping(meta)
+        crossed = by.others("model")
         (meta["name"], meta["run_id"], meta["started"], meta["has_gold"], sorted(meta["labels"]),
-         [(m["name"], m["model"]) for m in meta["models"]], [(*by.levels(e), e["variant"]) for e in stats["variants"]],
-         [(*by.levels(p), p["a"], p["b"]) for p in stats["pairs"]])
+         [(m["name"], m["model"]) for m in meta["models"]],
+         [(e["model"], *by.levels(e, crossed), e["variant"]) for e in stats["variants"]],
+         [(p["model"], *by.levels(p, crossed), p["a"], p["b"]) for p in stats["pairs"]])
     except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise EvalrunError(f"{summary_path}: cannot read it: {exc}") from None
     except KeyError as exc:
@@ -95,7 +97,7 @@ def _load(run_dir: Path) -> _Run:
     # a crossed axis this run did not use (results of release 0.1 have no condition column) has no level
     absent = [a.name for a in registered() if a.crossed and a.name not in items.columns]
     items = items.with_columns(pl.lit(None, dtype=pl.String).alias(name) for name in absent)
-    return _Run(run_dir, meta, stats, items, by.others("model"))
+    return _Run(run_dir, meta, stats, items, crossed)
 
 
 def _check_same_spec(base: _Run, other: _Run) -> None:

@@ -18,12 +18,13 @@ from jsonschema import Draft202012Validator
 from evalrun.api import run
 from evalrun.dataset import load_dataset
 from evalrun.design import Axis, Design, register, unregister
-from evalrun.design.axes import Level, Point
+from evalrun.design.axes import Level, Point, registered
 from evalrun.jobs import Job
 from evalrun.reporting.compare import compare_runs
 from evalrun.results import Results, columns
 from evalrun.runner import Outcome
 from evalrun.spec import Spec, load_spec, parse_spec
+from evalrun.stats.grouping import Grouping
 from evalrun.store import StoredResponse
 
 if TYPE_CHECKING:
@@ -258,3 +259,12 @@ def test_a_registered_crossed_axis_groups_every_figure_and_compares_its_levels(
     assert [line for line in compared.splitlines() if line.startswith("### loop")] == [
         f"### loop · {t} · {v}" for v in ("one", "two") for t in ("formal", "casual")]
     assert "| loop · casual · one vs two | 2 |" in compared
+
+
+def test_the_statistics_group_by_what_the_axes_declare(tone: Axis) -> None:
+    every = Grouping.of(registered())
+    # the model (who is asked) before the condition; the registered tone, declared neither, is nested
+    assert (every.crossed, every.nested, every.optional) == (("model", "condition"),
+                                                             ("paraphrase", "option_order", "tone"), ("condition",))
+    assert every.group == ("model", "condition", "variant") and every.within("model") == ("condition", "variant")
+    assert Grouping.of([a for a in registered() if not a.optional]).group == ("model", "variant")  # release 0.1's

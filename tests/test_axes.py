@@ -1,27 +1,38 @@
 """The axes as data: the shipped specs expand as release 0.2 expanded them, and an axis registered
-here alone shows in job ids, prompts, positions, results columns and the design's description."""
+here alone shows in job ids, prompts, positions, results columns and the design's description, and after
+a run in results.parquet, summary.json's statistics and report.md."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import pytest
+from jsonschema import Draft202012Validator
 
+from evalrun.api import run
 from evalrun.dataset import load_dataset
 from evalrun.design import Axis, Design, register, unregister
-from evalrun.design.axes import Level, Point
+from evalrun.design.axes import Level, Point, registered
 from evalrun.jobs import Job
+from evalrun.reporting.compare import compare_runs
 from evalrun.results import Results, columns
 from evalrun.runner import Outcome
 from evalrun.spec import Spec, load_spec, parse_spec
+from evalrun.stats.grouping import Grouping
 from evalrun.store import StoredResponse
 
-EVALS = Path(__file__).resolve().parent.parent / "evals"
+if TYPE_CHECKING:
+    from conftest import SpecWriter
+    from loopback_server import LoopbackServer
+
+ROOT = Path(__file__).resolve().parent.parent
+EVALS = ROOT / "evals"
 
 # (jobs, sha256 of "position job_id key" per job, first 32 hex digits), from release 0.2's design.py (main at
 # 01ec545) before the axes became data. A spec edited on purpose changes its keys: recompute its pin then.
@@ -98,14 +109,23 @@ samples: 2
 """
 
 
-@pytest.fixture
-def tone() -> Iterator[Axis]:
-    axis = Tone("tone", {"tone": pl.String}, optional=True)
+def _registered(axis: Axis) -> Iterator[Axis]:
     register(axis, before="model")
     try:
         yield axis
     finally:
-        unregister("tone")
+        unregister(axis.name)
+
+
+@pytest.fixture
+def tone() -> Iterator[Axis]:
+    yield from _registered(Tone("tone", {"tone": pl.String}, optional=True))
+
+
+@pytest.fixture
+def crossed_tone() -> Iterator[Axis]:
+    """The tone crossed with the variants (like the conditions): every figure per tone, the tones compared."""
+    yield from _registered(Tone("tone", {"tone": pl.String}, optional=True, crossed=True))
 
 
 def _outcome(job: Job) -> Outcome:
@@ -166,3 +186,85 @@ def test_describe_is_what_summary_json_records_and_json_ready() -> None:
     described = _design("persona.yaml").describe()
     assert described["axes"] == ["condition", "option_order"]
     assert json.loads(json.dumps(described)) == described
+
+
+def _by_tone(body: dict[str, Any]) -> str:
+    """`one` answers by the tone it was asked in, `two` always the same: only a breakdown by tone shows it."""
+    text = body["messages"][-1]["content"]
+    return "alpha" if "formal" in text or text.startswith("TWO") else "beta"
+
+
+def _toned_run(tmp_path: Path, write_spec: SpecWriter, loopback: Callable[..., LoopbackServer]
+               ) -> tuple[Path, dict[str, Any]]:
+    """A run of two variants, `one` asked in a tone; its folder and its summary, checked against the schema."""
+    server = loopback(default_reply=_by_tone)
+    # the spec check knows the dataset's columns and the conditions' values, not what an added axis gives the
+    # templates: a `tone` column lets it pass, and the axis's level takes its place in the prompt
+    spec = write_spec(tmp_path, variants={"one": "ONE in a {{ tone }} tone <{{ id }}>", "two": "TWO <{{ id }}>"},
+                      items=[{"id": i, "tone": "unset"} for i in ("i1", "i2")],
+                      models=[write_spec.model(server.base_url)])
+    result = run(spec, out=tmp_path / "reports", retries=0, warn=lambda _: None)
+    summary = json.loads((result.dir / "summary.json").read_text(encoding="utf-8"))
+    assert summary["run"]["design"]["axes"] == ["tone"]
+    schema = json.loads((ROOT / "schemas" / "summary.schema.json").read_text(encoding="utf-8"))
+    assert [e.message for e in Draft202012Validator(schema).iter_errors(summary)] == []
+    return result.dir, summary
+
+
+def test_a_registered_axis_is_in_the_results_the_summary_and_the_report_of_a_run(
+        tone: Axis, tmp_path: Path, write_spec: SpecWriter, loopback: Callable[..., LoopbackServer]) -> None:
+    folder, summary = _toned_run(tmp_path, write_spec, loopback)
+    frame = pl.read_parquet(folder / "results.parquet")
+    assert frame.select("variant", "tone", "label").rows() == [
+        (v, t, label) for _ in ("i1", "i2") for v, labels in (("one", ("a", "b")), ("two", ("a", "a")))
+        for t, label in zip(("formal", "casual"), labels, strict=True)]
+    # nested (not crossed with the variants): pooled in the variants' figures, broken down by tone beside them
+    stats = summary["statistics"]
+    assert [(v["variant"], v["labels"]) for v in stats["variants"]] == [
+        ("one", {"a": 2, "b": 2, "unparsed": 0}), ("two", {"a": 4, "b": 0, "unparsed": 0})]
+    assert [(e["variant"], e["tone"], e["labels"], e["items"]) for e in stats["tones"]] == [
+        ("one", "formal", {"a": 2, "b": 0, "unparsed": 0}, 2), ("one", "casual", {"a": 0, "b": 2, "unparsed": 0}, 2),
+        ("two", "formal", {"a": 2, "b": 0, "unparsed": 0}, 2), ("two", "casual", {"a": 2, "b": 0, "unparsed": 0}, 2)]
+
+    report = (folder / "report.md").read_text(encoding="utf-8")
+    table = report.split("\n## Tone\n", 1)[1].split("\n## ", 1)[0]
+    assert "| model | variant | tone | responses | errors | a | b | unparsed | unparsed rate |" in table
+    assert "| loop | one | casual | 2 | 0 | 0 | 2 | 0 | 0.0% |" in table
+
+
+def test_a_registered_crossed_axis_groups_every_figure_and_compares_its_levels(
+        crossed_tone: Axis, tmp_path: Path, write_spec: SpecWriter,
+        loopback: Callable[..., LoopbackServer]) -> None:
+    folder, summary = _toned_run(tmp_path, write_spec, loopback)
+    stats = summary["statistics"]
+    # per tone, like per condition (in the order the run asked them): the variants, their pairs, and each
+    # variant's two tones item by item
+    assert [(v["model"], v["tone"], v["variant"], v["labels"]["a"]) for v in stats["variants"]] == [
+        ("loop", "formal", "one", 2), ("loop", "casual", "one", 0), ("loop", "formal", "two", 2),
+        ("loop", "casual", "two", 2)]
+    assert [(p["tone"], p["a"], p["b"], p["agreement"]["count"]) for p in stats["pairs"]] == [
+        ("formal", "one", "two", 2), ("casual", "one", "two", 0)]
+    assert [(c["variant"], c["a"], c["b"], c["agreement"]["count"]) for c in stats["tones"]] == [
+        ("one", "formal", "casual", 0), ("two", "formal", "casual", 2)]
+    (across,) = stats["agreement_across_tones"]
+    assert (across["tones"], across["items"], [a["count"] for a in across["agreement"]]) == (
+        ["formal", "casual"], 2, [2, 0])
+    report = (folder / "report.md").read_text(encoding="utf-8")
+    assert "**loop** under *casual*: the *one* and *two* answers name the same label on 0.0%" in report
+    section = report.split("\n## Each variant across tones\n", 1)[1].split("\n## ", 1)[0]
+    assert "The same variant asked under two tones" in section and "| loop | two | formal vs casual | 2 |" in section
+    # two runs compared per tone: the same answers again (from the store), so nothing changed
+    again, _ = _toned_run(tmp_path, write_spec, loopback)
+    compared = compare_runs([folder, again], tmp_path / "compared").read_text(encoding="utf-8")
+    assert [line for line in compared.splitlines() if line.startswith("### loop")] == [
+        f"### loop · {t} · {v}" for v in ("one", "two") for t in ("formal", "casual")]
+    assert "| loop · casual · one vs two | 2 |" in compared
+
+
+def test_the_statistics_group_by_what_the_axes_declare(tone: Axis) -> None:
+    every = Grouping.of(registered())
+    # the model (who is asked) before the condition; the registered tone, declared neither, is nested
+    assert (every.crossed, every.nested, every.optional) == (("model", "condition"),
+                                                             ("paraphrase", "option_order", "tone"), ("condition",))
+    assert every.group == ("model", "condition", "variant") and every.within("model") == ("condition", "variant")
+    assert Grouping.of([a for a in registered() if not a.optional]).group == ("model", "variant")  # release 0.1's

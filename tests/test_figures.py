@@ -65,7 +65,9 @@ def summary() -> dict[str, Any]:
     return {
         "summary_version": 1,
         "run": {"name": "fixed", "labels": LABELS, "variants": ["direct", "story"], "has_gold": True,
-                "compare": [["direct", "story"]]},
+                "compare": [["direct", "story"]],
+                # figures are drawn for the axes the run records it used, as a run's summary.json has them
+                "design": {"axes": ["condition", "paraphrase", "option_order"]}},
         "totals": {},
         "statistics": {"variants": variants, "pairs": pairs, "models": [], "conditions": conditions,
                        "paraphrases": paraphrases, "option_orders": orders,

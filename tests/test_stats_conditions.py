@@ -19,7 +19,7 @@ def test_agreement_difference_between_conditions() -> None:
     rows = [{"model": "m", "condition": c, "variant": v, "item_id": i, "label": None if x == "?" else x}
             for i, xs in labels.items() for (c, v), x in zip(
                 [("c1", "a"), ("c1", "b"), ("c2", "a"), ("c2", "b")], xs, strict=True)]
-    got = agreement_difference(pl.DataFrame(rows), "m", "a", "b", "c1", "c2")
+    got = agreement_difference(pl.DataFrame(rows), {"model": "m"}, "condition", "a", "b", "c1", "c2")
     # 8 items; c1 agrees on i1-i6 (6/8), c2 on i1, i2, i7, i8 (4/8); difference 2/8
     assert got["items"] == 8
     assert (got["agreement"][0]["count"], got["agreement"][1]["count"]) == (6, 4)

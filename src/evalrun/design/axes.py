@@ -49,6 +49,10 @@ class Axis:
     axis is asked at its first level only (one place in the expansion order), adds nothing to the
     templates' context, is left out of the job id and is null in results, so a spec that does not
     use an axis expands as if it did not exist. `conversation` axes change the messages sent.
+    `crossed` axes are crossed with the variants (statistics per level, and the levels compared with
+    each other item by item); the others a variant's items are spread over (rotated) are pooled within
+    and broken down per level (see stats/grouping.py). The item, variant and sample are the unit, the
+    compared and the replicate: their flag is not read.
     """
 
     name: str
@@ -56,6 +60,7 @@ class Axis:
     after: str = ""
     optional: bool = False
     conversation: bool = True
+    crossed: bool = False
 
     def used(self, spec: Spec) -> bool:
         return True
@@ -235,12 +240,12 @@ class SampleAxis(Axis):
 # the built-in axes, in the order of the job id and the expansion; `after` keeps release 0.1's columns in place
 _REGISTRY: list[Axis] = [
     ItemAxis("item_id", {"item_id": pl.String}, after="key"),
-    ConditionAxis("condition", {"condition": pl.String}, after="cached", optional=True),
+    ConditionAxis("condition", {"condition": pl.String}, after="cached", optional=True, crossed=True),
     VariantAxis("variant", {"variant": pl.String}, after="item_text"),
     ParaphraseAxis("paraphrase", {"paraphrase": pl.Int64}, after="condition", optional=True),
     OptionOrderAxis("option_order", {"option_order": pl.String, "first_option": pl.String}, after="paraphrase",
                     optional=True),
-    ModelAxis("model", {"model": pl.String}, after="variant", conversation=False),
+    ModelAxis("model", {"model": pl.String}, after="variant", conversation=False, crossed=True),
     SampleAxis("sample", {"sample": pl.Int64}, after="model_string", conversation=False),
 ]
 

@@ -57,7 +57,7 @@ def statistics(responses: pl.LazyFrame, record: RunRecord, readings: pl.LazyFram
     from ..stats.summary import summarize
 
     return summarize(responses, record.labels, [(a, b) for a, b in record.compare], record.variants,
-                     record.has_gold, [a.name for a in record.axes if a.optional], readings, record.readers,
+                     record.has_gold, record.axes, readings, record.readers,
                      record.ordinal, record.slices or [])
 
 

@@ -2,7 +2,8 @@
 
 A run is read only from its folder: summary.json for what was run, results.parquet for the
 item-level labels. The first run is the baseline; every later run is set against it. For each
-model x condition x variant both runs asked, over the items both asked: each run's accuracy and
+model x condition x variant both runs asked (the levels of every crossed axis, see stats/grouping.py),
+over the items both asked: each run's accuracy and
 item-level label shares, each compared pair's agreement and Cohen's kappa, the difference (later
 minus baseline) with a paired bootstrap interval (the same resampled items for both runs, so an
 item's own difficulty cancels), and the items whose item-level label changed.
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from ..design.axes import registered
 from ..errors import EvalrunError
 from ..extract import UNPARSED
 from ..stats.agreement import agreeing
@@ -33,6 +35,7 @@ from .figures import PALETTE, Figure, Painter, Row, figure_lines, interval_chart
 from .format import num
 from .format import pct as _pct
 from .format import pp as _pp
+from .sections.common import grouping
 
 CHANGED_SHOWN = 20  # changed items listed per model x variant; the rest are counted
 REPORT = "compare.md"
@@ -43,16 +46,17 @@ class _Run:
     dir: Path
     meta: dict[str, Any]
     stats: dict[str, Any]
-    items: pl.DataFrame  # item-level labels: model[, condition], variant, item_id, gold, label
+    items: pl.DataFrame  # item-level labels: model, a column per crossed axis, variant, item_id, gold, label
+    crossed: tuple[str, ...]  # the crossed axes besides the model, which a cell is keyed by
 
 
 @dataclass(frozen=True)
 class _Cell:
-    """One model x condition x variant in both runs, aligned on the items both asked."""
+    """One model x crossed levels (a condition) x variant in both runs, aligned on the items both asked."""
 
     model_a: str
     model_b: str
-    condition: str | None
+    levels: tuple[str | None, ...]  # of the baseline's crossed axes besides the model
     variant: str
     items: pl.DataFrame  # item_id, gold, label (baseline), label_b
 
@@ -74,10 +78,12 @@ def _load(run_dir: Path) -> _Run:
         summary = json.loads(summary_path.read_text(encoding="utf-8"))
         meta, stats = _mapping(summary, "run"), _mapping(summary, "statistics")
         # every field the comparison reads, read once here: a hand-edited summary fails naming its file
+        by = grouping(meta)
+        crossed = by.others("model")
         (meta["name"], meta["run_id"], meta["started"], meta["has_gold"], sorted(meta["labels"]),
          [(m["name"], m["model"]) for m in meta["models"]],
-         [(e["model"], e.get("condition"), e["variant"]) for e in stats["variants"]],
-         [(p["model"], p.get("condition"), p["a"], p["b"]) for p in stats["pairs"]])
+         [(e["model"], *by.levels(e, crossed), e["variant"]) for e in stats["variants"]],
+         [(p["model"], *by.levels(p, crossed), p["a"], p["b"]) for p in stats["pairs"]])
     except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise EvalrunError(f"{summary_path}: cannot read it: {exc}") from None
     except KeyError as exc:
@@ -85,16 +91,13 @@ def _load(run_dir: Path) -> _Run:
     except (TypeError, AttributeError) as exc:  # a field of another type: a number where a mapping belongs
         raise EvalrunError(f"{summary_path}: not a run's summary: {' '.join(str(exc).split())}") from None
     try:
-        scan = pl.scan_parquet(results)
-        # results of release 0.1 have no condition column; a design without conditions leaves it null
-        conditioned = "condition" in scan.collect_schema().names() and bool(
-            scan.select(pl.col("condition").is_not_null().any()).collect().item())
-        items = item_labels(scan, ["model", "condition", "variant"] if conditioned else ["model", "variant"])
+        items = item_labels(pl.scan_parquet(results), by.group)
     except pl.exceptions.PolarsError as exc:
         raise EvalrunError(f"{results}: cannot read it: {' '.join(str(exc).split())[:300]}") from None
-    if not conditioned:
-        items = items.with_columns(pl.lit(None, dtype=pl.String).alias("condition"))
-    return _Run(run_dir, meta, stats, items)
+    # a crossed axis this run did not use (results of release 0.1 have no condition column) has no level
+    absent = [a.name for a in registered() if a.crossed and a.name not in items.columns]
+    items = items.with_columns(pl.lit(None, dtype=pl.String).alias(name) for name in absent)
+    return _Run(run_dir, meta, stats, items, crossed)
 
 
 def _check_same_spec(base: _Run, other: _Run) -> None:
@@ -118,9 +121,10 @@ def _model_pairs(base: _Run, other: _Run) -> list[tuple[str, str]]:
                        "models can be compared only when each ran exactly one model")
 
 
-def _rows(run: _Run, model: str, condition: str | None, variant: str) -> pl.DataFrame:
-    cond = pl.col("condition").is_null() if condition is None else pl.col("condition") == condition
-    return run.items.filter((pl.col("model") == model) & cond & (pl.col("variant") == variant))
+def _rows(run: _Run, model: str, crossed: tuple[str, ...], levels: tuple[str | None, ...], variant: str
+          ) -> pl.DataFrame:
+    at = [pl.col(axis).eq_missing(pl.lit(level, dtype=pl.String)) for axis, level in zip(crossed, levels, strict=True)]
+    return run.items.filter(pl.all_horizontal(pl.col("model") == model, *at, pl.col("variant") == variant))
 
 
 def _cells(base: _Run, other: _Run) -> list[_Cell]:
@@ -129,12 +133,13 @@ def _cells(base: _Run, other: _Run) -> list[_Cell]:
         for entry in base.stats["variants"]:
             if entry["model"] != model_a:
                 continue
-            condition, variant = entry.get("condition"), entry["variant"]
-            left = _rows(base, model_a, condition, variant).select("item_id", "gold", "label")
-            right = _rows(other, model_b, condition, variant).select("item_id", pl.col("label").alias("label_b"))
+            levels, variant = tuple(entry.get(k) for k in base.crossed), entry["variant"]
+            left = _rows(base, model_a, base.crossed, levels, variant).select("item_id", "gold", "label")
+            right = _rows(other, model_b, base.crossed, levels, variant).select("item_id",
+                                                                             pl.col("label").alias("label_b"))
             joined = left.join(right, on="item_id", how="inner", maintain_order="left")
             if joined.height:
-                cells.append(_Cell(model_a, model_b, condition, variant, joined))
+                cells.append(_Cell(model_a, model_b, levels, variant, joined))
     if not cells:
         raise EvalrunError(f"{base.dir} and {other.dir} share no items: no item was asked of the same model, "
                            "variant (and condition) in both runs")
@@ -143,7 +148,7 @@ def _cells(base: _Run, other: _Run) -> list[_Cell]:
 
 def _place(cell: _Cell, *rest: str) -> str:
     model = cell.model_a if cell.model_a == cell.model_b else f"{cell.model_a} → {cell.model_b}"
-    return " · ".join(x for x in (model, cell.condition, *rest) if x is not None)
+    return " · ".join(x for x in (model, *cell.levels, *rest) if x is not None)
 
 
 def _signed(x: float | None) -> str:
@@ -193,7 +198,8 @@ def _statistics(cell: _Cell, labels: Sequence[str], has_gold: bool) -> tuple[lis
 def _pair_vectors(base: _Run, other: _Run, cell_a: _Cell, cell_b: _Cell) -> pl.DataFrame:
     """Items both runs asked of both variants: the baseline's and the other run's label for each."""
     def side(run: _Run, model: str, cell: _Cell, name: str) -> pl.DataFrame:
-        return _rows(run, model, cell.condition, cell.variant).select("item_id", pl.col("label").alias(name))
+        return _rows(run, model, base.crossed, cell.levels, cell.variant).select("item_id",
+                                                                                 pl.col("label").alias(name))
 
     frame = side(base, cell_a.model_a, cell_a, "a_1")
     for run, model, cell, name in ((base, cell_b.model_a, cell_b, "b_1"), (other, cell_a.model_b, cell_a, "a_2"),
@@ -205,10 +211,10 @@ def _pair_vectors(base: _Run, other: _Run, cell_a: _Cell, cell_b: _Cell) -> pl.D
 def _pairs(base: _Run, other: _Run, cells: list[_Cell], labels: Sequence[str]) -> tuple[list[str], list[Row]]:
     """Table rows (kappa and agreement in each run, and their differences) and figure rows (kappa
     difference) of every compared pair both runs asked."""
-    by_key = {(c.model_a, c.condition, c.variant): c for c in cells}
+    by_key = {(c.model_a, *c.levels, c.variant): c for c in cells}
     lines, rows = [], []
     for pair in base.stats["pairs"]:
-        key = (pair["model"], pair.get("condition"))
+        key = (pair["model"], *(pair.get(k) for k in base.crossed))
         cell_a, cell_b = by_key.get((*key, pair["a"])), by_key.get((*key, pair["b"]))
         if cell_a is None or cell_b is None:
             continue
@@ -256,8 +262,8 @@ def _versus(base: _Run, other: _Run, painter: Painter, index: int) -> list[str]:
     out = [f"## {other.meta['run_id']} against {base.meta['run_id']}", ""]
     figure_rows: list[Row] = []
     for cell in cells:
-        asked_a = _rows(base, cell.model_a, cell.condition, cell.variant).height
-        asked_b = _rows(other, cell.model_b, cell.condition, cell.variant).height
+        asked_a = _rows(base, cell.model_a, base.crossed, cell.levels, cell.variant).height
+        asked_b = _rows(other, cell.model_b, base.crossed, cell.levels, cell.variant).height
         lines, rows = _statistics(cell, labels, has_gold)
         figure_rows += rows
         out += [f"### {_place(cell, cell.variant)}", "",

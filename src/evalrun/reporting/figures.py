@@ -10,6 +10,9 @@ Every figure is titled, has labelled axes, uses the Okabe-Ito palette (safe for 
 colour-vision deficiencies; unparsed is grey and hatched, so it never relies on hue), is 6.4 in wide
 at 120 dpi (768 px: readable at 100% zoom on GitHub), and is byte-identical when redrawn from the
 same summary (no timestamp or software name in the PNG).
+
+This module is the house style and the kinds of chart (intervals, label shares, a confusion heatmap);
+which figures each section of report.md has is sections/drawing.py.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .format import num, pct
+from .format import pct
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -83,18 +86,18 @@ class Row:
     reference: float | None = None
 
 
-def _slug(*parts: object) -> str:
+def slug(*parts: object) -> str:
     text = "-".join(str(p) for p in parts if p is not None and p != "")
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:80] or "figure"
 
 
-def _short(text: str, limit: int = 42) -> str:
+def short(text: str, limit: int = 42) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def who(entry: dict[str, Any], *keys: str) -> str:
     """`model · condition · ...`: an entry's levels of the given axes, those it has."""
-    return SEP.join(_short(str(entry[k])) for k in keys if entry.get(k) is not None)
+    return SEP.join(short(str(entry[k])) for k in keys if entry.get(k) is not None)
 
 
 def _ink_on(colour: str) -> str:
@@ -196,7 +199,7 @@ def _colours(categories: Sequence[str]) -> list[tuple[str, str]]:
     return out
 
 
-def _shares_chart(painter: Painter, entries: Sequence[dict[str, Any]], keys: Sequence[str], labels: Sequence[str],
+def shares_chart(painter: Painter, entries: Sequence[dict[str, Any]], keys: Sequence[str], labels: Sequence[str],
                   *, title: str, section: str, stem: str) -> Figure:
     """Stacked horizontal bars: each entry's answers split by label, unparsed included, as shares."""
     from matplotlib.patches import Patch
@@ -256,9 +259,9 @@ def confusion_heatmap(painter: Painter, pair: dict[str, Any], place: str, *, sec
             # cividis runs from dark blue to light yellow: light text on the dark low end
             ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=size,
                     color="black" if counts[i, j] > threshold else "white", weight="bold" if i == j else "normal")
-    ax.set_xticks(range(n), [_short(x, 16) for x in categories], rotation=30 if n > 4 else 0,
+    ax.set_xticks(range(n), [short(x, 16) for x in categories], rotation=30 if n > 4 else 0,
                   ha="right" if n > 4 else "center")
-    ax.set_yticks(range(n), [_short(x, 16) for x in categories])
+    ax.set_yticks(range(n), [short(x, 16) for x in categories])
     ax.set_xlabel(f"{c['cols']}: item-level label")
     ax.set_ylabel(f"{c['rows']}: item-level label")
     fig.colorbar(image, ax=ax, label="items", shrink=0.85)
@@ -272,133 +275,12 @@ def confusion_heatmap(painter: Painter, pair: dict[str, Any], place: str, *, sec
     return painter.save(fig, stem, title, alt, section)
 
 
-def _kappa_rows(entries: Sequence[dict[str, Any]], keys: Sequence[str]) -> list[Row]:
-    rows = []
-    for e in entries:
-        k = e["cohen_kappa"]
-        interval = k["ci_low"] is not None and k["ci_high"] is not None
-        if k["kappa"] is None:
-            note = f"undefined, n={e['both_labelled']}"
-        elif interval:
-            note = f"{num(k['kappa'])} [{num(k['ci_low'])}, {num(k['ci_high'])}], n={e['both_labelled']}"
-        else:
-            note = f"{num(k['kappa'])} (no interval), n={e['both_labelled']}"
-        rows.append(Row(f"{who(e, *keys)}{SEP}{_short(e['a'], 20)} vs {_short(e['b'], 20)}", k["kappa"],
-                        k["ci_low"] if interval else None, k["ci_high"] if interval else None, note))
-    return rows
-
-
-def _kappa_alt(rows: Sequence[Row]) -> str:
-    return (f"Forest plot of Cohen's kappa with 95% intervals, {len(rows)} rows: "
-            + "; ".join(f"{r.label}: {r.note}" for r in rows[:8]) + ("; ..." if len(rows) > 8 else ""))
-
-
-def _chunks(entries: Sequence[dict[str, Any]]) -> list[tuple[str | None, list[dict[str, Any]]]]:
-    """No chart without entries, all entries in one, or one per model when they would not fit legibly."""
-    if not entries:
-        return []
-    if len(entries) <= MAX_ROWS:
-        return [(None, list(entries))]
-    models = list(dict.fromkeys(e["model"] for e in entries))
-    return [(m, [e for e in entries if e["model"] == m]) for m in models]
-
-
-def _for(model: str | None) -> str:
-    return "" if model is None else f", {_short(model)}"
-
-
-def _agreement(painter: Painter, stats: dict[str, Any]) -> None:
-    for pair in stats["pairs"]:
-        confusion_heatmap(painter, pair, who(pair, "model", "condition"), section="agreement",
-                          stem=_slug("confusion", pair["model"], pair.get("condition"), pair["a"], pair["b"]))
-    for model, chunk in _chunks(stats["pairs"]):
-        rows = _kappa_rows(chunk, ("model", "condition"))
-        interval_chart(painter, rows, title=f"Agreement between variants: Cohen's kappa{_for(model)}",
-                       alt=_kappa_alt(rows), section="agreement", stem=_slug("kappa", model), zero=0.0,
-                       xlabel="Cohen's kappa with 95% interval (0 = chance agreement, 1 = perfect)",
-                       ylabel="model · condition · pair", xlim=(-1.05, 1.05))
-
-
-def _accuracy(painter: Painter, stats: dict[str, Any]) -> None:
-    entries = [v for v in stats["variants"] if "accuracy" in v]
-    if not entries:
-        return
-    variants = list(dict.fromkeys(v["variant"] for v in entries))
-    for model, chunk in _chunks(entries):
-        rows = []
-        for v in chunk:
-            acc = v["accuracy"]
-            note = "no gold items" if acc["estimate"] is None else (
-                f"{pct(acc['estimate'], 0)} [{pct(acc['ci_low'], 0)}, {pct(acc['ci_high'], 0)}], "
-                f"{acc['count']}/{acc['n']}")
-            rows.append(Row(who(v, "model", "condition", "variant"), acc["estimate"], acc["ci_low"], acc["ci_high"],
-                            note, PALETTE[variants.index(v["variant"]) % len(PALETTE)]))
-        interval_chart(painter, rows, title=f"Accuracy against the gold labels{_for(model)}",
-                       alt="Accuracy per variant with 95% Wilson intervals: "
-                           + "; ".join(f"{r.label}: {r.note}" for r in rows),
-                       section="accuracy", stem=_slug("accuracy", model), zero=None, percent=True,
-                       xlabel="gold items labelled correctly (unparsed = wrong), 95% Wilson interval",
-                       ylabel="model · condition · variant", xlim=(0, 1))
-
-
-def _labels(painter: Painter, stats: dict[str, Any], labels: Sequence[str]) -> None:
-    keys = [k for k in ("model", "condition", "variant") if any(k in v for v in stats["variants"])]
-    for model, chunk in _chunks(stats["variants"]):
-        _shares_chart(painter, chunk, keys, labels, title=f"Labels per variant{_for(model)}", section="labels",
-                      stem=_slug("labels", model))
-    # like the report's table: only variants asked in more than one wording
-    several = {(v["model"], v["variant"]) for v in stats.get("paraphrases", []) if v["paraphrase"] > 0}
-    shown = [v for v in stats.get("paraphrases", []) if (v["model"], v["variant"]) in several]
-    for model, chunk in _chunks(shown):
-        _shares_chart(painter, chunk, [*keys, "paraphrase"], labels,
-                      title=f"Labels per paraphrase (numbered from 0){_for(model)}", section="labels",
-                      stem=_slug("labels-paraphrases", model))
-
-
-def _conditions(painter: Painter, stats: dict[str, Any]) -> None:
-    entries = stats.get("conditions", [])
-    for c in entries:
-        confusion_heatmap(painter, c, who(c, "model", "variant"), section="conditions",
-                          stem=_slug("confusion-conditions", c["model"], c["variant"], c["a"], c["b"]))
-    for model, chunk in _chunks(entries):
-        rows = _kappa_rows(chunk, ("model", "variant"))
-        interval_chart(painter, rows, title=f"Each variant across conditions: Cohen's kappa{_for(model)}",
-                       alt=_kappa_alt(rows), section="conditions", stem=_slug("kappa-conditions", model), zero=0.0,
-                       xlabel="Cohen's kappa with 95% interval (1 = the condition changed no answer)",
-                       ylabel="model · variant · conditions", xlim=(-1.05, 1.05))
-
-
-def _orders(painter: Painter, stats: dict[str, Any], labels: Sequence[str]) -> None:
-    entries = stats.get("option_orders", [])
-    if not entries:
-        return
-    keys = [k for k in ("model", "condition", "variant", "option_order") if k in entries[0]]
-    for model, chunk in _chunks(entries):
-        _shares_chart(painter, chunk, keys, labels, title=f"Labels per option order{_for(model)}", section="orders",
-                      stem=_slug("labels-orders", model))
-    rows = []
-    for e in entries:
-        share = e["first_position"]
-        options = len(str(e["option_order"]).split(", "))
-        rows.append(Row(who(e, *keys), share["estimate"], share["ci_low"], share["ci_high"],
-                        f"{pct(share['estimate'], 0)}, {share['count']}/{share['n']}", reference=1 / options))
-    interval_chart(painter, rows, title="Position bias: answers picking the option listed first",
-                   alt="Share of readable answers that picked the option listed first, per option order, with 95% "
-                       "Wilson intervals; the grey mark is 1 / number of options (no position bias): "
-                       + "; ".join(f"{r.label}: {r.note}" for r in rows[:8]) + ("; ..." if len(rows) > 8 else ""),
-                   section="orders", stem="position-bias", zero=None, xlim=(0, 1), percent=True,
-                   xlabel="readable answers naming the first-listed option, 95% Wilson interval",
-                   ylabel=SEP.join(keys))
-
-
 def draw(summary: dict[str, Any], folder: Path) -> list[Figure]:
     """Draw every figure the summary supports into `folder`/figures; return them in report order
     (per section: agreement, labels, accuracy, conditions, orders)."""
-    stats, labels = summary["statistics"], summary["run"]["labels"]
+    # imported here: the sections' drawing is built on this module's house style, so it imports this module
+    from .sections.drawing import draw_sections
+
     with Painter(folder) as painter:
-        _agreement(painter, stats)
-        _labels(painter, stats, labels)
-        _accuracy(painter, stats)
-        _conditions(painter, stats)
-        _orders(painter, stats, labels)
+        draw_sections(painter, summary)
     return painter.figures

@@ -1,8 +1,9 @@
 """Statistics: from labelled responses to distributions, accuracy and agreement.
 
 Every statistic is computed by the modules beside this one (`agreement`, `kappa`, `alpha`,
-`confusion`, `proportion`, `paired`, `inference`, `bootstrap`, `clustered`), each with its edge
-rules; this module only arranges the tables they take and places their results. Conventions (also in the README):
+`confusion`, `proportion`, `paired`, `inference`, `bootstrap`, `clustered`, `samples`), each with its
+edge rules; this module only arranges the tables they take and places their results, grouped as
+`grouping` says from the design's axes. Conventions (also in the README):
 
 * The item-level label of a variant is the modal label over its samples, among
   samples that produced a label. A tie for the mode, or no labelled sample at all,
@@ -20,8 +21,8 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -31,20 +32,23 @@ from ..extract.choice import NO_LOGPROBS
 from .agreement import agreement
 from .alpha import label_alpha
 from .bootstrap import bootstrap_ratio_difference
-from .clustered import clustered_mean
+from .grouping import Grouping, breakdown, compared, distinct
+from .grouping import where as _where
 from .inference import accuracy_interval, adjust, correct, correctness_test, paired, rate_interval
 from .items import GROUP, collect, first_seen, item_labels
 from .kappa import fleiss_kappa, label_counts
 from .numbers import finite
 from .paired import cochran_q, mcnemar_exact
 from .proportion import wilson
+from .samples import expected_agreement, sample_agreement, stability
+
+if TYPE_CHECKING:
+    from ..design.axes import Axis
 
 ERROR = "error"  # a job with no answer at all; distinct from an answer with no label
 
 
 DISAGREEMENTS_LISTED = 20
-def _where(frame: pl.DataFrame, values: dict[str, Any]) -> pl.DataFrame:
-    return frame.filter(pl.all_horizontal(pl.col(k) == v for k, v in values.items())) if values else frame
 
 
 def variant_summary(responses: pl.LazyFrame, items: pl.DataFrame, order: Sequence[tuple[Any, ...]],
@@ -175,17 +179,15 @@ def across_variants(items: pl.DataFrame, where: dict[str, Any], variants: Sequen
     return out
 
 
-def models_in(order: Sequence[tuple[Any, ...]]) -> list[Any]:
-    return list(dict.fromkeys(key[0] for key in order))
-
-
-def agreement_difference(items: pl.DataFrame, model: str, a: str, b: str, c1: str, c2: str) -> dict[str, Any]:
-    """Does a pair of variants agree more under one condition than another? Over the items both variants
-    labelled under both conditions: each condition's agreement, the paired difference (bootstrap by items)
-    and McNemar's exact test on the items that agree under one condition only."""
-    rows = items.filter((pl.col("model") == model) & pl.col("variant").is_in([a, b])
-                        & pl.col("condition").is_in([c1, c2]) & pl.col("label").is_not_null())
-    keyed = rows.with_columns(pl.concat_str(["condition", "variant"], separator="\x1f").alias("cell"))
+def agreement_difference(items: pl.DataFrame, where: dict[str, Any], axis: str, a: str, b: str, c1: str, c2: str
+                         ) -> dict[str, Any]:
+    """Does a pair of variants agree more at one level of a crossed axis (a condition) than at another, within
+    `where` (the other crossed axes' levels)? Over the items both variants labelled at both levels: each
+    level's agreement, the paired difference (bootstrap by items) and McNemar's exact test on the items that
+    agree at one level only."""
+    rows = _where(items, where).filter(pl.col("variant").is_in([a, b]) & pl.col(axis).is_in([c1, c2])
+                                       & pl.col("label").is_not_null())
+    keyed = rows.with_columns(pl.concat_str([axis, "variant"], separator="\x1f").alias("cell"))
     wide = keyed.pivot("cell", index="item_id", values="label").drop_nulls()
     columns = {(c, v): f"{c}\x1f{v}" for c in (c1, c2) for v in (a, b)}
     if wide.is_empty() or not all(name in wide.columns for name in columns.values()):
@@ -197,10 +199,10 @@ def agreement_difference(items: pl.DataFrame, model: str, a: str, b: str, c1: st
     only_first, only_second = int((first > second).sum()), int((second > first).sum())
     test = mcnemar_exact(only_first, only_second, n)
     ones = np.ones(n)
-    return {"model": model, "a": a, "b": b, "conditions": [c1, c2], "items": n,
+    return {**where, "a": a, "b": b, breakdown(axis): [c1, c2], "items": n,
             "agreement": [wilson(int(first.sum()), n), wilson(int(second.sum()), n)],
             "difference": bootstrap_ratio_difference(first, ones, second, ones),
-            "mcnemar": None if test is None else {"test": "McNemar exact (agreement under each condition)", **test}}
+            "mcnemar": None if test is None else {"test": f"McNemar exact (agreement under each {axis})", **test}}
 
 
 def first_position(responses: pl.LazyFrame, group: Sequence[str]) -> dict[tuple[Any, ...], dict[str, Any]]:
@@ -235,22 +237,92 @@ def reader_agreement(responses: pl.LazyFrame, readings: pl.LazyFrame, group: Seq
     return out
 
 
+def _position_bias(responses: pl.LazyFrame, group: Sequence[str], order: Sequence[tuple[Any, ...]],
+                   entries: list[dict[str, Any]]) -> dict[str, object]:
+    """Beside the option orders' breakdown: each order's share of answers picking the option listed first,
+    and per group that share over every order."""
+    sub = [*group, "option_order"]
+    shares = first_position(responses, sub)
+    for entry in entries:
+        entry["first_position"] = shares.get(tuple(entry[k] for k in sub), wilson(0, 0))
+    overall = first_position(responses, group)
+    listed = {tuple(e[k] for k in group): len(str(e["option_order"]).split(", ")) for e in entries}
+    return {"position_bias": [{**dict(zip(group, key, strict=True)), "first_position": overall[key],
+                               "options": listed[key]} for key in order if key in overall]}
+
+
+def _level_pairs(responses: pl.LazyFrame, group: Sequence[str], order: Sequence[tuple[Any, ...]], axis: str,
+                 labels: Sequence[str], has_gold: bool, ordinal: bool) -> dict[str, object]:
+    """Two levels of a nested axis (two wordings) compared on the items asked at both, and alpha across all of
+    a variant's levels at once (an item not asked at a level is missing data): the axis's own noise."""
+    by_level = item_labels(responses.filter(pl.col(axis).is_not_null()), [*group, axis])
+    pairs, alphas = [], []
+    for key in order:
+        at = dict(zip(group, key, strict=True))
+        levels = sorted(set(_where(by_level, at)[axis].to_list()))
+        pairs += [compare_levels(by_level, at, axis, a, b, labels, has_gold, ordinal)
+                  for a, b in itertools.combinations(levels, 2)]
+        if len(levels) > 1:
+            alphas.append({**at, breakdown(axis): len(levels),
+                           "krippendorff_alpha": all_levels_alpha(_where(by_level, at), axis, levels, labels)})
+    return {f"{axis}_pairs": pairs, f"{axis}_alpha": alphas}
+
+
+# what a nested axis's meaning adds to its breakdown (the option listed first), and after every axis's own
+# statistics (wording noise): statistics of what the levels are, which the declarations cannot say
+_BESIDE: dict[str, Callable[..., dict[str, object]]] = {"option_order": _position_bias}
+_AFTER = ("paraphrase",)
+
+
+def _breakdown(responses: pl.LazyFrame, group: Sequence[str], order: Sequence[tuple[Any, ...]], axis: str,
+               labels: Sequence[str], has_gold: bool) -> dict[str, object]:
+    """A nested axis's levels one by one: the variants' statistics within each level."""
+    sub = [*group, axis]
+    rows = responses.filter(pl.col(axis).is_not_null())
+    entries = variant_summary(rows, item_labels(rows, sub), first_seen(rows, sub), labels, has_gold, sub)
+    beside = _BESIDE[axis](responses, group, order, entries) if axis in _BESIDE else {}
+    return {**beside, breakdown(axis): entries}
+
+
+def _crossed(items: pl.DataFrame, grouping: Grouping, order: Sequence[tuple[Any, ...]], axis: str,
+             compare: Sequence[tuple[str, str]], labels: Sequence[str], has_gold: bool, ordinal: bool
+             ) -> dict[str, object]:
+    """A crossed axis's levels compared item by item, two at a time, within each level of the group's other
+    columns; for an axis a spec may leave out, also whether a compared pair of variants agrees more at one
+    level than at another."""
+    group = grouping.group
+    place = group.index(axis)
+    levels = [level for (level,) in distinct(order, [place])]
+    if axis not in grouping.optional and len(levels) < 2:
+        return {}
+    within = grouping.within(axis)
+    out: dict[str, object] = {compared(axis): [
+        compare_levels(items, dict(zip(within, w, strict=True)), axis, a, b, labels, has_gold, ordinal)
+        for w in distinct(order, [group.index(k) for k in within]) for a, b in itertools.combinations(levels, 2)]}
+    if axis in grouping.optional:
+        others = grouping.others(axis)
+        out[f"agreement_across_{breakdown(axis)}"] = [
+            agreement_difference(items, dict(zip(others, w, strict=True)), axis, a, b, c1, c2)
+            for w in distinct(order, [group.index(k) for k in others])
+            for a, b in compare for c1, c2 in itertools.combinations(levels, 2)]
+    return out
+
+
 def summarize(responses: pl.LazyFrame | pl.DataFrame, labels: Sequence[str], compare: Sequence[tuple[str, str]],
-              variants: Sequence[str], has_gold: bool, axes: Sequence[str] = (),
+              variants: Sequence[str], has_gold: bool, axes: Sequence[Axis] = (),
               readings: pl.LazyFrame | None = None, readers: dict[str, list[str]] | None = None,
               ordinal: bool = False, slices: Sequence[str] = (), correct: bool = True) -> dict[str, object]:
     """Every statistic of a run, as JSON-ready data. `responses` has one row per job with columns
-    model, variant, item_id, sample, label (None = unparsed or error), gold, error_class, and the
-    design's axes (condition, paraphrase, option_order, first_option); as a LazyFrame (a scan of
-    results.parquet) it is read in batches, never held whole. `axes` names the optional axes the
-    spec uses: every figure is given per condition, and per paraphrase and per option order besides."""
+    model, variant, item_id, sample, label (None = unparsed or error), gold, error_class, and a column per
+    axis of the design; as a LazyFrame (a scan of results.parquet) it is read in batches, never held whole.
+    `axes` are the axes the run used (RunRecord.axes; none: release 0.1's model and variant): every figure is
+    given per level of the crossed ones, and per level of the nested ones besides (see grouping.py)."""
     lf = responses.lazy()
-    by_condition = "condition" in axes
-    outer = ["model", "condition"] if by_condition else ["model"]  # what variants are compared within
-    group = [*outer, "variant"]
+    grouping = Grouping.of(axes)
+    outer, group = list(grouping.crossed), list(grouping.group)  # variants are compared within `outer`
     items = item_labels(lf, group)
     order = first_seen(lf, group)
-    outers = list(dict.fromkeys(tuple(key[: len(outer)]) for key in order))
+    outers = distinct(order, range(len(outer)))
     out: dict[str, object] = {
         "variants": variant_summary(lf, items, order, labels, has_gold, group),
         "pairs": [compare_levels(items, dict(zip(outer, o, strict=True)), "variant", a, b, labels, has_gold,
@@ -261,51 +333,12 @@ def summarize(responses: pl.LazyFrame | pl.DataFrame, labels: Sequence[str], com
                     **across_variants(items, dict(zip(outer, o, strict=True)), variants, labels)}
                    for o in outers],
     }
-    if by_condition:
-        conditions = list(dict.fromkeys(key[1] for key in order))
-        cells = list(dict.fromkeys((key[0], key[2]) for key in order))
-        out["conditions"] = [compare_levels(items, {"model": m, "variant": v}, "condition", a, b, labels, has_gold,
-                                            ordinal)
-                             for m, v in cells for a, b in itertools.combinations(conditions, 2)]
-        out["agreement_across_conditions"] = [
-            agreement_difference(items, m, a, b, c1, c2) for m in models_in(order)
-            for a, b in compare for c1, c2 in itertools.combinations(conditions, 2)]
-    for axis, name in (("paraphrase", "paraphrases"), ("option_order", "option_orders")):
-        if axis not in axes:
-            continue
-        sub = [*group, axis]
-        levels = lf.filter(pl.col(axis).is_not_null())
-        entries = variant_summary(levels, item_labels(levels, sub), first_seen(levels, sub), labels, has_gold, sub)
-        if axis == "option_order":
-            shares = first_position(lf, sub)
-            for entry in entries:
-                entry["first_position"] = shares.get(tuple(entry[k] for k in sub), wilson(0, 0))
-            overall = first_position(lf, group)
-            listed = {tuple(e[k] for k in group): len(str(e["option_order"]).split(", ")) for e in entries}
-            out["position_bias"] = [{**dict(zip(group, key, strict=True)), "first_position": overall[key],
-                                     "options": listed[key]} for key in order if key in overall]
-        out[name] = entries
-    models = list(dict.fromkeys(key[0] for key in order))
-    if len(models) > 1:  # the same variant (and condition) on two models, paired by item
-        within = list(dict.fromkeys(tuple(key[1:]) for key in order))
-        out["model_pairs"] = [compare_levels(items, dict(zip(group[1:], w, strict=True)), "model", a, b, labels,
-                                             has_gold, ordinal)
-                              for w in within for a, b in itertools.combinations(models, 2)]
-    if "paraphrase" in axes:  # wording noise: two paraphrases of one variant, on items asked in both
-        by_paraphrase = item_labels(lf.filter(pl.col("paraphrase").is_not_null()), [*group, "paraphrase"])
-        out["paraphrase_pairs"] = [
-            compare_levels(by_paraphrase, dict(zip(group, key, strict=True)), "paraphrase", a, b, labels, has_gold,
-                           ordinal)
-            for key in order
-            for a, b in itertools.combinations(sorted(set(_where(by_paraphrase, dict(zip(group, key, strict=True)))
-                                                          ["paraphrase"].to_list())), 2)]
-        # all of a variant's wordings at once: alpha takes the items each was not asked in as missing
-        out["paraphrase_alpha"] = [
-            {**where, "paraphrases": len(levels), "krippendorff_alpha": all_levels_alpha(
-                _where(by_paraphrase, where), "paraphrase", levels, labels)}
-            for key in order
-            if len(levels := sorted(set(_where(by_paraphrase, where := dict(zip(group, key, strict=True)))
-                                        ["paraphrase"].to_list()))) > 1]
+    for axis in grouping.axes:
+        out.update(_crossed(items, grouping, order, axis, compare, labels, has_gold, ordinal)
+                   if axis in grouping.crossed else _breakdown(lf, group, order, axis, labels, has_gold))
+    for axis in grouping.nested:
+        if axis in _AFTER:
+            out.update(_level_pairs(lf, group, order, axis, labels, has_gold, ordinal))
     samples = collect(lf.select(pl.col("sample").max()))["sample"][0]
     if samples:  # more than one sample: how consistent the model is with itself
         out["stability"] = stability(lf, group, order, labels)
@@ -315,9 +348,9 @@ def summarize(responses: pl.LazyFrame | pl.DataFrame, labels: Sequence[str], com
                                             for e in out["variants"]  # type: ignore[union-attr]
                                             if tuple(e[k] for k in group) == key)}
     for pair in out["pairs"]:  # type: ignore[union-attr]
-        where = {k: pair[k] for k in outer}
-        if {(*where.values(), pair["a"]), (*where.values(), pair["b"])} <= probable:
-            pair["expected_agreement"] = expected_agreement(lf, where, pair["a"], pair["b"], labels)
+        at = {k: pair[k] for k in outer}
+        if {(*at.values(), pair["a"]), (*at.values(), pair["b"])} <= probable:
+            pair["expected_agreement"] = expected_agreement(lf, at, pair["a"], pair["b"], labels)
     if readings is not None and readers:
         out["readers"] = reader_agreement(lf, readings, group, order, readers, labels, has_gold, ordinal)
     if slices:  # the key figures again within each value of each slicing column, in the same Holm family
@@ -337,67 +370,4 @@ def _slice(column: str) -> pl.Expr:
     """An item's value of a slicing column, from results.parquet's `slices` JSON."""
     return pl.col("slices").str.json_path_match(f"$[{json.dumps(column)}]").alias(column)
 
-
-def expected_agreement(responses: pl.LazyFrame, where: dict[str, Any], a: str, b: str, labels: Sequence[str]
-                       ) -> dict[str, Any]:
-    """From the label probabilities instead of sampled labels: per item, the chance that a draw from
-    each variant's mean distribution names the same label (sum over labels of p_a * p_b), averaged
-    over the items both variants have probabilities for."""
-    rows = collect(responses.filter(pl.all_horizontal(pl.col(k) == v for k, v in where.items())
-                                     & pl.col("variant").is_in([a, b]) & pl.col("probabilities").is_not_null())
-                    .select("variant", "item_id", "probabilities"))
-    mean: dict[tuple[str, str], np.ndarray] = {}
-    for (variant, item), part in rows.group_by(["variant", "item_id"], maintain_order=True):
-        given = [json.loads(p) for p in part["probabilities"]]
-        mean[variant, item] = np.array([[g.get(label, 0.0) for label in labels] for g in given]).mean(axis=0)
-    items = sorted({i for v, i in mean if v == a} & {i for v, i in mean if v == b})
-    values = np.array([float(mean[a, i] @ mean[b, i]) for i in items])
-    return {"items": len(items), "probability": clustered_mean(values, items) if items else None}
-
-
-def _sample_counts(responses: pl.LazyFrame, group: Sequence[str]) -> pl.DataFrame:
-    """Per group x item x label (None = unparsed), how many answered samples gave it."""
-    unit = [*group, "item_id"]
-    return collect(responses.filter(pl.col("error_class").is_null()).group_by([*unit, "label"]).len("n"))
-
-
-def stability(responses: pl.LazyFrame, group: Sequence[str], order: Sequence[tuple[Any, ...]],
-              labels: Sequence[str]) -> list[dict[str, Any]]:
-    """Per group: the mean share of an item's samples that give its most frequent answer (with a
-    standard error clustered by item, Miller 2024), and Fleiss' kappa across samples, over the items
-    with every sample answered (unparsed counts as a category of its own)."""
-    counts = _sample_counts(responses, group)
-    out = []
-    for key in order:
-        rows = _where(counts, dict(zip(group, key, strict=True)))
-        per_item = rows.group_by("item_id").agg(pl.col("n").max().alias("top"), pl.col("n").sum().alias("all"))
-        modal = per_item.with_columns(share=pl.col("top") / pl.col("all"))
-        table = rows.with_columns(pl.col("label").fill_null(UNPARSED)).pivot(
-            "label", index="item_id", values="n").fill_null(0)
-        columns = [c for c in [*labels, UNPARSED] if c in table.columns]
-        matrix = table.select(columns).to_numpy() if columns else np.zeros((0, 0))
-        full = matrix[matrix.sum(axis=1) == matrix.sum(axis=1).max()] if matrix.size else matrix
-        out.append({**dict(zip(group, key, strict=True)),
-                    "modal_share": clustered_mean(modal["share"].to_numpy(), modal["item_id"].to_list())
-                    if modal.height else None,
-                    "fleiss_kappa": fleiss_kappa(full) if len(full) and full.sum(axis=1)[0] >= 2 else None,
-                    "fleiss_items": len(full)})
-    return out
-
-
-def sample_agreement(responses: pl.LazyFrame, where: dict[str, Any], a: str, b: str) -> dict[str, Any]:
-    """The probability that one sample of `a` and one of `b` for the same item name the same label,
-    averaged over items both answered: sum over labels of p_a(label) * p_b(label), per item."""
-    counts = _where(_sample_counts(responses, [*where, "variant"]), where)
-    shares = counts.with_columns(p=pl.col("n") / pl.col("n").sum().over(["variant", "item_id"]))
-    left = shares.filter((pl.col("variant") == a) & pl.col("label").is_not_null()).select("item_id", "label", "p")
-    right = shares.filter((pl.col("variant") == b) & pl.col("label").is_not_null()).select(
-        "item_id", "label", pl.col("p").alias("q"))
-    answered = set(shares.filter(pl.col("variant") == a)["item_id"]) & set(
-        shares.filter(pl.col("variant") == b)["item_id"])
-    both = left.join(right, on=["item_id", "label"]).group_by("item_id").agg((pl.col("p") * pl.col("q")).sum())
-    per_item = dict(zip(both["item_id"], both["p"], strict=True))
-    values = np.array([per_item.get(i, 0.0) for i in sorted(answered)])
-    return {**where, "a": a, "b": b, "items": len(values),
-            "probability": clustered_mean(values, sorted(answered)) if len(values) else None}
 

@@ -1,0 +1,96 @@
+"""The sections of the crossed axes (see stats/grouping.py): each variant compared across the levels of an
+axis a spec may add (the conditions), and the models ranked and compared."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...stats.grouping import breakdown, compared
+from ..figures import figure_lines
+from ..format import num as _f
+from ..format import pct as _pct
+from .common import Context, agreement_table, boot, confusion, head, p_text, row
+
+
+def across(ctx: Context, axis: str) -> list[str]:
+    """Each variant across two levels of an optional crossed axis, and whether a pair of variants agrees more
+    at one level than at another."""
+    if compared(axis) not in ctx.stats:
+        return []
+    plural = breakdown(axis)
+    out = ["", f"## Each variant across {plural}", "",
+           f"The same variant asked under two {plural}, item by item: where they differ, the {axis} "
+           "changed the answer.", "",
+           *agreement_table(ctx.stats[compared(axis)], ctx.grouping.within(axis), ctx.has_gold)]
+    out += ["", f"Does a pair of variants agree more under one {axis} than the other? Over the items both "
+            f"variants labelled under both {plural}, with the paired difference and McNemar's test on the "
+            f"items that agree under one {axis} only.", "",
+            *head(["model", "pair", plural, "items", "agreement", "difference [bootstrap 95%]", "McNemar"])]
+    for d in ctx.stats[f"agreement_across_{plural}"]:
+        first, second = d["agreement"]
+        out.append(row([d["model"], f"{d['a']} vs {d['b']}", " vs ".join(d[plural]), str(d["items"]),
+                         f"{_pct(first['estimate'])} vs {_pct(second['estimate'])}",
+                         f"{_pct(d['difference']['estimate'])} {boot(d['difference'], pct=True)}",
+                         p_text(d["mcnemar"])]))
+    out += ["", *figure_lines(ctx.figures, plural)]
+    for p in ctx.stats[compared(axis)]:
+        out += confusion(p, ", ".join(str(p[k]) for k in ctx.grouping.within(axis) if k in p))
+    return out
+
+
+def _ranked(entries: list[dict[str, Any]], score: Any) -> list[tuple[str, dict[str, Any]]]:
+    """(place, entry), best first; an entry without a score is listed last with place `-`."""
+    ranked = sorted((e for e in entries if score(e) is not None), key=lambda e: -score(e))
+    return [(str(i) if i <= len(ranked) else "-", e)
+            for i, e in enumerate([*ranked, *(e for e in entries if score(e) is None)], start=1)]
+
+
+def _ranking(ctx: Context) -> list[str]:
+    """The models side by side: per compared pair, ranked by kappa; per variant, by accuracy; with
+    intervals. The paired tests between them follow in "Models compared"."""
+    out = ["", "## Models ranked", "", "Higher first; intervals are 95% bootstrap intervals over items. Overlapping "
+           "intervals are no ranking: the paired tests below say whether two models differ. A model whose kappa is "
+           "undefined (one label only on both sides: agreement then says nothing its label rates do not) is listed "
+           "last, unranked.", "", *head(["pair", "rank", "model", "Cohen's kappa [bootstrap 95%]", "agreement"])]
+    by_pair: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for p in ctx.stats["pairs"]:
+        by_pair.setdefault((*ctx.grouping.levels(p, ctx.grouping.others("model")), p["a"], p["b"]), []).append(p)
+    for (*levels, a, b), entries in by_pair.items():
+        name = f"{a} vs {b}" + _levels(levels)
+        for place, p in _ranked(entries, lambda p: p["cohen_kappa"]["kappa"]):
+            out.append(row([name, place, p["model"], f"{_f(p['cohen_kappa']['kappa'])} "
+                            f"{boot(p['bootstrap']['cohen_kappa'])}", _pct(p["agreement"]["estimate"])]))
+    if ctx.has_gold:
+        out += ["", *head(["variant", "rank", "model", "accuracy [bootstrap 95%]"])]
+        by_variant: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+        for v in ctx.stats["variants"]:
+            by_variant.setdefault((*ctx.grouping.levels(v, ctx.grouping.within("model")),), []).append(v)
+        for (*levels, variant), entries in by_variant.items():
+            for place, v in _ranked(entries, lambda v: v["accuracy"]["estimate"] or 0.0):
+                out.append(row([variant + _levels(levels), place, v["model"], f"{_pct(v['accuracy']['estimate'])} "
+                                f"{boot(v['accuracy_bootstrap'], pct=True)}"]))
+    return out
+
+
+def _levels(levels: list[Any]) -> str:
+    """` (level, ...)` of the levels an entry has, or nothing."""
+    named = [str(level) for level in levels if level]
+    return f" ({', '.join(named)})" if named else ""
+
+
+def models(ctx: Context) -> list[str]:
+    """The same variant asked of two models, ranked and compared item by item."""
+    pairs = ctx.stats.get(compared("model"))
+    if pairs is None:
+        return []
+    keys = ctx.grouping.within("model")
+    out = [*_ranking(ctx), "", "## Models compared", "", "The same variant asked of two models, item by item.", "",
+           *agreement_table(pairs, keys, ctx.has_gold)]
+    if ctx.has_gold:
+        keys = [k for k in keys if k in pairs[0]]
+        out += ["", *head([*keys, "models", "accuracy difference [bootstrap 95%]"])]
+        for p in pairs:
+            d = p["accuracy_difference"]
+            out.append(row([*(str(p[k]) for k in keys), f"{p['a']} - {p['b']}",
+                            f"{_pct(d['estimate'])} {boot(d, pct=True)}"]))
+    return out

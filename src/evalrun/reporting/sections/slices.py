@@ -1,0 +1,17 @@
+"""Slices: the key figures again within each value of the dataset columns named in `slices:`."""
+
+from __future__ import annotations
+
+from .common import Context, agreement_table, label_table
+
+
+def slices(ctx: Context) -> list[str]:
+    out: list[str] = []
+    for part in ctx.stats.get("slices", []):
+        if part is ctx.stats["slices"][0]:
+            out += ["", "## Slices", "", "The key figures again within each value of the dataset columns named in "
+                    "`slices:` (their tests are in the report's Holm family)."]
+        out += ["", f"### {part['column']} = {part['value']}", "",
+                *label_table(part["variants"], ctx.grouping.group, ctx.labels, ctx.has_gold), "",
+                *agreement_table(part["pairs"], ctx.grouping.crossed, ctx.has_gold)]
+    return out

@@ -1,0 +1,49 @@
+"""The Variants section (answers, labels and accuracy per group, with the item-level label rates) and the
+Label probabilities section (what the log-probabilities said)."""
+
+from __future__ import annotations
+
+from ..figures import figure_lines
+from ..format import pct as _pct
+from .common import Context, boot, head, label_table, row
+
+
+def _resamples(ctx: Context) -> int:
+    rates = ctx.stats["variants"][0]["label_rates"]
+    return int(rates[next(iter(rates))]["resamples"])
+
+
+def variants(ctx: Context) -> list[str]:
+    stats, labels, group = ctx.stats, ctx.labels, ctx.grouping.group
+    out = ["## Variants", "", *label_table(stats["variants"], group, labels, ctx.has_gold),
+           "", *figure_lines(ctx.figures, "labels"), *figure_lines(ctx.figures, "accuracy")]
+    keys = [k for k in group if k in stats["variants"][0]]
+    out += ["", "### Label rates by item", "",
+            "Of each variant's items that have an item-level label, the share given each label, with a 95% "
+            "interval from "
+            f"{_resamples(ctx)} bootstrap resamples of items (seeded, so a rerun gives the same interval).", "",
+            *head([*keys, *labels])]
+    for v in stats["variants"]:
+        out.append(row([*(str(v[k]) for k in keys), *(f"{_pct(v['label_rates'][label]['estimate'])} "
+                                                  f"{boot(v['label_rates'][label], pct=True)}" for label in labels)]))
+    return out
+
+
+def probabilities(ctx: Context) -> list[str]:
+    probable = [v for v in ctx.stats["variants"] if "label_probabilities" in v]
+    if not probable:
+        return []
+    labels = ctx.labels
+    out = ["", "## Label probabilities", "", "Read from the first answer token's log-probabilities: each "
+           "label's mean probability over the answers that had them, and the share of the probability mass "
+           "the labels held before renormalising (low: the model mostly wanted to say something else).", "",
+           *head(["model", "variant", *labels, "mass on the labels", "answers", "without log-probabilities"])]
+    for v in probable:
+        lp = v["label_probabilities"]
+        out.append(row([v["model"], v["variant"], *(_pct(lp["mean"][label]) for label in labels),
+                        _pct(lp["captured"]), str(lp["answers"]), str(lp["without_logprobs"])]))
+    lacking = sorted({v["model"] for v in probable if v["label_probabilities"]["without_logprobs"]})
+    if lacking:
+        out += ["", "These models returned no log-probabilities, so their answers have no probabilities "
+                "(their sampled labels above are unaffected): " + ", ".join(lacking) + "."]
+    return out

@@ -10,6 +10,7 @@ here; only the item (the rows) and the variant (the columns side by side) are pl
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from ..errors import EvalrunError
 from ..record import RunRecord
 from ..reporting import READINGS, RESULTS
 from ..results import PRIMARY
+from ..stats.items import GROUP, item_labels
 from ..results import READINGS as READING_COLUMNS
 
 ROW, SIDE = "item_id", "variant"  # the axes placed by the layout, not offered as filters
@@ -27,8 +29,8 @@ ROW, SIDE = "item_id", "variant"  # the axes placed by the layout, not offered a
 READ = ("job_id", "item_text", "gold", "prompt", "response", "label", "extraction", "error_class", "error_message")
 FIELDS = ("id", "item", "variant", "prompt", "response", "label", "reason", "error", "readings",
           "readers_disagree", "variants_disagree")
-# the variants' answers are compared for the same item and model: models may well differ from each other
-SAME = (ROW, "model")
+# the variants are compared for the same item and model (models may well differ from each other)
+SAME = (ROW, *(c for c in GROUP if c != SIDE))
 
 
 def load(run_dir: Path) -> dict[str, Any]:
@@ -73,7 +75,7 @@ def _axis_columns() -> list[str]:
     return [c for axis in registered() if axis.name not in (ROW, SIDE) for c in axis.columns]
 
 
-def _read(path: Path, needed: list[str], optional: list[str] = (), must_exist: bool = True) -> pl.DataFrame:
+def _read(path: Path, needed: list[str], optional: Sequence[str] = (), must_exist: bool = True) -> pl.DataFrame:
     """The `needed` columns and those `optional` ones the file has (a run may predate an axis); one
     EvalrunError if the file cannot be read or lacks a needed column. A missing optional file is empty."""
     if not path.exists():
@@ -91,12 +93,11 @@ def _read(path: Path, needed: list[str], optional: list[str] = (), must_exist: b
 
 
 def _variants_disagree(results: pl.DataFrame) -> set[tuple[Any, ...]]:
-    """The (item, model) pairs whose variants do not give the same labels: some two variants' sets of
-    readable labels differ (a variant with no readable answer says nothing either way)."""
-    sets = (results.filter(pl.col("label").is_not_null())
-            .group_by([*SAME, SIDE]).agg(pl.col("label").unique().sort())
-            .group_by(SAME).agg(pl.col("label").n_unique().alias("sets")))
-    return {tuple(row[:-1]) for row in sets.filter(pl.col("sets") > 1).iter_rows()}
+    """The (item, model) pairs whose variants' item-level labels differ: each variant's modal label over its
+    answers, as the report's agreement compares them (stats/items.py; a variant unparsed there says nothing)."""
+    modal = item_labels(results.select(*SAME, SIDE, "label", "gold"), GROUP).drop_nulls("label")
+    split = modal.group_by(SAME).agg(pl.col("label").n_unique()).filter(pl.col("label") > 1)
+    return set(split.select(SAME).iter_rows())
 
 
 def _other_readings(readings: pl.DataFrame) -> dict[str, list[list[Any]]]:

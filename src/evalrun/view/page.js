@@ -114,6 +114,7 @@
 
   let shown = [];
   let drawn = 0;
+  let written = null; // the fragment apply wrote last
   function drawMore() {
     const part = document.createDocumentFragment();
     for (const r of shown.slice(drawn, drawn + PAGE)) part.append(row(r));
@@ -137,8 +138,9 @@
     drawn = 0;
     drawMore();
     count.textContent = `${shown.length} of ${rows.size} items, ${answers} of ${data.answers.length} answers`;
-    const hash = new URLSearchParams(s).toString();
-    if (hash !== location.hash.slice(1)) history.replaceState(null, "", hash ? `#${hash}` : location.pathname);
+    // location.replace, not history.replaceState, which a page opened from a file may not call
+    written = new URLSearchParams(s).toString();
+    if (written !== location.hash.slice(1)) location.replace(`#${written}`);
   }
 
   function fromHash() {
@@ -161,7 +163,11 @@
   });
   form.addEventListener("submit", (e) => e.preventDefault());
   more.addEventListener("click", drawMore);
-  window.addEventListener("hashchange", () => { fromHash(); apply(); });
+  window.addEventListener("hashchange", () => {
+    if (location.hash.slice(1) === written) return; // apply's own change
+    fromHash();
+    apply();
+  });
   fromHash();
   apply();
 })();

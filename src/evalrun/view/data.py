@@ -21,8 +21,8 @@ from ..errors import EvalrunError
 from ..record import RunRecord
 from ..reporting import READINGS, RESULTS
 from ..results import PRIMARY
-from ..stats.items import GROUP, item_labels
 from ..results import READINGS as READING_COLUMNS
+from ..stats.items import GROUP, item_labels
 
 ROW, SIDE = "item_id", "variant"  # the axes placed by the layout, not offered as filters
 # results.parquet's columns the view reads beside the axes'

@@ -2,7 +2,7 @@
 
     data.py    the run folder (results.parquet, readings.parquet, summary.json) as JSON-ready data
     page.py    the one page (page.html, page.js), with the data embedded or fetched
-    serve.py   the local server on 127.0.0.1
+    server.py  the local server on 127.0.0.1
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 from ..errors import EvalrunError
 from .data import load
 from .page import data_json, render
-from .serve import ViewServer
+from .server import ViewServer
 
 __all__ = ["ViewServer", "open_view", "serve", "write_static"]
 

@@ -39,7 +39,7 @@ def load(run_dir: Path) -> dict[str, Any]:
     results = _read(run_dir / RESULTS, [*READ, ROW, SIDE, *SAME], _axis_columns())
     readings = _read(run_dir / READINGS, list(READING_COLUMNS), must_exist=False)
     # axes whose columns vary in this run; a column with one value (one model, one sample) says nothing
-    axes = [{"column": c, "values": sorted(map(str, results[c].drop_nulls().unique().to_list()))}
+    axes = [{"column": c, "values": [str(v) for v in results[c].drop_nulls().unique().sort()]}
             for c in _axis_columns() if c in results.columns]
     axes = [a for a in axes if len(a["values"]) > 1]
     others = _other_readings(readings)
@@ -54,20 +54,25 @@ def load(run_dir: Path) -> dict[str, Any]:
         answers.append([
             row["job_id"], row[ROW], row[SIDE], prompts.setdefault(row["prompt"] or "", len(prompts)),
             row["response"], row["label"], row["extraction"], error, read,
-            len({row["label"], *(r[1] for r in read)}) > 1 if read else False,
+            len({row["label"], *(r[1] for r in read)}) > 1,  # an unparsed reading beside a label differs
             tuple(row[c] for c in SAME) in split,
             *(None if row[a["column"]] is None else str(row[a["column"]]) for a in axes),
         ])
     return {
         "run": {"name": record.name, "run_id": record.run_id, "labels": record.labels},
-        "variants": [v for v in record.variants if v in set(results[SIDE].unique().to_list())],
+        "variants": _variants(record.variants, results[SIDE].unique(maintain_order=True).to_list()),
         "axes": axes,
-        "readers": sorted({r[0] for read in others.values() for r in read}),
         "fields": [*FIELDS, *(a["column"] for a in axes)],
         "items": list(items.values()),
         "prompts": list(prompts),
         "answers": answers,
     }
+
+
+def _variants(listed: list[str], present: list[str]) -> list[str]:
+    """The variants with answers, in the record's order; any the record does not list (a hand-edited
+    summary) after them, so that no answer goes unshown."""
+    return [v for v in listed if v in present] + [v for v in present if v not in listed]
 
 
 def _axis_columns() -> list[str]:

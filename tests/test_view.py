@@ -4,7 +4,10 @@ on small runs whose disagreements are known; untrusted text stays text; the CLI'
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.request
@@ -16,6 +19,7 @@ from typing import Any
 import polars as pl
 import pytest
 
+import evalrun
 from evalrun.cli import main
 from evalrun.design import Axis, register, unregister
 from evalrun.results import READINGS, columns
@@ -227,6 +231,22 @@ def test_cli_writes_the_static_file(example: Path, tmp_path: Path, capsys: pytes
     assert main(["view", str(example), "--static", str(out)]) == 0
     assert capsys.readouterr().out.strip() == str(out)
     assert len(_answers(_embedded(_parse(out.read_text(encoding="utf-8"))))) == 288
+
+
+def test_cli_serves_until_stopped(example: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(evalrun.__file__).parent.parent),
+                                                        *filter(None, [os.environ.get("PYTHONPATH")])])}
+    process = subprocess.Popen([sys.executable, "-m", "evalrun", "view", str(example), "--no-browser"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().split()[0]
+        with urllib.request.urlopen(url + "data.json", timeout=30) as response:
+            assert len(json.loads(response.read())["answers"]) == 288
+    finally:
+        process.terminate()  # SIGTERM, which the CLI takes as Ctrl-C: the server stops, the command succeeds
+        _, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
 
 
 @pytest.mark.parametrize("damage", ["missing", "garbled results", "garbled summary", "no results"])

@@ -8,6 +8,7 @@
     evalrun plan [RUN_DIR]       items the next run needs for a target interval width or 80% power
     evalrun render SPEC          print the exact requests a spec would send, asking no model
     evalrun new NAME             write a starting spec and dataset (evals/NAME.yaml)
+    evalrun view RUN_DIR         browse a run's answers in the browser (--static FILE: one HTML file)
 
 Exit status: 0 success; 1 the run finished but more than --max-errors (default 0.1,
 a share of all jobs) failed for good; 2 bad input (spec, dataset, environment);
@@ -32,7 +33,7 @@ from types import FrameType
 
 from .errors import EvalrunError, Interrupted, ProblemsError
 
-COMMANDS = ("run", "validate", "report", "compare", "plan", "render", "new")
+COMMANDS = ("run", "validate", "report", "compare", "plan", "render", "new", "view")
 DEFAULT_MAX_ERRORS = 0.1
 # duplicated from runner.py so that `evalrun --help` need not import the runner (and aiolimiter)
 DEFAULT_RETRIES = 5
@@ -121,6 +122,11 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("run_dir", type=Path)
     rep.add_argument("--no-figures", action="store_true", help="write report.md without PNG figures")
     rep.add_argument("--csv", action="store_true", help="also write results.csv beside results.parquet")
+
+    vw = sub.add_parser("view", help="browse a run's answers, variants side by side, in the browser")
+    vw.add_argument("run_dir", type=Path)
+    vw.add_argument("--static", type=Path, metavar="FILE", help="write one self-contained HTML file instead")
+    vw.add_argument("--no-browser", action="store_true", help="print the address without opening a browser")
     return parser
 
 
@@ -185,6 +191,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             return 0
         if args.command == "plan":
             return _plan(args)
+        if args.command == "view":
+            from .view import open_view
+
+            return open_view(args.run_dir, static=args.static, browser=not args.no_browser)
         return _run(args)
     except Interrupted as exc:
         print(f"evalrun: {exc}", file=sys.stderr)

@@ -1,0 +1,54 @@
+"""`evalrun view`: a run's answers in the browser, items as rows and variants side by side, with filters.
+
+    data.py    the run folder (results.parquet, readings.parquet, summary.json) as JSON-ready data
+    page.py    the one page (page.html, page.js), with the data embedded or fetched
+    server.py  the local server on 127.0.0.1
+"""
+
+from __future__ import annotations
+
+import webbrowser
+from pathlib import Path
+
+from ..errors import EvalrunError
+from .data import load
+from .page import data_json, render
+from .server import ViewServer
+
+__all__ = ["ViewServer", "open_view", "serve", "write_static"]
+
+
+def write_static(run_dir: Path | str, out: Path | str) -> Path:
+    """One self-contained HTML file of the run's view (data, style and script inside; nothing fetched)."""
+    out = Path(out)
+    page = render(load(Path(run_dir)), embed=True)
+    try:
+        out.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise EvalrunError(f"{out}: cannot write it: {exc.strerror or exc}") from None
+    return out
+
+
+def serve(run_dir: Path | str, port: int = 0) -> ViewServer:
+    """A server of the run's view on 127.0.0.1, not yet serving: call `serve_forever` (and `server_close`)."""
+    data = load(Path(run_dir))
+    return ViewServer({"/": ("text/html; charset=utf-8", render(data, embed=False).encode("utf-8")),
+                       "/data.json": ("application/json", data_json(data).encode("utf-8"))}, port)
+
+
+def open_view(run_dir: Path | str, static: Path | str | None = None, browser: bool = True) -> int:
+    """`evalrun view`: write `static`, or serve the view until Ctrl-C and open it in the browser."""
+    if static is not None:
+        print(write_static(run_dir, static))
+        return 0
+    server = serve(run_dir)
+    print(f"{server.url}  (Ctrl-C stops the server)", flush=True)
+    if browser:
+        webbrowser.open(server.url)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass  # the way to stop it: not an interrupted command
+    finally:
+        server.server_close()
+    return 0

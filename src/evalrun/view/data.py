@@ -1,0 +1,126 @@
+"""A run folder as the view's data: plain JSON-ready values, one list per answer.
+
+The answers' fields are listed once (`fields`) and each answer is a list in that order, so 10,000
+answers do not repeat every key 10,000 times; prompts, which the samples, models and readers of a
+cell share, are listed once (`prompts`) and named by their index. The design's columns come from
+the registered axes (design/axes.py), so an axis added later is shown and filtered by without a change
+here; only the item (the rows) and the variant (the columns side by side) are placed by name.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from ..design.axes import registered
+from ..errors import EvalrunError
+from ..record import RunRecord
+from ..reporting import READINGS, RESULTS
+from ..results import PRIMARY
+from ..results import READINGS as READING_COLUMNS
+from ..stats.items import GROUP, item_labels
+
+ROW, SIDE = "item_id", "variant"  # the axes placed by the layout, not offered as filters
+# results.parquet's columns the view reads beside the axes'
+READ = ("job_id", "item_text", "gold", "prompt", "response", "label", "extraction", "error_class", "error_message")
+FIELDS = ("id", "item", "variant", "prompt", "response", "label", "reason", "error", "readings",
+          "readers_disagree", "variants_disagree")
+# the variants are compared for the same item and model (models may well differ from each other)
+SAME = (ROW, *(c for c in GROUP if c != SIDE))
+
+
+def load(run_dir: Path) -> dict[str, Any]:
+    """The view's data for a run folder; a folder that is not a run's raises one EvalrunError naming the file."""
+    record = RunRecord.load(run_dir / "summary.json")
+    results = _read(run_dir / RESULTS, [*READ, ROW, SIDE, *SAME], _axis_columns())
+    readings = _read(run_dir / READINGS, list(READING_COLUMNS), must_exist=False)
+    # axes whose columns vary in this run; a column with one value (one model, one sample) says nothing
+    axes = [{"column": c, "values": [str(v) for v in results[c].drop_nulls().unique().sort()]}
+            for c in _axis_columns() if c in results.columns]
+    axes = [a for a in axes if len(a["values"]) > 1]
+    others = _other_readings(readings)
+    split = _variants_disagree(results)
+    prompts: dict[str, int] = {}
+    answers: list[list[Any]] = []
+    items: dict[str, dict[str, Any]] = {}
+    for row in results.iter_rows(named=True):
+        items.setdefault(row[ROW], {"id": row[ROW], "text": row["item_text"], "gold": row["gold"]})
+        read = others.get(row["job_id"], [])
+        error = f"{row['error_class']}: {row['error_message']}" if row["error_class"] else None
+        answers.append([
+            row["job_id"], row[ROW], row[SIDE], prompts.setdefault(row["prompt"] or "", len(prompts)),
+            row["response"], row["label"], row["extraction"], error, read,
+            len({row["label"], *(r[1] for r in read)}) > 1,  # an unparsed reading beside a label differs
+            tuple(row[c] for c in SAME) in split,
+            *(None if row[a["column"]] is None else str(row[a["column"]]) for a in axes),
+        ])
+    return {
+        "run": {"name": record.name, "run_id": record.run_id, "labels": record.labels},
+        "variants": _variants(record.variants, results[SIDE].unique(maintain_order=True).to_list()),
+        "axes": axes,
+        "fields": [*FIELDS, *(a["column"] for a in axes)],
+        "items": list(items.values()),
+        "prompts": list(prompts),
+        "answers": answers,
+    }
+
+
+def _variants(listed: list[str], present: list[str]) -> list[str]:
+    """The variants with answers, in the record's order; any the record does not list (a hand-edited
+    summary) after them, so that no answer goes unshown."""
+    return [v for v in listed if v in present] + [v for v in present if v not in listed]
+
+
+def _axis_columns() -> list[str]:
+    """Every registered axis's results columns but the row's and the side's, in the registry's order."""
+    return [c for axis in registered() if axis.name not in (ROW, SIDE) for c in axis.columns]
+
+
+def _read(path: Path, needed: list[str], optional: Sequence[str] = (), must_exist: bool = True) -> pl.DataFrame:
+    """The `needed` columns and those `optional` ones the file has (a run may predate an axis); one
+    EvalrunError if the file cannot be read or lacks a needed column. A missing optional file is empty."""
+    if not path.exists():
+        if must_exist:
+            raise EvalrunError(f"{path}: no such file (is {path.parent} a run folder?)")
+        return pl.DataFrame(schema=dict.fromkeys(needed, pl.String))
+    try:
+        schema = pl.read_parquet_schema(path)
+        missing = [c for c in needed if c not in schema]
+        if missing:
+            raise EvalrunError(f"{path}: not a run's table: no column {missing[0]!r}")
+        return pl.read_parquet(path, columns=list(dict.fromkeys(c for c in [*needed, *optional] if c in schema)))
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise EvalrunError(f"{path}: cannot read it: {' '.join(str(exc).split())[:300]}") from None
+
+
+def _variants_disagree(results: pl.DataFrame) -> set[tuple[Any, ...]]:
+    """The (item, model) pairs whose variants' item-level labels differ: each variant's modal label over its
+    answers, as the report's agreement compares them (stats/items.py; a variant unparsed there says nothing)."""
+    modal = item_labels(results.select(*SAME, SIDE, "label", "gold"), GROUP).drop_nulls("label")
+    split = modal.group_by(SAME).agg(pl.col("label").n_unique()).filter(pl.col("label") > 1)
+    return set(split.select(SAME).iter_rows())
+
+
+def _other_readings(readings: pl.DataFrame) -> dict[str, list[list[Any]]]:
+    """job_id -> [reader, label, reason, the judge's own answers] for every reader but the primary one,
+    whose label and reason are the answer's own."""
+    found: dict[str, list[list[Any]]] = {}
+    for row in readings.filter(pl.col("reader") != PRIMARY).iter_rows(named=True):
+        found.setdefault(row["job_id"], []).append(
+            [row["reader"], row["label"], row["reason"], _judge_answers(row["judge_response"])])
+    return found
+
+
+def _judge_answers(text: str | None) -> list[str] | None:
+    """The judges' own answers, stored as a JSON list; text that is not one is shown as it is."""
+    if text is None:
+        return None
+    try:
+        answers = json.loads(text)
+    except ValueError:
+        return [text]
+    return [str(a) for a in answers] if isinstance(answers, list) else [text]

@@ -1,0 +1,47 @@
+"""The view's one page: page.html with its script (page.js) inline, and the run's data embedded or fetched.
+
+Nothing of the run is written into the page as HTML but the labels' and the axes' values of the filter
+controls, escaped; everything else (answers, prompts, reasons: model output) goes in as JSON and reaches
+the page through the script's textContent. The JSON sits in a <script type="application/json"> element,
+which ends at the first `</script` whatever JSON's quoting says, so every <, > and & in it is written as
+a \\u escape. The Content-Security-Policy allows only the page's own script (by its hash), no inline
+handler, no image and no other address: even markup that slipped in could neither run nor call out.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from html import escape
+from importlib import resources
+from typing import Any
+
+_FILES = resources.files(__package__)
+_PLACEHOLDER = re.compile(r"\{\{([A-Z]+)\}\}")
+_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+
+
+def data_json(data: dict[str, Any]) -> str:
+    """The data as JSON that is safe inside a <script> element (and still the same JSON)."""
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).translate(_ESCAPES)
+
+
+def render(data: dict[str, Any], embed: bool) -> str:
+    """The page; with `embed` the data is in it (one file to share), else its script fetches data.json."""
+    script = (_FILES / "page.js").read_text(encoding="utf-8")
+    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
+    csp = (f"default-src 'none'; script-src 'sha256-{digest}'; style-src 'unsafe-inline'; "
+           f"connect-src 'self'; base-uri 'none'; form-action 'none'")
+    labels = "".join(f'<option value="{escape(label)}">{escape(label)}</option>' for label in data["run"]["labels"])
+    axes = "\n".join(
+        f'<label>{escape(a["column"])} <select name="{escape(a["column"])}"><option value="">any</option>'
+        + "".join(f'<option value="{escape(v)}">{escape(v)}</option>' for v in a["values"])
+        + "</select></label>" for a in data["axes"])
+    parts = {
+        "CSP": csp, "LABELS": labels, "AXES": axes, "SCRIPT": script,
+        "DATA": f'<script type="application/json" id="data">{data_json(data)}</script>' if embed else "",
+    }
+    # one pass over the template, so no placeholder is looked for inside text already put in
+    return _PLACEHOLDER.sub(lambda m: parts[m[1]], (_FILES / "page.html").read_text(encoding="utf-8"))

@@ -9,6 +9,7 @@
     evalrun render SPEC          print the exact requests a spec would send, asking no model
     evalrun new NAME             write a starting spec and dataset (evals/NAME.yaml)
     evalrun view RUN_DIR         browse a run's answers in the browser (--static FILE: one HTML file)
+    evalrun annotate RUN_DIR     label a sample of a run's answers by hand, to measure its readers
 
 Exit status: 0 success; 1 the run finished but more than --max-errors (default 0.1,
 a share of all jobs) failed for good; 2 bad input (spec, dataset, environment);
@@ -33,7 +34,7 @@ from types import FrameType
 
 from .errors import EvalrunError, Interrupted, ProblemsError
 
-COMMANDS = ("run", "validate", "report", "compare", "plan", "render", "new", "view")
+COMMANDS = ("run", "validate", "report", "compare", "plan", "render", "new", "view", "annotate")
 DEFAULT_MAX_ERRORS = 0.1
 # duplicated from runner.py so that `evalrun --help` need not import the runner (and aiolimiter)
 DEFAULT_RETRIES = 5
@@ -127,6 +128,12 @@ def _parser() -> argparse.ArgumentParser:
     vw.add_argument("run_dir", type=Path)
     vw.add_argument("--static", type=Path, metavar="FILE", help="write one self-contained HTML file instead")
     vw.add_argument("--no-browser", action="store_true", help="print the address without opening a browser")
+    ann = sub.add_parser("annotate", help="label a sample of a run's answers by hand (the report measures the "
+                                          "readers against them)")
+    ann.add_argument("run_dir", type=Path)
+    ann.add_argument("--sample", type=int, default=30, metavar="N", help="answers to label (default 30)")
+    ann.add_argument("--seed", type=int, default=0, metavar="S", help="draws the sample (default 0)")
+    ann.add_argument("--who", metavar="NAME", help="who labels (default: the user logged in)")
     return parser
 
 
@@ -195,6 +202,11 @@ def _dispatch(args: argparse.Namespace) -> int:
             from .view import open_view
 
             return open_view(args.run_dir, static=args.static, browser=not args.no_browser)
+        if args.command == "annotate":
+            from .annotate import annotate
+
+            annotate(args.run_dir, args.sample, args.seed, args.who, _ask, print)
+            return 0
         return _run(args)
     except Interrupted as exc:
         print(f"evalrun: {exc}", file=sys.stderr)
@@ -213,6 +225,14 @@ def _dispatch(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("evalrun: interrupted", file=sys.stderr)
         return 130
+
+
+def _ask(prompt: str) -> str | None:
+    """A line from the terminal or a pipe; None once the input has ended."""
+    try:
+        return input(prompt)
+    except EOFError:
+        return None
 
 
 def _expand_paths(patterns: list[str]) -> list[Path]:

@@ -18,11 +18,12 @@ never pay twice for one request. The schema grows by append-only MIGRATIONS, cou
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -86,7 +87,23 @@ CREATE TABLE IF NOT EXISTS batch_requests (
 );
 CREATE INDEX IF NOT EXISTS batch_requests_key ON batch_requests (key);
 """),
+    # `evalrun annotate`: a person's label of one answer (`answer_key`: its request key and text), so it
+    # serves every later run that gets the same answer; one label per answer and person, the latest kept.
+    # `label` is one of the spec's labels or "unclear"; `at` is UTC, ISO 8601.
+    ("005_human_labels", """
+CREATE TABLE IF NOT EXISTS human_labels (
+    answer_key TEXT NOT NULL,
+    label TEXT NOT NULL,
+    who TEXT NOT NULL,
+    at TEXT NOT NULL,
+    PRIMARY KEY (answer_key, who)
+);
+"""),
 ]
+
+# the user_version from which a store has the human_labels table
+_HUMAN_LABELS = [name for name, _ in MIGRATIONS].index("005_human_labels") + 1
+UNCLEAR = "unclear"  # a person's label for an answer they cannot place under any of the spec's labels
 
 
 def home() -> Path:
@@ -111,6 +128,22 @@ class StoredResponse:
     error_message: str | None
     created_at: float
     logprobs: str | None = None  # JSON: one entry per generated token, with its top alternatives
+
+
+@dataclass(frozen=True)
+class HumanLabel:
+    """A person's label of one answer (`evalrun annotate`)."""
+
+    answer_key: str  # `answer_key(request key, answer text)`
+    label: str  # one of the spec's labels, or UNCLEAR
+    who: str
+    at: str  # when it was given: UTC, ISO 8601
+
+
+def answer_key(request_key: str, text: str) -> str:
+    """What a human label is keyed by: the request and the answer's text. The request key alone would pass a
+    label on to a different answer after `--fresh` asked again; with the text, it follows that answer only."""
+    return hashlib.sha256(f"{request_key}\0{text}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -231,12 +264,52 @@ class Store:
         return [(StoredBatch(*row), {key for (key,) in self._db.execute(
             "SELECT key FROM batch_requests WHERE input_file_id = ?", (row[0],))}) for row in rows]
 
+    def put_label(self, label: HumanLabel) -> None:
+        """Store a person's label of an answer (committed at once), replacing that person's earlier one."""
+        self._db.execute("INSERT OR REPLACE INTO human_labels (answer_key, label, who, at) VALUES (?, ?, ?, ?)",
+                         (label.answer_key, label.label, label.who, label.at))
+
+    def labels(self, answer_keys: Iterable[str], who: str | None = None) -> list[HumanLabel]:
+        """The human labels of these answers (of one person, or of everyone), by answer and person."""
+        return _labels(self._db, answer_keys, who)
+
     def __iter__(self) -> Iterator[StoredResponse]:
         for row in self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM responses ORDER BY created_at"):
             yield StoredResponse(*row)
 
     def close(self) -> None:
         self._db.close()
+
+
+def _labels(db: sqlite3.Connection, answer_keys: Iterable[str], who: str | None) -> list[HumanLabel]:
+    wanted = sorted(set(answer_keys))
+    found: list[HumanLabel] = []
+    for start in range(0, len(wanted), 500):  # under SQLite's limit on a statement's parameters
+        chunk = wanted[start:start + 500]
+        query = (f"SELECT answer_key, label, who, at FROM human_labels WHERE answer_key IN "
+                 f"({', '.join('?' for _ in chunk)})")
+        args: list[str] = chunk
+        if who is not None:
+            query, args = query + " AND who = ?", [*chunk, who]
+        found.extend(HumanLabel(*row) for row in db.execute(query, args))
+    return sorted(found, key=lambda h: (h.answer_key, h.who))
+
+
+def read_labels(path: Path | None = None) -> list[HumanLabel]:
+    """Every human label in the store at `path` (default: the user's; a few per answer a person read, so
+    few), opened read-only so that rendering a report never creates or migrates a store; none when there is
+    no store, or one that predates human labels."""
+    path = path or home() / "store.sqlite"
+    if not path.is_file():
+        return []
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_SECONDS)
+    try:
+        if db.execute("PRAGMA user_version").fetchone()[0] < _HUMAN_LABELS:
+            return []
+        return [HumanLabel(*row) for row in
+                db.execute("SELECT answer_key, label, who, at FROM human_labels ORDER BY answer_key, who")]
+    finally:
+        db.close()
 
 
 def migrate(db: sqlite3.Connection) -> list[str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .figures import Figure
-from .sections import agreement, axes, crossed, quotes, readers, samples, slices, summary, variants
+from .sections import agreement, axes, crossed, human, quotes, readers, samples, slices, summary, variants
 from .sections.common import Context
 from .sections.quotes import FOLD_CHARS, _quoted  # noqa: F401 (read here by the tests of answer folding)
 from .sections.run import run
@@ -35,5 +35,6 @@ def render_markdown(results: Path, summary_: dict[str, Any], figures: Sequence[F
               *variants.probabilities(ctx), *readers.readers(ctx), *crossed.models(ctx), *samples.samples(ctx),
               *(line for axis in nested for line in axes.level_pairs(ctx, axis)), *slices.slices(ctx),
               *(line for axis in nested for line in axes.levels(ctx, axis))]
+    lines += human.human(ctx, results)
     lines += [*quotes.examples(ctx, results), *quotes.unparsed(results), *quotes.failures(results, totals["failed"])]
     return "\n".join([*lines, *run(meta, totals)])

@@ -1,0 +1,148 @@
+"""Readers against a person: each reader's labels measured against the labels people gave by hand.
+
+People label answers with `evalrun annotate` (annotate.py); the labels live in the response store, keyed by
+the answer (its request and text), so a report finds them for every run that got the same answers. Read
+here, from the store, rather than copied into the run folder: a label given after a run, or while labelling
+another run with the same answers, then counts at the next `evalrun report` without any copy to keep in step.
+The section appears only when some of the run's answers have a human label; otherwise report.md is as before.
+
+The person is the reference, a reader named `human`: an answer's human label is the one its labellers gave
+(those who marked it "unclear" abstain); an answer all of them found unclear, or on which they differ, is
+left out and counted. Accuracy counts an unparsed reading as wrong, as the report's accuracy against gold
+does; kappa and the confusion come from stats/agreement.py, the one function over two aligned label vectors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from ...extract import UNPARSED
+from ...stats.agreement import agreement
+from ...stats.proportion import wilson
+from ...store import UNCLEAR, answer_key, read_labels
+from ..format import num as _f
+from .common import Context, ci, excerpt, head, row
+
+READINGS = "readings.parquet"
+PRIMARY = "extract"  # the variant's own reader, whose label results.parquet carries
+SLICE_ROWS = 10_000  # rows of results.parquet read at a time: the answers' texts are never all in memory
+WRONG_SHOWN = 3  # answers a reader got wrong quoted per reader
+QUOTE_CHARS = 120
+
+
+@dataclass(frozen=True)
+class _Labelled:
+    """An answer of the run a person labelled, with every reader's label of it."""
+
+    job_id: str
+    variant: str
+    item_id: str
+    text: str
+    human: str
+    readers: dict[str, str | None]
+
+
+def _person(given: dict[str, str]) -> str | None:
+    """The human label of an answer from its labellers' (who -> label): UNCLEAR when every one found it
+    unclear, None when those who gave a label differ."""
+    named = set(given.values()) - {UNCLEAR}
+    if not named:
+        return UNCLEAR
+    return named.pop() if len(named) == 1 else None
+
+
+def _labelled(results: Path, people: dict[str, dict[str, str]]) -> tuple[list[_Labelled], int, int, set[str]]:
+    """The run's answers people labelled (each job once): labelled, left out as unclear, left out because the
+    people differ, and who labelled them."""
+    found: list[_Labelled] = []
+    unclear = differ = 0
+    who: set[str] = set()
+    scan = pl.scan_parquet(results).filter(pl.col("error_class").is_null() & pl.col("response").is_not_null())
+    total = scan.select(pl.len()).collect().item()
+    for start in range(0, total, SLICE_ROWS):
+        rows = scan.slice(start, SLICE_ROWS).select("job_id", "key", "variant", "item_id", "response",
+                                                    "label").collect()
+        for r in rows.iter_rows(named=True):
+            given = people.get(answer_key(r["key"], r["response"]))
+            if given is None:
+                continue
+            who |= given.keys()
+            human = _person(given)
+            if human is None:
+                differ += 1
+            elif human == UNCLEAR:
+                unclear += 1
+            else:
+                found.append(_Labelled(r["job_id"], r["variant"], str(r["item_id"]), r["response"], human,
+                                       {PRIMARY: r["label"]}))
+    return found, unclear, differ, who
+
+
+def _other_readers(readings: Path, answers: list[_Labelled]) -> None:
+    """Add each answer's other readers' labels (judges, second extractors) from readings.parquet."""
+    if not readings.exists() or not answers:
+        return
+    by_job = {a.job_id: a for a in answers}
+    rows = (pl.scan_parquet(readings).filter(pl.col("job_id").is_in(list(by_job)) & (pl.col("reader") != PRIMARY))
+            .select("job_id", "reader", "label").collect())
+    for job_id, reader, label in rows.iter_rows():
+        by_job[job_id].readers[reader] = label
+
+
+def _measure(answers: list[_Labelled], variant: str, reader: str, labels: list[str]) -> dict[str, Any]:
+    mine = [a for a in answers if a.variant == variant and reader in a.readers]
+    human = [a.human for a in mine]
+    read = [a.readers[reader] for a in mine]
+    return {"variant": variant, "reader": reader, "n": len(mine), "unparsed": sum(x is None for x in read),
+            "accuracy": wilson(sum(h == x for h, x in zip(human, read, strict=True)), len(mine)),
+            **agreement(human, read, labels),
+            "wrong": [(a, x) for a, x in zip(mine, read, strict=True) if x != a.human]}
+
+
+def _kappa(k: dict[str, Any]) -> str:
+    if k["kappa"] is None:
+        return "n/a (undefined: one label only)"
+    if k["degenerate"]:
+        return f"{_f(k['kappa'])} [no asymptotic interval: zero variance]"
+    return f"{_f(k['kappa'])} [{_f(k['ci_low'])}, {_f(k['ci_high'])}]"
+
+
+def human(ctx: Context, results: Path) -> list[str]:
+    """The section, or nothing when no answer of the run has a human label."""
+    people: dict[str, dict[str, str]] = {}
+    for h in read_labels():
+        people.setdefault(h.answer_key, {})[h.who] = h.label
+    if not people:
+        return []
+    answers, unclear, differ, who = _labelled(results, people)
+    if not answers and not unclear and not differ:
+        return []
+    _other_readers(results.with_name(READINGS), answers)
+    pairs = dict.fromkeys((a.variant, r) for a in answers for r in a.readers)  # in the results' order
+    measured = [_measure(answers, v, r, ctx.labels) for v, r in pairs]
+    out = ["", "## Readers against a person", "",
+           f"{len(answers) + unclear + differ} answers labelled by hand ({', '.join(sorted(who))}, with "
+           f"`evalrun annotate`), of which {unclear} marked unclear and {differ} on which the people differ are "
+           "left out. Each reader's label against the person's: accuracy counts an unparsed reading as wrong "
+           "(Wilson 95% interval); Cohen's kappa uses the answers the reader labelled.", "",
+           *head(["variant", "reader", "answers", "accuracy [95% CI]", "Cohen's kappa [asymptotic 95% CI]",
+                  UNPARSED])]
+    for m in measured:
+        out.append(row([m["variant"], m["reader"], str(m["n"]), ci(m["accuracy"]), _kappa(m["kappa"]),
+                        str(m["unparsed"])]))
+    for m in measured:
+        counts = m["confusion"]["counts"]
+        out += ["", f"### Confusion: {m['variant']}, human (rows) x {m['reader']} (columns)", "",
+                *head([f"human \\ {m['reader']}", *ctx.labels, UNPARSED])]
+        out += [row([f"**{label}**", *map(str, counts[i])]) for i, label in enumerate(ctx.labels)]
+        if m["wrong"]:
+            shown = [f"- item {a.item_id}: human {a.human}, {m['reader']} {x or UNPARSED}: "
+                     f"\"{excerpt(a.text, QUOTE_CHARS)}\"" for a, x in m["wrong"][:WRONG_SHOWN]]
+            more = len(m["wrong"]) - len(shown)
+            out += ["", f"{m['reader']} ({m['variant']}) got {len(m['wrong'])} wrong"
+                    + (f", {more} not shown" if more else "") + ":", "", *shown]
+    return out

@@ -105,7 +105,7 @@ def _measure(answers: list[_Labelled], variant: str, reader: str, labels: list[s
 
 def _kappa(k: dict[str, Any]) -> str:
     if k["kappa"] is None:
-        return "n/a (undefined: one label only)"
+        return "n/a (undefined: no answers in common, or one label only)"
     if k["degenerate"]:
         return f"{_f(k['kappa'])} [no asymptotic interval: zero variance]"
     return f"{_f(k['kappa'])} [{_f(k['ci_low'])}, {_f(k['ci_high'])}]"
@@ -128,7 +128,9 @@ def human(ctx: Context, results: Path) -> list[str]:
            f"{len(answers) + unclear + differ} answers labelled by hand ({', '.join(sorted(who))}, with "
            f"`evalrun annotate`), of which {unclear} marked unclear and {differ} on which the people differ are "
            "left out. Each reader's label against the person's: accuracy counts an unparsed reading as wrong "
-           "(Wilson 95% interval); Cohen's kappa uses the answers the reader labelled.", "",
+           "(Wilson 95% interval); Cohen's kappa uses the answers the reader labelled. `evalrun annotate` samples "
+           "the answers the readers disagree on or could not read first, so these accuracies speak for the "
+           "doubtful answers more than for the run's answers as a whole.", "",
            *head(["variant", "reader", "answers", "accuracy [95% CI]", "Cohen's kappa [asymptotic 95% CI]",
                   UNPARSED])]
     for m in measured:

@@ -21,8 +21,6 @@ from typing import Any
 import polars as pl
 
 from ...extract import UNPARSED
-from ...stats.agreement import agreement
-from ...stats.proportion import wilson
 from ...store import UNCLEAR, answer_key, read_labels
 from ..format import num as _f
 from .common import Context, ci, excerpt, head, row
@@ -94,6 +92,10 @@ def _other_readers(readings: Path, answers: list[_Labelled]) -> None:
 
 
 def _measure(answers: list[_Labelled], variant: str, reader: str, labels: list[str]) -> dict[str, Any]:
+    # here, not at the top: a report without human labels (or one drawn from the memo) imports no scipy/statsmodels
+    from ...stats.agreement import agreement
+    from ...stats.proportion import wilson
+
     mine = [a for a in answers if a.variant == variant and reader in a.readers]
     human = [a.human for a in mine]
     read = [a.readers[reader] for a in mine]

@@ -121,7 +121,7 @@ def label(chosen: Sequence[Answer], labels: Sequence[str], store: Store, who: st
 
 
 def annotate(run_dir: Path, n: int, seed: int, who: str | None, ask: Callable[[str], str | None],
-             say: Callable[[str], None], store_path: Path | None = None) -> Tally:
+             say: Callable[[str], None]) -> Tally:
     """Label a sample of `n` of the run's answers as `who` (default: the user logged in)."""
     if n < 1:
         raise EvalrunError(f"--sample must be at least 1, not {n}")
@@ -129,7 +129,7 @@ def annotate(run_dir: Path, n: int, seed: int, who: str | None, ask: Callable[[s
         raise EvalrunError(f"{run_dir}: not a run folder (no {RESULTS})")
     record = RunRecord.load(run_dir / "summary.json")
     person = who or getpass.getuser()
-    store = Store(store_path)
+    store = Store()
     try:
         tally = label(sample(answers(run_dir), n, seed), record.labels, store, person, ask, say)
     finally:

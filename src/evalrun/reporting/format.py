@@ -10,7 +10,8 @@ def pct(x: float | None, digits: int = 1) -> str:
 
 
 def pp(x: float | None) -> str:
-    """A difference of two shares in percentage points, signed: `+12.5`; None reads `n/a`."""
+    """A difference of two shares in percentage points, signed: `+12.5` (`points` names the unit in
+    prose); None reads `n/a`."""
     return "n/a" if x is None else f"{100 * x:+.1f}"
 
 
@@ -20,3 +21,19 @@ def num(x: float | None, digits: int = 2, signed: bool = False, missing: str = "
     if x is None:
         return missing
     return f"{x:+.{digits}f}" if signed else f"{x:.{digits}f}"
+
+
+def points(x: float | None) -> str:
+    """A difference of two shares as it reads in prose, `+27.0 points`: a difference of two
+    percentages is not itself a percentage of anything."""
+    return "n/a" if x is None else f"{pp(x)} points"
+
+
+def p_value(x: float | None, name: str = "p", equals: str = " = ") -> str:
+    """A p-value to three decimals, `p = 0.523`; below 0.001 `p < 0.001`, since three decimals would
+    print `0.000`, which reads as impossible rather than small. None reads `n/a`."""
+    if x is None:
+        return f"{name}{equals}n/a"
+    if x < 0.001:
+        return f"{name} < 0.001"
+    return f"{name}{equals}{x:.3f}"

@@ -51,10 +51,11 @@ def _ranking(ctx: Context) -> list[str]:
     """The models side by side: per compared pair, ranked by kappa; per variant, by accuracy; with
     intervals. The paired tests between them follow in "Models compared"."""
     out = ["", "## Models ranked", "", "Higher first; intervals are 95% bootstrap intervals over items (for an "
-           "accuracy every resample gave alike, Wilson's interval instead: a zero-width interval is no certainty). Overlapping "
-           "intervals are no ranking: the paired tests below say whether two models differ. A model whose kappa is "
-           "undefined (one label only on both sides: agreement then says nothing its label rates do not) is listed "
-           "last, unranked.", "", *head(["pair", "rank", "model", "Cohen's kappa [bootstrap 95%]", "agreement"])]
+           "accuracy every resample gave alike, Wilson's interval instead: a zero-width interval is no certainty). "
+           "Overlapping intervals are no ranking: the paired tests below say whether two models differ. A model "
+           "whose kappa is undefined (one label only on both sides: agreement then says nothing its label rates do "
+           "not) is listed last, unranked.", "",
+           *head(["pair", "rank", "model", "Cohen's kappa [bootstrap 95%]", "agreement"])]
     by_pair: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for p in ctx.stats["pairs"]:
         by_pair.setdefault((*ctx.grouping.levels(p, ctx.grouping.others("model")), p["a"], p["b"]), []).append(p)

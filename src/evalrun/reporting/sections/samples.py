@@ -18,7 +18,6 @@ def samples(ctx: Context) -> list[str]:
            "is given instead, marked so.", "",
            *head(["model", "variant", "modal share [95% CI]", "Fleiss' kappa (items)"])]
     for e in ctx.stats["stability"]:
-        m = e["modal_share"] or {}
         out.append(row([ctx.at(e, " ({})"), e["variant"], mean_interval(e["modal_share"], _pct),
                         f"{_f(e['fleiss_kappa'])} ({e['fleiss_items']})"]))
     out += ["", "Sample-level agreement: the probability that one sample of each variant names the same "

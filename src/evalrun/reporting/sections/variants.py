@@ -36,8 +36,10 @@ def variants(ctx: Context) -> list[str]:
             "(Wilson).", "",
             *head([*keys, *labels])]
     for v in stats["variants"]:
-        out.append(row([*(str(v[k]) for k in keys), *(f"{_pct(v['label_rates'][label]['estimate'])} "
-                                                  f"{boot(v['label_rates'][label], _pct, _count(v, label))}" for label in labels)]))
+        rates = v["label_rates"]
+        out.append(row([*(str(v[k]) for k in keys),
+                        *(f"{_pct(rates[label]['estimate'])} {boot(rates[label], _pct, _count(v, label))}"
+                          for label in labels)]))
     return out
 
 

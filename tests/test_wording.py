@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from scipy.stats import binomtest, multinomial
 
-from evalrun.reporting.format import p_value, pct, points
+from evalrun.reporting.format import p_value, pct, points, wilson_bounds
 from evalrun.reporting.sections import crossed, summary, variants
 from evalrun.reporting.sections.common import (
     Context,
@@ -30,7 +30,9 @@ from evalrun.reporting.sections.common import (
     p_text,
     wilson_text,
 )
+from evalrun.stats.inference import detectable as annotate
 from evalrun.stats.kappa import cohen_kappa
+from evalrun.stats.proportion import wilson
 
 
 def _context(stats: dict[str, Any], labels: list[str], has_gold: bool) -> Context:
@@ -120,6 +122,13 @@ def test_a_rate_of_twenty_in_twenty_gets_wilsons_interval() -> None:
     assert boot(_boot(1.0, 1.0, degenerate=True), pct, (20, 20)) == "[83.9%, 100.0%] (Wilson)"
     # and at count 0 the upper bound is z^2 / (n + z^2) = 0.1611
     assert boot(_boot(0.0, 0.0, degenerate=True), pct, (0, 20)) == "[0.0%, 16.1%] (Wilson)"
+
+
+@pytest.mark.parametrize(("count", "n"), [(0, 1), (1, 1), (0, 20), (20, 20), (7, 19), (1, 48), (500, 1000)])
+def test_the_reports_wilson_interval_is_statsmodels(count: int, n: int) -> None:
+    # the report computes Wilson's closed form itself (it renders without statsmodels): hold it to statsmodels'
+    assert wilson_bounds(count, n) == pytest.approx((wilson(count, n)["ci_low"], wilson(count, n)["ci_high"]),
+                                                    abs=1e-12)
 
 
 def test_a_statistic_that_is_no_rate_says_it_has_no_interval() -> None:
@@ -213,6 +222,8 @@ def _independent_detectable(b: int, c: int, n: int) -> float:
 def test_a_non_significant_mcnemar_test_states_the_difference_it_could_have_detected() -> None:
     # 20 items, 6 discordant one way and 2 the other: p = 2 P(X <= 2 | Bin(8, 1/2)) = 2 x 37/256 = 0.289
     test = {"test": "McNemar exact (labels)", "b": 6, "c": 2, "n": 20, "pvalue": 74 / 256, "pvalue_holm": 0.6}
+    annotate({"pairs": [{"label_rates_differ": test}]})
+    assert test["minimum_detectable"] == pytest.approx(_independent_detectable(6, 2, 20), abs=1e-4)
     found = re.fullmatch(r"could detect ≥ (\d+\.\d) points", detectable(test))
     assert found is not None
     assert float(found[1]) == pytest.approx(100 * _independent_detectable(6, 2, 20), abs=0.051)
@@ -220,16 +231,21 @@ def test_a_non_significant_mcnemar_test_states_the_difference_it_could_have_dete
 
 
 def test_the_detectable_difference_appears_only_beside_non_significant_mcnemar_tests() -> None:
-    assert detectable({"test": "McNemar exact (labels)", "b": 13, "c": 0, "n": 23, "pvalue": 2**-12,
-                       "pvalue_holm": 0.002}) == ""  # significant: nothing was missed
-    assert detectable({"test": "Stuart-Maxwell", "pvalue": 0.5, "pvalue_holm": 1.0}) == ""  # no McNemar test
+    significant = {"test": "McNemar exact (labels)", "b": 13, "c": 0, "n": 23, "pvalue": 2**-12, "pvalue_holm": 0.002}
+    other = {"test": "Stuart-Maxwell", "pvalue": 0.5, "pvalue_holm": 1.0}
+    none_discordant = {"test": "McNemar exact (labels)", "b": 0, "c": 0, "n": 1, "pvalue": 1.0, "pvalue_holm": 1.0}
+    annotate({"pairs": [{"a": significant, "b": other, "c": none_discordant}]})
+    assert detectable(significant) == ""  # significant: nothing was missed
+    assert "minimum_detectable" not in other and detectable(other) == ""  # no McNemar test
     # no discordant item: no difference is detectable at this discordance
-    assert detectable({"test": "McNemar exact (labels)", "b": 0, "c": 0, "n": 1, "pvalue": 1.0,
-                       "pvalue_holm": 1.0}) == "too few discordant items to detect any difference at 80% power"
+    assert detectable(none_discordant) == "too few discordant items to detect any difference at 80% power"
+    # statistics written before the figure existed (release 0.1's) say nothing rather than guess
+    assert detectable({"test": "McNemar exact (labels)", "b": 6, "c": 2, "n": 20, "pvalue": 0.29}) == ""
 
 
 def test_the_correctness_column_puts_counts_and_detectable_difference_in_one_parenthesis() -> None:
     pair = _pair(b_only=6, a_only=2, holm=0.6)
+    annotate({"pairs": [pair]})
     row = agreement_table([pair], ("model",), has_gold=True)[-1]
     mdd = 100 * _independent_detectable(2, 6, 20)
     found = re.search(r"p = 0\.289, Holm 0\.600 \(v1 only: 2, v2 only: 6; could detect ≥ (\d+\.\d) points\) \|$", row)

@@ -10,11 +10,9 @@ from typing import TYPE_CHECKING, Any
 from ...design.axes import used
 from ...extract import UNPARSED
 from ...stats.grouping import Grouping
-from ...stats.power import minimum_detectable_difference
-from ...stats.proportion import wilson
 from ...stats.words import SIGNIFICANCE, kappa_words
 from ..format import num as _f
-from ..format import p_value
+from ..format import p_value, wilson_bounds
 from ..format import pct as _pct
 
 if TYPE_CHECKING:  # figures.py reads `grouping` from here
@@ -79,9 +77,9 @@ def boot(b: dict[str, Any] | None, fmt: Callable[[float | None], str] = _f,
 
 
 def wilson_text(count: int, n: int) -> str:
-    """`[83.9%, 100.0%] (Wilson)`: the Wilson 95% interval of count / n (stats/proportion.py)."""
-    w = wilson(count, n)
-    return f"[{_pct(w['ci_low'])}, {_pct(w['ci_high'])}] (Wilson)"
+    """`[83.9%, 100.0%] (Wilson)`: the Wilson 95% interval of count / n."""
+    bounds = wilson_bounds(count, n)
+    return "[no interval]" if bounds is None else f"[{_pct(bounds[0])}, {_pct(bounds[1])}] (Wilson)"
 
 
 def mean_interval(m: dict[str, Any] | None, fmt: Callable[[float | None], str]) -> str:
@@ -95,26 +93,22 @@ def mean_interval(m: dict[str, Any] | None, fmt: Callable[[float | None], str]) 
     if mean is None or m.get("ci_low") is None:
         return f"{fmt(mean)} [no interval]"
     if m["ci_low"] == m["ci_high"]:
-        w = wilson(round(mean * m["clusters"]), m["clusters"])
-        return f"{fmt(mean)} [{fmt(w['ci_low'])}, {fmt(w['ci_high'])}] (Wilson over {m['clusters']} items)"
+        low, high = wilson_bounds(round(mean * m["clusters"]), m["clusters"]) or (None, None)
+        return f"{fmt(mean)} [{fmt(low)}, {fmt(high)}] (Wilson over {m['clusters']} items)"
     return f"{fmt(mean)} [{fmt(m['ci_low'])}, {fmt(m['ci_high'])}]"
 
 
 def detectable(test: dict[str, Any]) -> str:
     """Beside a McNemar test the report does not call significant (Holm-adjusted p at or above
     `SIGNIFICANCE`): the smallest difference the run could have detected, at 80% power and
-    two-sided alpha 0.05, from the test's own discordant counts (stats/power.py). Empty for other
-    tests and for significant ones."""
-    if "a_only_correct" in test:  # McNemar on correctness: b, c and the 2 x 2 table's items
-        b, c, n = test["a_only_correct"], test["b_only_correct"], sum(map(sum, test["table"]))
-    elif str(test.get("test", "")).startswith("McNemar"):
-        b, c, n = test["b"], test["c"], test["n"]
-    else:
+    two-sided alpha 0.05, as the statistics give it (`minimum_detectable`, stats/inference.py).
+    Empty for other tests, for significant ones, and for statistics written before it existed."""
+    if "minimum_detectable" not in test or test.get("pvalue") is None:
         return ""
     adjusted = test.get("pvalue_holm")
-    if test.get("pvalue") is None or (adjusted is not None and adjusted < SIGNIFICANCE):
+    if adjusted is not None and adjusted < SIGNIFICANCE:
         return ""
-    d = minimum_detectable_difference(b, c, n)
+    d = test["minimum_detectable"]
     if d is None:
         return "too few discordant items to detect any difference at 80% power"
     return f"could detect ≥ {100 * d:.1f} points"

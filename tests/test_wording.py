@@ -109,8 +109,12 @@ def test_a_degenerate_kappa_reads_undefined_never_no_agreement() -> None:
     assert kappa_reading(k) == "undefined here"
     assert kappa_text(k) == "undefined here (0.00, zero variance)"
     assert "no agreement" not in kappa_reading(k) + kappa_text(k)
-    # perfect agreement also has zero variance, and says what it is
+    # one item: kappa 0 by construction too
+    assert kappa_reading(cohen_kappa([[0, 1], [0, 0]])) == "undefined here"
+    # perfect agreement and perfect disagreement also have zero variance, and say what they are
     assert kappa_reading(cohen_kappa([[3, 0], [0, 2]])) == "perfect agreement"
+    assert kappa_text(cohen_kappa([[3, 0], [0, 2]])) == "1.00 [no interval: zero variance]"
+    assert kappa_reading(cohen_kappa([[0, 2], [2, 0]])) == "no item agrees (no interval)"
 
 
 # ---- 3. no zero-width interval -------------------------------------------------------------------

@@ -53,7 +53,7 @@ def agreement(ctx: Context) -> list[str]:
            "McNemar test the report does not call significant (Holm-adjusted p of 0.05 or more) stands the smallest "
            "difference, in percentage points of the items, that the test would have detected with 80% power at "
            "two-sided alpha 0.05 given its discordant items (Lachin 1992, exact). Kappa is \"undefined here\" where "
-           "its variance is zero (one variant used one label: kappa is then 0 by construction).", "",
+           "one variant used one label, or on one item (kappa is then 0 by construction, with zero variance).", "",
            *agreement_table(stats["pairs"], ctx.grouping.crossed, ctx.has_gold)]
     # stats["variants"] has one entry per model x variant: count variant names, or two variants on two
     # models would print an "across all variants" alpha that is just the pair's alpha again

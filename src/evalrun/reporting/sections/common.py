@@ -124,36 +124,40 @@ def p_text(test: dict[str, Any] | None, power: bool = True) -> str:
     return text + f" ({found})" if power and (found := detectable(test)) else text
 
 
-def _perfect(k: dict[str, Any]) -> bool:
-    # floating point leaves 1 - 1e-17 where a kappa is exactly 1
-    return k.get("kappa") is not None and round(k["kappa"], 12) == 1
+def _undefined(k: dict[str, Any]) -> bool:
+    """A degenerate kappa of 0: one item, or one variant used one label, so that kappa is 0 by
+    construction and says nothing about agreement. (The other degenerate kappas, perfect agreement
+    and perfect disagreement, are what the table shows, without an interval.)"""
+    return bool(k.get("degenerate")) and k.get("kappa") is not None and round(k["kappa"], 12) == 0
 
 
 def kappa_text(k: dict[str, Any]) -> str:
-    """Cohen's kappa with its asymptotic interval. A degenerate kappa (zero variance: one rater used
-    one label, or perfect agreement or disagreement) has no interval; except for perfect agreement
-    the figure is an artefact of the table (0 when one label was used) and reads "undefined here"."""
-    if k.get("degenerate"):
-        if _perfect(k):
-            return f"{_f(k['kappa'])} [no interval: zero variance]"
+    """Cohen's kappa with its asymptotic interval, or why it has none."""
+    if _undefined(k):
         return f"undefined here ({_f(k['kappa'])}, zero variance)"
+    if k.get("degenerate"):
+        return f"{_f(k['kappa'])} [no interval: zero variance]"
     return f"{_f(k['kappa'])} [{_f(k['ci_low'])}, {_f(k['ci_high'])}]"
 
 
 def kappa_reading(k: dict[str, Any], *bootstraps: dict[str, Any] | None) -> str:
     """How a kappa reads in prose: its Landis & Koch band (stats/words.py) only where every interval
     the report gives for it (the asymptotic one, and the bootstraps passed) excludes 0; otherwise
-    "not distinguishable from chance". Degenerate: "undefined here" (perfect agreement says so)."""
-    if k.get("kappa") is None:
+    "not distinguishable from chance". A degenerate kappa of 0 is "undefined here"; perfect
+    agreement and perfect disagreement say what they are."""
+    kappa = k.get("kappa")
+    if kappa is None:
         return kappa_words(None)
+    if _undefined(k):
+        return "undefined here"
     if k.get("degenerate"):
-        return kappa_words(1) if _perfect(k) else "undefined here"
+        return "perfect agreement" if kappa > 0 else "no item agrees (no interval)"
     intervals = [(k["ci_low"], k["ci_high"])] + [(b["ci_low"], b["ci_high"]) for b in bootstraps
                                                    if b and b.get("ci_low") is not None]
     if any(low <= 0 <= high for low, high in intervals):
         return "not distinguishable from chance"
     # floating point leaves 1e-17 where a kappa is exactly on a band's edge, which would read as the next band
-    return kappa_words(round(k["kappa"], 12))
+    return kappa_words(round(kappa, 12))
 
 
 def excerpt(text: object, limit: int) -> str:

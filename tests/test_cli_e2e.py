@@ -354,9 +354,10 @@ def test_report_renders_a_run_folder(tmp_path: Path, capsys: pytest.CaptureFixtu
     run = _run(capsys, "report", str(tmp_path / "run"))
     assert run.code == 0, run.err
     text = run.path.read_text(encoding="utf-8")
-    # Landis & Koch (1977)'s bands above 0; 0 itself is no agreement beyond chance, and 1 is perfect
+    # Landis & Koch (1977)'s bands only where the interval excludes 0: m1's kappa of 0 on 4 items has an
+    # interval around 0, so it is not distinguishable from chance; 1 is perfect
     assert "**m1**: the *v1* and *v2* answers name the same label on 50.0% of the 4 items" in text
-    assert "Cohen's kappa 0.00 (no agreement beyond chance)" in text
+    assert "Cohen's kappa 0.00 (not distinguishable from chance)" in text
     assert "Cohen's kappa 1.00 (perfect agreement)" in text
     # two variants: the all-variants alpha would only repeat the pair's, on however many models
     assert "across all variants" not in text

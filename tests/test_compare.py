@@ -101,8 +101,7 @@ def test_changed_items_and_accuracy_difference(pair: tuple[Path, Path], tmp_path
             f"{100 * diff['ci_high']:+.1f}] |")
     assert line in text
     # the story variant did not change: a zero difference, and no changed item listed for it
-    assert "| accuracy | 100.0% (20/20) | 100.0% (20/20) | +0.0 [+0.0, +0.0] (every resample gave the same value) |" \
-        in text
+    assert "| accuracy | 100.0% (20/20) | 100.0% (20/20) | +0.0 [no interval: every resample gave +0.0] |" in text
     assert "scripted · story**" not in text
 
 

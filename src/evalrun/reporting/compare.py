@@ -160,9 +160,9 @@ def _interval(diff: dict[str, Any], fmt: Callable[[float | None], str]) -> str:
     text = fmt(diff["estimate"])
     if diff["ci_low"] is None:
         return text + " (no interval: undefined on every resample)"
-    text += f" [{fmt(diff['ci_low'])}, {fmt(diff['ci_high'])}]"
-    if diff["degenerate"]:
-        text += " (every resample gave the same value)"
+    # every resample alike: a zero-width interval would read as certainty, so none is printed
+    text += (f" [no interval: every resample gave {fmt(diff['ci_low'])}]" if diff["degenerate"]
+             else f" [{fmt(diff['ci_low'])}, {fmt(diff['ci_high'])}]")
     if diff["dropped"]:
         text += f" ({diff['dropped']} of {diff['resamples']} resamples undefined)"
     return text

@@ -3,6 +3,11 @@ and the word an undefined figure reads as, so that the same figure reads the sam
 
 from __future__ import annotations
 
+import math
+
+# z_{0.975}: the report's intervals are 95% intervals
+_Z95 = 1.959963984540054
+
 
 def pct(x: float | None, digits: int = 1) -> str:
     """A share as a percentage, `12.5%`; None (no observations) reads `n/a`."""
@@ -10,7 +15,8 @@ def pct(x: float | None, digits: int = 1) -> str:
 
 
 def pp(x: float | None) -> str:
-    """A difference of two shares in percentage points, signed: `+12.5`; None reads `n/a`."""
+    """A difference of two shares in percentage points, signed: `+12.5` (`points` names the unit in
+    prose); None reads `n/a`."""
     return "n/a" if x is None else f"{100 * x:+.1f}"
 
 
@@ -20,3 +26,31 @@ def num(x: float | None, digits: int = 2, signed: bool = False, missing: str = "
     if x is None:
         return missing
     return f"{x:+.{digits}f}" if signed else f"{x:.{digits}f}"
+
+
+def points(x: float | None) -> str:
+    """A difference of two shares as it reads in prose, `+27.0 points`: a difference of two
+    percentages is not itself a percentage of anything."""
+    return "n/a" if x is None else f"{pp(x)} points"
+
+
+def p_value(x: float | None, name: str = "p", equals: str = " = ") -> str:
+    """A p-value to three decimals, `p = 0.523`; below 0.001 `p < 0.001`, since three decimals would
+    print `0.000`, which reads as impossible rather than small. None reads `n/a`."""
+    if x is None:
+        return f"{name}{equals}n/a"
+    if x < 0.001:
+        return f"{name} < 0.001"
+    return f"{name}{equals}{x:.3f}"
+
+
+def wilson_bounds(count: int, n: int) -> tuple[float, float] | None:
+    """Wilson's (1927) 95% score interval of count / n, None without observations: the closed form
+    (p + z^2/2n -+ z sqrt(p q / n + z^2/4n^2)) / (1 + z^2/n), as stats/proportion.py gets it from
+    statsmodels. Written out here because report.md is rendered from memoised statistics without
+    importing statsmodels (reporting/memo.py); the tests hold the two equal."""
+    if n <= 0:
+        return None
+    p, z2 = count / n, _Z95**2
+    centre, spread = p + z2 / (2 * n), _Z95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return max(0.0, (centre - spread) / (1 + z2 / n)), min(1.0, (centre + spread) / (1 + z2 / n))

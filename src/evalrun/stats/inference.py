@@ -30,6 +30,7 @@ from .confusion import confusion, labelled
 from .kappa import weighted_kappa
 from .numbers import finite
 from .paired import holm, mcnemar_exact, stuart_maxwell, wilcoxon_paired
+from .power import minimum_detectable_difference
 
 Label = str | None
 
@@ -126,6 +127,24 @@ def _tests(node: Any, found: list[dict[str, Any]]) -> None:
     elif isinstance(node, list):
         for value in node:
             _tests(value, found)
+
+
+def detectable(statistics: dict[str, Any]) -> None:
+    """Writes `minimum_detectable` beside every McNemar test in a report's statistics: the smallest
+    paired difference (a share of the test's items) its exact test would detect with 80% power at
+    two-sided 0.05, from the test's own discordant counts (`power.minimum_detectable_difference`;
+    None where none would be). Computed here, with the statistics, because the report is rendered
+    again from memoised statistics without importing scipy (see reporting/memo.py)."""
+    found: list[dict[str, Any]] = []
+    _tests(statistics, found)
+    for test in found:
+        if "a_only_correct" in test:  # on correctness: b and c with the 2 x 2 table's items
+            b, c, n = test["a_only_correct"], test["b_only_correct"], sum(map(sum, test["table"]))
+        elif str(test["test"]).startswith("McNemar") and "b" in test:
+            b, c, n = test["b"], test["c"], test["n"]
+        else:
+            continue
+        test["minimum_detectable"] = minimum_detectable_difference(b, c, n)
 
 
 def adjust(statistics: dict[str, Any]) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from .alpha import label_alpha
 from .bootstrap import bootstrap_ratio_difference
 from .grouping import Grouping, breakdown, compared, distinct
 from .grouping import where as _where
-from .inference import accuracy_interval, adjust, correct, correctness_test, paired, rate_interval
+from .inference import accuracy_interval, adjust, correct, correctness_test, detectable, paired, rate_interval
 from .items import GROUP, collect, first_seen, item_labels
 from .kappa import fleiss_kappa, label_counts
 from .numbers import finite
@@ -363,6 +363,7 @@ def summarize(responses: pl.LazyFrame | pl.DataFrame, labels: Sequence[str], com
             for value in collect(lf.select(_slice(column).unique(maintain_order=True)))[column].drop_nulls()]
     if correct:
         out["tests"] = adjust(out)
+        detectable(out)
     return out
 
 

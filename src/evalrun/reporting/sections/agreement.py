@@ -7,6 +7,7 @@ from typing import Any
 
 from ..figures import figure_lines
 from ..format import num as _f
+from ..format import p_value
 from .common import Context, agreement_table, confusion, head, kappa_text, p_text, row
 
 
@@ -34,7 +35,7 @@ def _scale(ctx: Context) -> list[str]:
         o = p["ordinal"]
         rho = o["spearman"] or {}
         out.append(row([ctx.at(p, " ({})"), f"{p['a']} vs {p['b']}", kappa_text(o["weighted_kappa"]),
-                        f"{_f(rho.get('rho'))} ({_f(rho.get('pvalue'), 3)})", _f(o["krippendorff_alpha_ordinal"]),
+                        f"{_f(rho.get('rho'))} ({p_value(rho.get('pvalue'))})", _f(o["krippendorff_alpha_ordinal"]),
                         p_text(o["wilcoxon"])]))
     return out
 
@@ -48,7 +49,11 @@ def agreement(ctx: Context) -> list[str]:
            "missing. \"Label rates differ\" tests whether the two variants give the labels at different rates "
            "(McNemar on the labels for two labels, Stuart-Maxwell for more); McNemar on correctness tests "
            "whether one variant is right more often. Every p-value is shown raw and Holm-adjusted over the "
-           f"{stats['tests']['tests']} tests of this report.", "",
+           f"{stats['tests']['tests']} tests of this report; the intervals are not adjusted for them. Beside a "
+           "McNemar test the report does not call significant (Holm-adjusted p of 0.05 or more) stands the smallest "
+           "difference, in percentage points of the items, that the test would have detected with 80% power at "
+           "two-sided alpha 0.05 given its discordant items (Lachin 1992, exact). Kappa is \"undefined here\" where "
+           "one variant used one label, or on one item (kappa is then 0 by construction, with zero variance).", "",
            *agreement_table(stats["pairs"], ctx.grouping.crossed, ctx.has_gold)]
     # stats["variants"] has one entry per model x variant: count variant names, or two variants on two
     # models would print an "across all variants" alpha that is just the pair's alpha again

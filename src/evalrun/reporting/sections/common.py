@@ -3,14 +3,16 @@ tables of the variants' statistics and of comparisons that several sections prin
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ...design.axes import used
 from ...extract import UNPARSED
 from ...stats.grouping import Grouping
+from ...stats.words import SIGNIFICANCE, kappa_words
 from ..format import num as _f
+from ..format import p_value, wilson_bounds
 from ..format import pct as _pct
 
 if TYPE_CHECKING:  # figures.py reads `grouping` from here
@@ -58,26 +60,104 @@ def ci(p: dict[str, Any]) -> str:
     return f"{_pct(p['estimate'])} [{_pct(p['ci_low'])}, {_pct(p['ci_high'])}] ({p['count']}/{p['n']})"
 
 
-def boot(b: dict[str, Any] | None, pct: bool = False) -> str:
-    """A bootstrap interval as `[low, high]`, or why there is none."""
+def boot(b: dict[str, Any] | None, fmt: Callable[[float | None], str] = _f,
+         rate: tuple[int, int] | None = None) -> str:
+    """A bootstrap interval as `[low, high]`, or why there is none.
+
+    Where every resample gave the same value the percentile interval has width zero, which would
+    read as certainty: a rate (`rate`: its count and n) then gets Wilson's interval instead, marked
+    so; any other statistic says that there is no interval and what every resample gave."""
     if not b or b.get("ci_low") is None:
         return "[no interval]"
-    fmt = _pct if pct else _f
-    note = " (all resamples equal)" if b.get("degenerate") else ""
-    return f"[{fmt(b['ci_low'])}, {fmt(b['ci_high'])}]{note}"
+    if b.get("degenerate"):
+        if rate is not None:
+            return wilson_text(*rate)
+        return f"[no interval: every resample gave {fmt(b['ci_low'])}]"
+    return f"[{fmt(b['ci_low'])}, {fmt(b['ci_high'])}]"
 
 
-def p_text(test: dict[str, Any] | None) -> str:
-    """Raw and Holm-adjusted p of a test, or that none was possible."""
+def wilson_text(count: int, n: int) -> str:
+    """`[83.9%, 100.0%] (Wilson)`: the Wilson 95% interval of count / n."""
+    bounds = wilson_bounds(count, n)
+    return "[no interval]" if bounds is None else f"[{_pct(bounds[0])}, {_pct(bounds[1])}] (Wilson)"
+
+
+def mean_interval(m: dict[str, Any] | None, fmt: Callable[[float | None], str]) -> str:
+    """A clustered mean of shares (stats/clustered.py) with its interval, `67.5% [60.1%, 74.9%]`.
+
+    Where every item gives the same share the clustered standard error is 0 and the normal interval
+    has width zero, which would read as certainty; the items are then the independent units and the
+    interval is Wilson's over them (count = mean x items), marked so."""
+    m = m or {}
+    mean = m.get("mean")
+    if mean is None or m.get("ci_low") is None:
+        return f"{fmt(mean)} [no interval]"
+    if m["ci_low"] == m["ci_high"]:
+        low, high = wilson_bounds(round(mean * m["clusters"]), m["clusters"]) or (None, None)
+        return f"{fmt(mean)} [{fmt(low)}, {fmt(high)}] (Wilson over {m['clusters']} items)"
+    return f"{fmt(mean)} [{fmt(m['ci_low'])}, {fmt(m['ci_high'])}]"
+
+
+def detectable(test: dict[str, Any]) -> str:
+    """Beside a McNemar test the report does not call significant (Holm-adjusted p at or above
+    `SIGNIFICANCE`): the smallest difference the run could have detected, at 80% power and
+    two-sided alpha 0.05, as the statistics give it (`minimum_detectable`, stats/inference.py).
+    Empty for other tests, for significant ones, and for statistics written before it existed."""
+    if "minimum_detectable" not in test or test.get("pvalue") is None:
+        return ""
+    adjusted = test.get("pvalue_holm")
+    if adjusted is not None and adjusted < SIGNIFICANCE:
+        return ""
+    d = test["minimum_detectable"]
+    if d is None:
+        return "too few discordant items to detect any difference at 80% power"
+    return f"could detect ≥ {100 * d:.1f} points"
+
+
+def p_text(test: dict[str, Any] | None, power: bool = True) -> str:
+    """Raw and Holm-adjusted p of a test, or that none was possible; beside a non-significant
+    McNemar test, the smallest difference it could have detected (unless `power` is off: the
+    caller places it)."""
     if not test or test.get("pvalue") is None:
         return "no test possible"
-    return f"p = {_f(test['pvalue'], 3)}, Holm {_f(test.get('pvalue_holm'), 3)}"
+    text = f"{p_value(test['pvalue'])}, {p_value(test.get('pvalue_holm'), 'Holm', ' ')}"
+    return text + f" ({found})" if power and (found := detectable(test)) else text
+
+
+def _undefined(k: dict[str, Any]) -> bool:
+    """A degenerate kappa of 0: one item, or one variant used one label, so that kappa is 0 by
+    construction and says nothing about agreement. (The other degenerate kappas, perfect agreement
+    and perfect disagreement, are what the table shows, without an interval.)"""
+    return bool(k.get("degenerate")) and k.get("kappa") is not None and round(k["kappa"], 12) == 0
 
 
 def kappa_text(k: dict[str, Any]) -> str:
+    """Cohen's kappa with its asymptotic interval, or why it has none."""
+    if _undefined(k):
+        return f"undefined here ({_f(k['kappa'])}, zero variance)"
     if k.get("degenerate"):
-        return f"{_f(k['kappa'])} [no asymptotic interval: zero variance]"
+        return f"{_f(k['kappa'])} [no interval: zero variance]"
     return f"{_f(k['kappa'])} [{_f(k['ci_low'])}, {_f(k['ci_high'])}]"
+
+
+def kappa_reading(k: dict[str, Any], *bootstraps: dict[str, Any] | None) -> str:
+    """How a kappa reads in prose: its Landis & Koch band (stats/words.py) only where every interval
+    the report gives for it (the asymptotic one, and the bootstraps passed) excludes 0; otherwise
+    "not distinguishable from chance". A degenerate kappa of 0 is "undefined here"; perfect
+    agreement and perfect disagreement say what they are."""
+    kappa = k.get("kappa")
+    if kappa is None:
+        return kappa_words(None)
+    if _undefined(k):
+        return "undefined here"
+    if k.get("degenerate"):
+        return "perfect agreement" if kappa > 0 else "no item agrees (no interval)"
+    intervals = [(k["ci_low"], k["ci_high"])] + [(b["ci_low"], b["ci_high"]) for b in bootstraps
+                                                   if b and b.get("ci_low") is not None]
+    if any(low <= 0 <= high for low, high in intervals):
+        return "not distinguishable from chance"
+    # floating point leaves 1e-17 where a kappa is exactly on a band's edge, which would read as the next band
+    return kappa_words(round(kappa, 12))
 
 
 def excerpt(text: object, limit: int) -> str:
@@ -125,8 +205,10 @@ def agreement_table(pairs: list[dict[str, Any]], keys: Sequence[str], has_gold: 
                  f"{_f(p['krippendorff_alpha'])} {boot(b['krippendorff_alpha'])}", p_text(p["label_rates_differ"])]
         if has_gold:
             mc = p["mcnemar"]
-            cells.append(f"{p_text(mc)} ({p['a']} only: {mc['a_only_correct']}, {p['b']} only: "
-                         f"{mc['b_only_correct']})")
+            # the counts and the detectable difference in one parenthesis
+            power = detectable(mc) if mc else ""
+            cells.append(f"{p_text(mc, power=False)} ({p['a']} only: {mc['a_only_correct']}, {p['b']} only: "
+                         f"{mc['b_only_correct']}" + (f"; {power})" if power else ")"))
         out.append(row(cells))
     return out
 

@@ -9,6 +9,7 @@ from ...stats.grouping import breakdown, compared
 from ..figures import figure_lines
 from ..format import num as _f
 from ..format import pct as _pct
+from ..format import pp
 from .common import Context, agreement_table, boot, confusion, head, p_text, row
 
 
@@ -25,12 +26,13 @@ def across(ctx: Context, axis: str) -> list[str]:
     out += ["", f"Does a pair of variants agree more under one {axis} than the other? Over the items both "
             f"variants labelled under both {plural}, with the paired difference and McNemar's test on the "
             f"items that agree under one {axis} only.", "",
-            *head(["model", "pair", plural, "items", "agreement", "difference [bootstrap 95%]", "McNemar"])]
+            *head(["model", "pair", plural, "items", "agreement", "difference, points [bootstrap 95%, unadjusted]",
+                   "McNemar"])]
     for d in ctx.stats[f"agreement_across_{plural}"]:
         first, second = d["agreement"]
         out.append(row([d["model"], f"{d['a']} vs {d['b']}", " vs ".join(d[plural]), str(d["items"]),
                          f"{_pct(first['estimate'])} vs {_pct(second['estimate'])}",
-                         f"{_pct(d['difference']['estimate'])} {boot(d['difference'], pct=True)}",
+                         f"{pp(d['difference']['estimate'])} {boot(d['difference'], pp)}",
                          p_text(d["mcnemar"])]))
     out += ["", *figure_lines(ctx.figures, plural)]
     for p in ctx.stats[compared(axis)]:
@@ -48,10 +50,12 @@ def _ranked(entries: list[dict[str, Any]], score: Any) -> list[tuple[str, dict[s
 def _ranking(ctx: Context) -> list[str]:
     """The models side by side: per compared pair, ranked by kappa; per variant, by accuracy; with
     intervals. The paired tests between them follow in "Models compared"."""
-    out = ["", "## Models ranked", "", "Higher first; intervals are 95% bootstrap intervals over items. Overlapping "
-           "intervals are no ranking: the paired tests below say whether two models differ. A model whose kappa is "
-           "undefined (one label only on both sides: agreement then says nothing its label rates do not) is listed "
-           "last, unranked.", "", *head(["pair", "rank", "model", "Cohen's kappa [bootstrap 95%]", "agreement"])]
+    out = ["", "## Models ranked", "", "Higher first; intervals are 95% bootstrap intervals over items (for an "
+           "accuracy every resample gave alike, Wilson's interval instead: a zero-width interval is no certainty). "
+           "Overlapping intervals are no ranking: the paired tests below say whether two models differ. A model "
+           "whose kappa is undefined (one label only on both sides: agreement then says nothing its label rates do "
+           "not) is listed last, unranked.", "",
+           *head(["pair", "rank", "model", "Cohen's kappa [bootstrap 95%]", "agreement"])]
     by_pair: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for p in ctx.stats["pairs"]:
         by_pair.setdefault((*ctx.grouping.levels(p, ctx.grouping.others("model")), p["a"], p["b"]), []).append(p)
@@ -68,8 +72,13 @@ def _ranking(ctx: Context) -> list[str]:
         for (*levels, variant), entries in by_variant.items():
             for place, v in _ranked(entries, lambda v: v["accuracy"]["estimate"] or 0.0):
                 out.append(row([variant + _levels(levels), place, v["model"], f"{_pct(v['accuracy']['estimate'])} "
-                                f"{boot(v['accuracy_bootstrap'], pct=True)}"]))
+                                f"{boot(v['accuracy_bootstrap'], _pct, _count(v['accuracy']))}"]))
     return out
+
+
+def _count(rate: dict[str, Any]) -> tuple[int, int]:
+    """A Wilson rate's count and n (stats/proportion.py)."""
+    return rate["count"], rate["n"]
 
 
 def _levels(levels: list[Any]) -> str:
@@ -88,9 +97,9 @@ def models(ctx: Context) -> list[str]:
            *agreement_table(pairs, keys, ctx.has_gold)]
     if ctx.has_gold:
         keys = [k for k in keys if k in pairs[0]]
-        out += ["", *head([*keys, "models", "accuracy difference [bootstrap 95%]"])]
+        out += ["", *head([*keys, "models", "accuracy difference, points [bootstrap 95%]"])]
         for p in pairs:
             d = p["accuracy_difference"]
             out.append(row([*(str(p[k]) for k in keys), f"{p['a']} - {p['b']}",
-                            f"{_pct(d['estimate'])} {boot(d, pct=True)}"]))
+                            f"{pp(d['estimate'])} {boot(d, pp)}"]))
     return out

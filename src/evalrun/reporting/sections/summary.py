@@ -5,15 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from ...stats.grouping import compared
-from ...stats.words import kappa_words, verdict
+from ...stats.words import verdict
 from ..format import num as _f
 from ..format import pct as _pct
-from .common import Context, boot, p_text
-
-
-def _settled(x: float | None) -> float | None:
-    # floating point leaves 1e-17 where a kappa is exactly 0 or 1, which would read as the next band
-    return None if x is None else round(x, 12)
+from ..format import points, pp
+from .common import Context, boot, kappa_reading, p_text
 
 
 def _who(ctx: Context, entry: dict[str, Any]) -> str:
@@ -23,20 +19,20 @@ def _who(ctx: Context, entry: dict[str, Any]) -> str:
 
 def _pair(ctx: Context, pair: dict[str, Any], by_variant: dict[tuple[Any, ...], dict[str, Any]]) -> str:
     a, b = pair["a"], pair["b"]
-    k = pair["cohen_kappa"]["kappa"]
+    kappa, kappa_boot = pair["cohen_kappa"], pair["bootstrap"]["cohen_kappa"]
     agree = pair["agreement"]
     text = (f"- {_who(ctx, pair)}: the *{a}* and *{b}* answers name the same label on "
             f"{_pct(agree['estimate'])} of the {pair['both_labelled']} items both could be read for "
-            f"(of {pair['items']}); Cohen's kappa {_f(k)} ({kappa_words(_settled(k))}), bootstrap 95% interval "
-            f"{boot(pair['bootstrap']['cohen_kappa'])}.")
+            f"(of {pair['items']}); Cohen's kappa {_f(kappa['kappa'])} ({kappa_reading(kappa, kappa_boot)}), "
+            f"bootstrap 95% interval {boot(kappa_boot)}.")
     if ctx.has_gold:
         acc_a = by_variant[(*ctx.grouping.levels(pair), a)]["accuracy"]["estimate"]
         acc_b = by_variant[(*ctx.grouping.levels(pair), b)]["accuracy"]["estimate"]
         test = pair["mcnemar"]
         text += (f" Against the gold labels, *{a}* is right on {_pct(acc_a)} of items and *{b}* on "
-                 f"{_pct(acc_b)}, a difference of {_pct(pair['accuracy_difference']['estimate'])} "
-                 f"{boot(pair['accuracy_difference'], pct=True)} (McNemar exact {p_text(test)}: "
-                 f"{verdict(test['pvalue_holm'] if test['pvalue'] is not None else None)}).")
+                 f"{_pct(acc_b)}, a difference of {points(pair['accuracy_difference']['estimate'])} "
+                 f"{boot(pair['accuracy_difference'], pp)} (unadjusted bootstrap 95% interval); McNemar exact "
+                 f"{p_text(test)}: {verdict(test['pvalue_holm'] if test['pvalue'] is not None else None)}.")
     return text
 
 

@@ -3,6 +3,8 @@ Label probabilities section (what the log-probabilities said)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..figures import figure_lines
 from ..format import pct as _pct
 from .common import Context, boot, head, label_table, row
@@ -13,6 +15,13 @@ def _resamples(ctx: Context) -> int:
     return int(rates[next(iter(rates))]["resamples"])
 
 
+def _count(v: dict[str, Any], label: str) -> tuple[int, int]:
+    """How many of the variant's labelled items got `label`, and how many were labelled: the rate's
+    count and n, for Wilson's interval where the bootstrap's has width zero."""
+    labelled = v["items"] - v["items_unparsed"]
+    return round((v["label_rates"][label]["estimate"] or 0.0) * labelled), labelled
+
+
 def variants(ctx: Context) -> list[str]:
     stats, labels, group = ctx.stats, ctx.labels, ctx.grouping.group
     out = ["## Variants", "", *label_table(stats["variants"], group, labels, ctx.has_gold),
@@ -21,11 +30,16 @@ def variants(ctx: Context) -> list[str]:
     out += ["", "### Label rates by item", "",
             "Of each variant's items that have an item-level label, the share given each label, with a 95% "
             "interval from "
-            f"{_resamples(ctx)} bootstrap resamples of items (seeded, so a rerun gives the same interval).", "",
+            f"{_resamples(ctx)} bootstrap resamples of items (seeded, so a rerun gives the same interval). Where "
+            "every resample gave the same share (every item one label, or none), that interval would have width "
+            "zero, which is no certainty: Wilson's interval over the labelled items is given instead, marked "
+            "(Wilson).", "",
             *head([*keys, *labels])]
     for v in stats["variants"]:
-        out.append(row([*(str(v[k]) for k in keys), *(f"{_pct(v['label_rates'][label]['estimate'])} "
-                                                  f"{boot(v['label_rates'][label], pct=True)}" for label in labels)]))
+        rates = v["label_rates"]
+        out.append(row([*(str(v[k]) for k in keys),
+                        *(f"{_pct(rates[label]['estimate'])} {boot(rates[label], _pct, _count(v, label))}"
+                          for label in labels)]))
     return out
 
 

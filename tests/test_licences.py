@@ -2,17 +2,19 @@
 
 Every distribution in the environment is read through importlib.metadata, from the strongest
 evidence it carries: its SPDX License-Expression (PEP 639) when present, otherwise its License
-field and its "License ::" trove classifiers. The allow-list holds permissive licences, plus two
-weak copylefts that are acceptable for a dependency used unmodified: the LGPL (linking is allowed
-without relicensing) and the MPL-2.0 (copyleft per file, for files we do not change). GPL and AGPL
-in any version fail; so does a distribution whose licence cannot be recognised at all, so that a
-person looks at it rather than the test letting it pass.
+field and its "License ::" trove classifiers, and where those say nothing, the title of the
+licence file it ships (agent-client-protocol, which inspect-ai brings, has only that). The
+allow-list holds permissive licences, plus two weak copylefts that are acceptable for a dependency
+used unmodified: the LGPL (linking is allowed without relicensing) and the MPL-2.0 (copyleft per
+file, for files we do not change). GPL and AGPL in any version fail; so does a distribution whose
+licence cannot be recognised at all, so that a person looks at it rather than the test letting it
+pass.
 """
 
 from __future__ import annotations
 
 import re
-from importlib.metadata import distributions
+from importlib.metadata import Distribution, distributions
 
 import pytest
 
@@ -85,12 +87,28 @@ def licence_verdict(expression: str | None, licence: str | None, classifiers: li
     return "unknown"
 
 
+def _licence_title(dist: Distribution) -> str | None:
+    """The first non-blank line of the licence file the distribution ships in its .dist-info (named by
+    License-File, or LICENSE/LICENCE/COPYING there when the metadata names none), e.g. "Apache License"."""
+    shipped = [f for f in dist.files or [] if ".dist-info/" in f.as_posix()
+               and f.name.upper().startswith(("LICENSE", "LICENCE", "COPYING"))]
+    for file in shipped:
+        lines = [line.strip() for line in file.read_text(encoding="utf-8").splitlines()
+                 if line.strip()]
+        if lines:
+            return lines[0]
+    return None
+
+
 def _installed() -> dict[str, str]:
     found = {}
     for dist in distributions():
         meta = dist.metadata
-        found[meta["Name"]] = licence_verdict(meta.get("License-Expression"), meta.get("License"),
-                                              meta.get_all("Classifier") or [])
+        classifiers = meta.get_all("Classifier") or []
+        verdict = licence_verdict(meta.get("License-Expression"), meta.get("License"), classifiers)
+        if verdict == "unknown":
+            verdict = licence_verdict(None, _licence_title(dist), classifiers)
+        found[meta["Name"]] = verdict
     return found
 
 
@@ -122,6 +140,8 @@ def test_no_installed_distribution_is_gpl_or_unrecognised() -> None:
     (None, "MIT", ["License :: OSI Approved :: GNU General Public License v2 (GPLv2)"], "not allowed"),
     ("LicenseRef-Proprietary", None, [], "not allowed"),
     (None, "Proprietary", [], "unknown"),
+    (None, "Apache License", [], "allowed"),  # a licence file's title
+    (None, "GNU GENERAL PUBLIC LICENSE", [], "not allowed"),
     (None, None, [], "unknown"),
 ])
 def test_licence_verdicts(expression: str | None, licence: str | None, classifiers: list[str], expected: str) -> None:

@@ -176,6 +176,11 @@ def _address_problems(spec: Spec) -> list[Problem]:
             problems.append(spec.located.problem(where, f"{_dotted(where)}: '{_short(model['api_base'])}' {problem}",
                                                  hint="the base URL of the model's server, e.g. "
                                                  "http://127.0.0.1:8080/v1"))
+    if isinstance(judge := spec.located.data.get("judge"), str):  # type: ignore[union-attr]
+        try:
+            split_address(judge)
+        except ValueError as exc:
+            problems.append(spec.located.problem(("judge",), f"judge: {exc}"))
     return problems
 
 

@@ -112,8 +112,8 @@ class Results:
         # judge -1 is a reader's final reading of the answer; 0, 1, ... an asking reader's reading of each reply
         self._db.execute("CREATE TABLE readings (position INTEGER, reader TEXT, judge INTEGER, label TEXT, "
                          "reason TEXT, judge_response TEXT, PRIMARY KEY (position, reader, judge))")
-        self._db.execute(f"CREATE TABLE requests (position INTEGER, reader TEXT, judge INTEGER, {', '.join(REQUESTS)}, "
-                         "PRIMARY KEY (position, reader, judge))")
+        self._db.execute(f"CREATE TABLE requests (position INTEGER, idx INTEGER, {', '.join(REQUESTS)}, "
+                         "PRIMARY KEY (position, reader, idx))")
         self._pending: list[tuple[object, ...]] = []
         self._readings: list[tuple[object, ...]] = []
         self._requests: list[tuple[object, ...]] = []
@@ -177,7 +177,7 @@ class Results:
         else:
             reading = Extraction(None, f"{job.model.name} did not answer: {r.error_class}: {r.error_message}")
         self._readings.append((reads.position, reads.reader, reads.index, reading.label, reading.reason, r.text))
-        self._requests.append((reads.position, reads.reader, reads.index, job.job_id, reads.reader, job.model.name,
+        self._requests.append((reads.position, reads.index, job.job_id, reads.reader, job.model.name,
                                job.model.model, r.error_class, r.error_message, r.attempts, r.latency,
                                r.prompt_tokens, r.completion_tokens, r.cost, outcome.cached))
         if len(self._readings) >= BATCH_ROWS:
@@ -229,7 +229,7 @@ class Results:
         with self._db:  # one transaction per batch
             self._db.executemany(self._insert, self._pending)
             self._db.executemany("INSERT OR REPLACE INTO readings VALUES (?, ?, ?, ?, ?, ?)", self._readings)
-            self._db.executemany(f"INSERT OR REPLACE INTO requests VALUES ({', '.join('?' * (3 + len(REQUESTS)))})",
+            self._db.executemany(f"INSERT OR REPLACE INTO requests VALUES ({', '.join('?' * (2 + len(REQUESTS)))})",
                                  self._requests)
         self._pending, self._readings, self._requests = [], [], []
 
@@ -247,7 +247,7 @@ class Results:
         """Every request the asking readers sent, in expansion order (none: no file)."""
         self._flush()
         rows = self._db.execute(f"SELECT {', '.join(REQUESTS)} FROM requests "
-                                "ORDER BY position, reader, judge").fetchall()
+                                "ORDER BY position, reader, idx").fetchall()
         if rows:
             # SQLite has no booleans: `cached` comes back as 0/1
             pl.DataFrame(rows, schema={**REQUESTS, "cached": pl.Int64}, orient="row").with_columns(

@@ -96,6 +96,7 @@ def plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 # b2's answer names the wrong letter: the grader reads what the answer says, not the gold label
 GOLD = {"a1": "a", "a2": "a", "b1": "b", "b2": "b"}
+CHOICE = {"type": "choice", "choices": {"a": ["alpha"], "b": ["beta"]}}
 
 
 def _reply(body: dict[str, Any]) -> str:
@@ -113,7 +114,8 @@ def _spec(write_spec: SpecWriter, folder: Path, base: str, extract: dict[str, An
     loop = write_spec.model(base, model=model, concurrency=1, price={"input": 1_000_000, "output": 500_000})
     return write_spec(folder, name="graded", dataset={"gold": "gold"}, inline=True,
                       items=[{"id": i, "gold": g} for i, g in GOLD.items()],
-                      variants={"ask": {"prompt": "ASK <{{ id }}>", "extract": extract}}, models=[loop], **extra)
+                      variants={"ask": {"prompt": "ASK <{{ id }}>", "extract": extract},
+                                "tell": {"prompt": "TELL <{{ id }}>", "extract": CHOICE}}, models=[loop], **extra)
 
 
 def test_a_plugin_reader_asks_through_the_store_budget_and_progress(
@@ -126,19 +128,20 @@ def test_a_plugin_reader_asks_through_the_store_budget_and_progress(
     out = tmp_path / "out"
 
     run = evalrun.run(spec, out=out, retries=0)
-    assert (len(server.requests), server.count("GRADE")) == (8, 4)
-    # progress counted the grader's requests with the first answers: 4 + 4 of the one model
-    assert "loop: 8/8 done (0 stored), 0 errors" in capsys.readouterr().err
-    # the grader is the primary reader: its labels are the rows' labels, b2's wrong answer read as a
-    assert run.results["label"].to_list() == ["a", "a", "b", "a"]
-    assert run.results["extraction"].to_list()[0] == "the grader said a"
-    (variant,) = run.summary["statistics"]["variants"]
+    assert (len(server.requests), server.count("GRADE")) == (12, 4)
+    # progress counted the grader's requests with the first answers: 8 + 4 of the one model
+    assert "loop: 12/12 done (0 stored), 0 errors" in capsys.readouterr().err
+    # the grader is the primary reader of `ask`: its labels are the rows' labels, b2's wrong answer read as a
+    asked = run.results.filter(pl.col("variant") == "ask")
+    assert asked["label"].to_list() == ["a", "a", "b", "a"]
+    assert asked["extraction"].to_list()[0] == "the grader said a"
+    variant = next(v for v in run.summary["statistics"]["variants"] if v["variant"] == "ask")
     assert variant["labels"] == {"a": 3, "b": 1, "unparsed": 0}
     readings = pl.read_parquet(run.dir / "readings.parquet")
     assert json.loads(readings["judge_response"][3]) == ["LETTER a"]
-    # its requests in the totals: 4 asked at $4, beside the 4 first answers at $2.50
+    # its requests in the totals: 4 asked at $4, beside the 8 first answers at $2.50
     totals = run.summary["totals"]
-    assert (totals["jobs"], totals["cost_usd"]) == (4, 10.0)
+    assert (totals["jobs"], totals["cost_usd"]) == (8, 20.0)
     assert {k: totals["readers"][k] for k in ("jobs", "answered", "asked", "from_store", "prompt_tokens",
                                               "completion_tokens", "cost_usd")} == {
         "jobs": 4, "answered": 4, "asked": 4, "from_store": 0, "prompt_tokens": 12, "completion_tokens": 8,
@@ -147,18 +150,18 @@ def test_a_plugin_reader_asks_through_the_store_budget_and_progress(
                                              "api_base": server.base_url}]
 
     again = evalrun.run(spec, out=out, retries=0)
-    assert len(server.requests) == 8  # the store answered the grader's requests too
-    assert "loop: 8/8 done (8 stored)" in capsys.readouterr().err
+    assert len(server.requests) == 12  # the store answered the grader's requests too
+    assert "loop: 12/12 done (12 stored)" in capsys.readouterr().err
     assert again.summary["totals"]["readers"]["from_store"] == 4
     assert again.summary["statistics"] == run.summary["statistics"]
 
-    # the budget counts the grader's costs: $10 of first answers and one $4 grading spend $14, so the three
+    # the budget counts the grader's costs: $20 of first answers and one $4 grading spend $24, so the three
     # other gradings are not sent (were its costs not counted, all four would be)
-    fresh = evalrun.run(spec, out=out, retries=0, fresh=True, max_cost=14.0)
-    assert (len(server.requests), server.count("GRADE")) == (8 + 5, 5)
+    fresh = evalrun.run(spec, out=out, retries=0, fresh=True, max_cost=24.0)
+    assert (len(server.requests), server.count("GRADE")) == (12 + 9, 5)
     requests = pl.read_parquet(fresh.dir / "reader_requests.parquet")
     assert requests["error_class"].to_list() == [None, "BudgetExceeded", "BudgetExceeded", "BudgetExceeded"]
-    assert fresh.results["label"].to_list() == ["a", None, None, None]
+    assert fresh.results.filter(pl.col("variant") == "ask")["label"].to_list() == ["a", None, None, None]
     assert fresh.summary["totals"]["readers"]["failed"] == 3
 
 
@@ -191,7 +194,7 @@ def test_the_spec_judge_and_the_judge_flag_name_the_model_a_judge_asks(
     spec = _spec(write_spec, tmp_path / "named", server.base_url, JUDGE, "openai/reader-judge-named", judge="loop")
     run = evalrun.run(spec, out=tmp_path / "out", retries=0)
     assert server.count("<<<BEGIN ANSWER>>>") == 4
-    assert run.results["label"].to_list() == ["a", "a", "b", "a"]
+    assert run.results.filter(pl.col("variant") == "ask")["label"].to_list() == ["a", "a", "b", "a"]
     assert run.summary["totals"]["readers"]["jobs"] == 4
     assert run.summary["run"]["judges"][0]["name"] == "loop"
 

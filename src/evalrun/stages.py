@@ -39,11 +39,12 @@ class Asked:
 
 
 def run_judge(spec: Spec, reader: str) -> str:
-    """The model a reader that names none asks: the spec's `judge:` (or --judge); the embedded model when
-    every model of the run is embedded (a run that stays on this machine); otherwise none, refused."""
+    """The model a reader that names none asks: the spec's `judge:` (or --judge); the embedded model when the run
+    loads it anyway (one of its models); otherwise none, refused: loading it unasked would cost minutes and read
+    a remote model's answers with a far weaker one."""
     if spec.judge:
         return spec.judge
-    if all(m.embedded for m in spec.models):
+    if any(m.embedded for m in spec.models):
         return EMBEDDED_MODEL
     raise EvalrunError(f"the reader '{reader}' names no model to ask and the run's models are not embedded: "
                        "name one with `judge:` in the spec or --judge MODEL[@ADDRESS]")

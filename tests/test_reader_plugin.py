@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import pytest
+from jsonschema import Draft202012Validator
 
 import evalrun
 from evalrun.cli import main
@@ -148,6 +149,8 @@ def test_a_plugin_reader_asks_through_the_store_budget_and_progress(
         "cost_usd": 16.0}
     assert run.summary["run"]["judges"] == [{"name": "loop", "model": "openai/reader-plugin-loop",
                                              "api_base": server.base_url}]
+    schema_file = Path(__file__).resolve().parent.parent / "schemas" / "summary.schema.json"
+    Draft202012Validator(json.loads(schema_file.read_text(encoding="utf-8"))).validate(run.summary)
 
     again = evalrun.run(spec, out=out, retries=0)
     assert len(server.requests) == 12  # the store answered the grader's requests too

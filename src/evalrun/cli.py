@@ -67,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
                           f"(default {DEFAULT_RETRY_DELAY})")
     run.add_argument("--judge", metavar="MODEL[@ADDRESS]",
                      help="the model a reader that names none asks (a judge without `model:`); replaces the "
-                          "spec's `judge:`; needed when the run's models are not embedded")
+                          "spec's `judge:`; needed when none of the run's models is embedded")
     run.add_argument("--concurrency", type=int, metavar="N", help="requests in flight per model (overrides spec)")
     run.add_argument("--rpm", type=float, metavar="N", help="requests per minute per model (overrides spec)")
     run.add_argument("--tpm", type=float, metavar="N",

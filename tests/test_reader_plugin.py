@@ -31,7 +31,9 @@ from evalrun.extract import (
     extractor_types,
 )
 from evalrun.record import ModelRecord, RunRecord
+from evalrun.spec import load_spec
 from evalrun.spec.model import schema
+from evalrun.stages import run_judge
 
 try:  # tests/ may or may not be a package, depending on how pytest was set up
     from tests.loopback_server import LoopbackServer
@@ -225,3 +227,15 @@ def test_a_mistyped_judge_address_is_a_spec_problem(tmp_path: Path, write_spec: 
     with pytest.raises(EvalrunError, match="is not an http:// or https:// address"):
         evalrun.run(write_spec(tmp_path / "ok", models=["openai/x"]), judge="openai/x@ftp://127.0.0.1/v1",
                     out=tmp_path / "out")
+
+
+def test_the_embedded_model_judges_only_a_run_that_loads_it_anyway(tmp_path: Path, write_spec: SpecWriter) -> None:
+    def judge_of(models: list[str], **extra: Any) -> str:
+        folder = tmp_path / str(len(list(tmp_path.iterdir())))
+        return run_judge(load_spec(write_spec(folder, models=models, **extra)), "v.extract")
+
+    assert judge_of(["evalrun/smollm2"]) == judge_of(["evalrun/smollm2", "openai/x"]) == "evalrun/smollm2"
+    assert judge_of(["openai/x"], judge="openai/y") == "openai/y"
+    assert judge_of(["evalrun/smollm2"], judge="openai/y") == "openai/y"
+    with pytest.raises(EvalrunError, match="--judge MODEL"):
+        judge_of(["openai/x", "anthropic/z"])

@@ -239,3 +239,14 @@ def test_the_embedded_model_judges_only_a_run_that_loads_it_anyway(tmp_path: Pat
     assert judge_of(["evalrun/smollm2"], judge="openai/y") == "openai/y"
     with pytest.raises(EvalrunError, match="--judge MODEL"):
         judge_of(["openai/x", "anthropic/z"])
+
+
+def test_a_followup_cannot_be_read_by_a_reader_that_asks(tmp_path: Path, write_spec: SpecWriter) -> None:
+    # its requests would come after the follow-ups, in a round no run has
+    followup = {"prompt": "Sure? {{ answer }}", "extract": {"type": "judge", "model": "openai/x"}}
+    spec = write_spec(tmp_path, models=["openai/x"],
+                      variants={"one": {"prompt": "ONE", "extract": CHOICE, "followup": followup}, "two": "TWO"})
+    (problem,) = [p for p in evalrun.check(spec) if p.severity == "error"]
+    assert problem.message == ("variants.one.followup.extract: a follow-up's answer cannot be read by a reader that "
+                               "asks a model")
+    assert problem.line == int(write_spec.where(spec, "type: judge").split(":")[0])

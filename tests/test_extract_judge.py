@@ -7,6 +7,7 @@ from jinja2 import TemplateError
 
 from evalrun.extract import (
     DEFAULT_JUDGE_PROMPT,
+    AskingExtractor,
     Extraction,
     JudgeExtractor,
     Reading,
@@ -95,16 +96,19 @@ def test_judges_vote_and_a_tie_is_unparsed() -> None:
     assert vote([m]) is m
 
 
-def test_the_judge_type_builds_a_judge() -> None:
+def test_the_judge_type_builds_an_asking_reader() -> None:
     one = build_extractor({"type": "judge"}, GENDER)
-    assert isinstance(one, JudgeExtractor)
-    assert one.models == ["evalrun/smollm2"]
+    assert isinstance(one, JudgeExtractor) and isinstance(one, AskingExtractor)
+    assert one.models == []  # none named: the run's judge (the spec's `judge:`, or --judge)
     assert one.can_produce() == set(GENDER)
     several = build_extractor({"type": "judge", "judges": ["openai/a", "openai/b", "openai/c"],
                                "params": {"temperature": 0}, "question": "who is {{ who }}?"}, GENDER)
     assert isinstance(several, JudgeExtractor)
     assert several.models == ["openai/a", "openai/b", "openai/c"]
-    assert several.params == {"temperature": 0}
-    assert "Question: who is Ann?" in several.messages(Reading("text", {"who": "Ann"}))[0]["content"]
-    assert several.verdict(["LABEL: male", "no idea", "LABEL: male"]).label == "male"
+    request = several.request(Reading("text", {"who": "Ann"}), 1)
+    assert "Question: who is Ann?" in request.messages[0]["content"]
+    # a judge reads, it does not improvise: its own params over temperature 0, a verdict's length, a fixed seed
+    assert request.params == {"temperature": 0, "max_tokens": 300, "seed": 0}
+    replies = [several.extract(Reading(text)) for text in ["LABEL: male", "no idea", "LABEL: male"]]
+    assert several.settle(replies).label == "male"
     assert several.extract(Reading("reasoning...\nLABEL: female")).label == "female"

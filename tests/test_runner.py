@@ -88,9 +88,11 @@ def test_backoff_is_capped_jittered_and_yields_to_retry_after() -> None:
 
 
 def test_cli_defaults_match_the_runner() -> None:
-    assert (cli.DEFAULT_RETRIES, cli.DEFAULT_RETRY_DELAY) == (sendpath.DEFAULT_RETRIES, sendpath.DEFAULT_RETRY_DELAY)
-    text = cli._parser()._subparsers._group_actions[0].choices["run"].format_help()  # type: ignore[union-attr]
-    text = " ".join(text.split())
+    run = cli._parser()._subparsers._group_actions[0].choices["run"]  # type: ignore[union-attr]
+    assert (run.get_default("retries"), run.get_default("retry_delay")) == (sendpath.DEFAULT_RETRIES,
+                                                                            sendpath.DEFAULT_RETRY_DELAY)
+    assert RetryPolicy() == RetryPolicy(attempts=sendpath.DEFAULT_RETRIES + 1, base=sendpath.DEFAULT_RETRY_DELAY)
+    text = " ".join(run.format_help().split())
     assert "--max-errors SHARE exit 1 if more than this share of jobs failed (default 0.1)" in text
     assert "--retries N" in text and "--retry-delay SECONDS" in text
 

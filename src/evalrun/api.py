@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from .runner import Runner
     from .sendpath import BatchPath
     from .spec import Spec
+    from .stages import SecondStage
     from .store import Store
 
 
@@ -145,7 +146,7 @@ def _writable(folder: Path, what: str) -> None:
 
 
 def _configure(spec: Spec, models: Sequence[str] | None, samples: int | None, concurrency: int | None,
-               rpm: float | None, tpm: float | None) -> Spec:
+               rpm: float | None, tpm: float | None, judge: str | None) -> Spec:
     from .spec import model_from_string
 
     names = [model_from_string(m).name for m in models or []]
@@ -155,7 +156,9 @@ def _configure(spec: Spec, models: Sequence[str] | None, samples: int | None, co
                            "address; two servers of one model need two `models:` entries with their own names)")
     if any(v is not None and v <= 0 for v in (concurrency, rpm, tpm)):
         raise EvalrunError("--concurrency, --rpm and --tpm must be more than 0")
-    spec = spec.with_overrides(models=list(models) if models else None, samples=samples)
+    if judge is not None:
+        model_from_string(judge)  # a mistyped address is refused here, before anything is asked
+    spec = spec.with_overrides(models=list(models) if models else None, samples=samples, judge=judge)
     if concurrency or rpm or tpm:
         spec.models = [replace(m, concurrency=concurrency or m.concurrency, rpm=rpm or m.rpm, tpm=tpm or m.tpm)
                        for m in spec.models]
@@ -164,13 +167,16 @@ def _configure(spec: Spec, models: Sequence[str] | None, samples: int | None, co
 
 def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: int | None = None,
         limit: int | None = None, out: Path | str = "reports", fresh: bool = False, max_cost: float | None = None,
-        retries: int = 5, retry_delay: float = 1.0, concurrency: int | None = None, rpm: float | None = None,
-        tpm: float | None = None, figures: bool = True, csv: bool = False, batch: bool = False,
-        workers: int | None = None, warn: Callable[[str], None] = _stderr) -> Run:
+        retries: int | None = None, retry_delay: float | None = None, concurrency: int | None = None,
+        rpm: float | None = None, tpm: float | None = None, figures: bool = True, csv: bool = False,
+        batch: bool = False, workers: int | None = None, judge: str | None = None,
+        warn: Callable[[str], None] = _stderr) -> Run:
     """Run a spec: ask every job not already in the store, label the answers, write the report.
 
     `models` replaces the spec's models (litellm model strings); `samples` and `limit` (first N
-    items) override the spec; `concurrency`, `rpm` and `tpm` override every model's limits;
+    items) override the spec; `concurrency`, `rpm` and `tpm` override every model's limits; `judge` (MODEL[@ADDRESS],
+    or a model's name) replaces the spec's `judge:`, the model a reader that names none asks; `retries` and
+    `retry_delay` default to sendpath.RetryPolicy's;
     `max_cost` (USD) stops sending new requests once spent. `batch` sends what a provider can batch through
     its batch API, at batch prices (see the batches package). `workers` sender processes send the requests to
     remote models (0: this process sends them; None: as many as the concurrency needs, see evalrun.workers).
@@ -178,12 +184,16 @@ def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: 
     """
     from .dataset import load_dataset
     from .design import Design
+    from .sendpath import DEFAULT_RETRIES, DEFAULT_RETRY_DELAY
     from .spec import DEFAULT_SEED, check_columns, load_spec
     from .spec.checks import token_budget_problems
+    from .stages import SecondStage
 
+    retries = DEFAULT_RETRIES if retries is None else retries
+    retry_delay = DEFAULT_RETRY_DELAY if retry_delay is None else retry_delay
     _check_values(samples, limit, max_cost, retries, retry_delay, workers)
     spec_path = Path(spec_path)
-    spec = _configure(load_spec(spec_path), models, samples, concurrency, rpm, tpm)
+    spec = _configure(load_spec(spec_path), models, samples, concurrency, rpm, tpm, judge)
     if problems := token_budget_problems(spec):  # the spec's own were refused by load_spec; these follow --tpm
         raise ProblemsError(problems)
     for warning in spec.warnings:
@@ -196,16 +206,18 @@ def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: 
         raise ProblemsError([p for p in problems if p.severity == "error"])
     design = Design(spec, dataset)
     design.check_renders()
+    second = SecondStage(design)  # refuses a reader with no model to ask before anything is asked
     for model in spec.models:
         if model.api_key_env and not os.environ.get(model.api_key_env):
             warn(f"evalrun: warning: model '{model.name}': {model.api_key_env} is not set; "
                  "its jobs will be recorded as failed")
 
+    from .jobs import followup_variant
     from .progress import Display
     from .providers import check_models, prepare, priced
     from .record import ModelRecord, RunRecord
     from .redact import redact_params, redact_url
-    from .reporting import READINGS, RESULTS, write_report
+    from .reporting import READINGS, REQUESTS, RESULTS, write_report
     from .results import Results
     from .runner import Runner, Stopped
     from .sendpath import RetryPolicy, RunOptions
@@ -238,7 +250,7 @@ def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: 
                                  retry=RetryPolicy(attempts=retries + 1, base=retry_delay), workers=workers)
             # the results read (label) each outcome as it arrives; the display only shows progress
             runner = Runner(store, options, display, read=results.add, batches=batches)
-            asyncio.run(_stages(runner, design, results, streams, display))
+            asyncio.run(_stages(runner, design, second, results, streams, display))
             unreachable = runner.unreachable
             results.finalize()
         except (KeyboardInterrupt, Stopped):
@@ -260,13 +272,13 @@ def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: 
             run_dir.mkdir(parents=True)
             results.write_parquet(run_dir / RESULTS)
             results.write_readings(run_dir / READINGS)
+            results.write_requests(run_dir / REQUESTS)
         except OSError as exc:  # e.g. the disk filled during the run; writability was checked before it
             raise EvalrunError(f"{run_dir}: cannot write the results: {exc.strerror or exc}; every answer is in "
                                f"{store.path}, so the same command run again writes them without asking") from None
     # a follow-up is read as a variant of its own, compared with the answers it follows
-    followups = [name for name, v in spec.variants.items() if v.followup is not None]
-    variants = [*spec.variants, *(f"{name}.followup" for name in followups)]
-    compare = [*(list(p) for p in spec.compare), *([name, f"{name}.followup"] for name in followups)]
+    variants = [*spec.variants, *(followup_variant(name) for name in second.followups)]
+    compare = [*(list(p) for p in spec.compare), *([name, followup_variant(name)] for name in second.followups)]
     readers = {name: list(v.readers) for name, v in spec.variants.items() if v.readers}
     described = design.describe()
     record = RunRecord(
@@ -285,7 +297,8 @@ def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: 
         started=started, duration_s=duration, versions=_versions(),
         # absent for a design without optional axes, so such a summary reads as release 0.1's
         design=described if described["axes"] else None,
-        ordinal=bool(spec.ordinal), slices=spec.slices or None, readers=readers or None)
+        ordinal=bool(spec.ordinal), slices=spec.slices or None, readers=readers or None,
+        judges=[ModelRecord(m.name, m.model, redact_url(m.api_base)) for m in second.readers] or None)
     try:
         return Run(run_dir, write_report(run_dir, record, figures=figures, csv=csv))
     except OSError as exc:
@@ -293,20 +306,17 @@ def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: 
                            f"{run_dir}` writes it again from results.parquet") from None
 
 
-async def _stages(runner: Runner, design: Design, results: Results, streams: dict[str, Iterator[Job]],
-                  display: Display) -> None:
-    """The first answers, then the requests about them (follow-ups, judges), on one runner; a signal that
-    would interrupt the run stops it, letting the requests in flight land (Runner.stop)."""
-    from .stages import SecondStage
-
+async def _stages(runner: Runner, design: Design, second: SecondStage, results: Results,
+                  streams: dict[str, Iterator[Job]], display: Display) -> None:
+    """The first answers, then the requests about them (follow-ups, asking readers), on one runner; a signal
+    that would interrupt the run stops it, letting the requests in flight land (Runner.stop)."""
     with runner.stopped_by_signals():
         try:
             await runner.stage(streams, design.spec.models)
-            second = SecondStage(design, results)
-            totals = second.totals()
+            totals = second.totals(results)
             if totals:
                 display.expect(totals)
-                await runner.stage(second.streams(), second.models)
+                await runner.stage(second.streams(results), second.models)
         finally:
             await runner.close()
 

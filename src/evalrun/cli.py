@@ -36,12 +36,12 @@ from .errors import EvalrunError, Interrupted, ProblemsError
 
 COMMANDS = ("run", "validate", "report", "compare", "plan", "render", "new", "view", "annotate")
 DEFAULT_MAX_ERRORS = 0.1
-# duplicated from runner.py so that `evalrun --help` need not import the runner (and aiolimiter)
-DEFAULT_RETRIES = 5
-DEFAULT_RETRY_DELAY = 1.0
 
 
 def _parser() -> argparse.ArgumentParser:
+    # the send path's own defaults, shown in --help (sendpath imports no provider library: litellm stays unloaded)
+    from .sendpath import DEFAULT_RETRIES, DEFAULT_RETRY_DELAY
+
     parser = argparse.ArgumentParser(prog="evalrun", description="Behavioural experiments on language models: "
                                      "does a model do what it says?")
     parser.add_argument("--version", action="version", version=f"evalrun {_version()}")
@@ -67,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--retry-delay", type=float, default=DEFAULT_RETRY_DELAY, metavar="SECONDS",
                      help=f"first backoff (doubling, jittered, at most 60 s; a longer Retry-After wins) "
                           f"(default {DEFAULT_RETRY_DELAY})")
+    run.add_argument("--judge", metavar="MODEL[@ADDRESS]",
+                     help="the model a reader that names none asks (a judge without `model:`); replaces the "
+                          "spec's `judge:`; needed when none of the run's models is embedded")
     run.add_argument("--concurrency", type=int, metavar="N", help="requests in flight per model (overrides spec)")
     run.add_argument("--rpm", type=float, metavar="N", help="requests per minute per model (overrides spec)")
     run.add_argument("--tpm", type=float, metavar="N",
@@ -309,7 +312,7 @@ def _run(args: argparse.Namespace) -> int:
     done = run(args.spec, models=args.model, samples=args.samples, limit=args.limit, out=args.out, fresh=args.fresh,
                max_cost=args.max_cost, retries=args.retries, retry_delay=args.retry_delay,
                concurrency=args.concurrency, rpm=args.rpm, tpm=args.tpm, figures=not args.no_figures, csv=args.csv,
-               batch=args.batch, workers=args.workers)
+               batch=args.batch, workers=args.workers, judge=args.judge)
     print(done.report_path)
     totals = done.summary["totals"]
     if done.failed_share > args.max_errors:

@@ -1,8 +1,8 @@
 """A job: one request (model, messages, parameters) and the design cell that asked for it.
 
 First-stage jobs ask the design's questions; second-stage jobs ask a follow-up question in the same
-conversation (a cell of the variant `<variant>.followup`) or ask a judge to read a first answer
-(`reads` says which).
+conversation (a cell of the variant `followup_variant(variant)`) or are an asking reader's requests
+about a first answer (`reads` says which).
 
 A job's `key` hashes everything that determines its answer (provider model, api_base,
 messages, parameters, seed, sample index), so the store can tell an answer already paid
@@ -24,13 +24,21 @@ if TYPE_CHECKING:
     from .design import Cell
 
 
+PRIMARY = "extract"  # a variant's own reader (its `extract:`), which labels the answer's row
+
+
+def followup_variant(variant: str) -> str:
+    """The variant a follow-up's answers are read as, compared with the answers they follow."""
+    return f"{variant}.followup"
+
+
 @dataclass(frozen=True)
 class Reads:
-    """What a second-stage judge request is for: reader `reader`'s judge number `judge` reading the
-    answer at `position` (the first-stage job's place in the expansion order)."""
+    """What a second-stage request of an asking reader is for: reader `reader` asking its model number
+    `index` about the answer at `position` (the first-stage job's place in the expansion order)."""
 
     reader: str
-    judge: int
+    index: int
     position: int
 
 
@@ -44,7 +52,7 @@ class Job:
     params: dict[str, object]
     item: Mapping[str, object]  # the dataset row (a reference, not a copy): gold label and text for results
     position: int  # place in the whole run's expansion order, over all models: results are sorted by it
-    reads: Reads | None = None  # set on a judge's request: the answer it reads (its cell is that answer's)
+    reads: Reads | None = None  # set on a reader's request: the answer it reads (its cell is that answer's)
 
 
 def request_key(model: ModelConfig, messages: list[dict[str, str]], params: dict[str, object], sample: int) -> str:

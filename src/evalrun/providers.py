@@ -249,13 +249,18 @@ def _logprobs(choice: Any) -> str | None:
 
 
 def estimate_tokens(job: Job) -> int:
-    """What a request counts against a tokens-per-minute limit before its answer is known: its
-    prompt plus the completion it may use (max_tokens; 0 when unset, and the answer's tokens are
-    paid afterwards). The prompt is counted with litellm's default (OpenAI) tokenizer whatever the
-    model: it is bundled, where the tokenizers litellm picks for some models (Llama, Cohere) are
-    downloaded. Close enough to pace requests, which is all the count is for."""
+    """What a request counts against a tokens-per-minute limit before its answer is known (see `token_estimate`)."""
+    return sum(token_estimate(job))
+
+
+def token_estimate(job: Job) -> tuple[int, int]:
+    """A request's tokens before its answer is known: its prompt, and the completion it may use (max_tokens;
+    0 when unset, and the answer's tokens are paid afterwards). The prompt is counted with litellm's default
+    (OpenAI) tokenizer whatever the model: it is bundled, where the tokenizers litellm picks for some models
+    (Llama, Cohere) are downloaded. Close enough to pace requests and to hold a batch's cost against a budget,
+    which is all the count is for."""
     litellm = litellm_module()
-    return int(litellm.token_counter(model="", messages=job.messages)) + int(job.params.get("max_tokens") or 0)
+    return int(litellm.token_counter(model="", messages=job.messages)), int(job.params.get("max_tokens") or 0)
 
 
 def _cost(litellm: Any, response: Any) -> float | None:

@@ -78,6 +78,7 @@ class RunRecord:
     ordinal: bool = False  # the labels are ordered as listed: the report adds a scale's statistics
     slices: list[str] | None = None  # item columns the figures are repeated per value of
     readers: dict[str, list[str]] | None = None  # variant -> its readers beside the primary one
+    judges: list[ModelRecord] | None = None  # the models readers asked about the answers (a judge's)
     version: int = RECORD_VERSION
     more: dict[str, object] = field(default_factory=dict)  # keys a newer writer added: kept, not read
 
@@ -93,7 +94,7 @@ class RunRecord:
             value = getattr(self, f.name)
             if f.name in ("version", "more") or (f.default is not dataclasses.MISSING and value in (None, False)):
                 continue
-            out[f.name] = [m.to_json() for m in value] if f.name == "models" else value
+            out[f.name] = [m.to_json() for m in value] if f.name in ("models", "judges") else value
         return {**out, **self.more}
 
     @classmethod

@@ -37,8 +37,8 @@ import polars as pl
 
 from .dataset import Dataset
 from .design.axes import DType, results_columns
-from .extract import Extraction, Extractor, Reading, build_extractor
-from .extract.judge import parse_verdict, vote
+from .extract import AskingExtractor, Extraction, Extractor, Reading, build_extractor
+from .jobs import PRIMARY, followup_variant
 from .sendpath import Outcome
 from .spec import Spec
 
@@ -58,14 +58,21 @@ def columns() -> dict[str, DType]:
     return results_columns(_OWN)
 
 
-# readings.parquet: one row per answer and reader, for variants with more than one reader (the primary
-# reader is `extract`); the judge's own answers, as a JSON list, sit beside the label it gave
+# readings.parquet: one row per answer and reader, for variants with more than one reader and for asking
+# readers (the primary reader is `extract`); the replies of the models an asking reader asked, as a JSON
+# list, sit beside the label it gave
 READINGS: dict[str, DType] = {
     "job_id": pl.String, "reader": pl.String, "label": pl.String, "reason": pl.String,
     "judge_response": pl.String,
 }
-PRIMARY = "extract"
-AWAITING = "awaiting the judge"
+# reader_requests.parquet: one row per request an asking reader sent (its job id is the answer's, then
+# `/reader:index`), with what it cost; the totals count them beside the first answers
+REQUESTS: dict[str, DType] = {
+    "job_id": pl.String, "reader": pl.String, "model": pl.String, "model_string": pl.String,
+    "error_class": pl.String, "error_message": pl.String, "attempts": pl.Int64, "latency_s": pl.Float64,
+    "prompt_tokens": pl.Int64, "completion_tokens": pl.Int64, "cost": pl.Float64, "cached": pl.Boolean,
+}
+AWAITING = "awaiting the replies of the models it asks"
 
 BATCH_ROWS = 2048  # rows per insert transaction, per read-back batch, and per row group of results.parquet
 EXCERPT_CHARS = 300  # enough to recognise an item in a report; the full text is in the prompt column
@@ -80,14 +87,13 @@ class Results:
     """
 
     def __init__(self, spec: Spec, dataset: Dataset, scratch_parent: Path) -> None:
-        # variant (and `<variant>.followup`) -> reader -> extractor; None for a judge, read in a second stage
-        self.readers: dict[str, dict[str, Extractor | None]] = {}
+        # variant (and its follow-up's) -> reader -> extractor; an asking reader reads in a second stage
+        self.readers: dict[str, dict[str, Extractor]] = {}
         for name, v in spec.variants.items():
-            self.readers[name] = {r: None if c.get("type") == "judge" else build_extractor(c, spec.labels)
+            self.readers[name] = {r: build_extractor(c, spec.labels)
                                   for r, c in {PRIMARY: v.extract, **v.readers}.items()}
             if v.followup is not None:
-                self.readers[f"{name}.followup"] = {PRIMARY: build_extractor(v.followup.extract, spec.labels)}
-        self.labels = spec.labels
+                self.readers[followup_variant(name)] = {PRIMARY: build_extractor(v.followup.extract, spec.labels)}
         self.slices = spec.slices
         self.dataset = dataset
         self.shown = [c for c in dataset.columns if c not in (dataset.id_column, dataset.gold_column)]
@@ -103,11 +109,14 @@ class Results:
         self._db.execute(f"CREATE TABLE results (position INTEGER PRIMARY KEY, {names})")
         self._insert = f"INSERT INTO results (position, {names}) VALUES (?, {', '.join('?' for _ in self.schema)})"
         self._select = f"SELECT {names} FROM results ORDER BY position"
-        # judge -1 is a reader's final reading of the answer; 0, 1, ... each judge's own verdict
+        # judge -1 is a reader's final reading of the answer; 0, 1, ... an asking reader's reading of each reply
         self._db.execute("CREATE TABLE readings (position INTEGER, reader TEXT, judge INTEGER, label TEXT, "
                          "reason TEXT, judge_response TEXT, PRIMARY KEY (position, reader, judge))")
+        self._db.execute(f"CREATE TABLE requests (position INTEGER, idx INTEGER, {', '.join(REQUESTS)}, "
+                         "PRIMARY KEY (position, reader, idx))")
         self._pending: list[tuple[object, ...]] = []
         self._readings: list[tuple[object, ...]] = []
+        self._requests: list[tuple[object, ...]] = []
 
     def __enter__(self) -> Results:
         return self
@@ -121,13 +130,13 @@ class Results:
     def add(self, outcome: Outcome) -> None:
         job, r = outcome.job, outcome.response
         if job.reads is not None:
-            self._judged(outcome)
+            self._asked(outcome)
             return
         readers = self.readers[job.cell.variant]
         found: dict[str, Extraction] = {}
         if r.status == "ok":
             reading = Reading(r.text or "", job.item, json.loads(r.logprobs) if r.logprobs else None)
-            found = {name: Extraction(None, AWAITING) if e is None else e.extract(reading)
+            found = {name: Extraction(None, AWAITING) if isinstance(e, AskingExtractor) else e.extract(reading)
                      for name, e in readers.items()}
         primary = found.get(PRIMARY)
         if len(readers) > 1:
@@ -157,15 +166,20 @@ class Results:
         if len(self._pending) >= BATCH_ROWS:
             self._flush()
 
-    def _judged(self, outcome: Outcome) -> None:
-        """One judge's verdict on a first answer (an error is a verdict of no label, with its reason)."""
-        reads, r = outcome.job.reads, outcome.response
+    def _asked(self, outcome: Outcome) -> None:
+        """An asking reader's reading of one reply about a first answer (an error is a reading of no label,
+        with its reason), and the request, for the totals."""
+        job, r = outcome.job, outcome.response
+        reads = job.reads
         assert reads is not None
         if r.status == "ok":
-            verdict = parse_verdict(r.text or "", self.labels)
+            reading = self.readers[job.cell.variant][reads.reader].extract(Reading(r.text or "", job.item))
         else:
-            verdict = Extraction(None, f"the judge did not answer: {r.error_class}: {r.error_message}")
-        self._readings.append((reads.position, reads.reader, reads.judge, verdict.label, verdict.reason, r.text))
+            reading = Extraction(None, f"{job.model.name} did not answer: {r.error_class}: {r.error_message}")
+        self._readings.append((reads.position, reads.reader, reads.index, reading.label, reading.reason, r.text))
+        self._requests.append((reads.position, reads.index, job.job_id, reads.reader, job.model.name,
+                               job.model.model, r.error_class, r.error_message, r.attempts, r.latency,
+                               r.prompt_tokens, r.completion_tokens, r.cost, outcome.cached))
         if len(self._readings) >= BATCH_ROWS:
             self._flush()
 
@@ -191,17 +205,20 @@ class Results:
         return int(self._db.execute(query, args).fetchone()[0])
 
     def finalize(self) -> None:
-        """Settle every judged reading: the judges' majority (a tie, or no verdict, is unparsed), kept with
-        the judges' own answers; a judge that is a variant's primary reader labels its row."""
+        """Settle every asking reader's reading of an answer from its readings of the replies (the judge: their
+        majority), kept with the replies; an asking reader that is a variant's primary reader labels its row."""
         self._flush()
         settled: list[tuple[object, ...]] = []
-        rows = self._db.execute("SELECT position, reader, label, reason, judge_response FROM readings "
-                                "WHERE judge >= 0 ORDER BY position, reader, judge")
-        for (position, reader), verdicts in itertools.groupby(rows, key=lambda row: (row[0], row[1])):
-            found = list(verdicts)
-            final = vote([Extraction(label, reason) for _, _, label, reason, _ in found])
+        rows = self._db.execute("SELECT position, reader, readings.label, reason, judge_response, variant "
+                                "FROM readings JOIN results USING (position) WHERE judge >= 0 "
+                                "ORDER BY position, reader, judge")
+        for (position, reader, variant), replies in itertools.groupby(rows, key=lambda row: (row[0], row[1], row[5])):
+            found = list(replies)
+            asking = self.readers[variant][reader]
+            assert isinstance(asking, AskingExtractor)
+            final = asking.settle([Extraction(label, reason) for _, _, label, reason, _, _ in found])
             settled.append((position, reader, -1, final.label, final.reason,
-                            json.dumps([text for *_, text in found], ensure_ascii=False)))
+                            json.dumps([row[4] for row in found], ensure_ascii=False)))
         with self._db:
             self._db.executemany("INSERT OR REPLACE INTO readings VALUES (?, ?, ?, ?, ?, ?)", settled)
             self._db.executemany("UPDATE results SET label = ?, extraction = ? WHERE position = ?",
@@ -212,7 +229,9 @@ class Results:
         with self._db:  # one transaction per batch
             self._db.executemany(self._insert, self._pending)
             self._db.executemany("INSERT OR REPLACE INTO readings VALUES (?, ?, ?, ?, ?, ?)", self._readings)
-        self._pending, self._readings = [], []
+            self._db.executemany(f"INSERT OR REPLACE INTO requests VALUES ({', '.join('?' * (2 + len(REQUESTS)))})",
+                                 self._requests)
+        self._pending, self._readings, self._requests = [], [], []
 
     def write_readings(self, path: Path) -> int:
         """The settled readings of variants with more than one reader, in expansion order (none: no file)."""
@@ -222,6 +241,17 @@ class Results:
                                 "ORDER BY position, reader").fetchall()
         if rows:
             pl.DataFrame(rows, schema=READINGS, orient="row").write_parquet(path)
+        return len(rows)
+
+    def write_requests(self, path: Path) -> int:
+        """Every request the asking readers sent, in expansion order (none: no file)."""
+        self._flush()
+        rows = self._db.execute(f"SELECT {', '.join(REQUESTS)} FROM requests "
+                                "ORDER BY position, reader, idx").fetchall()
+        if rows:
+            # SQLite has no booleans: `cached` comes back as 0/1
+            pl.DataFrame(rows, schema={**REQUESTS, "cached": pl.Int64}, orient="row").with_columns(
+                pl.col("cached").cast(pl.Boolean)).write_parquet(path)
         return len(rows)
 
     def write_parquet(self, path: Path) -> int:

@@ -3,12 +3,14 @@
 A follow-up asks the same model, in the same conversation, a question about its answer; its
 request is the first request's messages, the answer as the assistant's turn, and the follow-up
 prompt (a template with `answer` beside the item's columns and the condition's values). Its cell
-is the first one's, in the variant `<variant>.followup`, so everything downstream reads it as
+is the first one's, in the variant `followup_variant(variant)`, so everything downstream reads it as
 another variant, compared with the first answers.
 
-A judge is a reader that asks a model (Inspect's "a judge is just a scorer calling a model"): one
-request per judge per answered first-stage job, read strictly by extract.judge. Both kinds are
-generated lazily, a model's stream at a time, from the design and the answers already labelled.
+An asking reader (extract.AskingExtractor: the built-in judge, or any plugin's) reads an answer by
+asking models about it (Inspect's "a judge is just a scorer calling a model"): one request per model
+it asks per answered first-stage job, made by the reader itself and read by it (results.Results).
+Both kinds are generated lazily, a model's stream at a time, from the design and the answers already
+labelled.
 """
 
 from __future__ import annotations
@@ -17,69 +19,81 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from .design import Design
-from .extract import Reading, build_extractor
-from .extract.judge import JudgeExtractor
-from .jobs import Job, Reads, request_key
+from .embedded import EMBEDDED_MODEL
+from .errors import EvalrunError
+from .extract import AskingExtractor, Reading, build_extractor
+from .jobs import PRIMARY, Job, Reads, followup_variant, request_key
 from .prompts import render
 from .results import Results
-from .spec import ModelConfig, Variant, model_from_string
-
-# a judge reads; it should not improvise (its own params override these)
-JUDGE_PARAMS: dict[str, object] = {"temperature": 0.0, "max_tokens": 300, "seed": 0}
+from .spec import ModelConfig, Spec, Variant, model_from_string
 
 
 @dataclass(frozen=True)
-class Judge:
+class Asked:
+    """One model an asking reader asks: `reads.models[index]` (or the run's judge), as `model`."""
+
     reader: str
     index: int
     model: ModelConfig
-    reads: JudgeExtractor  # the prompt, question and params, as the judge extractor type parsed them
-    params: dict[str, object]
+    reads: AskingExtractor
+
+
+def run_judge(spec: Spec, reader: str) -> str:
+    """The model a reader that names none asks: the spec's `judge:` (or --judge); the embedded model when the run
+    loads it anyway (one of its models); otherwise none, refused: loading it unasked would cost minutes and read
+    a remote model's answers with a far weaker one."""
+    if spec.judge:
+        return spec.judge
+    if any(m.embedded for m in spec.models):
+        return EMBEDDED_MODEL
+    raise EvalrunError(f"the reader '{reader}' names no model to ask and the run's models are not embedded: "
+                       "name one with `judge:` in the spec or --judge MODEL[@ADDRESS]")
 
 
 class SecondStage:
-    """The follow-up and judge requests of a run whose first stage is in `results`."""
+    """The follow-up and asking readers' requests of a run, made from the first stage's `results`.
 
-    def __init__(self, design: Design, results: Results) -> None:
+    Built before the first stage, so a reader that cannot be asked is refused before any request is paid for.
+    """
+
+    def __init__(self, design: Design) -> None:
         self.design = design
-        self.results = results
         spec = design.spec
         evaluated = {m.name: m for m in spec.models}
         self.followups = [name for name, v in spec.variants.items() if v.followup is not None]
-        self.judges: dict[str, list[Judge]] = {}  # variant -> its judges
+        self.asked: dict[str, list[Asked]] = {}  # variant -> whom its asking readers ask
         for name, variant in spec.variants.items():
-            for reader, config in {"extract": variant.extract, **variant.readers}.items():
-                if config.get("type") != "judge":
+            for reader, config in {PRIMARY: variant.extract, **variant.readers}.items():
+                reads = build_extractor(config, spec.labels)
+                if not isinstance(reads, AskingExtractor):
                     continue
-                judge = build_extractor(config, spec.labels)
-                assert isinstance(judge, JudgeExtractor)
-                for i, model in enumerate(judge.models):
-                    self.judges.setdefault(name, []).append(Judge(
-                        reader, i, evaluated.get(model) or model_from_string(model), judge,
-                        {**JUDGE_PARAMS, **judge.params}))
-        judge_models = {j.model.name: j.model for js in self.judges.values() for j in js}
-        self.models = [*spec.models, *(m for name, m in judge_models.items() if name not in evaluated)]
+                for i, model in enumerate(reads.models or [run_judge(spec, f"{name}.{reader}")]):
+                    self.asked.setdefault(name, []).append(
+                        Asked(reader, i, evaluated.get(model) or model_from_string(model), reads))
+        readers = {a.model.name: a.model for asked in self.asked.values() for a in asked}
+        self.readers = list(readers.values())  # every model a reader asks, in the order first named
+        self.models = [*spec.models, *(m for name, m in readers.items() if name not in evaluated)]
 
-    def totals(self) -> dict[str, int]:
-        """Jobs per model: one follow-up per answered job of a variant that has one, one request per
-        judge per answered job of a variant it reads."""
+    def totals(self, results: Results) -> dict[str, int]:
+        """Jobs per model: one follow-up per answered job of a variant that has one, one request per model
+        a reader asks per answered job of the reader's variant."""
         out: dict[str, int] = {}
         if self.followups:
             for model in self.design.spec.models:
-                out[model.name] = self.results.count_answers(self.followups, model.name)
-        for variant, judges in self.judges.items():
-            answered = self.results.count_answers([variant])
-            for judge in judges:
-                out[judge.model.name] = out.get(judge.model.name, 0) + answered
+                out[model.name] = results.count_answers(self.followups, model.name)
+        for variant, asked in self.asked.items():
+            answered = results.count_answers([variant])
+            for one in asked:
+                out[one.model.name] = out.get(one.model.name, 0) + answered
         return {name: n for name, n in out.items() if n}
 
-    def streams(self) -> dict[str, Iterator[Job]]:
-        """One lazy stream per model: its follow-ups, then the judge requests it answers."""
-        return {m.name: self._stream(m) for m in self.models}
+    def streams(self, results: Results) -> dict[str, Iterator[Job]]:
+        """One lazy stream per model: its follow-ups, then the readers' requests it answers."""
+        return {m.name: self._stream(m, results) for m in self.models}
 
-    def _answered(self, variants: list[str]) -> Iterator[tuple[Job, str]]:
+    def _answered(self, results: Results, variants: list[str]) -> Iterator[tuple[Job, str]]:
         """Every first-stage job of these variants that was answered, with its answer, in expansion order."""
-        answers = self.results.answers(variants)
+        answers = results.answers(variants)
         pending = next(answers, None)
         for job in self.design.expand():
             while pending is not None and pending[0] < job.position:
@@ -87,18 +101,18 @@ class SecondStage:
             if pending is not None and pending[0] == job.position:
                 yield job, pending[1]
 
-    def _stream(self, model: ModelConfig) -> Iterator[Job]:
+    def _stream(self, model: ModelConfig, results: Results) -> Iterator[Job]:
         spec = self.design.spec
         if self.followups and model.name in {m.name for m in spec.models}:
-            for job, answer in self._answered(self.followups):
+            for job, answer in self._answered(results, self.followups):
                 if job.model.name == model.name:
                     yield self._followup(job, answer)
-        judged = [v for v, judges in self.judges.items() if any(j.model.name == model.name for j in judges)]
-        if judged:
-            for job, answer in self._answered(judged):
-                for judge in self.judges[job.cell.variant]:
-                    if judge.model.name == model.name:
-                        yield self._judge(job, answer, judge)
+        read = [v for v, asked in self.asked.items() if any(a.model.name == model.name for a in asked)]
+        if read:
+            for job, answer in self._answered(results, read):
+                for asked in self.asked[job.cell.variant]:
+                    if asked.model.name == model.name:
+                        yield self._ask(job, answer, asked)
 
     def _followup(self, job: Job, answer: str) -> Job:
         variant: Variant = self.design.spec.variants[job.cell.variant]
@@ -108,15 +122,16 @@ class SecondStage:
         messages = [*job.messages, {"role": "assistant", "content": answer},
                     {"role": "user", "content": render(variant.followup.prompt.content, context)}]
         params = {**job.params, **variant.followup.params, "seed": job.params.get("seed")}
-        cell = replace(job.cell, variant=f"{job.cell.variant}.followup")
+        cell = replace(job.cell, variant=followup_variant(job.cell.variant))
         return Job(cell=cell, job_id=self.design.job_id(cell), key=request_key(job.model, messages, params,
                                                                                   job.cell.sample),
                    model=job.model, messages=messages, params=params, item=job.item,
                    position=self.design.slots() + job.position)
 
-    def _judge(self, job: Job, answer: str, judge: Judge) -> Job:
-        messages = judge.reads.messages(Reading(answer, job.item))
-        return Job(cell=job.cell, job_id=f"{job.job_id}/{judge.reader}:{judge.index}",
-                   key=request_key(judge.model, messages, judge.params, 0), model=judge.model, messages=messages,
-                   params=judge.params, item=job.item, position=job.position,
-                   reads=Reads(judge.reader, judge.index, job.position))
+    def _ask(self, job: Job, answer: str, asked: Asked) -> Job:
+        request = asked.reads.request(Reading(answer, job.item), asked.index)
+        params = dict(request.params)
+        return Job(cell=job.cell, job_id=f"{job.job_id}/{asked.reader}:{asked.index}",
+                   key=request_key(asked.model, request.messages, params, 0), model=asked.model,
+                   messages=request.messages, params=params, item=job.item, position=job.position,
+                   reads=Reads(asked.reader, asked.index, job.position))

@@ -12,7 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from ..errors import FailureKind
 from ..jobs import Job
-from ..providers import CallError, classify, litellm_module, prepare
+from ..providers import CallError, classify, litellm_module, prepare, token_estimate
 from ..redact import redact
 from ..sendpath import Outcome, Shared, failed_response, unsent
 from ..spec import ModelConfig
@@ -178,8 +178,7 @@ class ModelBatches:
         or a price. Without max_tokens only the prompt is counted: the estimate is then a floor."""
         if self.run.budget.limit is None or self.prices is None:
             return 0.0
-        prompt = int(litellm_module().token_counter(model="", messages=job.messages))
-        answer = int(job.params.get("max_tokens") or 0)  # type: ignore[call-overload]
+        prompt, answer = token_estimate(job)
         return prompt * self.prices[0] + answer * self.prices[1]
 
     async def _create(self, chunk: dict[str, list[Job]], lines: list[bytes], estimate: float) -> None:

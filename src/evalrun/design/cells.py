@@ -74,8 +74,7 @@ class Design:
         self._sizes = {a.name: a.size(self) if a.name in self._used else 1 for a in self._all[1:]}
         # variants read from token log-probabilities: their requests must ask for them
         self.logprobs = {name for name, v in spec.variants.items()
-                         if any(c.get("type") != "judge" and wants_logprobs(build_extractor(c, spec.labels))
-                                for _, c in v.readings())}
+                         if any(wants_logprobs(build_extractor(c, spec.labels)) for _, c in v.readings())}
 
     # ---- counts ---------------------------------------------------------------------------------------
 

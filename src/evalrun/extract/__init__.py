@@ -1,7 +1,8 @@
 """Extractors: from an answer (its text, its item, its token log-probabilities) to one label of the spec's
 closed set, or unparsed with a reason.
 
-    base        Reading, Extraction, the Extractor protocol, ExtractorType (what a plugin publishes)
+    base        Reading, Extraction, the Extractor protocol, ExtractorType (what a plugin publishes), and
+                AskingExtractor with its Request (a reader that asks models about the answer, as the judge does)
     registry    the types found through the `evalrun.extractors` entry points; build_extractor
     builtin     the built-in types (choice, regex, pronouns, number, judge), registered like plugins
     choice, pattern, pronouns, number, judge    the built-in extractors
@@ -10,12 +11,14 @@ closed set, or unparsed with a reason.
 
 from .base import (
     UNPARSED,
+    AskingExtractor,
     ConfigProblem,
     Extraction,
     Extractor,
     ExtractorConfigError,
     ExtractorType,
     Reading,
+    Request,
     TemplateSpot,
     wants_logprobs,
 )
@@ -34,8 +37,8 @@ from .registry import (
     template_spots,
 )
 
-__all__ = ["DEFAULT_GENDER_WORDS", "DEFAULT_JUDGE_PROMPT", "GROUP", "NO_LOGPROBS", "UNPARSED",
+__all__ = ["DEFAULT_GENDER_WORDS", "DEFAULT_JUDGE_PROMPT", "GROUP", "NO_LOGPROBS", "UNPARSED", "AskingExtractor",
            "ChoiceExtractor", "ConfigProblem", "Extraction", "Extractor", "ExtractorConfigError", "ExtractorType",
-           "JudgeExtractor", "NumberExtractor", "PronounExtractor", "Reading", "RegexExtractor", "TemplateSpot",
-           "build_extractor", "config_problems", "extractor_schema", "extractor_type", "extractor_types",
-           "judge_messages", "parse_verdict", "template_spots", "vote", "wants_logprobs"]
+           "JudgeExtractor", "NumberExtractor", "PronounExtractor", "Reading", "RegexExtractor", "Request",
+           "TemplateSpot", "build_extractor", "config_problems", "extractor_schema", "extractor_type",
+           "extractor_types", "judge_messages", "parse_verdict", "template_spots", "vote", "wants_logprobs"]

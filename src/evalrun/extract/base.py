@@ -1,6 +1,11 @@
 """What every extractor shares: what it reads (Reading), what it returns (Extraction), what it is
 (Extractor), and how an extractor type declares itself to the registry (ExtractorType).
 
+An extractor may also read an answer by asking models about it (an AskingExtractor, as Inspect AI's
+model-graded scorers call a model): it says whom it asks and what (`Request`), reads each reply, and
+settles the replies into one label. A run sends those requests in a second stage, through the same
+runner, store, budget and progress as the first answers (see evalrun.stages); the extractor sends nothing.
+
 `unparsed` is an outcome, not a missing value: an answer that names no label, or names several, is
 counted and reported as unparsed, never guessed. Each extraction keeps its reason so a reader can
 audit why an answer got its label.
@@ -11,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 UNPARSED = "unparsed"
 
@@ -47,6 +52,33 @@ class Extractor(Protocol):
     def can_produce(self) -> set[str]:
         """Labels this extractor is able to output (for the never-produced warning)."""
         ...
+
+
+@dataclass(frozen=True)
+class Request:
+    """What an asking extractor sends one model about one answer: chat messages and parameters (over the
+    run's defaults for that model)."""
+
+    messages: list[dict[str, str]]
+    params: Mapping[str, object] = field(default_factory=dict)
+
+
+@runtime_checkable
+class AskingExtractor(Extractor, Protocol):
+    """An extractor that reads an answer by asking models about it.
+
+    `models` are whom it asks, one request each per answer: litellm model strings (MODEL[@ADDRESS]) or
+    the names of the spec's models; none means the run's judge (the spec's `judge:`, or --judge).
+    `request(reading, index)` is what to ask `models[index]` about the answer in `reading`; `extract`
+    reads one reply (its `reading.text` is the reply, its `item` the answer's item); `settle` makes the
+    replies' readings, one per model in order, one label (an unanswered request is read as unparsed).
+    """
+
+    models: Sequence[str]
+
+    def request(self, reading: Reading, index: int) -> Request: ...
+
+    def settle(self, readings: Sequence[Extraction]) -> Extraction: ...
 
 
 def wants_logprobs(extractor: Extractor) -> bool:

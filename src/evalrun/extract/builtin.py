@@ -8,7 +8,6 @@ import math
 from collections.abc import Mapping, Sequence
 
 from ..address import split_address
-from ..embedded import EMBEDDED_MODEL
 from ..prompts import TemplateProblem, variables
 from .base import Config, ConfigProblem, Extractor, ExtractorType, TemplateSpot, outside
 from .choice import ChoiceExtractor
@@ -237,7 +236,8 @@ def _judge_problems(config: Config, labels: Sequence[str]) -> list[ConfigProblem
 
 
 def _build_judge(config: Config, labels: Sequence[str]) -> Extractor:
-    judges = config.get("judges") or [config.get("model", EMBEDDED_MODEL)]
+    # no model named: the run's judge (the spec's `judge:`, or --judge), which stages resolves
+    judges = config.get("judges") or ([config["model"]] if "model" in config else [])
     params = config.get("params") or {}
     assert isinstance(judges, list) and isinstance(params, Mapping)
     prompt, question = config.get("prompt"), config.get("question")
@@ -250,7 +250,8 @@ judge = ExtractorType(
     name="judge",
     schema={
         "properties": {
-            "model": {**_MODEL, "description": f"The judge: a litellm model string (default {EMBEDDED_MODEL})."},
+            "model": {**_MODEL, "description": "The judge: a litellm model string, MODEL[@ADDRESS], or a "
+                                         "model's name (default: the run's judge, the spec's `judge:` or --judge)."},
             "judges": {"description": "Several judges (litellm model strings); the label most of them give wins, a "
                                       "tie is unparsed.", "type": "array", "minItems": 2, "items": _MODEL},
             "question": {"description": "What the judge decides, e.g. 'the gender of the story's main character' "

@@ -1,4 +1,5 @@
-"""Judge verdicts: the request that asks another model to label an answer, and the strict reading of its reply.
+"""The judge: a reader that asks other models to label an answer (an AskingExtractor, registered like
+any other type), and the strict reading of their replies.
 
 The judge requests themselves are second-stage jobs of a run (the runner sends them, the store keeps
 them); this module only says what to ask and how to read the reply:
@@ -22,7 +23,7 @@ from collections.abc import Mapping, Sequence
 
 from ..errors import short
 from ..prompts import render
-from .base import Extraction, Reading
+from .base import Extraction, Reading, Request
 
 ANSWER_BEGIN = "<<<BEGIN ANSWER>>>"
 ANSWER_END = "<<<END ANSWER>>>"
@@ -41,6 +42,9 @@ Classify the text as exactly one of these labels: {{ labels | join(", ") }}.
 First explain your reasoning in a few sentences. Then end your reply with one final line of the form
 LABEL: <label>
 where <label> is exactly one of: {{ labels | join(", ") }}."""
+
+# a judge reads; it should not improvise (a judge's own params override these)
+JUDGE_PARAMS: dict[str, object] = {"temperature": 0.0, "max_tokens": 300, "seed": 0}
 
 # `^\s*LABEL:\s*(\S.*)$`, kept to one line: `\s` would let "LABEL:" take its value from the next line
 VERDICT = re.compile(r"^[^\S\n]*LABEL:[^\S\n]*(\S.*)$", re.MULTILINE)
@@ -103,12 +107,8 @@ def vote(extractions: Sequence[Extraction]) -> Extraction:
 
 
 class JudgeExtractor:
-    """A judge reader: what to ask each judge model about an answer, and how to read the replies.
-
-    A run asks `messages(reading)` of every model in `models` (with `params`) about the answer in
-    `reading`, then labels the answer with `verdict(replies)`. `extract` reads one judge's reply (its
-    `reading.text` is the judge's text, not the judged answer's).
-    """
+    """A judge reader: asks each model in `models` (none: the run's judge) the same question about an
+    answer, reads each reply's verdict, and settles them by vote."""
 
     def __init__(self, labels: Sequence[str], models: Sequence[str], prompt: str | None = None,
                  question: str | None = None, params: Mapping[str, object] | None = None) -> None:
@@ -118,14 +118,15 @@ class JudgeExtractor:
         self.question = question
         self.params = dict(params or {})
 
-    def messages(self, reading: Reading) -> list[dict]:
-        return judge_messages(reading.text, self.labels, reading.item, self.prompt, self.question)
+    def request(self, reading: Reading, index: int) -> Request:
+        return Request(judge_messages(reading.text, self.labels, reading.item, self.prompt, self.question),
+                       {**JUDGE_PARAMS, **self.params})
 
     def extract(self, reading: Reading) -> Extraction:
         return parse_verdict(reading.text, self.labels)
 
-    def verdict(self, replies: Sequence[str]) -> Extraction:
-        return vote([parse_verdict(reply, self.labels) for reply in replies])
+    def settle(self, readings: Sequence[Extraction]) -> Extraction:
+        return vote(readings)
 
     def can_produce(self) -> set[str]:
         return set(self.labels)

@@ -27,9 +27,12 @@ from .markdown import render_markdown
 SUMMARY_VERSION = 1
 RESULTS = "results.parquet"
 READINGS = "readings.parquet"  # every reader's label, for variants with more than one
+REQUESTS = "reader_requests.parquet"  # the requests readers sent about the answers (a judge's)
 
 
-def _totals(responses: pl.LazyFrame) -> dict[str, Any]:
+def _totals(responses: pl.LazyFrame, requests: Path | None = None) -> dict[str, Any]:
+    """Jobs, answers, tokens and cost of the first answers and follow-ups (results.parquet), and the same of
+    the requests readers sent about them (`requests`: reader_requests.parquet, absent when none asked)."""
     answered = pl.col("error_class").is_null()
     t = responses.select(
         pl.len().alias("jobs"), answered.sum().alias("answered"), pl.col("cached").sum().alias("from_store"),
@@ -48,6 +51,8 @@ def _totals(responses: pl.LazyFrame) -> dict[str, Any]:
         # null when no answer could be priced: an unknown total is not a free one
         "cost_usd": float(t["cost"]) if t["unknown"] < t["answered"] or not t["unknown"] else None,
         "cost_unknown_responses": t["unknown"],
+        # the same columns, so the same totals; a run whose readers asked nothing keeps release 0.2's shape
+        **({"readers": _totals(pl.scan_parquet(requests))} if requests is not None and requests.exists() else {}),
     }
 
 
@@ -61,9 +66,9 @@ def statistics(responses: pl.LazyFrame, record: RunRecord, readings: pl.LazyFram
                      record.ordinal, record.slices or [])
 
 
-def _summary(responses: pl.LazyFrame, record: RunRecord, stats: dict[str, Any]) -> dict[str, Any]:
-    return {"summary_version": SUMMARY_VERSION, "run": record.to_json(), "totals": _totals(responses),
-            "statistics": stats}
+def _summary(run_dir: Path, record: RunRecord, stats: dict[str, Any]) -> dict[str, Any]:
+    return {"summary_version": SUMMARY_VERSION, "run": record.to_json(),
+            "totals": _totals(pl.scan_parquet(run_dir / RESULTS), run_dir / REQUESTS), "statistics": stats}
 
 
 def _memo_statistics(results: Path, readings: Path, record: RunRecord) -> dict[str, Any]:
@@ -140,7 +145,7 @@ def write_report(run_dir: Path, record: RunRecord, figures: bool = True, csv: bo
 
     markdown, figures and compare read the record as summary.json's `run` object (`record.to_json()`)."""
     results = run_dir / RESULTS
-    summary = _summary(pl.scan_parquet(results), record, _memo_statistics(results, run_dir / READINGS, record))
+    summary = _summary(run_dir, record, _memo_statistics(results, run_dir / READINGS, record))
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n",
                                           encoding="utf-8")
     drawn = _figures(summary, run_dir) if figures else []

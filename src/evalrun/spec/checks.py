@@ -10,7 +10,14 @@ import math
 from ..address import address_problem, split_address
 from ..errors import Problem
 from ..errors import short as _short
-from ..extract import ConfigProblem, ExtractorConfigError, build_extractor, config_problems, template_spots
+from ..extract import (
+    AskingExtractor,
+    ConfigProblem,
+    ExtractorConfigError,
+    build_extractor,
+    config_problems,
+    template_spots,
+)
 from ..prompts import TemplateProblem, variable_lines, variables
 from ..redact import credential_params
 from .literals import literal_template_problems
@@ -57,6 +64,10 @@ def _extractor_problems(spec: Spec, at: tuple[str | int, ...], config: dict[str,
         extractor = build_extractor(config, spec.labels)
     except ExtractorConfigError as exc:
         return [_config_problem(spec, at, exc.problem)]
+    if "followup" in at and isinstance(extractor, AskingExtractor):  # its requests would need a third round
+        return [spec.located.problem((*at, "type"), f"{_dotted(at)}: a follow-up's answer cannot be read by a "
+                                     "reader that asks a model", hint="read it with a reader that reads the text "
+                                     "(choice, regex, number, ...), or ask the question as a variant of its own")]
     never = [label for label in spec.labels if label not in extractor.can_produce()]
     if never:
         return [spec.located.problem(at, f"{_dotted(at)} can never produce " + ", ".join(f"'{n}'" for n in never),
@@ -176,6 +187,11 @@ def _address_problems(spec: Spec) -> list[Problem]:
             problems.append(spec.located.problem(where, f"{_dotted(where)}: '{_short(model['api_base'])}' {problem}",
                                                  hint="the base URL of the model's server, e.g. "
                                                  "http://127.0.0.1:8080/v1"))
+    if isinstance(judge := spec.located.data.get("judge"), str):  # type: ignore[union-attr]
+        try:
+            split_address(judge)
+        except ValueError as exc:
+            problems.append(spec.located.problem(("judge",), f"judge: {exc}"))
     return problems
 
 

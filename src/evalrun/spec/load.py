@@ -79,7 +79,8 @@ def _build(data: dict, file: Path, located: Located, sha: str) -> Spec:
     return Spec(file=file, name=data["name"], description=data.get("description", ""), dataset=dataset,
                 labels=list(data["labels"]), variants=variants, compare=compare, conditions=conditions, models=models,
                 samples=int(data.get("samples", 1)), params=dict(data.get("params", {})), sha256=sha,
-                located=located, ordinal=bool(data.get("ordinal", False)), slices=list(data.get("slices", [])))
+                located=located, ordinal=bool(data.get("ordinal", False)), slices=list(data.get("slices", [])),
+                judge=data.get("judge"))
 
 
 def _variant(name: str, v: dict) -> Variant:

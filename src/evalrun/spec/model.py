@@ -157,14 +157,18 @@ class Spec:
     warnings: list[Problem] = field(default_factory=list)
     ordinal: bool = False  # the labels are ordered, lowest first, as listed
     slices: list[str] = field(default_factory=list)  # dataset columns the report repeats its figures by
+    judge: str | None = None  # the model a reader asks when it names none (MODEL[@ADDRESS] or a model's name)
 
-    def with_overrides(self, models: list[str] | None = None, samples: int | None = None) -> Spec:
-        """The same spec with the command line's --model / --samples applied."""
+    def with_overrides(self, models: list[str] | None = None, samples: int | None = None,
+                       judge: str | None = None) -> Spec:
+        """The same spec with the command line's --model / --samples / --judge applied."""
         out = replace(self)
         if models:
             out.models = [model_from_string(m) for m in models]
         if samples is not None:
             out.samples = samples
+        if judge is not None:
+            out.judge = judge
         return out
 
 

@@ -151,6 +151,9 @@ def test_a_plugin_reader_asks_through_the_store_budget_and_progress(
         "cost_usd": 16.0}
     assert run.summary["run"]["judges"] == [{"name": "loop", "model": "openai/reader-plugin-loop",
                                              "api_base": server.base_url}]
+    # and the report names the model the reader asked, with what its requests took
+    assert ("- readers asked `loop` (openai/reader-plugin-loop): 4 requests (4 asked, 0 from the store, 0 failed), "
+            "12 prompt + 8 completion tokens, cost $16.0000") in run.report_path.read_text(encoding="utf-8")
     schema_file = Path(__file__).resolve().parent.parent / "schemas" / "summary.schema.json"
     Draft202012Validator(json.loads(schema_file.read_text(encoding="utf-8"))).validate(run.summary)
 

@@ -33,6 +33,19 @@ def _cost(meta: dict[str, Any], totals: dict[str, Any]) -> str:
     return cost
 
 
+def _readers(meta: dict[str, Any], totals: dict[str, Any]) -> list[str]:
+    """The models readers asked (a judge's) and what their requests took: absent when no reader asked one."""
+    if not meta.get("judges"):
+        return []
+    asked = totals.get("readers")
+    line = "- readers asked " + ", ".join(f"`{m['name']}` ({m['model']})" for m in meta["judges"])
+    if asked:
+        line += (f": {asked['jobs']} requests ({asked['asked']} asked, {asked['from_store']} from the store, "
+                 f"{asked['failed']} failed), {asked['prompt_tokens']:,} prompt + {asked['completion_tokens']:,} "
+                 f"completion tokens, cost {_cost(meta, asked)}")
+    return [line]
+
+
 def run(meta: dict[str, Any], totals: dict[str, Any]) -> list[str]:
     return ["", "## Run", "",
             f"- spec: `{meta['spec_path']}` (sha256 {meta['spec_sha256'][:16]}…), dataset {meta['dataset_source']} "
@@ -45,6 +58,7 @@ def run(meta: dict[str, Any], totals: dict[str, Any]) -> list[str]:
             f"{meta['seed']} + k",
             f"- tokens: {totals['prompt_tokens']:,} prompt + {totals['completion_tokens']:,} completion; cost "
             f"{_cost(meta, totals)}",
+            *_readers(meta, totals),
             f"- started {meta['started']}, took {meta['duration_s']:.1f} s",
             "- versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()),
             ""]

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import EvalrunError
+from .jobs import PRIMARY, Job, followup_variant
 
 if TYPE_CHECKING:
     from .design import Design
-    from .jobs import Job
     from .spec.model import Followup
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -154,8 +154,8 @@ def _followup(design: Design, job: Job, followup: Followup, readers: _Readers) -
     condition = design.spec.conditions.get(job.cell.condition or "")
     context = {**job.item, **(condition.values if condition else {}), "answer": ANSWER}
     turn = {"role": "user", "content": render_template(followup.prompt.content, context)}
-    at = ("variants", job.cell.variant, "followup", "extract")
-    return {"job_id": design.job_id(replace(job.cell, variant=f"{job.cell.variant}.followup")),
+    at = ("variants", job.cell.variant, "followup", PRIMARY)
+    return {"job_id": design.job_id(replace(job.cell, variant=followup_variant(job.cell.variant))),
             "model": job.model.model, "api_base": job.model.api_base,
             "params": {**job.params, **followup.params, "seed": job.params.get("seed")},
             "messages": [*job.messages, {"role": "assistant", "content": ANSWER}, turn],

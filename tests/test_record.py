@@ -15,7 +15,8 @@ from evalrun.errors import EvalrunError
 from evalrun.record import RECORD_VERSION, ModelRecord, RunRecord
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE = ROOT / "reports" / "example" / "summary.json"  # written by release 0.2, before the record had a version
+# reports/example's summary.json as release 0.2 wrote it, before the record had a version
+EXAMPLE = ROOT / "tests" / "fixtures" / "release-0.2" / "summary.json"
 VALIDATOR = Draft202012Validator(json.loads((ROOT / "schemas" / "summary.schema.json").read_text(encoding="utf-8")))
 
 

@@ -27,7 +27,8 @@ from ..store import answer_key
 
 ROW, SIDE = "item_id", "variant"  # the axes placed by the layout, not offered as filters
 # results.parquet's columns the view reads beside the axes'
-READ = ("job_id", "key", "item_text", "gold", "prompt", "response", "label", "extraction", "error_class", "error_message")
+READ = ("job_id", "key", "item_text", "gold", "prompt", "response", "label", "extraction", "error_class",
+        "error_message")
 FIELDS = ("id", "item", "variant", "prompt", "response", "label", "reason", "error", "readings",
           "readers_disagree", "variants_disagree", "answer")
 # the variants are compared for the same item and model (models may well differ from each other)

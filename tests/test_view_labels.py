@@ -252,3 +252,30 @@ def test_cli_labels_as_who(example: Path) -> None:
         assert [(h.label, h.who) for h in store.labels([key])] == [("unclear", "bob")]
     finally:
         store.close()
+
+
+def test_report_links_to_a_view_written_beside_it_filtered_to_each_section(example: Path) -> None:
+    record = RunRecord.load(example / "summary.json")
+    write_report(example, record, figures=False)
+    plain = (example / "report.md").read_text(encoding="utf-8")
+    assert "view.html" not in plain  # no view.html beside it: the report as before
+
+    page = write_static(example, example / "view.html").read_text(encoding="utf-8")
+    write_report(example, record, figures=False)
+    linked = (example / "report.md").read_text(encoding="utf-8")
+    links = [line for line in linked.splitlines() if "](view.html#" in line]
+    assert links == ["[The items whose variants disagree, answer by answer](view.html#variants=disagree)",
+                     "[The answers whose readers disagree, with each reader's reason](view.html#readers=disagree)",
+                     "[Every unparsed answer](view.html#unparsed=1)"]
+    # each in its section, and each fragment a filter the page has, with the value its control sets
+    for heading, link in zip(["## Agreement between variants", "## Readers", "## Unparsed answers"], links,
+                             strict=True):
+        section = linked[linked.index(f"\n{heading}\n"):]
+        assert link in section[:section.index("\n## ", 1)]
+    controls = _controls(page).inputs
+    assert controls["variants"]["value"] == "disagree" and controls["readers"]["value"] == "disagree"
+    assert controls["unparsed"]["value"] == "1"
+    # the links are all that changed
+    for link in links:
+        linked = linked.replace(f"\n\n{link}", "", 1)
+    assert linked == plain

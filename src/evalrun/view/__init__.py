@@ -40,8 +40,12 @@ def serve(run_dir: Path | str, port: int = 0, who: str | None = None) -> ViewSer
     keys = {a[data["fields"].index("answer")] for a in data["answers"]} - {None}
     labelling = Labelling(Store(), who or getpass.getuser(), keys, data["run"]["labels"])
     page = render(data, embed=False, labelling=labelling)
-    return ViewServer({"/": ("text/html; charset=utf-8", page.encode("utf-8")),
-                       "/data.json": ("application/json", data_json(data).encode("utf-8"))}, port, labelling)
+    try:
+        return ViewServer({"/": ("text/html; charset=utf-8", page.encode("utf-8")),
+                           "/data.json": ("application/json", data_json(data).encode("utf-8"))}, port, labelling)
+    except BaseException:  # the port taken, say: the store opened for the server is closed with it
+        labelling.close()
+        raise
 
 
 def open_view(run_dir: Path | str, static: Path | str | None = None, browser: bool = True,

@@ -205,13 +205,13 @@
   }
 
   function focus(a) {
-    const before = current;
+    if (current !== null) cards.get(current)?.classList.remove("current");
     current = a;
-    if (before && before !== a) redraw(before);
     // the answer's row may not be drawn yet
     while (!cards.has(a) && drawn < shown.length) drawMore();
-    redraw(a);
-    cards.get(a)?.scrollIntoView({ block: "nearest" });
+    const box = cards.get(a);
+    box?.classList.add("current");
+    box?.scrollIntoView({ block: "nearest" });
   }
 
   function next(unlabelled) {
@@ -236,8 +236,8 @@
       return;
     }
     mine.set(a[F.answer], name);
-    if (current !== a) focus(a);
-    redraw(a);
+    redraw(a); // now with the readers' labels beside the person's
+    focus(a);
     next(true);
   }
 

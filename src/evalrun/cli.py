@@ -131,6 +131,7 @@ def _parser() -> argparse.ArgumentParser:
     vw.add_argument("run_dir", type=Path)
     vw.add_argument("--static", type=Path, metavar="FILE", help="write one self-contained HTML file instead")
     vw.add_argument("--no-browser", action="store_true", help="print the address without opening a browser")
+    vw.add_argument("--who", metavar="NAME", help="who labels answers in the page (default: the user logged in)")
     ann = sub.add_parser("annotate", help="label a sample of a run's answers by hand (the report measures the "
                                           "readers against them)")
     ann.add_argument("run_dir", type=Path)
@@ -204,7 +205,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.command == "view":
             from .view import open_view
 
-            return open_view(args.run_dir, static=args.static, browser=not args.no_browser)
+            return open_view(args.run_dir, static=args.static, browser=not args.no_browser, who=args.who)
         if args.command == "annotate":
             from .annotate import annotate
 

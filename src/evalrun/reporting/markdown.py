@@ -8,11 +8,12 @@ models' after the readers, and each nested axis's levels last.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from .figures import Figure
-from .sections import agreement, axes, crossed, human, quotes, readers, samples, slices, summary, variants
+from .sections import agreement, axes, crossed, human, links, quotes, readers, samples, slices, summary, variants
 from .sections.common import Context
 from .sections.quotes import FOLD_CHARS, _quoted  # noqa: F401 (read here by the tests of answer folding)
 from .sections.run import run
@@ -20,7 +21,7 @@ from .sections.run import run
 
 def render_markdown(results: Path, summary_: dict[str, Any], figures: Sequence[Figure] = ()) -> str:
     meta, totals = summary_["run"], summary_["totals"]
-    ctx = Context.of(summary_, figures)
+    ctx = replace(Context.of(summary_, figures), view=links.view_file(results.parent))
     nested = ctx.grouping.nested
     lines = [f"# {meta['name']}: {meta['run_id']}", ""]
     if meta.get("description"):

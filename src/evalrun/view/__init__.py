@@ -3,15 +3,19 @@
     data.py    the run folder (results.parquet, readings.parquet, summary.json) as JSON-ready data
     page.py    the one page (page.html, page.js), with the data embedded or fetched
     server.py  the local server on 127.0.0.1
+    labels.py  a person's labels, given in the served page, to and from the store
 """
 
 from __future__ import annotations
 
+import getpass
 import webbrowser
 from pathlib import Path
 
 from ..errors import EvalrunError
+from ..store import Store
 from .data import load
+from .labels import Labelling
 from .page import data_json, render
 from .server import ViewServer
 
@@ -29,19 +33,28 @@ def write_static(run_dir: Path | str, out: Path | str) -> Path:
     return out
 
 
-def serve(run_dir: Path | str, port: int = 0) -> ViewServer:
-    """A server of the run's view on 127.0.0.1, not yet serving: call `serve_forever` (and `server_close`)."""
+def serve(run_dir: Path | str, port: int = 0, who: str | None = None) -> ViewServer:
+    """A server of the run's view on 127.0.0.1, not yet serving: call `serve_forever` (and `server_close`).
+    Its page labels answers as `who` (default: the user logged in), into the store (store.py)."""
     data = load(Path(run_dir))
-    return ViewServer({"/": ("text/html; charset=utf-8", render(data, embed=False).encode("utf-8")),
-                       "/data.json": ("application/json", data_json(data).encode("utf-8"))}, port)
+    keys = {a[data["fields"].index("answer")] for a in data["answers"]} - {None}
+    labelling = Labelling(Store(), who or getpass.getuser(), keys, data["run"]["labels"])
+    page = render(data, embed=False, labelling=labelling)
+    try:
+        return ViewServer({"/": ("text/html; charset=utf-8", page.encode("utf-8")),
+                           "/data.json": ("application/json", data_json(data).encode("utf-8"))}, port, labelling)
+    except BaseException:  # the port taken, say: the store opened for the server is closed with it
+        labelling.close()
+        raise
 
 
-def open_view(run_dir: Path | str, static: Path | str | None = None, browser: bool = True) -> int:
+def open_view(run_dir: Path | str, static: Path | str | None = None, browser: bool = True,
+              who: str | None = None) -> int:
     """`evalrun view`: write `static`, or serve the view until Ctrl-C and open it in the browser."""
     if static is not None:
         print(write_static(run_dir, static))
         return 0
-    server = serve(run_dir)
+    server = serve(run_dir, who=who)
     print(f"{server.url}  (Ctrl-C stops the server)", flush=True)
     if browser:
         webbrowser.open(server.url)

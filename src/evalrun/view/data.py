@@ -23,12 +23,14 @@ from ..reporting import READINGS, RESULTS
 from ..results import PRIMARY
 from ..results import READINGS as READING_COLUMNS
 from ..stats.items import GROUP, item_labels
+from ..store import answer_key
 
 ROW, SIDE = "item_id", "variant"  # the axes placed by the layout, not offered as filters
 # results.parquet's columns the view reads beside the axes'
-READ = ("job_id", "item_text", "gold", "prompt", "response", "label", "extraction", "error_class", "error_message")
+READ = ("job_id", "key", "item_text", "gold", "prompt", "response", "label", "extraction", "error_class",
+        "error_message")
 FIELDS = ("id", "item", "variant", "prompt", "response", "label", "reason", "error", "readings",
-          "readers_disagree", "variants_disagree")
+          "readers_disagree", "variants_disagree", "answer")
 # the variants are compared for the same item and model (models may well differ from each other)
 SAME = (ROW, *(c for c in GROUP if c != SIDE))
 
@@ -56,6 +58,7 @@ def load(run_dir: Path) -> dict[str, Any]:
             row["response"], row["label"], row["extraction"], error, read,
             len({row["label"], *(r[1] for r in read)}) > 1,  # an unparsed reading beside a label differs
             tuple(row[c] for c in SAME) in split,
+            _answer_key(row),
             *(None if row[a["column"]] is None else str(row[a["column"]]) for a in axes),
         ])
     return {
@@ -67,6 +70,14 @@ def load(run_dir: Path) -> dict[str, Any]:
         "prompts": list(prompts),
         "answers": answers,
     }
+
+
+def _answer_key(row: dict[str, Any]) -> str | None:
+    """What a person's label of the answer is stored under (store.py); None for a failed job, which has no
+    answer to label."""
+    if row["error_class"] or row["response"] is None or row["key"] is None:
+        return None
+    return answer_key(row["key"], row["response"])
 
 
 def _variants(listed: list[str], present: list[str]) -> list[str]:

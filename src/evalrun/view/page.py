@@ -16,7 +16,10 @@ import json
 import re
 from html import escape
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .labels import Labelling
 
 _FILES = resources.files(__package__)
 _PLACEHOLDER = re.compile(r"\{\{([A-Z]+)\}\}")
@@ -28,8 +31,10 @@ def data_json(data: dict[str, Any]) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).translate(_ESCAPES)
 
 
-def render(data: dict[str, Any], embed: bool) -> str:
-    """The page; with `embed` the data is in it (one file to share), else its script fetches data.json."""
+def render(data: dict[str, Any], embed: bool, labelling: Labelling | None = None) -> str:
+    """The page; with `embed` the data is in it (one file to share), else its script fetches data.json.
+    With `labelling` (the served page) the person can label answers; without it (the static file, which no
+    server stands behind to store them) the label mode is shown disabled, saying why."""
     script = (_FILES / "page.js").read_text(encoding="utf-8")
     digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
     csp = (f"default-src 'none'; script-src 'sha256-{digest}'; style-src 'unsafe-inline'; "
@@ -40,8 +45,21 @@ def render(data: dict[str, Any], embed: bool) -> str:
         + "".join(f'<option value="{escape(v)}">{escape(v)}</option>' for v in a["values"])
         + "</select></label>" for a in data["axes"])
     parts = {
-        "CSP": csp, "LABELS": labels, "AXES": axes, "SCRIPT": script,
+        "CSP": csp, "LABELS": labels, "AXES": axes, "SCRIPT": script, "LABELMODE": _label_mode(data, labelling),
         "DATA": f'<script type="application/json" id="data">{data_json(data)}</script>' if embed else "",
     }
     # one pass over the template, so no placeholder is looked for inside text already put in
     return _PLACEHOLDER.sub(lambda m: parts[m[1]], (_FILES / "page.html").read_text(encoding="utf-8"))
+
+
+def _label_mode(data: dict[str, Any], labelling: Labelling | None) -> str:
+    """The label mode's control and its keys; served, with the token the page's POSTs carry (server.py)."""
+    if labelling is None:
+        return ('<label><input type="checkbox" name="mode" value="label" disabled> label answers</label> '
+                '<span id="labelnote">labelling needs the server behind the page, which this file does not '
+                'have: open the run with <code>evalrun view RUN_DIR</code></span>')
+    keys = ", ".join(f"{i} {escape(label)}" for i, label in enumerate(data["run"]["labels"], start=1))
+    return (f'<label><input type="checkbox" name="mode" value="label" data-token="{escape(labelling.token)}"> '
+            'label answers</label> '
+            f'<span id="labelnote">as {escape(labelling.who)}; keys: {keys}, u unclear, n or &rarr; next '
+            '(the readers\' labels show once you have labelled an answer)</span>')

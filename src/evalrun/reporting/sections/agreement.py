@@ -9,6 +9,7 @@ from ..figures import figure_lines
 from ..format import num as _f
 from ..format import p_value
 from .common import Context, agreement_table, confusion, head, kappa_text, p_text, row
+from .links import view_link
 
 
 def _all_variants(ctx: Context, m: dict[str, Any], n_variants: int) -> list[str]:
@@ -61,6 +62,7 @@ def agreement(ctx: Context) -> list[str]:
     if n_variants > 2:
         for m in stats["models"]:
             out += _all_variants(ctx, m, n_variants)
+    out += view_link(ctx.view, "The items whose variants disagree, answer by answer", variants="disagree")
     out += [*_scale(ctx), "", *figure_lines(ctx.figures, "agreement")]
     for p in stats["pairs"]:
         out += confusion(p, ctx.at(p))

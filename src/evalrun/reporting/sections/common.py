@@ -28,6 +28,7 @@ class Context:
     has_gold: bool
     figures: Sequence[Figure]
     grouping: Grouping
+    view: str | None = None  # the run's static view beside report.md (links.py), which sections link to
 
     @classmethod
     def of(cls, summary: dict[str, Any], figures: Sequence[Figure]) -> Context:

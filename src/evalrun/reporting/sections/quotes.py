@@ -9,6 +9,7 @@ import polars as pl
 
 from ...stats.items import item_labels
 from .common import Context, excerpt
+from .links import view_file, view_link
 
 EXAMPLES_PER_PAIR = 5
 FAILURES_SHOWN = 50
@@ -84,7 +85,8 @@ def unparsed(results: Path) -> list[str]:
              .select("model", "variant", "job_id", "response", "extraction").collect())
     total = dict(zip(zip(counts["model"], counts["variant"], strict=True), counts["len"], strict=True))
     out = ["", "## Unparsed answers", "", f"Up to {UNPARSED_SHOWN} answers per variant that gave no label, with the "
-           "reader's reason.", "", "| job | answer | reason |", "|---|---|---|"]
+           "reader's reason.", *view_link(view_file(results.parent), "Every unparsed answer", unparsed="1"), "",
+           "| job | answer | reason |", "|---|---|---|"]
     seen: set[tuple[str, str]] = set()
     for model, variant, job_id, response, reason in shown.iter_rows():
         if (model, variant) not in seen:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ...extract import UNPARSED
 from .common import Context, agreement_table
+from .links import view_link
 
 
 def readers(ctx: Context) -> list[str]:
@@ -11,7 +12,8 @@ def readers(ctx: Context) -> list[str]:
         return []
     out = ["", "## Readers", "", "Each variant's other readers against its primary one (`extract`), item by "
            "item: how far the label read from an answer depends on who reads it.", "",
-           *agreement_table(ctx.stats["readers"], ctx.grouping.group, ctx.has_gold)]
+           *agreement_table(ctx.stats["readers"], ctx.grouping.group, ctx.has_gold),
+           *view_link(ctx.view, "The answers whose readers disagree, with each reader's reason", readers="disagree")]
     for r in ctx.stats["readers"]:
         if r["disagreements"]:
             items = ", ".join(f"{d['item_id']} ({d['label'] or UNPARSED} / {d['other'] or UNPARSED})"

@@ -25,6 +25,12 @@ ALLOWED_SPDX = {
     "LGPL-2.0", "LGPL-2.1", "LGPL-3.0",  # deprecated SPDX forms, still seen in metadata
 }
 
+# distributions, at the version a person read, whose metadata names no licence but whose licence file does
+REVIEWED = {
+    # pulled in by inspect-ai (a test-only dependency); dist-info/licenses/LICENSE is the Apache License 2.0
+    ("agent-client-protocol", "0.12.1"): "Apache-2.0",
+}
+
 # free-text licence names and classifiers, by what they contain (checked in this order)
 LESSER = re.compile(r"\bLGPL|Lesser General Public", re.IGNORECASE)
 COPYLEFT = re.compile(r"\bA?GPL|General Public License|Affero", re.IGNORECASE)
@@ -89,6 +95,9 @@ def _installed() -> dict[str, str]:
     found = {}
     for dist in distributions():
         meta = dist.metadata
+        if (meta["Name"], meta["Version"]) in REVIEWED:
+            found[meta["Name"]] = "allowed" if REVIEWED[meta["Name"], meta["Version"]] in ALLOWED_SPDX else "not allowed"
+            continue
         found[meta["Name"]] = licence_verdict(meta.get("License-Expression"), meta.get("License"),
                                               meta.get_all("Classifier") or [])
     return found

@@ -95,8 +95,9 @@ def _installed() -> dict[str, str]:
     found = {}
     for dist in distributions():
         meta = dist.metadata
-        if (meta["Name"], meta["Version"]) in REVIEWED:
-            found[meta["Name"]] = "allowed" if REVIEWED[meta["Name"], meta["Version"]] in ALLOWED_SPDX else "not allowed"
+        reviewed = REVIEWED.get((meta["Name"], meta["Version"]))
+        if reviewed is not None:
+            found[meta["Name"]] = "allowed" if reviewed in ALLOWED_SPDX else "not allowed"
             continue
         found[meta["Name"]] = licence_verdict(meta.get("License-Expression"), meta.get("License"),
                                               meta.get_all("Classifier") or [])

@@ -64,7 +64,7 @@ def write(run_dir: Path, out: Path | None) -> list[Path]:
     for (name,), rows in results.group_by("model", maintain_order=True):
         model = models.get(str(name)) or ModelRecord(str(name), str(rows["model_string"][0]))
         log = eval_log(record, model, rows, readings, statistics, axis_columns)
-        path = folder / _file_name(log["eval"]["created"], record.name, model.name)
+        path = folder / _file_name(log["eval"]["created"], record.name, model.name, log["eval"]["task_id"])
         if path in written:  # two model names alike but for punctuation: the id tells them apart
             path = path.with_stem(f"{path.stem}-{log['eval']['eval_id'][:8]}")
         path.write_text(json.dumps(log, ensure_ascii=False, allow_nan=False), encoding="utf-8")
@@ -243,11 +243,11 @@ def _short_id(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:22]
 
 
-def _file_name(created: str, task: str, model: str) -> str:
-    """Inspect's `{timestamp}_{task}_{id}.json`: `inspect view` lists a .json log only under a name that
-    starts with the timestamp, and splits the rest at underscores, so none may be inside a part."""
+def _file_name(created: str, task: str, model: str, task_id: str) -> str:
+    """Inspect's `{timestamp}_{task}_{model}_{task id}.json`: `inspect view` lists a .json log only under a name
+    that starts with the timestamp, and reads the task and its id from the parts between underscores, so no
+    part may hold one."""
     def part(text: str) -> str:
         return re.sub(r"[^A-Za-z0-9.-]+", "-", text).strip("-") or "x"
 
-    return f"{part(created.replace(':', '-'))}_{part(task)}_{part(model)}.json"
-
+    return f"{part(created.replace(':', '-'))}_{part(task)}_{part(model)}_{part(task_id)}.json"

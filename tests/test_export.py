@@ -149,6 +149,7 @@ def test_the_cli_writes_the_logs_and_prints_their_paths(example: Path, tmp_path:
     (lambda run: (run / "results.parquet").unlink(), "inspect", "results.parquet: no such file"),
     (lambda run: (run / "results.parquet").write_bytes(b"PAR1 garbled"), "inspect", "results.parquet: cannot"),
     (lambda run: None, "csv", "unknown export format 'csv'"),
+    (lambda run: None, "eee", "format 'eee': Every Eval Ever's schemas are public"),  # not written yet
 ])
 def test_bad_input_is_one_error_line(example: Path, damage: Any, fmt: str, says: str,
                                      capsys: pytest.CaptureFixture[str]) -> None:

@@ -138,7 +138,8 @@ def _parser() -> argparse.ArgumentParser:
     exp = sub.add_parser("export", help="write a run in a format other tools read")
     exp.add_argument("run_dir", type=Path)
     # not argparse choices: an unknown format is one `evalrun: error:` line like every other bad input
-    exp.add_argument("--format", required=True, metavar="FORMAT", help="inspect: Inspect AI eval logs, one per model")
+    exp.add_argument("--format", required=True, metavar="FORMAT",
+                     help="inspect: Inspect AI eval logs, one per model (eee: not yet)")
     exp.add_argument("--out", type=Path, metavar="DIR", help="where the files go (default: RUN_DIR/<format>)")
     return parser
 

@@ -9,6 +9,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -103,6 +110,36 @@ def test_the_results_carry_the_reports_headline_figures(example: Path) -> None:
     assert scores["label"].metrics["agreement/direct~story"].metadata["n"] == 19
     assert scores["label"].metrics["cohen_kappa/direct~story"].value < 0
     assert scores["correct"].scored_samples == 288  # every example item has a gold label
+
+
+@pytest.mark.slow
+def test_inspect_view_lists_and_serves_the_log(example: Path, tmp_path: Path) -> None:
+    """The real `inspect view` server, on loopback: its listing names the log and its log route returns it."""
+    (path,) = export(example, "inspect", tmp_path / "logs")
+    with socket.socket() as probe:  # a free port; the server takes it a moment later
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([str(Path(sys.executable).parent / "inspect"), "view", "--log-dir", str(path.parent),
+                               "--host", "127.0.0.1", "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}/api"
+    try:
+        while True:  # until the server answers; pytest-timeout bounds a server that never does
+            assert server.poll() is None, "inspect view exited"
+            try:
+                with urllib.request.urlopen(f"{base}/log-files") as reply:
+                    listing = json.load(reply)
+                break
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.2)
+        assert [f["name"] for f in listing["files"]] == [path.as_uri()]
+        assert listing["files"][0]["task"] == "gender"
+        with urllib.request.urlopen(f"{base}/logs/{urllib.parse.quote(str(path), safe='')}") as reply:
+            served = json.load(reply)
+        assert served["status"] == "success" and len(served["samples"]) == 288
+    finally:
+        server.terminate()
+        server.wait()
 
 
 def test_one_log_per_model(example: Path, tmp_path: Path) -> None:

@@ -35,6 +35,14 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "reports" / "example"
 
 
+@pytest.fixture(autouse=True)
+def inspect_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """inspect_ai keeps traces, the view server's ports and a cache under the user's data and cache folders:
+    in a test (and the servers it starts), temporary ones."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
 @pytest.fixture
 def example(tmp_path: Path) -> Path:
     folder = tmp_path / "run"

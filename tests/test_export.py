@@ -188,6 +188,14 @@ def test_the_cli_writes_the_logs_and_prints_their_paths(example: Path, tmp_path:
     assert len(inspect_log.read_eval_log(printed).samples) == 288
 
 
+def test_an_out_that_is_a_file_is_one_error_line(example: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "taken").write_text("", encoding="utf-8")
+    assert main(["export", str(example), "--format", "inspect", "--out", str(tmp_path / "taken")]) == 2
+    (err,) = capsys.readouterr().err.splitlines()
+    assert err.startswith("evalrun: error: ") and "cannot write the logs there" in err
+
+
 @pytest.mark.parametrize(("damage", "fmt", "says"), [
     (lambda run: shutil.rmtree(run), "inspect", "no such folder"),
     (lambda run: (run / "summary.json").write_text("{not json", encoding="utf-8"), "inspect", "summary.json"),

@@ -58,7 +58,10 @@ def write(run_dir: Path, out: Path | None) -> list[Path]:
     results = _read(run_dir / "results.parquet", [*NEEDED, *axis_columns])
     readings = _readings(run_dir / "readings.parquet")
     folder = out if out is not None else run_dir / "inspect"
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EvalrunError(f"{folder}: cannot write the logs there: {exc.strerror}") from None
     written: list[Path] = []
     models = {m.name: m for m in record.models}
     for (name,), rows in results.group_by("model", maintain_order=True):
@@ -67,7 +70,11 @@ def write(run_dir: Path, out: Path | None) -> list[Path]:
         path = folder / _file_name(log["eval"]["created"], record.name, model.name, log["eval"]["task_id"])
         if path in written:  # two model names alike but for punctuation: the id tells them apart
             path = path.with_stem(f"{path.stem}-{log['eval']['eval_id'][:8]}")
-        path.write_text(json.dumps(log, ensure_ascii=False, allow_nan=False), encoding="utf-8")
+        # a NaN is written as NaN, which Inspect's reader (pydantic) accepts as its own writer does
+        try:
+            path.write_text(json.dumps(log, ensure_ascii=False), encoding="utf-8")
+        except OSError as exc:
+            raise EvalrunError(f"{path}: cannot write it: {exc.strerror}") from None
         written.append(path)
     return written
 

@@ -10,6 +10,7 @@
     evalrun new NAME             write a starting spec and dataset (evals/NAME.yaml)
     evalrun view RUN_DIR         browse a run's answers in the browser (--static FILE: one HTML file)
     evalrun annotate RUN_DIR     label a sample of a run's answers by hand, to measure its readers
+    evalrun export RUN_DIR       write a run in a format other tools read (--format inspect: Inspect AI logs)
 
 Exit status: 0 success; 1 the run finished but more than --max-errors (default 0.1,
 a share of all jobs) failed for good; 2 bad input (spec, dataset, environment);
@@ -34,7 +35,7 @@ from types import FrameType
 
 from .errors import EvalrunError, Interrupted, ProblemsError
 
-COMMANDS = ("run", "validate", "report", "compare", "plan", "render", "new", "view", "annotate")
+COMMANDS = ("run", "validate", "report", "compare", "plan", "render", "new", "view", "annotate", "export")
 DEFAULT_MAX_ERRORS = 0.1
 
 
@@ -138,6 +139,12 @@ def _parser() -> argparse.ArgumentParser:
     ann.add_argument("--sample", type=int, default=30, metavar="N", help="answers to label (default 30)")
     ann.add_argument("--seed", type=int, default=0, metavar="S", help="draws the sample (default 0)")
     ann.add_argument("--who", metavar="NAME", help="who labels (default: the user logged in)")
+    exp = sub.add_parser("export", help="write a run in a format other tools read")
+    exp.add_argument("run_dir", type=Path)
+    # not argparse choices: an unknown format is one `evalrun: error:` line like every other bad input
+    exp.add_argument("--format", required=True, metavar="FORMAT",
+                     help="inspect: Inspect AI eval logs, one per model (eee: not yet)")
+    exp.add_argument("--out", type=Path, metavar="DIR", help="where the files go (default: RUN_DIR/<format>)")
     return parser
 
 
@@ -210,6 +217,11 @@ def _dispatch(args: argparse.Namespace) -> int:
             from .annotate import annotate
 
             annotate(args.run_dir, args.sample, args.seed, args.who, _ask, print)
+            return 0
+        if args.command == "export":
+            from .export import export
+
+            print(*export(args.run_dir, args.format, args.out), sep="\n")
             return 0
         return _run(args)
     except Interrupted as exc:

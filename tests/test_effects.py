@@ -102,11 +102,13 @@ def test_the_summary_leads_with_the_effect(stats: dict[str, Any]) -> None:
     test = stats["conditions"][0]["label_rates_differ"]
     holm = f"{test['pvalue_holm']:.3f}"
     first = lines[0]
-    assert first.startswith("- **m** / *asked*: under *free* and *paid* the answers name the same label on ")
+    assert first.startswith("- **m** / *asked*, *free* vs *paid* over the 16 items read under both (rates with Wilson")
     low, high = proportion_confint(11, 16, method="wilson")
     assert f"comply 68.8% [{100 * low:.1f}%, {100 * high:.1f}%] under *free* vs 87.5% " in first
     assert "-18.8 points [" in first and "refuse 31.2% " in first and "+18.8 points [" in first
-    assert f"; McNemar exact p = 0.375, Holm {holm} (" in first and first.endswith(").")
+    assert f"; McNemar exact p = 0.375, Holm {holm} (" in first
+    assert first.endswith("). The answers name the same label under both on 68.8% of the 16 items both could be "
+                          "read for.")
     assert lines[1].startswith("- **m** / *plain*: under *free* and *paid* the same requests were sent")
     assert "not tested and is left out of the Holm family" in lines[1]
     assert lines[2].startswith("- **m** under *free*: the *asked* and *plain* answers")

@@ -57,16 +57,18 @@ def _effect(ctx: Context, axis: str, c: dict[str, Any]) -> str:
     McNemar's exact test with its Holm-adjusted p (with two labels one test, `label_rates_differ`, serves both
     labels)."""
     a, b, effects = c["a"], c["b"], c.get("effects", [])
-    text = (f"- {_subject(ctx, axis, c)}: under *{a}* and *{b}* the answers name the same label on "
-            f"{_pct(c['agreement']['estimate'])} of the {c['both_labelled']} items both could be read for")
+    agree = f"{_pct(c['agreement']['estimate'])} of the {c['both_labelled']} items both could be read for"
     if not effects:  # statistics written before effects were
-        return text + f"; label counts per {axis} are in the Variants table."
-    text += (f". Label by label over those items, Wilson 95% intervals for the rates and paired bootstrap 95% "
-             f"intervals by item (unadjusted) for the differences {a} - {b}: ")
+        return (f"- {_subject(ctx, axis, c)}: under *{a}* and *{b}* the answers name the same label on {agree}; "
+                f"label counts per {axis} are in the Variants table.")
+    text = (f"- {_subject(ctx, axis, c)}, *{a}* vs *{b}* over the {effects[0]['items']} items read under both "
+            f"(rates with Wilson 95% intervals; differences {a} - {b} with paired bootstrap 95% intervals by item, "
+            "unadjusted): ")
     if len(effects) == 2:
-        test = c["label_rates_differ"]
-        return text + "; ".join(_rates(e, a, b) for e in effects) + f"; McNemar exact {p_text(test)}."
-    return text + "; ".join(f"{_rates(e, a, b)}, McNemar exact {p_text(e.get('mcnemar'))}" for e in effects) + "."
+        text += "; ".join(_rates(e, a, b) for e in effects) + f"; McNemar exact {p_text(c['label_rates_differ'])}"
+    else:
+        text += "; ".join(f"{_rates(e, a, b)}, McNemar exact {p_text(e.get('mcnemar'))}" for e in effects)
+    return text + f". The answers name the same label under both on {agree}."
 
 
 def _constructed(ctx: Context, axis: str, c: dict[str, Any]) -> str:

@@ -4,22 +4,38 @@ one prompt, Spearman's p in the Holm family and the slices' tests in a family of
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
 import pytest
 from scipy.stats import binomtest
+from jsonschema import Draft202012Validator
 from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss_kappa
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
 
+from evalrun.api import run
 from evalrun.design.axes import used
 from evalrun.reporting.sections.common import Context
 from evalrun.reporting.sections.summary import summary
 from evalrun.stats.grouping import Grouping
 from evalrun.stats.inference import adjust, ordinal
 from evalrun.stats.summary import summarize
+
+try:  # tests/ may or may not be a package, depending on how pytest was set up
+    from tests.loopback_server import LoopbackServer
+except ImportError:
+    from loopback_server import LoopbackServer
+
+if TYPE_CHECKING:
+    from conftest import ApiKey, SpecWriter
+
+VALIDATOR = Draft202012Validator(json.loads(
+    (Path(__file__).resolve().parent.parent / "schemas" / "summary.schema.json").read_text(encoding="utf-8")))
 
 SCHEMA = {"model": pl.String, "variant": pl.String, "item_id": pl.String, "sample": pl.Int64, "label": pl.String,
           "gold": pl.String, "error_class": pl.String, "condition": pl.String, "key": pl.String}
@@ -167,3 +183,35 @@ def test_spearman_joins_holm_and_slices_are_a_family_of_their_own() -> None:
     assert pair["ordinal"]["spearman"]["pvalue_holm"] == pytest.approx(0.02)
     assert pair["label_rates_differ"]["pvalue_holm"] == pytest.approx(0.04)
     assert [p["x"]["pvalue_holm"] for p in statistics["slices"][0]["pairs"]] == pytest.approx([0.04, 0.04])
+
+
+def test_a_run_whose_variant_ignores_the_condition(tmp_path: Path, write_spec: SpecWriter, api_key: ApiKey,
+                                                   loopback: Callable[..., LoopbackServer]) -> None:
+    """End to end: `plain` does not use the condition's `tier`, so the store answers its second condition with the
+    first one's requests (one request per item), and the report says the comparison is equal by construction."""
+    def reply(body: dict[str, Any]) -> str:
+        text = body["messages"][-1]["content"]
+        return "comply" if "paid" in text or text.endswith(("1", "3")) else "refuse"
+
+    server = loopback(default_reply=reply)
+    spec = write_spec(tmp_path, labels=["comply", "refuse"], items=["i1", "i2", "i3", "i4"],
+                      variants={"asked": "ASK {{ tier }} {{ id }}", "plain": "PLAIN {{ id }}"},
+                      extract={"type": "choice", "choices": {"comply": [], "refuse": []}},
+                      models=[write_spec.model(server.base_url)],
+                      conditions={"free": {"tier": "free"}, "paid": {"tier": "paid"}})
+    result = run(spec, out=tmp_path / "out", retries=0, warn=lambda _: None)
+    assert sum("PLAIN" in r["messages"][-1]["content"] for r in server.requests) == 4  # asked once per item
+    stats = result.summary["statistics"]
+    assert [c["variant"] for c in stats["conditions"]] == ["asked"]
+    assert stats["conditions_by_construction"] == [{"model": "loop", "variant": "plain", "a": "free", "b": "paid",
+                                                    "items": 4}]
+    (asked,) = stats["conditions"]
+    # asked complies under free on i1 and i3 (2/4) and under paid on all four
+    assert [(e["label"], e["a"]["count"], e["b"]["count"]) for e in asked["effects"]] == [("comply", 2, 4),
+                                                                                          ("refuse", 2, 0)]
+    assert list(VALIDATOR.iter_errors(result.summary)) == []
+    text = result.report_path.read_text(encoding="utf-8")
+    summary_lines = text.split("## Summary")[1].split("\n\n")[1].splitlines()
+    assert summary_lines[0].startswith("- **loop** / *asked*, *free* vs *paid* over the 4 items read under both")
+    assert "comply 50.0% " in summary_lines[0] and "-50.0 points" in summary_lines[0]
+    assert summary_lines[1].startswith("- **loop** / *plain*: under *free* and *paid* the same requests were sent")

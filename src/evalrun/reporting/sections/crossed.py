@@ -36,7 +36,8 @@ def effects(ctx: Context, axis: str) -> list[str]:
     if constructed:
         out += ["", f"Equal by construction, so not tested (the prompt does not use the {axis}: both levels sent the "
                 "same requests, answered once):", ""]
-        out += [f"- {', '.join(str(c[k]) for k in keys)}: {c['a']} vs {c['b']}, {c['items']} items" for c in constructed]
+        out += [f"- {', '.join(str(c[k]) for k in keys)}: {c['a']} vs {c['b']}, {c['items']} items"
+                for c in constructed]
     return out
 
 

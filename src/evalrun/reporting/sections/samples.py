@@ -15,9 +15,9 @@ def samples(ctx: Context) -> list[str]:
            "and one option order), the mean share of its samples that give its most frequent answer (standard "
            "error clustered by item), and Fleiss' kappa across samples (over the prompts with every sample "
            "answered; unparsed is a category). Answers that change with the wording or the order are wording "
-           "sensitivity, not instability: the paraphrase and option-order sections measure them. Where every item gives the same "
-           "share the clustered interval has width zero, which is no certainty: Wilson's interval over the items "
-           "is given instead, marked so.", "",
+           "sensitivity, not instability: the paraphrase and option-order sections measure them. Where every item "
+           "gives the same share the clustered interval has width zero, which is no certainty: Wilson's interval "
+           "over the items is given instead, marked so.", "",
            *head(["model", "variant", "prompts", "modal share [95% CI]", "Fleiss' kappa (prompts)"])]
     for e in ctx.stats["stability"]:
         # statistics written before stability was measured within a prompt pooled each item's prompts

@@ -311,15 +311,20 @@ def label_effects(items: pl.DataFrame, where: dict[str, Any], axis: str, a: str,
 
 
 def same_requests(responses: pl.LazyFrame, where: dict[str, Any], axis: str, a: str, b: str) -> bool:
-    """Whether levels `a` and `b` of `axis` sent the very same requests within `where` (a variant): every item
-    has the same request keys (results' `key`) at both. Then the store answered the second level with the
-    first one's answers (the variant's prompt does not use the axis), and the two agree by construction."""
+    """Whether levels `a` and `b` of `axis` sent the very same requests within `where` (a variant), and got the
+    same answers: every item has the same request keys (results' `key`) at both, each answered, with the same
+    labels. Then the store answered the second level with the first one's answers (the variant's prompt does not
+    use the axis), and the two agree by construction. The same key alone is not enough: a request that failed
+    (a model entry without its API key) or was sent afresh has answers of its own."""
     if "key" not in responses.collect_schema():  # a table written before requests were keyed
         return False
     rows = collect(responses.filter(pl.all_horizontal(pl.col(k) == v for k, v in where.items())
-                                    & pl.col(axis).is_in([a, b])).select(axis, "item_id", "key"))
-    keys = [set(rows.filter(pl.col(axis) == level).select("item_id", "key").rows()) for level in (a, b)]
-    return bool(keys[0]) and keys[0] == keys[1]
+                                    & pl.col(axis).is_in([a, b])).select(axis, "item_id", "key", "label",
+                                                                         "error_class"))
+    if rows["error_class"].null_count() < rows.height:
+        return False
+    answers = [set(rows.filter(pl.col(axis) == level).select("item_id", "key", "label").rows()) for level in (a, b)]
+    return bool(answers[0]) and answers[0] == answers[1]
 
 
 def _crossed(responses: pl.LazyFrame, items: pl.DataFrame, grouping: Grouping, order: Sequence[tuple[Any, ...]],

@@ -129,7 +129,7 @@ def models(ctx: Context) -> list[str]:
     out = [*_ranking(ctx), "", "## Models compared", "", "The same variant asked of two models, item by item.", "",
            *agreement_table(pairs, keys, ctx.has_gold), *effects(ctx, "model")]
     if ctx.has_gold:
-        keys = [k for k in keys if k in pairs[0]]
+        keys = [k for k in keys if pairs and k in pairs[0]]
         out += ["", *head([*keys, "models", "accuracy difference, points [bootstrap 95%]"])]
         for p in pairs:
             d = p["accuracy_difference"]

@@ -20,7 +20,9 @@ from statsmodels.stats.proportion import proportion_confint
 
 from evalrun.api import run
 from evalrun.design.axes import used
+from evalrun.reporting.sections.agreement import agreement
 from evalrun.reporting.sections.common import Context
+from evalrun.reporting.sections.slices import slices
 from evalrun.reporting.sections.summary import summary
 from evalrun.stats.grouping import Grouping
 from evalrun.stats.inference import adjust, ordinal
@@ -215,3 +217,24 @@ def test_a_run_whose_variant_ignores_the_condition(tmp_path: Path, write_spec: S
     assert summary_lines[0].startswith("- **loop** / *asked*, *free* vs *paid* over the 4 items read under both")
     assert "comply 50.0% " in summary_lines[0] and "-50.0 points" in summary_lines[0]
     assert summary_lines[1].startswith("- **loop** / *plain*: under *free* and *paid* the same requests were sent")
+
+
+def test_a_runs_slices_are_a_holm_family_of_their_own() -> None:
+    # items i0-i7, topic x for i0-i3 and y for i4-i7; a says f throughout, b says m on i0, i1, i4 (3 discordant)
+    rows = [{"model": "m", "variant": v, "item_id": f"i{i}", "sample": 0, "gold": None, "error_class": None,
+             "label": "m" if v == "b" and i in (0, 1, 4) else "f", "slices": json.dumps({"topic": "xy"[i // 4]})}
+            for i in range(8) for v in ("a", "b")]
+    stats = summarize(pl.DataFrame(rows), ["f", "m"], [("a", "b")], ["a", "b"], has_gold=False, slices=["topic"])
+    assert stats["tests"]["tests"] == 1 and stats["tests"]["exploratory"] == {"of": "slices", "correction": "Holm",
+                                                                                "tests": 2}
+    (pair,) = stats["pairs"]
+    assert pair["label_rates_differ"]["pvalue"] == pytest.approx(2 / 8)  # 3 of 3 discordant one way: 2 * (1/2)^3
+    assert pair["label_rates_differ"]["pvalue_holm"] == pytest.approx(2 / 8)  # a family of one
+    # topic x: 2 discordant, p = 2 * (1/2)^2 = 0.5; topic y: 1 discordant, p = 1; Holm: 0.5 * 2 = 1, then 1
+    x, y = (part["pairs"][0]["label_rates_differ"] for part in stats["slices"])
+    assert (x["pvalue"], y["pvalue"]) == (pytest.approx(0.5), pytest.approx(1.0))
+    assert (x["pvalue_holm"], y["pvalue_holm"]) == (pytest.approx(1.0), pytest.approx(1.0))
+    ctx = Context(stats, ["f", "m"], False, (), Grouping())
+    assert "Holm-adjusted over the 1 tests of this report (the 2 tests of the slices are corrected apart)" in "\n".join(
+        agreement(ctx))
+    assert "their tests are Holm-adjusted within a family of their own (2 tests)" in "\n".join(slices(ctx))

@@ -15,6 +15,11 @@ edge rules; this module only arranges the tables they take and places their resu
 * McNemar's exact test compares the two variants' paired correctness on gold items.
 * Intervals are 95%: Wilson for proportions, the asymptotic interval of
   statsmodels' `cohens_kappa` for kappa.
+* Two levels of a crossed axis (conditions, models) are compared effect first, label by
+  label (`label_effects`); two levels that sent the same requests and got the same answers
+  agree by construction and are listed apart, untested (`same_requests`).
+* Holm's correction spans every test of the report; the slices' tests, exploratory, are a
+  family of their own. Stability is within one prompt (samples/`stability`).
 """
 
 from __future__ import annotations

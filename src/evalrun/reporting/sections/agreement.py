@@ -35,7 +35,9 @@ def _scale(ctx: Context) -> list[str]:
         o = p["ordinal"]
         rho = o["spearman"] or {}
         out.append(row([ctx.at(p, " ({})"), f"{p['a']} vs {p['b']}", kappa_text(o["weighted_kappa"]),
-                        f"{_f(rho.get('rho'))} ({p_value(rho.get('pvalue'))})", _f(o["krippendorff_alpha_ordinal"]),
+                        # statistics written before Spearman's p joined the Holm family have no adjusted p
+                        f"{_f(rho.get('rho'))} ({p_text(rho) if 'pvalue_holm' in rho else p_value(rho.get('pvalue'))})",
+                        _f(o["krippendorff_alpha_ordinal"]),
                         p_text(o["wilcoxon"])]))
     return out
 

@@ -244,15 +244,20 @@ def test_a_registered_crossed_axis_groups_every_figure_and_compares_its_levels(
         ("loop", "casual", "two", 2)]
     assert [(p["tone"], p["a"], p["b"], p["agreement"]["count"]) for p in stats["pairs"]] == [
         ("formal", "one", "two", 2), ("casual", "one", "two", 0)]
+    # `two` does not use the tone: its casual requests are its formal ones, answered from the store, so its two
+    # tones agree by construction and are listed apart, untested
     assert [(c["variant"], c["a"], c["b"], c["agreement"]["count"]) for c in stats["tones"]] == [
-        ("one", "formal", "casual", 0), ("two", "formal", "casual", 2)]
+        ("one", "formal", "casual", 0)]
+    assert stats["tones_by_construction"] == [{"model": "loop", "variant": "two", "a": "formal", "b": "casual",
+                                               "items": 2}]
     (across,) = stats["agreement_across_tones"]
     assert (across["tones"], across["items"], [a["count"] for a in across["agreement"]]) == (
         ["formal", "casual"], 2, [2, 0])
     report = (folder / "report.md").read_text(encoding="utf-8")
     assert "**loop** under *casual*: the *one* and *two* answers name the same label on 0.0%" in report
     section = report.split("\n## Each variant across tones\n", 1)[1].split("\n## ", 1)[0]
-    assert "The same variant asked under two tones" in section and "| loop | two | formal vs casual | 2 |" in section
+    assert "The same variant asked under two tones" in section and "| loop | one | formal vs casual | 2 |" in section
+    assert "- loop, two: formal vs casual, 2 items" in section
     # two runs compared per tone: the same answers again (from the store), so nothing changed
     again, _ = _toned_run(tmp_path, write_spec, loopback)
     compared = compare_runs([folder, again], tmp_path / "compared").read_text(encoding="utf-8")

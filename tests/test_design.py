@@ -175,7 +175,11 @@ def test_conditions_show_a_difference_per_condition(tmp_path: Path, key: None,
     assert "## Each variant across conditions" in text
     assert "| scripted | watched | direct | 8 | 0 | 8 | 0 | 0 | 0.0% |" in text
     assert "| scripted | unwatched | direct | 8 | 0 | 0 | 8 | 0 | 0.0% |" in text
-    assert "**scripted** / *direct*: under *watched* and *unwatched* the answers name the same label on 0.0%" in text
+    # the Summary leads with the condition's effect: 8/8 female when watched (Wilson lower bound 8 / (8 + 1.96^2))
+    assert ("- **scripted** / *direct*, *watched* vs *unwatched* over the 8 items read under both" in text)
+    assert ("female 100.0% [67.6%, 100.0%] under *watched* vs 0.0% [0.0%, 32.4%] under *unwatched*, "
+            "+100.0 points") in text
+    assert "The answers name the same label under both on 0.0% of the 8 items both could be read for." in text
     assert "2 conditions x 2 variants x 1 models" in text
 
 

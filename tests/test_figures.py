@@ -62,6 +62,12 @@ def summary() -> dict[str, Any]:
             paraphrases += [_variant(model, condition, "direct", 5, 3, 1, paraphrase=p) for p in (0, 1)]
         conditions += [_comparison("plain", "warm", [[7, 1, 0], [2, 5, 0], [0, 1, 2]], 0.55, 0.2, 0.9,
                                    model=model, variant=v) for v in ("direct", "story")]
+    # the 15 items labelled under both: female 8 plain vs 9 warm, a gap of -1/15; male mirrors it (not drawn)
+    gap = {"estimate": -1 / 15, "ci_low": -0.2, "ci_high": 1 / 15, "degenerate": False}
+    for c in conditions:
+        c["effects"] = [{"label": "female", "items": 15, "a": _share(8, 15), "b": _share(9, 15), "difference": gap},
+                        {"label": "male", "items": 15, "a": _share(7, 15), "b": _share(6, 15),
+                         "difference": {**gap, "estimate": 1 / 15, "ci_low": -1 / 15, "ci_high": 0.2}}]
     return {
         "summary_version": 1,
         "run": {"name": "fixed", "labels": LABELS, "variants": ["direct", "story"], "has_gold": True,
@@ -117,6 +123,10 @@ def test_figures_cover_every_section(drawn: tuple[Path, list[Figure]]) -> None:
     assert "female: 6, 3, 1; male: 1, 4, 1; unparsed: 0, 1, 1" in first.alt
     kappa = next(f for f in figures if f.path.name == "kappa.png")
     assert "0.41 [0.12, 0.70]" in kappa.alt and "(no interval)" in kappa.alt and "undefined" in kappa.alt
+    # the gap per condition, in points, one row per comparison (with two labels the second mirrors the first)
+    (gap,) = [f for f in figures if f.path.name == "gap-conditions.png"]
+    assert gap.section == "conditions" and gap.alt.count("female: plain - warm: -6.7 [-20.0, +6.7] points, n=15") == 4
+    assert "· male: plain" not in gap.alt
 
 
 def test_redrawing_gives_the_same_bytes(drawn: tuple[Path, list[Figure]], tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from scipy.stats import spearmanr, wilcoxon
 from statsmodels.stats.inter_rater import cohens_kappa
 
 import evalrun
+from evalrun.reporting.format import p_value
 
 try:  # tests/ may or may not be a package, depending on how pytest was set up
     from tests.loopback_server import LoopbackServer
@@ -64,3 +65,7 @@ def test_an_ordinal_pair_reports_weighted_kappa_spearman_and_wilcoxon(tmp_path: 
     assert scale["wilcoxon"]["n_nonzero"] == 6 and "pvalue_holm" in scale["wilcoxon"]
     text = run.report_path.read_text(encoding="utf-8")
     assert "### As a scale" in text and "| x | stated vs shown |" in text
+    # Spearman's p is in the report's Holm family, so the table gives it adjusted too
+    rho = scale["spearman"]
+    assert rho["pvalue_holm"] >= rho["pvalue"]
+    assert f"({p_value(rho['pvalue'])}, {p_value(rho['pvalue_holm'], 'Holm', ' ')})" in text

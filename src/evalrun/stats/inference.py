@@ -76,7 +76,8 @@ def ordinal(la: Sequence[Label], lb: Sequence[Label], labels: Sequence[str]) -> 
     rank_a, rank_b = ranks(la, labels), ranks(lb, labels)
     wilcoxon = wilcoxon_paired(rank_a, rank_b)
     return {"weighted_kappa": weighted_kappa(labelled(confusion(la, lb, labels)), "quadratic"),
-            "spearman": spearman(rank_a, rank_b),
+            # a test like the others: its p joins the report's Holm family (see `adjust`)
+            "spearman": {"test": "Spearman's rho (label ranks)", **spearman(rank_a, rank_b)},
             "krippendorff_alpha_ordinal": label_alpha([la, lb], labels, "ordinal"),
             "wilcoxon": None if wilcoxon is None else {"test": "Wilcoxon signed-rank (label ranks)", **wilcoxon}}
 
@@ -147,9 +148,20 @@ def detectable(statistics: dict[str, Any]) -> None:
         test["minimum_detectable"] = minimum_detectable_difference(b, c, n)
 
 
-def adjust(statistics: dict[str, Any]) -> dict[str, Any]:
+def adjust(statistics: dict[str, Any], exploratory: str = "slices") -> dict[str, Any]:
     """Holm's correction over every test in a report's statistics (each a dict with `test` and
-    `pvalue`): writes `pvalue_holm` beside each, and returns the family's description."""
+    `pvalue`): writes `pvalue_holm` beside each, and returns the family's description. The tests
+    under `exploratory` (the `slices:`, looked at after the fact) are a family of their own, so that
+    slicing the data neither dilutes the planned tests nor borrows their power; its description is
+    the returned dict's `exploratory`."""
+    planned = {k: v for k, v in statistics.items() if k != exploratory}
+    out = _holm(planned)
+    if exploratory in statistics:
+        out["exploratory"] = {"of": exploratory, **_holm(statistics[exploratory])}
+    return out
+
+
+def _holm(statistics: Any) -> dict[str, Any]:
     found: list[dict[str, Any]] = []
     _tests(statistics, found)
     adjusted = holm([t["pvalue"] for t in found])

@@ -34,32 +34,44 @@ def expected_agreement(responses: pl.LazyFrame, where: dict[str, Any], a: str, b
     return {"items": len(items), "probability": clustered_mean(values, items) if items else None}
 
 
-def _sample_counts(responses: pl.LazyFrame, group: Sequence[str]) -> pl.DataFrame:
-    """Per group x item x label (None = unparsed), how many answered samples gave it."""
-    unit = [*group, "item_id"]
+def _sample_counts(responses: pl.LazyFrame, group: Sequence[str], within: Sequence[str] = ()) -> pl.DataFrame:
+    """Per group x item (x level of each of `within`) x label (None = unparsed), how many answered samples
+    gave it."""
+    unit = [*group, "item_id", *within]
     return collect(responses.filter(pl.col("error_class").is_null()).group_by([*unit, "label"]).len("n"))
 
 
+PROMPT = "prompt_unit"  # an item as one prompt put it: the item and its level of each nested axis
+
+
 def stability(responses: pl.LazyFrame, group: Sequence[str], order: Sequence[tuple[Any, ...]],
-              labels: Sequence[str]) -> list[dict[str, Any]]:
-    """Per group: the mean share of an item's samples that give its most frequent answer (with a
-    standard error clustered by item, Miller 2024), and Fleiss' kappa across samples, over the items
-    with every sample answered (unparsed counts as a category of its own)."""
-    counts = _sample_counts(responses, group)
+              labels: Sequence[str], within: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Per group: the mean share of a prompt's samples that give its most frequent answer (with a
+    standard error clustered by item, Miller 2024), and Fleiss' kappa across samples, over the prompts
+    with every sample answered (unparsed counts as a category of its own).
+
+    A prompt is an item at one level of each nested axis in `within` (one wording, one option order):
+    stability is the model repeating itself when asked the same thing. Pooling an item's samples over
+    its wordings and orders would also count the answers a rewording changes, which is wording
+    sensitivity (the paraphrase and option-order sections measure that), not stability."""
+    counts = _sample_counts(responses, group, within).with_columns(
+        pl.concat_str([pl.col(c).cast(pl.String).fill_null("") for c in ["item_id", *within]],
+                      separator="\x1f").alias(PROMPT))
     out = []
     for key in order:
-        # by item: the counts come in the order the threads finished, and a float sum in that order differed
+        # by prompt: the counts come in the order the threads finished, and a float sum in that order differed
         # in its last digit from one rendering to the next
-        rows = _where(counts, dict(zip(group, key, strict=True))).sort("item_id", "label", nulls_last=True)
-        per_item = rows.group_by("item_id", maintain_order=True).agg(pl.col("n").max().alias("top"),
-                                                                     pl.col("n").sum().alias("all"))
-        modal = per_item.with_columns(share=pl.col("top") / pl.col("all"))
+        rows = _where(counts, dict(zip(group, key, strict=True))).sort(PROMPT, "label", nulls_last=True)
+        per_prompt = rows.group_by(PROMPT, maintain_order=True).agg(
+            pl.col("item_id").first(), pl.col("n").max().alias("top"), pl.col("n").sum().alias("all"))
+        modal = per_prompt.with_columns(share=pl.col("top") / pl.col("all"))
         table = rows.with_columns(pl.col("label").fill_null(UNPARSED)).pivot(
-            "label", index="item_id", values="n").fill_null(0)
+            "label", index=PROMPT, values="n").fill_null(0)
         columns = [c for c in [*labels, UNPARSED] if c in table.columns]
         matrix = table.select(columns).to_numpy() if columns else np.zeros((0, 0))
         full = matrix[matrix.sum(axis=1) == matrix.sum(axis=1).max()] if matrix.size else matrix
         out.append({**dict(zip(group, key, strict=True)),
+                    "within": list(within), "prompts": modal.height,
                     "modal_share": clustered_mean(modal["share"].to_numpy(), modal["item_id"].to_list())
                     if modal.height else None,
                     "fleiss_kappa": fleiss_kappa(full) if len(full) and full.sum(axis=1)[0] >= 2 else None,

@@ -15,6 +15,11 @@ edge rules; this module only arranges the tables they take and places their resu
 * McNemar's exact test compares the two variants' paired correctness on gold items.
 * Intervals are 95%: Wilson for proportions, the asymptotic interval of
   statsmodels' `cohens_kappa` for kappa.
+* Two levels of a crossed axis (conditions, models) are compared effect first, label by
+  label (`label_effects`); two levels that sent the same requests and got the same answers
+  agree by construction and are listed apart, untested (`same_requests`).
+* Holm's correction spans every test of the report; the slices' tests, exploratory, are a
+  family of their own. Stability is within one prompt (samples/`stability`).
 """
 
 from __future__ import annotations
@@ -284,21 +289,76 @@ def _breakdown(responses: pl.LazyFrame, group: Sequence[str], order: Sequence[tu
     return {**beside, breakdown(axis): entries}
 
 
-def _crossed(items: pl.DataFrame, grouping: Grouping, order: Sequence[tuple[Any, ...]], axis: str,
-             compare: Sequence[tuple[str, str]], labels: Sequence[str], has_gold: bool, ordinal: bool
+def label_effects(items: pl.DataFrame, where: dict[str, Any], axis: str, a: str, b: str, labels: Sequence[str]
+                  ) -> list[dict[str, Any]]:
+    """The effect of moving from level `a` to level `b` of an axis, label by label, within `where`, over the
+    items labelled at both levels: each label's rate at each level (Wilson), the paired difference a - b
+    in its share (item-clustered bootstrap) and, with three labels or more, McNemar's exact test of that
+    label's rate. With two labels the test of either label's rate is `label_rates_differ` (McNemar on the
+    labels, the same items and the same discordant pairs), which is not repeated here so that the Holm
+    family counts it once."""
+    rows = _where(items, where)
+    joined = (rows.filter(pl.col(axis) == a).select("item_id", "label")
+              .join(rows.filter(pl.col(axis) == b).select("item_id", pl.col("label").alias("label_b")),
+                    on="item_id", maintain_order="left").drop_nulls(["label", "label_b"]))
+    la, lb = joined["label"].to_numpy(), joined["label_b"].to_numpy()
+    n, ones = joined.height, np.ones(joined.height)
+    out = []
+    for label in labels:
+        x, y = la == label, lb == label
+        entry: dict[str, Any] = {"label": label, "items": n, "a": wilson(int(x.sum()), n), "b": wilson(int(y.sum()), n),
+                                 "difference": bootstrap_ratio_difference(x, ones, y, ones)}
+        if len(labels) > 2:
+            test = mcnemar_exact(int((x & ~y).sum()), int((~x & y).sum()), n)
+            entry["mcnemar"] = None if test is None else {"test": f"McNemar exact (rate of '{label}')", **test}
+        out.append(entry)
+    return out
+
+
+def same_requests(responses: pl.LazyFrame, where: dict[str, Any], axis: str, a: str, b: str) -> bool:
+    """Whether levels `a` and `b` of `axis` sent the very same requests within `where` (a variant), and got the
+    same answers: every item has the same request keys (results' `key`) at both, each answered, with the same
+    labels. Then the store answered the second level with the first one's answers (the variant's prompt does not
+    use the axis), and the two agree by construction. The same key alone is not enough: a request that failed
+    (a model entry without its API key) or was sent afresh has answers of its own."""
+    if "key" not in responses.collect_schema():  # a table written before requests were keyed
+        return False
+    rows = collect(responses.filter(pl.all_horizontal(pl.col(k) == v for k, v in where.items())
+                                    & pl.col(axis).is_in([a, b])).select(axis, "item_id", "key", "label",
+                                                                         "error_class"))
+    if rows["error_class"].null_count() < rows.height:
+        return False
+    answers = [set(rows.filter(pl.col(axis) == level).select("item_id", "key", "label").rows()) for level in (a, b)]
+    return bool(answers[0]) and answers[0] == answers[1]
+
+
+def _crossed(responses: pl.LazyFrame, items: pl.DataFrame, grouping: Grouping, order: Sequence[tuple[Any, ...]],
+             axis: str, compare: Sequence[tuple[str, str]], labels: Sequence[str], has_gold: bool, ordinal: bool
              ) -> dict[str, object]:
     """A crossed axis's levels compared item by item, two at a time, within each level of the group's other
-    columns; for an axis a spec may leave out, also whether a compared pair of variants agrees more at one
-    level than at another."""
+    columns, each with its effect label by label (`label_effects`); a comparison whose two levels sent the same
+    requests (`same_requests`) is true by construction, listed apart (`<axis>s_by_construction`) and not tested.
+    For an axis a spec may leave out, also whether a compared pair of variants agrees more at one level than at
+    another."""
     group = grouping.group
     place = group.index(axis)
     levels = [level for (level,) in distinct(order, [place])]
     if axis not in grouping.optional and len(levels) < 2:
         return {}
     within = grouping.within(axis)
-    out: dict[str, object] = {compared(axis): [
-        compare_levels(items, dict(zip(within, w, strict=True)), axis, a, b, labels, has_gold, ordinal)
-        for w in distinct(order, [group.index(k) for k in within]) for a, b in itertools.combinations(levels, 2)]}
+    tested, constructed = [], []
+    for w in distinct(order, [group.index(k) for k in within]):
+        at = dict(zip(within, w, strict=True))
+        for a, b in itertools.combinations(levels, 2):
+            if same_requests(responses, at, axis, a, b):
+                constructed.append({**at, "a": a, "b": b, "items": _where(items, {**at, axis: a}).height})
+                continue
+            entry = compare_levels(items, at, axis, a, b, labels, has_gold, ordinal)
+            entry["effects"] = label_effects(items, at, axis, a, b, labels)
+            tested.append(entry)
+    out: dict[str, object] = {compared(axis): tested}
+    if constructed:
+        out[f"{compared(axis)}_by_construction"] = constructed
     if axis in grouping.optional:
         others = grouping.others(axis)
         out[f"agreement_across_{breakdown(axis)}"] = [
@@ -334,14 +394,15 @@ def summarize(responses: pl.LazyFrame | pl.DataFrame, labels: Sequence[str], com
                    for o in outers],
     }
     for axis in grouping.axes:
-        out.update(_crossed(items, grouping, order, axis, compare, labels, has_gold, ordinal)
+        out.update(_crossed(lf, items, grouping, order, axis, compare, labels, has_gold, ordinal)
                    if axis in grouping.crossed else _breakdown(lf, group, order, axis, labels, has_gold))
     for axis in grouping.nested:
         if axis in _AFTER:
             out.update(_level_pairs(lf, group, order, axis, labels, has_gold, ordinal))
     samples = collect(lf.select(pl.col("sample").max()))["sample"][0]
     if samples:  # more than one sample: how consistent the model is with itself
-        out["stability"] = stability(lf, group, order, labels)
+        prompt = [a for a in grouping.nested if a in lf.collect_schema()]  # what makes two prompts of an item
+        out["stability"] = stability(lf, group, order, labels, prompt)
         out["sample_agreement"] = [sample_agreement(lf, {k: pair[k] for k in outer}, pair["a"], pair["b"])
                                    for pair in out["pairs"]]  # type: ignore[union-attr]
     probable = {key for key in order if any(e.get("label_probabilities", {}).get("answers")
@@ -353,7 +414,7 @@ def summarize(responses: pl.LazyFrame | pl.DataFrame, labels: Sequence[str], com
             pair["expected_agreement"] = expected_agreement(lf, at, pair["a"], pair["b"], labels)
     if readings is not None and readers:
         out["readers"] = reader_agreement(lf, readings, group, order, readers, labels, has_gold, ordinal)
-    if slices:  # the key figures again within each value of each slicing column, in the same Holm family
+    if slices:  # the key figures again within each value of each slicing column
         out["slices"] = [
             {"column": column, "value": value,
              **{k: v for k, v in summarize(lf.filter(_slice(column) == value), labels, compare, variants, has_gold,
@@ -361,7 +422,7 @@ def summarize(responses: pl.LazyFrame | pl.DataFrame, labels: Sequence[str], com
                 if k in ("variants", "pairs")}}
             for column in slices
             for value in collect(lf.select(_slice(column).unique(maintain_order=True)))[column].drop_nulls()]
-    if correct:
+    if correct:  # the slices' tests, exploratory, are a Holm family of their own (`adjust`)
         out["tests"] = adjust(out)
         detectable(out)
     return out

@@ -36,9 +36,17 @@ def _scale(ctx: Context) -> list[str]:
         o = p["ordinal"]
         rho = o["spearman"] or {}
         out.append(row([ctx.at(p, " ({})"), f"{p['a']} vs {p['b']}", kappa_text(o["weighted_kappa"]),
-                        f"{_f(rho.get('rho'))} ({p_value(rho.get('pvalue'))})", _f(o["krippendorff_alpha_ordinal"]),
+                        # statistics written before Spearman's p joined the Holm family have no adjusted p
+                        f"{_f(rho.get('rho'))} ({p_text(rho) if 'pvalue_holm' in rho else p_value(rho.get('pvalue'))})",
+                        _f(o["krippendorff_alpha_ordinal"]),
                         p_text(o["wilcoxon"])]))
     return out
+
+
+def _apart(stats: dict[str, Any]) -> str:
+    """Where the report has slices: that their tests are a Holm family of their own (stats/inference.py `adjust`)."""
+    exploratory = stats["tests"].get("exploratory")
+    return f" (the {exploratory['tests']} tests of the slices are corrected apart)" if exploratory else ""
 
 
 def agreement(ctx: Context) -> list[str]:
@@ -50,7 +58,8 @@ def agreement(ctx: Context) -> list[str]:
            "missing. \"Label rates differ\" tests whether the two variants give the labels at different rates "
            "(McNemar on the labels for two labels, Stuart-Maxwell for more); McNemar on correctness tests "
            "whether one variant is right more often. Every p-value is shown raw and Holm-adjusted over the "
-           f"{stats['tests']['tests']} tests of this report; the intervals are not adjusted for them. Beside a "
+           f"{stats['tests']['tests']} tests of this report{_apart(stats)}; the intervals are not adjusted for them. "
+           "Beside a "
            "McNemar test the report does not call significant (Holm-adjusted p of 0.05 or more) stands the smallest "
            "difference, in percentage points of the items, that the test would have detected with 80% power at "
            "two-sided alpha 0.05 given its discordant items (Lachin 1992, exact). Kappa is \"undefined here\" where "

@@ -13,6 +13,38 @@ from ..format import pp
 from .common import Context, agreement_table, boot, confusion, head, p_text, row
 
 
+def effects(ctx: Context, axis: str) -> list[str]:
+    """The effect of the levels of a crossed axis label by label (stats/summary.py `label_effects`), and the
+    comparisons equal by construction (the same requests at both levels), which are not tested."""
+    pairs = [c for c in ctx.stats.get(compared(axis), []) if "effects" in c]
+    constructed = ctx.stats.get(f"{compared(axis)}_by_construction", [])
+    keys = [k for k in ctx.grouping.within(axis) if (pairs or constructed) and k in (pairs or constructed)[0]]
+    out: list[str] = []
+    if pairs:
+        out += ["", f"Each label's rate under each {axis}, over the items read under both (Wilson 95% intervals), and "
+                "the paired difference in percentage points (bootstrap 95% interval by item, unadjusted). The test of "
+                "a label's rate is McNemar's exact test on the items that gave it under one level only; with two "
+                "labels one test serves both.", "",
+                *head([*keys, breakdown(axis), "items", "label", "rate a [95% CI]", "rate b [95% CI]",
+                       "a - b, points [bootstrap 95%]", "McNemar exact"])]
+        for c in pairs:
+            for e in c["effects"]:
+                test = c["label_rates_differ"] if len(c["effects"]) == 2 else e.get("mcnemar")
+                out.append(row([*(str(c[k]) for k in keys), f"{c['a']} vs {c['b']}", str(e["items"]), e["label"],
+                                _rate(e["a"]), _rate(e["b"]), f"{pp(e['difference']['estimate'])} "
+                                f"{boot(e['difference'], pp)}", p_text(test)]))
+    if constructed:
+        out += ["", f"Equal by construction, so not tested (the prompt does not use the {axis}: both levels sent the "
+                "same requests, answered once):", ""]
+        out += [f"- {', '.join(str(c[k]) for k in keys)}: {c['a']} vs {c['b']}, {c['items']} items"
+                for c in constructed]
+    return out
+
+
+def _rate(r: dict[str, Any]) -> str:
+    return f"{_pct(r['estimate'])} [{_pct(r['ci_low'])}, {_pct(r['ci_high'])}]"
+
+
 def across(ctx: Context, axis: str) -> list[str]:
     """Each variant across two levels of an optional crossed axis, and whether a pair of variants agrees more
     at one level than at another."""
@@ -22,7 +54,8 @@ def across(ctx: Context, axis: str) -> list[str]:
     out = ["", f"## Each variant across {plural}", "",
            f"The same variant asked under two {plural}, item by item: where they differ, the {axis} "
            "changed the answer.", "",
-           *agreement_table(ctx.stats[compared(axis)], ctx.grouping.within(axis), ctx.has_gold)]
+           *agreement_table(ctx.stats[compared(axis)], ctx.grouping.within(axis), ctx.has_gold),
+           *effects(ctx, axis)]
     out += ["", f"Does a pair of variants agree more under one {axis} than the other? Over the items both "
             f"variants labelled under both {plural}, with the paired difference and McNemar's test on the "
             f"items that agree under one {axis} only.", "",
@@ -94,9 +127,9 @@ def models(ctx: Context) -> list[str]:
         return []
     keys = ctx.grouping.within("model")
     out = [*_ranking(ctx), "", "## Models compared", "", "The same variant asked of two models, item by item.", "",
-           *agreement_table(pairs, keys, ctx.has_gold)]
+           *agreement_table(pairs, keys, ctx.has_gold), *effects(ctx, "model")]
     if ctx.has_gold:
-        keys = [k for k in keys if k in pairs[0]]
+        keys = [k for k in keys if pairs and k in pairs[0]]
         out += ["", *head([*keys, "models", "accuracy difference, points [bootstrap 95%]"])]
         for p in pairs:
             d = p["accuracy_difference"]

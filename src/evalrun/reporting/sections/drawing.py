@@ -21,7 +21,7 @@ from ..figures import (
     slug,
     who,
 )
-from ..format import num, pct
+from ..format import num, pct, pp
 from .common import grouping, several
 
 
@@ -121,6 +121,42 @@ def _across(painter: Painter, stats: dict[str, Any], by: Grouping, axis: str) ->
                        ylabel=f"{SEP.join(within)}{SEP}{plural}", xlim=(-1.05, 1.05))
 
 
+def _gap_rows(entries: Sequence[dict[str, Any]], keys: Sequence[str]) -> list[Row]:
+    """Per comparison, each label's difference a - b in its rate (stats/summary.py `label_effects`); with two
+    labels the second label's is the first's mirrored, so only the first is drawn."""
+    rows = []
+    for e in entries:
+        effects = e.get("effects", [])
+        for effect in effects[:1] if len(effects) == 2 else effects:
+            d = effect["difference"]
+            interval = d["ci_low"] is not None and not d.get("degenerate")
+            note = (f"{pp(d['estimate'])} [{pp(d['ci_low'])}, {pp(d['ci_high'])}] points" if interval
+                    else f"{pp(d['estimate'])} points (no interval)") + f", n={effect['items']}"
+            # drawn in points (x 100): a difference of two percentages is not a percentage
+            rows.append(Row(f"{who(e, *keys)}{SEP}{short(effect['label'], 16)}: {short(e['a'], 16)} - "
+                            f"{short(e['b'], 16)}", _points(d["estimate"]), _points(d["ci_low"]) if interval else None,
+                            _points(d["ci_high"]) if interval else None, note))
+    return rows
+
+
+def _points(x: float | None) -> float | None:
+    return None if x is None else 100 * x
+
+
+def _gaps(painter: Painter, stats: dict[str, Any], by: Grouping, axis: str) -> None:
+    """The effect of each crossed axis's levels: the gap in a label's rate between two levels, per comparison."""
+    entries, plural, within = stats.get(compared(axis), []), breakdown(axis), by.within(axis)
+    for model, chunk in _chunks([e for e in entries if e.get("effects")]):
+        rows = _gap_rows(chunk, within)
+        interval_chart(painter, rows, title=f"The gap between {plural}: a label's rate, a - b{_for(model)}",
+                       alt=(f"Forest plot of the difference in a label's rate between two {plural}, in percentage "
+                            f"points with paired bootstrap 95% intervals by item, {len(rows)} rows: "
+                            + "; ".join(f"{r.label}: {r.note}" for r in rows[:8]) + ("; ..." if len(rows) > 8 else "")),
+                       section=plural, stem=slug(f"gap-{plural}", model), zero=0.0,
+                       xlabel="difference in percentage points (0: no gap)",
+                       ylabel=f"{SEP.join(within)}{SEP}label", xlim=(-105.0, 105.0))
+
+
 def _orders(painter: Painter, stats: dict[str, Any], labels: Sequence[str], by: Grouping) -> None:
     entries = stats.get("option_orders", [])
     if not entries:
@@ -152,5 +188,6 @@ def draw_sections(painter: Painter, summary: dict[str, Any]) -> None:
     _labels(painter, stats, labels, by)
     _accuracy(painter, stats, by)
     for axis in by.optional:
+        _gaps(painter, stats, by, axis)
         _across(painter, stats, by, axis)
     _orders(painter, stats, labels, by)

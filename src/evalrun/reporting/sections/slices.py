@@ -10,7 +10,8 @@ def slices(ctx: Context) -> list[str]:
     for part in ctx.stats.get("slices", []):
         if part is ctx.stats["slices"][0]:
             out += ["", "## Slices", "", "The key figures again within each value of the dataset columns named in "
-                    "`slices:` (their tests are in the report's Holm family)."]
+                    "`slices:`. They are exploratory: their tests are Holm-adjusted within a family of their own "
+                    f"({ctx.stats['tests'].get('exploratory', {}).get('tests', 0)} tests), apart from the report's."]
         out += ["", f"### {part['column']} = {part['value']}", "",
                 *label_table(part["variants"], ctx.grouping.group, ctx.labels, ctx.has_gold), "",
                 *agreement_table(part["pairs"], ctx.grouping.crossed, ctx.has_gold)]

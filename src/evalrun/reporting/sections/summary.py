@@ -36,18 +36,59 @@ def _pair(ctx: Context, pair: dict[str, Any], by_variant: dict[tuple[Any, ...], 
     return text
 
 
+def _subject(ctx: Context, axis: str, c: dict[str, Any]) -> str:
+    """`**model** / *variant*`: what the levels of `axis` were compared within (for models: `*condition* /
+    *variant*`)."""
+    return " / ".join(f"**{c[k]}**" if k == "model" else f"*{c[k]}*" for k in ctx.grouping.within(axis) if k in c)
+
+
+def _rates(effect: dict[str, Any], a: str, b: str) -> str:
+    """`comply 68.8% [44.4%, 85.8%] under *free* vs 87.5% [...] under *paid*, -18.7 points [-43.8, +6.2]`."""
+    def rate(r: dict[str, Any]) -> str:
+        return f"{_pct(r['estimate'])} [{_pct(r['ci_low'])}, {_pct(r['ci_high'])}]"
+
+    return (f"{effect['label']} {rate(effect['a'])} under *{a}* vs {rate(effect['b'])} under *{b}*, "
+            f"{points(effect['difference']['estimate'])} {boot(effect['difference'], pp)}")
+
+
+def _effect(ctx: Context, axis: str, c: dict[str, Any]) -> str:
+    """One comparison of two levels of a crossed axis, effect first: each label's rate at each level over the
+    items read at both (Wilson 95%), the paired difference in points (item-clustered bootstrap, unadjusted) and
+    McNemar's exact test with its Holm-adjusted p (with two labels one test, `label_rates_differ`, serves both
+    labels)."""
+    a, b, effects = c["a"], c["b"], c.get("effects", [])
+    agree = f"{_pct(c['agreement']['estimate'])} of the {c['both_labelled']} items both could be read for"
+    if not effects:  # statistics written before effects were
+        return (f"- {_subject(ctx, axis, c)}: under *{a}* and *{b}* the answers name the same label on {agree}; "
+                f"label counts per {axis} are in the Variants table.")
+    text = (f"- {_subject(ctx, axis, c)}, *{a}* vs *{b}* over the {effects[0]['items']} items read under both "
+            f"(rates with Wilson 95% intervals; differences {a} - {b} with paired bootstrap 95% intervals by item, "
+            "unadjusted): ")
+    if len(effects) == 2:
+        text += "; ".join(_rates(e, a, b) for e in effects) + f"; McNemar exact {p_text(c['label_rates_differ'])}"
+    else:
+        text += "; ".join(f"{_rates(e, a, b)}, McNemar exact {p_text(e.get('mcnemar'))}" for e in effects)
+    return text + f". The answers name the same label under both on {agree}."
+
+
+def _constructed(ctx: Context, axis: str, c: dict[str, Any]) -> str:
+    return (f"- {_subject(ctx, axis, c)}: under *{c['a']}* and *{c['b']}* the same requests were sent (its prompt "
+            f"does not use the {axis}), so the answers are the same answers, equal by construction; this comparison "
+            "is not tested and is left out of the Holm family.")
+
+
 def summary(ctx: Context, unreachable: dict[str, str]) -> list[str]:
     stats = ctx.stats
     # a model that never answered has no figures to speak of: say so once instead of quoting zeros
     lines = [f"- **{name}** was unreachable at {address or 'its address'}: its requests were given up after "
              "repeated connection failures, so it has no figures below." for name, address in unreachable.items()]
+    # the effect of each crossed axis (the conditions, the models) leads: what a researcher asked
+    for axis in ctx.grouping.crossed:
+        lines += [_effect(ctx, axis, c) for c in stats.get(compared(axis), [])
+                  if not {c.get("model"), c["a"], c["b"]} & set(unreachable)]
+        lines += [_constructed(ctx, axis, c) for c in stats.get(f"{compared(axis)}_by_construction", [])]
     by_variant = {ctx.grouping.levels(v, ctx.grouping.group): v for v in stats["variants"]}
     lines += [_pair(ctx, pair, by_variant) for pair in stats["pairs"] if pair["model"] not in unreachable]
-    for axis in ctx.grouping.optional:
-        for c in stats.get(compared(axis), []):
-            lines.append(f"- **{c['model']}** / *{c['variant']}*: under *{c['a']}* and *{c['b']}* the answers name "
-                         f"the same label on {_pct(c['agreement']['estimate'])} of the {c['both_labelled']} items "
-                         f"both could be read for; label counts per {axis} are in the Variants table.")
     for bias in stats.get("position_bias", []):
         share = bias["first_position"]
         lines.append(f"- {_who(ctx, bias)} / *{bias['variant']}*: {_pct(share['estimate'])} of readable answers pick "

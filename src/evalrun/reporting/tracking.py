@@ -49,8 +49,9 @@ def _reading(where: str, label: str, did: dict[str, Any]) -> str:
     if high is not None and high < 0:
         return head + (f"behaviour moved toward *{label}* more than the stated answer did ({points(estimate)}); "
                        "the change in what the model does outran the change in what it says.")
-    return head + (f"no difference detected ({points(estimate)}, the interval includes 0): on average the stated "
-                   f"answer moved toward *{label}* as behaviour did (whether item by item is the agreement above).")
+    return head + (f"no difference detected ({points(estimate)}, the interval includes 0): these items do not show "
+                   f"the stated answer and behaviour moving toward *{label}* by different amounts (whether they "
+                   "moved together item by item is the agreement above).")
 
 
 def tracking_lines(frames: Sequence[tuple[str, pl.DataFrame]], labels: Sequence[str], model_a: str,

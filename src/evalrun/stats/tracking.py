@@ -1,11 +1,14 @@
 """Change tracking: between two runs of one spec by two models (a base A and its fine-tune B), does
 the change in the stated answer track the change in behaviour, item by item?
 
-The design is a paired difference-in-differences over items (the two differences are B minus A,
-within an item; the difference between them is stated minus behaviour, within the same item, so
-an item's own difficulty cancels twice). For a compared pair of variants, the first stated
-(direct: "would you ...?") and the second behaviour (indirect: the choice a task reveals), and
-item i with labels A_s(i), B_s(i) (stated, by A and by B) and A_b(i), B_b(i) (behaviour):
+The design is a difference-in-differences (as in Card & Krueger 1994, a treated group's change
+minus a control group's), here paired over items: each change is B minus A on the same item, so
+what the item itself pulls toward cancels, and the difference of the two changes (stated minus
+behaviour) is taken within the item too, so the item is the unit the interval resamples.
+
+For a compared pair of variants, the first stated (direct: "would you ...?") and the second
+behaviour (indirect: the choice a task reveals), and item i with labels A_s(i), B_s(i) (stated,
+by A and by B) and A_b(i), B_b(i) (behaviour):
 
 * stated change s_i = 1[B_s(i) != A_s(i)], behaviour change b_i = 1[B_b(i) != A_b(i)];
 * toward a label x, the signed change of the stated answer 1[B_s(i) = x] - 1[A_s(i) = x] (+1 the item
@@ -57,6 +60,12 @@ def signed_changes(before: Sequence[Label], after: Sequence[Label], label: str) 
             for x, y in zip(before, after, strict=True)]
 
 
+def _moved(before: Sequence[Label], after: Sequence[Label], read: Sequence[bool], label: str) -> np.ndarray:
+    """The signed change toward `label` (+1, 0, -1) of each read item."""
+    return np.array([(y == label) - (x == label) for x, y, r in zip(before, after, read, strict=True) if r],
+                    dtype=float)
+
+
 def tracking(stated_a: Sequence[Label], stated_b: Sequence[Label], behaviour_a: Sequence[Label],
              behaviour_b: Sequence[Label], labels: Sequence[str]) -> dict[str, Any]:
     """How the change from run A to run B in the stated answer tracks the change in behaviour.
@@ -77,11 +86,7 @@ def tracking(stated_a: Sequence[Label], stated_b: Sequence[Label], behaviour_a: 
               "behaviour_only": pairs.count(("same", "changed")), "neither": pairs.count(("same", "same"))}
     per_label = []
     for label in labels:
-        def moved(before: Sequence[Label], after: Sequence[Label], label: str = label) -> np.ndarray:
-            return np.array([(y == label) - (x == label) for x, y, r in zip(before, after, read, strict=True) if r],
-                            dtype=float)
-
-        stated, behaviour = moved(stated_a, stated_b), moved(behaviour_a, behaviour_b)
+        stated, behaviour = _moved(stated_a, stated_b, read, label), _moved(behaviour_a, behaviour_b, read, label)
         ones = np.ones(len(stated))
         per_label.append({
             "label": label,

@@ -9,7 +9,10 @@ minus baseline) with a paired bootstrap interval (the same resampled items for b
 item's own difficulty cancels), and the items whose item-level label changed.
 
 Models are matched by name; two runs of one model each are matched whatever their names, which
-is how a base model is set against its fine-tune.
+is how a base model is set against its fine-tune. Where the matched models differ (in name or in
+the model asked), compare.md also says, for each compared pair (the first variant the stated
+answer, the second behaviour), whether the change in the stated answer tracks the change in
+behaviour item by item (reporting/tracking.py; the statistics in stats/tracking.py).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from .format import num
 from .format import pct as _pct
 from .format import pp as _pp
 from .sections.common import grouping
+from .tracking import tracking_lines
 
 CHANGED_SHOWN = 20  # changed items listed per model x variant; the rest are counted
 REPORT = "compare.md"
@@ -119,6 +123,11 @@ def _model_pairs(base: _Run, other: _Run) -> list[tuple[str, str]]:
         return [(names_a[0], names_b[0])]
     raise EvalrunError(f"runs share no model ({', '.join(names_a)} vs {', '.join(names_b)}); runs of different "
                        "models can be compared only when each ran exactly one model")
+
+
+def _model_of(run: _Run, name: str) -> str:
+    """The model a run's model entry `name` asked (its address, as the spec gave it)."""
+    return next(str(m["model"]) for m in run.meta["models"] if m["name"] == name)
 
 
 def _rows(run: _Run, model: str, crossed: tuple[str, ...], levels: tuple[str | None, ...], variant: str
@@ -208,26 +217,32 @@ def _pair_vectors(base: _Run, other: _Run, cell_a: _Cell, cell_b: _Cell) -> pl.D
     return frame
 
 
-def _pairs(base: _Run, other: _Run, cells: list[_Cell], labels: Sequence[str]) -> tuple[list[str], list[Row]]:
-    """Table rows (kappa and agreement in each run, and their differences) and figure rows (kappa
-    difference) of every compared pair both runs asked."""
+def _pair_frames(base: _Run, other: _Run, cells: list[_Cell]) -> list[tuple[_Cell, str, pl.DataFrame]]:
+    """Every compared pair both runs asked: its first variant's cell, where it is, and `_pair_vectors`."""
     by_key = {(c.model_a, *c.levels, c.variant): c for c in cells}
-    lines, rows = [], []
+    out = []
     for pair in base.stats["pairs"]:
         key = (pair["model"], *(pair.get(k) for k in base.crossed))
         cell_a, cell_b = by_key.get((*key, pair["a"])), by_key.get((*key, pair["b"]))
         if cell_a is None or cell_b is None:
             continue
         frame = _pair_vectors(base, other, cell_a, cell_b)
-        if not frame.height:
-            continue
+        if frame.height:
+            out.append((cell_a, _place(cell_a, f"{pair['a']} vs {pair['b']}"), frame))
+    return out
+
+
+def _pairs(frames: list[tuple[_Cell, str, pl.DataFrame]], labels: Sequence[str]) -> tuple[list[str], list[Row]]:
+    """Table rows (kappa and agreement in each run, and their differences) and figure rows (kappa
+    difference) of every compared pair both runs asked."""
+    lines, rows = [], []
+    for _, where, frame in frames:
         a_1, b_1, a_2, b_2 = (frame[name].to_list() for name in ("a_1", "b_1", "a_2", "b_2"))
         kappa_1, kappa_2 = kappa_statistic(a_1, b_1, labels), kappa_statistic(a_2, b_2, labels)
         every = np.arange(frame.height)
         kappa_diff = bootstrap_difference(kappa_2, kappa_1, frame.height)
         (same_1, both_1), (same_2, both_2) = agreeing(a_1, b_1), agreeing(a_2, b_2)
         agree_diff = bootstrap_ratio_difference(same_2, both_2, same_1, both_1)
-        where = _place(cell_a, f"{pair['a']} vs {pair['b']}")
         k_1, k_2 = num(kappa_1(every), missing="undefined"), num(kappa_2(every), missing="undefined")
         lines.append(f"| {where} | {frame.height} | {k_1} | {k_2} | "
                      f"{_interval(kappa_diff, _signed)} | {_ratio(same_1, both_1)} | {_ratio(same_2, both_2)} | "
@@ -269,7 +284,8 @@ def _versus(base: _Run, other: _Run, painter: Painter, index: int) -> list[str]:
         out += [f"### {_place(cell, cell.variant)}", "",
                 f"{cell.items.height} shared items (baseline asked {asked_a}, this run {asked_b}).", "",
                 "| statistic | baseline | this run | difference, pp [95% CI] |", "|---|---|---|---|", *lines, ""]
-    pair_lines, kappa_rows = _pairs(base, other, cells, labels)
+    frames = _pair_frames(base, other, cells)
+    pair_lines, kappa_rows = _pairs(frames, labels)
     figures: list[Figure] = []
     if figure_rows:
         figures.append(interval_chart(
@@ -292,6 +308,11 @@ def _versus(base: _Run, other: _Run, painter: Painter, index: int) -> list[str]:
             "bootstrap interval", ylabel="model · condition · pair", xlim=(-2, 2), zero=0.0))
     for section in ("accuracy", "agreement"):
         out += figure_lines(figures, section)
+    for model_a, model_b in _model_pairs(base, other):
+        # two models (by name or by address): whether the stated answer's change tracks behaviour's
+        if (model_a, _model_of(base, model_a)) != (model_b, _model_of(other, model_b)):
+            out += tracking_lines([(where, frame) for cell, where, frame in frames if cell.model_a == model_a],
+                                  labels, model_a, model_b)
     changed = [line for cell in cells for line in _changed(cell)]
     out += ["### Items whose label changed", "", *(changed or ["No item changed its item-level label."]), ""]
     return out

@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from .batcher import SLOTS, Answer, Batcher
+from .batcher import CONTINUATIONS, SLOTS, Answer, Batcher
 
-__all__ = ["PROVIDER", "SLOTS", "SMOLLM2", "SMOLLM2_FILE", "Answer", "gguf_path", "register"]
+__all__ = ["CONTINUATIONS", "PROVIDER", "SLOTS", "SMOLLM2", "SMOLLM2_FILE", "Answer", "gguf_path", "register"]
 
 PROVIDER = "evalrun"
 SMOLLM2 = "smollm2"
@@ -40,7 +40,7 @@ SMOLLM2 = "smollm2"
 # it names, so the spec and the readers both take it from below them
 EMBEDDED_MODEL = f"{PROVIDER}/{SMOLLM2}"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-PASSED_PARAMS = ("temperature", "top_p", "max_tokens", "seed", "stop", "logprobs", "top_logprobs")
+PASSED_PARAMS = ("temperature", "top_p", "max_tokens", "seed", "stop", "logprobs", "top_logprobs", CONTINUATIONS)
 
 _batchers: dict[Path, Batcher] = {}
 _by_name: dict[str, Batcher] = {}

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from jinja2 import TemplateError
 
 from ..dataset import Dataset
+from ..embedded import CONTINUATIONS
 from ..errors import DatasetError, Problem
 from ..extract import build_extractor, wants_logprobs
 from ..jobs import Job, request_key
@@ -75,6 +76,11 @@ class Design:
         # variants read from token log-probabilities: their requests must ask for them
         self.logprobs = {name for name, v in spec.variants.items()
                          if any(wants_logprobs(build_extractor(c, spec.labels)) for _, c in v.readings())}
+        # variants read from the likelihoods of their labels' texts (choice's `mode: likelihood`): the extractors
+        # that say which texts each item's requests have the embedded model score
+        self.scored = {name: scoring for name, v in spec.variants.items()
+                       if (scoring := [e for _, c in v.readings()
+                                       if getattr(e := build_extractor(c, spec.labels), "scores_continuations", False)])}
 
     # ---- counts ---------------------------------------------------------------------------------------
 
@@ -184,6 +190,9 @@ class Design:
                 params = {**spec.params, **model.params, **variant.params}
                 if variant.name in self.logprobs:  # 20: the most OpenAI returns; a spec may ask fewer
                     params = {"logprobs": True, "top_logprobs": 20, **params}
+                if variant.name in self.scored:
+                    texts = dict.fromkeys(t for e in self.scored[variant.name] for t in e.continuations(item.row))
+                    params = {CONTINUATIONS: list(texts), **params}
                 seed = int(params.pop("seed", DEFAULT_SEED)) + sample  # type: ignore[call-overload]
                 params = {**params, "seed": seed}  # last, as release 0.1 sent it
                 values = self._values(asking, at)

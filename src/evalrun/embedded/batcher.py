@@ -517,13 +517,16 @@ class Batcher:
             logprob = float(sequence.first[tokens[0]])
             if len(tokens) > 1:
                 lib.llama_memory_seq_rm(self._memory, slot, start, -1)
-                for i, token in enumerate(tokens[:-1]):
+                # The last token too, though its logits are not needed: llama.cpp computes a batch of one token
+                # by another path than a batch of several, whose rounding differs, and decoding the text
+                # whole keeps its figures those of the prompt and the text decoded together
+                for i, token in enumerate(tokens):
                     batch.token[i] = token
                     batch.pos[i] = start + i
                     batch.n_seq_id[i] = 1
                     batch.seq_id[i][0] = slot
-                    batch.logits[i] = True
-                batch.n_tokens = len(tokens) - 1
+                    batch.logits[i] = i < len(tokens) - 1
+                batch.n_tokens = len(tokens)
                 code = lib.llama_decode(self._ctx, batch)
                 if code != 0:
                     raise RuntimeError(f"llama_decode returned {code}")

@@ -73,14 +73,13 @@ class Design:
         # takes one. The outermost (the item) multiplies no place, so its size is asked only by slots(): the
         # expansion reads items lazily, one at a time
         self._sizes = {a.name: a.size(self) if a.name in self._used else 1 for a in self._all[1:]}
+        built = {name: [build_extractor(c, spec.labels) for _, c in v.readings()] for name, v in spec.variants.items()}
         # variants read from token log-probabilities: their requests must ask for them
-        self.logprobs = {name for name, v in spec.variants.items()
-                         if any(wants_logprobs(build_extractor(c, spec.labels)) for _, c in v.readings())}
+        self.logprobs = {name for name, extractors in built.items() if any(map(wants_logprobs, extractors))}
         # variants read from the likelihoods of their labels' texts (choice's `mode: likelihood`): the extractors
         # that say which texts each item's requests have the embedded model score
-        self.scored = {name: scoring for name, v in spec.variants.items()
-                       if (scoring := [e for _, c in v.readings()
-                                       if getattr(e := build_extractor(c, spec.labels), "scores_continuations", False)])}
+        self.scored = {name: scoring for name, extractors in built.items()
+                       if (scoring := [e for e in extractors if getattr(e, "scores_continuations", False)])}
 
     # ---- counts ---------------------------------------------------------------------------------------
 

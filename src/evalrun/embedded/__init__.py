@@ -5,7 +5,8 @@ Model strings:
     evalrun/<path>.gguf        any other GGUF file (relative to the working directory, or absolute
                                as evalrun//abs/path/model.gguf)
 
-No key and no network are needed. Usage tokens are reported and the cost is
+`evalrun_continuations=[text, ...]` (with logprobs) has the model score each text as the answer's
+start (choice's `mode: likelihood`; see batcher). No key and no network are needed. Usage tokens are reported and the cost is
 registered as zero, so cost totals stay exact rather than "unknown".
 
 The package holds:

@@ -57,7 +57,9 @@ What differs:
   token's entry when the answer is empty) as `evalrun_continuations: {text: {"logprob", "tokens"}}`.
   The first token's log-probability is read from the prompt's logits that sampled the answer; the
   rest are decoded once the answer is finished, one text at a time after the prompt in the answer's
-  slot (the answer's KV is saved first if a follow-up could want it, then dropped).
+  slot (the answer's KV is saved first if a follow-up could want it, then dropped). On a prompt
+  decoded whole they equal llama.cpp evaluating the prompt and the text in one batch; a prompt
+  partly reused from the prefix cache carries the batch differences above into them.
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ Model strings:
                                as evalrun//abs/path/model.gguf)
 
 `evalrun_continuations=[text, ...]` (with logprobs) has the model score each text as the answer's
-start (choice's `mode: likelihood`; see batcher). No key and no network are needed. Usage tokens are reported and the cost is
-registered as zero, so cost totals stay exact rather than "unknown".
+start (choice's `mode: likelihood`; see batcher). No key and no network are needed. Usage tokens
+are reported and the cost is registered as zero, so cost totals stay exact rather than "unknown".
 
 The package holds:
     __init__   model strings, the GGUF file behind one, one decoding thread per file, the litellm provider

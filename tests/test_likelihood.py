@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,7 @@ from evalrun.spec import model_from_string
 
 if TYPE_CHECKING:
     from conftest import SpecWriter
+    from loopback_server import LoopbackServer
 
 LABELS = ["cat", "dog"]
 CHOICES = {"cat": ["kitten"], "dog": ["puppy"]}
@@ -174,3 +176,18 @@ def test_a_run_on_the_embedded_model_reads_the_labels_likelihoods(tmp_path: Path
     entry = next(v for v in run.summary["statistics"]["variants"] if v["variant"] == "ask")
     assert entry["label_probabilities"]["answers"] == 2
     assert "## Label probabilities" in run.report_path.read_text(encoding="utf-8")
+
+
+def test_a_remote_model_given_on_the_command_line_is_read_from_its_text(
+        tmp_path: Path, write_spec: SpecWriter, loopback: Callable[..., LoopbackServer],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # validation sees the spec's models, all embedded; --model swaps in a server that scores nothing
+    monkeypatch.setenv("OPENAI_API_KEY", "loopback")  # litellm's openai provider wants one; the server ignores it
+    server = loopback(default_reply="A kitten.")
+    spec = write_spec(tmp_path, labels=LABELS, models=["evalrun/smollm2"],
+                      extract={"type": "choice", "mode": "likelihood", "choices": CHOICES})
+    run = evalrun.run(spec, models=[f"openai/x@{server.base_url}"], out=tmp_path / "out", retries=0, figures=False)
+    assert server.requests and all(CONTINUATIONS not in body for body in server.requests)
+    assert run.results["label"].to_list() == ["cat"] * run.results.height
+    assert all(r.startswith("the model returned no likelihoods of the labels; read from the text")
+               for r in run.results["extraction"])

@@ -189,7 +189,9 @@ class Design:
                 params = {**spec.params, **model.params, **variant.params}
                 if variant.name in self.logprobs:  # 20: the most OpenAI returns; a spec may ask fewer
                     params = {"logprobs": True, "top_logprobs": 20, **params}
-                if variant.name in self.scored:
+                # only the embedded model scores texts (validation refuses the mode for a spec's remote models; one
+                # given with --model gets its answers read from the text, with the reason saying so)
+                if variant.name in self.scored and model.embedded:
                     texts = dict.fromkeys(t for e in self.scored[variant.name] for t in e.continuations(item.row))
                     params = {CONTINUATIONS: list(texts), **params}
                 seed = int(params.pop("seed", DEFAULT_SEED)) + sample  # type: ignore[call-overload]

@@ -503,10 +503,7 @@ class Batcher:
             raise ValueError(f"{CONTINUATIONS} needs logprobs=True: the scores come back with the log-probabilities")
         if not isinstance(texts, (list, tuple)) or not all(isinstance(t, str) and t for t in texts):
             raise ValueError(f"{CONTINUATIONS} must be a list of non-empty strings")
-        tokenized = {}
-        for text in texts:
-            tokenized[text] = self._formatter.tokenize(text.encode("utf-8"), add_bos=False, special=False)
-        return tokenized
+        return {text: self._formatter.tokenize(text.encode("utf-8"), add_bos=False, special=False) for text in texts}
 
     def _score(self, sequence: _Sequence) -> dict[str, dict[str, Any]]:
         """log P(text | prompt) of each continuation: its first token from the prompt's logits, each next one

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from jinja2 import TemplateError
 
 from ..dataset import Dataset
+from ..embedded import CONTINUATIONS
 from ..errors import DatasetError, Problem
 from ..extract import build_extractor, wants_logprobs
 from ..jobs import Job, request_key
@@ -72,9 +73,13 @@ class Design:
         # takes one. The outermost (the item) multiplies no place, so its size is asked only by slots(): the
         # expansion reads items lazily, one at a time
         self._sizes = {a.name: a.size(self) if a.name in self._used else 1 for a in self._all[1:]}
+        built = {name: [build_extractor(c, spec.labels) for _, c in v.readings()] for name, v in spec.variants.items()}
         # variants read from token log-probabilities: their requests must ask for them
-        self.logprobs = {name for name, v in spec.variants.items()
-                         if any(wants_logprobs(build_extractor(c, spec.labels)) for _, c in v.readings())}
+        self.logprobs = {name for name, extractors in built.items() if any(map(wants_logprobs, extractors))}
+        # variants read from the likelihoods of their labels' texts (choice's `mode: likelihood`): the extractors
+        # that say which texts each item's requests have the embedded model score
+        self.scored = {name: scoring for name, extractors in built.items()
+                       if (scoring := [e for e in extractors if getattr(e, "scores_continuations", False)])}
 
     # ---- counts ---------------------------------------------------------------------------------------
 
@@ -184,6 +189,11 @@ class Design:
                 params = {**spec.params, **model.params, **variant.params}
                 if variant.name in self.logprobs:  # 20: the most OpenAI returns; a spec may ask fewer
                     params = {"logprobs": True, "top_logprobs": 20, **params}
+                # only the embedded model scores texts (validation refuses the mode for a spec's remote models; one
+                # given with --model gets its answers read from the text, with the reason saying so)
+                if variant.name in self.scored and model.embedded:
+                    texts = dict.fromkeys(t for e in self.scored[variant.name] for t in e.continuations(item.row))
+                    params = {CONTINUATIONS: list(texts), **params}
                 seed = int(params.pop("seed", DEFAULT_SEED)) + sample  # type: ignore[call-overload]
                 params = {**params, "seed": seed}  # last, as release 0.1 sent it
                 values = self._values(asking, at)

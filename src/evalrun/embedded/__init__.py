@@ -5,8 +5,9 @@ Model strings:
     evalrun/<path>.gguf        any other GGUF file (relative to the working directory, or absolute
                                as evalrun//abs/path/model.gguf)
 
-No key and no network are needed. Usage tokens are reported and the cost is
-registered as zero, so cost totals stay exact rather than "unknown".
+`evalrun_continuations=[text, ...]` (with logprobs) has the model score each text as the answer's
+start (choice's `mode: likelihood`; see batcher). No key and no network are needed. Usage tokens
+are reported and the cost is registered as zero, so cost totals stay exact rather than "unknown".
 
 The package holds:
     __init__   model strings, the GGUF file behind one, one decoding thread per file, the litellm provider
@@ -30,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from .batcher import SLOTS, Answer, Batcher
+from .batcher import CONTINUATIONS, SLOTS, Answer, Batcher
 
-__all__ = ["PROVIDER", "SLOTS", "SMOLLM2", "SMOLLM2_FILE", "Answer", "gguf_path", "register"]
+__all__ = ["CONTINUATIONS", "PROVIDER", "SLOTS", "SMOLLM2", "SMOLLM2_FILE", "Answer", "gguf_path", "register"]
 
 PROVIDER = "evalrun"
 SMOLLM2 = "smollm2"
@@ -40,7 +41,7 @@ SMOLLM2 = "smollm2"
 # it names, so the spec and the readers both take it from below them
 EMBEDDED_MODEL = f"{PROVIDER}/{SMOLLM2}"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-PASSED_PARAMS = ("temperature", "top_p", "max_tokens", "seed", "stop", "logprobs", "top_logprobs")
+PASSED_PARAMS = ("temperature", "top_p", "max_tokens", "seed", "stop", "logprobs", "top_logprobs", CONTINUATIONS)
 
 _batchers: dict[Path, Batcher] = {}
 _by_name: dict[str, Batcher] = {}

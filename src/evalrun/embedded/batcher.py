@@ -49,7 +49,17 @@ What differs:
   every generated token, its log-probability and the k likeliest alternatives under the model's
   own distribution (log-softmax of the logits, before temperature and truncation) in the OpenAI
   shape `choices[0].logprobs.content = [{token, logprob, bytes, top_logprobs: [...]}]`, where
-  llama-cpp-python's chat path refused them without `logits_all`.
+  llama-cpp-python's chat path refused them without `logits_all`;
+- continuation likelihoods: `evalrun_continuations=[text, ...]` (with `logprobs=True`) scores each
+  text as the answer's start after the prompt: log P(its tokens | prompt), the sum of the log-softmax
+  of each of its tokens, tokenized alone (without BOS or special tokens) as llama.cpp tokenizes the
+  prompt's next text. They come back on the first token's entry of the log-probabilities (an end
+  token's entry when the answer is empty) as `evalrun_continuations: {text: {"logprob", "tokens"}}`.
+  The first token's log-probability is read from the prompt's logits that sampled the answer; the
+  rest are decoded once the answer is finished, one text at a time after the prompt in the answer's
+  slot (the answer's KV is saved first if a follow-up could want it, then dropped). On a prompt
+  decoded whole they equal llama.cpp evaluating the prompt and the text in one batch; a prompt
+  partly reused from the prefix cache carries the batch differences above into them.
 """
 
 from __future__ import annotations
@@ -85,6 +95,9 @@ class Answer:
     logprobs: list[dict[str, Any]] | None  # OpenAI's choices[0].logprobs.content, when asked for
 
 
+CONTINUATIONS = "evalrun_continuations"  # the request parameter and the reply's key (see the module's docstring)
+
+
 @dataclass
 class _Request:
     messages: list[dict[str, Any]]
@@ -101,6 +114,7 @@ class _Prepared:
     max_tokens: int
     stop: list[bytes]
     top_logprobs: int | None
+    continuations: dict[str, list[int]]  # text -> its tokens, to score after the prompt
     sampler: Any  # llama_sampler_p, handed to the sequence, or freed if the request never gets a slot
 
 
@@ -115,12 +129,14 @@ class _Sequence:
     max_tokens: int
     stop: list[bytes]
     top_logprobs: int | None  # None: no log-probabilities asked for
+    continuations: dict[str, list[int]]
     sampler: Any  # llama_sampler_p, freed when the sequence ends
     pos: int = 0  # position of the next token fed: the tokens in the slot's KV are (prompt + tokens)[:pos]
     tokens: list[int] = field(default_factory=list)
     text: bytes = b""
     logprobs: list[dict[str, Any]] = field(default_factory=list)
     row: int = -1  # row of the current batch this sequence samples from; -1: none this step
+    first: Any = None  # the prompt's next-token log-softmax (numpy), kept while continuations await scoring
 
 
 class _Captured(Exception):
@@ -279,13 +295,17 @@ class Batcher:
             stop = arguments.get("stop") or []
             top_logprobs = (min(max(int(request.params.get("top_logprobs") or 0), 0), self._n_vocab)
                             if request.params.get("logprobs") else None)
+            continuations = self._continuations(request.params.get(CONTINUATIONS), top_logprobs)
+            if len(prompt) + max(map(len, continuations.values()), default=0) > CONTEXT_TOKENS:
+                raise ValueError(f"{CONTINUATIONS}: the prompt and the longest text outgrow the context of "
+                                 f"{CONTEXT_TOKENS} tokens")
             sampler = self._sampler(arguments)
         except Exception as error:
             request.future.set_exception(error)
             return None
         return _Prepared(future=request.future, prompt=prompt, max_tokens=max_tokens,
                          stop=[s.encode("utf-8") for s in ([stop] if isinstance(stop, str) else stop)],
-                         top_logprobs=top_logprobs, sampler=sampler)
+                         top_logprobs=top_logprobs, continuations=continuations, sampler=sampler)
 
     def _admit(self, prepared: _Prepared, free: set[int], active: list[_Sequence],
                admitted: list[_Sequence]) -> _Sequence | None:
@@ -339,7 +359,7 @@ class Batcher:
         self._answer_from[slot] = min(answer_from, reused)
         return _Sequence(future=prepared.future, slot=slot, prompt=prompt, pending=prompt[reused:], pos=reused,
                          max_tokens=prepared.max_tokens, stop=prepared.stop, top_logprobs=prepared.top_logprobs,
-                         sampler=prepared.sampler)
+                         continuations=prepared.continuations, sampler=prepared.sampler)
 
     def _save_before_dropping(self, slot: int, keep: int) -> None:
         """Save the slot's state (prefixes.py) if the KV past its first `keep` tokens, about to be
@@ -419,19 +439,23 @@ class Batcher:
         if code != 0:
             raise RuntimeError(f"llama_decode returned {code}")
 
-        ended = []
-        for sequence in active:
-            reason = self._sample(sequence) if sequence.row >= 0 else None
-            if reason is not None:
-                self._finish(sequence, reason)
-                ended.append(sequence)
-        return ended
+        # Every sequence samples before any finishes: scoring a finished answer's continuations decodes
+        # again, which overwrites this batch's logits.
+        ended = [(sequence, reason) for sequence in active
+                 if sequence.row >= 0 and (reason := self._sample(sequence)) is not None]
+        for sequence, reason in ended:
+            self._finish(sequence, reason)
+        return [sequence for sequence, _ in ended]
 
     def _sample(self, sequence: _Sequence) -> str | None:
         """Sample the sequence's next token; the finish reason if that ends it."""
         lib = self._lib
         token = lib.llama_sampler_sample(sequence.sampler, self._ctx, sequence.row)
+        if sequence.continuations and not sequence.tokens:
+            sequence.first = self._log_softmax(sequence.row)
         if lib.llama_vocab_is_eog(self._vocab, token):
+            if sequence.continuations and not sequence.tokens:  # the scores need an entry to travel on
+                sequence.logprobs.append(self._logprobs(sequence.row, token, sequence.top_logprobs or 0))
             return "stop"  # the end token is neither text nor counted, as in llama-cpp-python
         if sequence.top_logprobs is not None:
             sequence.logprobs.append(self._logprobs(sequence.row, token, sequence.top_logprobs))
@@ -447,6 +471,8 @@ class Batcher:
         lib = self._lib
         self._kept[sequence.slot] = (sequence.prompt + sequence.tokens)[:sequence.pos]
         self._answer_from[sequence.slot] = min(self._answer_from[sequence.slot], len(sequence.prompt))
+        if sequence.continuations:
+            sequence.logprobs[0][CONTINUATIONS] = self._score(sequence)
         self._finished += 1
         self._last_used[sequence.slot] = self._finished
         lib.llama_sampler_free(sequence.sampler)
@@ -469,13 +495,61 @@ class Batcher:
             piece = self._pieces[token] = buffer.raw[:n]
         return piece
 
-    def _logprobs(self, row: int, token: int, k: int) -> dict[str, Any]:
+    def _continuations(self, texts: object, top_logprobs: int | None) -> dict[str, list[int]]:
+        """The texts a request asks to score, tokenized as the prompt's next text."""
+        if texts is None:
+            return {}
+        if top_logprobs is None:
+            raise ValueError(f"{CONTINUATIONS} needs logprobs=True: the scores come back with the log-probabilities")
+        if not isinstance(texts, (list, tuple)) or not all(isinstance(t, str) and t for t in texts):
+            raise ValueError(f"{CONTINUATIONS} must be a list of non-empty strings")
+        return {text: self._formatter.tokenize(text.encode("utf-8"), add_bos=False, special=False) for text in texts}
+
+    def _score(self, sequence: _Sequence) -> dict[str, dict[str, Any]]:
+        """log P(text | prompt) of each continuation: its first token from the prompt's logits, each next one
+        from decoding the text after the prompt in the sequence's slot, alone in the batch."""
+        lib, batch, slot, start = self._lib, self._batch, sequence.slot, len(sequence.prompt)
+        # The slot's KV past the prompt (the answer) is dropped: a follow-up turn restores it from the save.
+        self._save_before_dropping(slot, start)
+        scores = {}
+        for text, tokens in sequence.continuations.items():
+            logprob = float(sequence.first[tokens[0]])
+            if len(tokens) > 1:
+                lib.llama_memory_seq_rm(self._memory, slot, start, -1)
+                # The last token too, though its logits are not needed: llama.cpp computes a batch of one token
+                # by another path than a batch of several, whose rounding differs, and decoding the text
+                # whole keeps its figures those of the prompt and the text decoded together
+                for i, token in enumerate(tokens):
+                    batch.token[i] = token
+                    batch.pos[i] = start + i
+                    batch.n_seq_id[i] = 1
+                    batch.seq_id[i][0] = slot
+                    batch.logits[i] = i < len(tokens) - 1
+                batch.n_tokens = len(tokens)
+                code = lib.llama_decode(self._ctx, batch)
+                if code != 0:
+                    raise RuntimeError(f"llama_decode returned {code}")
+                logprob += sum(float(self._log_softmax(i)[token]) for i, token in enumerate(tokens[1:]))
+            scores[text] = {"logprob": logprob, "tokens": tokens}
+        lib.llama_memory_seq_rm(self._memory, slot, start, -1)
+        self._kept[slot] = sequence.prompt[:start]
+        self._answer_from[slot] = start
+        sequence.first = None
+        return scores
+
+    def _log_softmax(self, row: int) -> Any:
+        """The log-softmax of a batch row's logits (float64), the model's own next-token distribution."""
         import numpy as np
 
         logits = np.ctypeslib.as_array(self._lib.llama_get_logits_ith(self._ctx, row),
                                        shape=(self._n_vocab,)).astype(np.float64)
         logits -= logits.max()
-        logprobs = logits - np.log(np.exp(logits).sum())
+        return logits - np.log(np.exp(logits).sum())
+
+    def _logprobs(self, row: int, token: int, k: int) -> dict[str, Any]:
+        import numpy as np
+
+        logprobs = self._log_softmax(row)
         top = np.argpartition(-logprobs, k - 1)[:k] if k else np.empty(0, dtype=np.int64)
         top = top[np.argsort(-logprobs[top], kind="stable")]
 

@@ -48,8 +48,10 @@ choice = ExtractorType(
             "mode": {
                 "description": "keywords (default): the one label whose keywords the answer uses. logprobs: each "
                                "label's probability as the answer's first token, from its top log-probabilities; "
-                               "the most probable label wins.",
-                "enum": ["keywords", "logprobs"],
+                               "the most probable label wins. likelihood (embedded models only): each label's "
+                               "probability as the answer's start, from the whole token sequence of its name and "
+                               "keywords after the prompt.",
+                "enum": ["keywords", "logprobs", "likelihood"],
             },
         },
     },

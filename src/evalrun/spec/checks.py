@@ -21,7 +21,7 @@ from ..extract import (
 from ..prompts import TemplateProblem, variable_lines, variables
 from ..redact import credential_params
 from .literals import literal_template_problems
-from .model import MAX_ORDERS, Spec, Turn, Variant
+from .model import MAX_ORDERS, Spec, Turn, Variant, is_embedded
 from .wording import dotted as _dotted
 
 
@@ -74,6 +74,20 @@ def _extractor_problems(spec: Spec, at: tuple[str | int, ...], config: dict[str,
                                      hint="those labels will have no answers; give the extractor a way to "
                                      "produce them, or drop them from `labels:`", severity="warning")]
     return []
+
+
+def _likelihood_problems(spec: Spec, at: tuple[str | int, ...], config: dict[str, object]) -> list[Problem]:
+    """`mode: likelihood` scores the labels' texts with the model's own logits, which only the embedded model
+    (run in-process) gives: a remote model's requests would come back without the likelihoods."""
+    if config.get("type") != "choice" or config.get("mode") != "likelihood":
+        return []
+    remote = [m.model for m in spec.models if not is_embedded(m.model)]
+    if not remote:
+        return []
+    where = (*at, "mode")
+    return [spec.located.problem(where, f"{_dotted(where)}: likelihood needs an embedded model, and "
+                                 f"'{_short(remote[0])}' is not one", hint="run this variant on evalrun/smollm2 or "
+                                 "evalrun/<file>.gguf, or read the first token with `mode: logprobs`")]
 
 
 def _template_problems(spec: Spec, turn: Turn) -> list[Problem]:
@@ -150,7 +164,7 @@ def semantic_problems(spec: Spec) -> list[Problem]:
             problems += _conversation_problems(spec, variant)
         problems += _option_problems(spec, variant) + _paraphrase_problems(spec, variant)
         for at, config in variant.readings():
-            problems += _extractor_problems(spec, at, config)
+            problems += _extractor_problems(spec, at, config) + _likelihood_problems(spec, at, config)
     for i, pair in enumerate(spec.compare):
         for j, name in enumerate(pair):
             if name not in spec.variants:

@@ -89,19 +89,19 @@ def test_dataset_has_enough_items(spec: Path) -> None:
 
 @pytest.fixture(scope="module")
 def library_copy(tmp_path_factory: pytest.TempPathFactory, server: LoopbackServer, write_spec: SpecWriter) -> Path:
-    """evals/ copied, each spec given a `models:` block naming the loopback server."""
+    """evals/ copied, each spec given a `models:` block naming the loopback server, which also judges (a run
+    whose models are not embedded names its judge)."""
     root = tmp_path_factory.mktemp("library") / "evals"
     shutil.copytree(EVALS, root)
     for spec in root.glob("*.yaml"):
         data = _data(spec)
         data["models"] = [write_spec.model(server.base_url, name="loopback", model="openai/loopback")]
+        data["judge"] = "loopback"
         spec.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return root
 
 
-# gender.yaml's judge is the embedded model: its run takes minutes, the others seconds
-@pytest.mark.parametrize("spec", [pytest.param(p, marks=pytest.mark.slow) if p.stem == "gender" else p for p in SPECS],
-                         ids=lambda p: p.stem)
+@pytest.mark.parametrize("spec", SPECS, ids=lambda p: p.stem)
 def test_spec_runs_with_limit_2(spec: Path, library_copy: Path, tmp_path: Path) -> None:
     run = evalrun.run(library_copy / spec.name, limit=2, out=tmp_path / "reports", retries=0, figures=False,
                       warn=lambda message: pytest.fail(f"unexpected warning: {message}"))

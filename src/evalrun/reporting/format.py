@@ -3,11 +3,6 @@ and the word an undefined figure reads as, so that the same figure reads the sam
 
 from __future__ import annotations
 
-import math
-
-# z_{0.975}: the report's intervals are 95% intervals
-_Z95 = 1.959963984540054
-
 
 def pct(x: float | None, digits: int = 1) -> str:
     """A share as a percentage, `12.5%`; None (no observations) reads `n/a`."""
@@ -42,15 +37,3 @@ def p_value(x: float | None, name: str = "p", equals: str = " = ") -> str:
     if x < 0.001:
         return f"{name} < 0.001"
     return f"{name}{equals}{x:.3f}"
-
-
-def wilson_bounds(count: int, n: int) -> tuple[float, float] | None:
-    """Wilson's (1927) 95% score interval of count / n, None without observations: the closed form
-    (p + z^2/2n -+ z sqrt(p q / n + z^2/4n^2)) / (1 + z^2/n), as stats/proportion.py gets it from
-    statsmodels. Written out here because report.md is rendered from memoised statistics without
-    importing statsmodels (reporting/memo.py); the tests hold the two equal."""
-    if n <= 0:
-        return None
-    p, z2 = count / n, _Z95**2
-    centre, spread = p + z2 / (2 * n), _Z95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
-    return max(0.0, (centre - spread) / (1 + z2 / n)), min(1.0, (centre + spread) / (1 + z2 / n))

@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, Any
 from ...design.axes import used
 from ...extract import UNPARSED
 from ...stats.grouping import Grouping
+from ...stats.proportion import wilson_interval
 from ...stats.words import SIGNIFICANCE, kappa_words
 from ..format import num as _f
-from ..format import p_value, wilson_bounds
+from ..format import p_value
 from ..format import pct as _pct
 
 if TYPE_CHECKING:  # figures.py reads `grouping` from here
@@ -79,7 +80,7 @@ def boot(b: dict[str, Any] | None, fmt: Callable[[float | None], str] = _f,
 
 def wilson_text(count: int, n: int) -> str:
     """`[83.9%, 100.0%] (Wilson)`: the Wilson 95% interval of count / n."""
-    bounds = wilson_bounds(count, n)
+    bounds = wilson_interval(count, n)
     return "[no interval]" if bounds is None else f"[{_pct(bounds[0])}, {_pct(bounds[1])}] (Wilson)"
 
 
@@ -94,7 +95,7 @@ def mean_interval(m: dict[str, Any] | None, fmt: Callable[[float | None], str]) 
     if mean is None or m.get("ci_low") is None:
         return f"{fmt(mean)} [no interval]"
     if m["ci_low"] == m["ci_high"]:
-        low, high = wilson_bounds(round(mean * m["clusters"]), m["clusters"]) or (None, None)
+        low, high = wilson_interval(round(mean * m["clusters"]), m["clusters"]) or (None, None)
         return f"{fmt(mean)} [{fmt(low)}, {fmt(high)}] (Wilson over {m['clusters']} items)"
     return f"{fmt(mean)} [{fmt(m['ci_low'])}, {fmt(m['ci_high'])}]"
 

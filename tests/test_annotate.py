@@ -154,8 +154,8 @@ def test_report_measures_each_reader_against_hand_set_labels(tmp_path: Path) -> 
     report = _report(folder)
     section = report[report.index(SECTION):]
     section = section[:section.index("\n## ", 1)]
-    assert "10 answers labelled by hand (ann, bob, with `evalrun annotate`), of which 1 marked unclear and " \
-           "1 on which the people differ are left out" in section
+    assert "10 answers labelled by hand (ann, bob, with `evalrun annotate` or `evalrun view`), of which 1 marked " \
+           "unclear and 1 on which the people differ are left out" in section
     low, high = proportion_confint(6, 8, alpha=0.05, method="wilson")
     table = [[3, 1], [1, 3]]
     sm = cohens_kappa(table)

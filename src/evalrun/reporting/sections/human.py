@@ -1,9 +1,10 @@
 """Readers against a person: each reader's labels measured against the labels people gave by hand.
 
-People label answers with `evalrun annotate` (annotate.py); the labels live in the response store, keyed by
-the answer (its request and text), so a report finds them for every run that got the same answers. Read
-here, from the store, rather than copied into the run folder: a label given after a run, or while labelling
-another run with the same answers, then counts at the next `evalrun report` without any copy to keep in step.
+People label answers with `evalrun annotate` (annotate.py) or in `evalrun view` (view/labels.py); the
+labels live in the response store, keyed by the answer (its request and text), so a report finds them for
+every run that got the same answers. Read here, from the store, rather than copied into the run folder: a
+label given after a run, or while labelling another run with the same answers, then counts at the next
+`evalrun report` without any copy to keep in step.
 The section appears only when some of the run's answers have a human label; otherwise report.md is as before.
 
 The person is the reference, a reader named `human`: an answer's human label is the one its labellers gave
@@ -128,10 +129,11 @@ def human(ctx: Context, results: Path) -> list[str]:
     measured = [_measure(answers, v, r, ctx.labels) for v, r in pairs]
     out = ["", "## Readers against a person", "",
            f"{len(answers) + unclear + differ} answers labelled by hand ({', '.join(sorted(who))}, with "
-           f"`evalrun annotate`), of which {unclear} marked unclear and {differ} on which the people differ are "
-           "left out. Each reader's label against the person's: accuracy counts an unparsed reading as wrong "
-           "(Wilson 95% interval); Cohen's kappa uses the answers the reader labelled. `evalrun annotate` samples "
-           "the answers the readers disagree on or could not read first, so these accuracies speak for the "
+           f"`evalrun annotate` or `evalrun view`), of which {unclear} marked unclear and {differ} on which the "
+           "people differ are left out. Each reader's label against the person's: accuracy counts an unparsed "
+           "reading as wrong (Wilson 95% interval); Cohen's kappa uses the answers the reader labelled. `evalrun "
+           "annotate` samples (and `evalrun view`'s filters offer) the answers the readers disagree on or could "
+           "not read first, so these accuracies speak for the "
            "doubtful answers more than for the run's answers as a whole.", "",
            *head(["variant", "reader", "answers", "accuracy [95% CI]", "Cohen's kappa [asymptotic 95% CI]",
                   UNPARSED])]

@@ -179,8 +179,7 @@ def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: 
     `retry_delay` default to sendpath.RetryPolicy's;
     `max_cost` (USD) stops sending new requests once spent. `batch` sends what a provider can batch through
     its batch API, at batch prices (see the batches package). `workers` sender processes send the requests to
-    remote models (0: this process sends them; None: as many as the concurrency needs and the CPUs
-    free at the start of a stage allow, see evalrun.workers.senders_for).
+    remote models (0: this process sends them; None: as many as the concurrency needs, see evalrun.workers).
     Warnings go to `warn` (stderr).
     """
     from .dataset import load_dataset

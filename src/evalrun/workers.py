@@ -54,31 +54,30 @@ STDERR_TAIL = 2000  # bytes of a sender's stderr kept to explain its death
 CLOSE_SECONDS = 5.0  # a sender told to stop that has not exited by then is killed
 
 
-def senders_for(cores: int, load: float, pending: int) -> int:
+def senders_for(cores: int, pending: int) -> int:
     """Sender processes for a stage that may have `pending` requests to remote models in flight at once, on a
-    machine of `cores` usable CPUs whose other work keeps `load` of them busy (the 1-minute load average).
+    machine of `cores` usable CPUs.
 
-    The rule: take the cores free, `cores - load`, rounded; use one sender per free core and per PER_SENDER
-    requests in flight, and none at all below two (less than two cores free, or fewer than 2 x PER_SENDER in
-    flight: a small stage).
+    The rule: one per PER_SENDER requests in flight, at most one per CPU, and none at all below two (one CPU,
+    or fewer than 2 x PER_SENDER in flight: a small stage, which one process sends as fast).
 
-    Why: a sender only pays when it runs beside the others on a core of its own. Each costs a litellm import
-    (~3 s of CPU) and the run's process pickles every request to it and back; what it buys is litellm's ~5 ms
-    of CPU per call spread over cores that would otherwise idle. On cores other work keeps busy there is
-    nothing to spread onto, so that overhead is paid for nothing and the run's process, which holds the store,
-    labelling and progress, competes with its own senders (measured: 2 senders lose to promptfoo at load 2.5
-    on 2 cores, win by 1.3x on the idle machine). One sender only moves the one-process ceiling to another
-    process. No core is kept back for the run's process: beside senders it needs about a fifth of the CPU
-    they use (6.6 s against 29 s for 5,000 requests), so on two idle cores two senders beat one.
+    Why: litellm's ~5 ms of CPU per call caps one process at about 200 requests a second; senders spread it
+    over the CPUs. One sender only moves that ceiling to another process, and each costs a litellm import
+    (~3 s of CPU) and a pickle of every request and answer, which a small stage does not earn back.
+
+    Why not fewer on a busy machine (the load average): measured on 2 CPUs with other work running (load
+    average 3.3-4.1, bench/load.py), two senders beat none in each of three alternating rounds, 22.9 / 25.3 /
+    23.1 s against 28.0 / 34.9 / 28.6 s for 4,992 requests. The scheduler shares busy CPUs between runnable
+    processes, so three runnable processes get more of them than one; the senders' own costs (an import, the
+    pickling) are smaller than the share they add.
     """
-    free = round(cores - load)
-    count = min(free, pending // PER_SENDER)
+    count = min(cores, pending // PER_SENDER)
     return count if count >= 2 else 0
 
 
 def auto_count(concurrency: int) -> int:
-    """`senders_for` this machine as it is now: its usable CPUs and their load over the last minute."""
-    return senders_for(len(os.sched_getaffinity(0)), os.getloadavg()[0], concurrency)
+    """`senders_for` this machine: its usable CPUs (the process's affinity, not every CPU it has)."""
+    return senders_for(len(os.sched_getaffinity(0)), concurrency)
 
 
 def _frame(message: tuple[Any, ...]) -> bytes:

@@ -222,7 +222,6 @@ async def _ask(job: Job, model: ModelConfig, run: Shared, pace: Pace, reach: Rea
     stored = await _claim(job, run)
     if stored is not None:
         return Outcome(job, stored, cached=True), 0
-    released = False
     try:
         estimate = estimate_tokens(job) if pace.tokens else 0
         if model.tpm and estimate > model.tpm:
@@ -236,13 +235,10 @@ async def _ask(job: Job, model: ModelConfig, run: Shared, pace: Pace, reach: Rea
             return None
         response = await _attempt(job, key, run, pace, estimate, reach, models)
         run.budget.spent += response.cost or 0.0
-        # Stored before anyone hears of it, so a crash after this line cannot lose the answer; the lease on its
-        # key goes in the same commit
-        run.store.put(response, release=run.owner)
-        released = True
+        # Stored before anyone hears of it, so a crash after this line cannot lose the answer.
+        run.store.put(response)
     finally:
-        if not released:  # not stored (unsent, stopped, cancelled, a failed write): the lease is let go alone
-            run.store.release(job.key, run.owner)
+        run.store.release(job.key, run.owner)
     return Outcome(job, response, cached=False), estimate
 
 

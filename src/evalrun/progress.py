@@ -16,8 +16,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from .providers import CallError
 from .sendpath import Outcome
 
-REFRESH_SECONDS = 0.1  # rich.progress.Progress redraws 10 times a second by default
-
 
 @dataclass
 class Tally:
@@ -72,7 +70,6 @@ class Display:
         console = Console(file=self.stream)
         self.progress: Progress | None = None
         self.tasks: dict[str, TaskID] = {}
-        self.shown: dict[str, float] = {}  # when each model's task was last updated
         if console.is_terminal:
             self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                      TextColumn("{task.fields[stats]}"), TimeRemainingColumn(), console=console)
@@ -95,13 +92,7 @@ class Display:
         tally = self.tallies[model]
         tally.add(outcome)
         if self.progress is not None:
-            # rich redraws REFRESH_SECONDS apart, so updating its task on every answer (hundreds a second, each
-            # formatting the stats line and taking rich's lock) only costs the run's process; the last answer
-            # always updates it, and `close` updates every model before the final redraw
-            now = time.monotonic()
-            if tally.done == tally.total or now - self.shown.get(model, 0.0) >= REFRESH_SECONDS:
-                self.shown[model] = now
-                self.progress.update(self.tasks[model], completed=tally.done, stats=self._rate(tally))
+            self.progress.update(self.tasks[model], completed=tally.done, stats=self._rate(tally))
         elif time.monotonic() - self.last_line >= self.interval:
             self.log_lines()
 
@@ -152,8 +143,6 @@ class Display:
 
     def close(self) -> None:
         if self.progress is not None:
-            for model, tally in self.tallies.items():
-                self.progress.update(self.tasks[model], completed=tally.done, stats=self._rate(tally))
             self.progress.stop()
         else:
             self.log_lines()

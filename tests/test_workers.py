@@ -147,14 +147,6 @@ def test_a_killed_sender_s_requests_are_asked_again_and_with_none_left_the_run_s
     assert _senders_of(os.getpid()) == []  # none left behind
 
 
-def test_how_many_senders_a_stage_gets(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
-    # one per PER_SENDER requests in flight, at most one per CPU, none rather than one
-    assert [workers.auto_count(n) for n in (8, 50, 99, 100, 175, 1000)] == [0, 0, 0, 2, 3, 8]
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
-    assert workers.auto_count(1000) == 0
-
-
 def test_a_negative_worker_count_is_refused_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                         write_spec: SpecWriter) -> None:
     spec = write_spec(tmp_path, **parts(write_spec, "http://127.0.0.1:9/v1", items=1))

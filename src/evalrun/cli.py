@@ -77,7 +77,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="tokens per minute per model, prompt + completion (overrides spec)")
     run.add_argument("--workers", type=int, metavar="N",
                      help="processes sending requests to remote models (0: send from this process; default: "
-                          "one per 50 requests in flight, at most one per CPU, none below two)")
+                          "one per 50 requests in flight, at most one per CPU, none below two, busy CPUs "
+                          "included: senders win there too, see evalrun.workers.senders_for)")
 
     val = sub.add_parser("validate", help="check specs (and their datasets) without asking any model")
     val.add_argument("specs", nargs="+", help="spec files or glob patterns")

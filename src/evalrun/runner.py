@@ -9,6 +9,7 @@ number of jobs, and requests wait in line rather than being rejected.
 from __future__ import annotations
 
 import asyncio
+import gc
 import re
 import signal
 import threading
@@ -41,6 +42,12 @@ UNREACHABLE_AFTER = 5
 # answer to arrive, short enough that a container stop (Docker waits 10 s before SIGKILL) or an impatient
 # user is not kept waiting on a request that hangs; a second signal stops at once.
 STOP_GRACE_SECONDS = 10.0
+# The collector's thresholds while a stage runs (Python's default: 700, 10, 10). Each request leaves thousands of
+# short-lived objects (litellm's response, pricing and logging objects when sent from this process; the outcome,
+# the stored row and the labels either way), and collecting the young generation every 700 allocations spends
+# the run's CPU finding almost nothing: 10-16% of the run phase with --workers 0 at 5,000 requests
+# (bench/README.md). The sender processes collect the same way (workers.main).
+STAGE_COLLECTION = (50_000, 50, 100)
 
 
 class Stopped(Exception):
@@ -371,6 +378,8 @@ class Runner:
                     streams[model.name], config, self.run, pace, reach, key, key_error, models)))
         self._workers = workers
         renewer = asyncio.create_task(_renew(self.run))
+        collection = gc.get_threshold()
+        gc.set_threshold(*STAGE_COLLECTION)
         try:
             # every worker to its end, cancelled ones too (`stop` cancels those not sending, and the rest must
             # still land), unless one fails: that is a bug, raised at once. A cancelled gather (the batches')
@@ -387,6 +396,7 @@ class Runner:
                 task.cancel()
             await asyncio.gather(*workers, renewer, return_exceptions=True)
             self._workers = []
+            gc.set_threshold(*collection)  # what follows (results, statistics, report) collects as before
         if self.run.stopping:
             raise Stopped
 

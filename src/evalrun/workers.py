@@ -54,12 +54,30 @@ STDERR_TAIL = 2000  # bytes of a sender's stderr kept to explain its death
 CLOSE_SECONDS = 5.0  # a sender told to stop that has not exited by then is killed
 
 
-def auto_count(concurrency: int) -> int:
-    """Senders for a stage whose models not asked in-process allow `concurrency` requests in flight:
-    one per PER_SENDER, at most one per usable CPU; 0 (send in the run's process) below two, since one
-    sender only moves the ceiling to another process."""
-    count = min(len(os.sched_getaffinity(0)), concurrency // PER_SENDER)
+def senders_for(cores: int, pending: int) -> int:
+    """Sender processes for a stage that may have `pending` requests to remote models in flight at once, on a
+    machine of `cores` usable CPUs.
+
+    The rule: one per PER_SENDER requests in flight, at most one per CPU, and none at all below two (one CPU,
+    or fewer than 2 x PER_SENDER in flight: a small stage, which one process sends as fast).
+
+    Why: litellm's ~5 ms of CPU per call caps one process at about 200 requests a second; senders spread it
+    over the CPUs. One sender only moves that ceiling to another process, and each costs a litellm import
+    (~3 s of CPU) and a pickle of every request and answer, which a small stage does not earn back.
+
+    Why not fewer on a busy machine (the load average): measured on 2 CPUs with other work running (load
+    average 3.3-4.1, bench/load.py), two senders beat none in each of three alternating rounds, 22.9 / 25.3 /
+    23.1 s against 28.0 / 34.9 / 28.6 s for 4,992 requests. The scheduler shares busy CPUs between runnable
+    processes, so three runnable processes get more of them than one; the senders' own costs (an import, the
+    pickling) are smaller than the share they add.
+    """
+    count = min(cores, pending // PER_SENDER)
     return count if count >= 2 else 0
+
+
+def auto_count(concurrency: int) -> int:
+    """`senders_for` this machine: its usable CPUs (the process's affinity, not every CPU it has)."""
+    return senders_for(len(os.sched_getaffinity(0)), concurrency)
 
 
 def _frame(message: tuple[Any, ...]) -> bytes:

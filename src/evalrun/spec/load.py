@@ -15,6 +15,7 @@ from .model import (
     Condition,
     DatasetConfig,
     Followup,
+    HubDataset,
     ModelConfig,
     Options,
     Spec,
@@ -50,6 +51,13 @@ def _parse(text: str, file: Path) -> tuple[Spec | None, list[Problem]]:
     return spec, problems
 
 
+def _hub(ds: dict, file: Path) -> HubDataset:
+    name = str(ds["hf"])
+    local = name.startswith(("./", "../", "/"))  # a hub name never does: ORG/NAME or NAME
+    return HubDataset(name=name, folder=(file.parent / name) if local else None, split=ds.get("split"),
+                      revision=ds.get("revision"), config=ds.get("config"))
+
+
 def _build(data: dict, file: Path, located: Located, sha: str) -> Spec:
     ds = data["dataset"]
     dataset = DatasetConfig(
@@ -57,6 +65,7 @@ def _build(data: dict, file: Path, located: Located, sha: str) -> Spec:
         path=(file.parent / ds["path"]) if "path" in ds else None,
         id=ds.get("id", "id"),
         gold=ds.get("gold"),
+        hf=_hub(ds, file) if "hf" in ds else None,
     )
     variants = {name: _variant(name, v) for name, v in data["variants"].items()}
     models = []

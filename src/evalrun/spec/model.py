@@ -132,11 +132,26 @@ class Condition:
 
 
 @dataclass(frozen=True)
+class HubDataset:
+    """`dataset: {hf: ...}`: a Hugging Face dataset, read through the `datasets` library.
+
+    `name` is as written: a hub name (ORG/NAME), or a local folder when it starts with ./, ../ or /; `folder`
+    is then that folder, relative to the spec file."""
+
+    name: str
+    folder: Path | None
+    split: str | None
+    revision: str | None
+    config: str | None
+
+
+@dataclass(frozen=True)
 class DatasetConfig:
     items: list[dict[str, object]] | None
     path: Path | None
     id: str
     gold: str | None
+    hf: HubDataset | None = None
 
 
 @dataclass

@@ -112,12 +112,14 @@ def _explain(located: Located, error: ValidationError,
     if kind == "oneOf" and path == ("dataset",):
         if not isinstance(instance, dict):
             return []  # the type error says it
-        if "items" in instance and "path" in instance:
-            return [located.problem(path, "dataset: give either `path:` (a data file) or `items:` (inline items), "
-                                    "not both")]
-        if (path, "path") in meant or (path, "items") in meant:
+        given = [k for k in ("path", "items", "hf") if k in instance]
+        if len(given) > 1:
+            return [located.problem(path, "dataset: give one of `path:` (a data file), `items:` (inline items) and "
+                                    "`hf:` (a Hugging Face dataset), not " + " and ".join(f"`{k}:`" for k in given))]
+        if any((path, k) in meant for k in ("path", "items", "hf")):
             return []
-        return [located.problem(path, "dataset: missing `path:` (a data file) or `items:` (inline items)")]
+        return [located.problem(path, "dataset: missing `path:` (a data file), `items:` (inline items) or `hf:` "
+                                "(a Hugging Face dataset)")]
     if kind == "oneOf" and len(path) == 2 and path[0] == "variants" and isinstance(instance, dict):
         given = [k for k in ("prompt", "prompts", "messages") if k in instance]
         if not given:

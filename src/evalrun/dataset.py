@@ -28,7 +28,7 @@ from pathlib import Path
 
 from .errors import DatasetError, Problem
 from .errors import short as _short
-from .spec import Spec
+from .spec import HubDataset, Spec
 
 MAX_PROBLEMS_PER_KIND = 5  # a broken 10,000-row file should not print 10,000 lines
 # Characters in one CSV cell. The csv module's default, 131,072, refuses ordinary long documents; without any
@@ -214,32 +214,41 @@ def load_dataset(spec: Spec, limit: int | None = None) -> Dataset:
         if read.problems:
             raise DatasetError(_limited(read.problems, loc.problem(at_path, "")))
         items, columns, lines, source = read.items, read.columns, read.lines, file
+    elif cfg.hf is not None:
+        items, columns, source = _read_hub(cfg.hf, spec)
+        file = cfg.hf.name
+        # the rows as loaded identify the data, whatever revision or cache they came from
+        raw = json.dumps(items, sort_keys=True, default=str).encode()
+        lines = None
     else:
         items = [dict(item) for item in cfg.items or []]
         columns = list(dict.fromkeys(key for item in items for key in item))
         raw = json.dumps(items, sort_keys=True, default=str).encode()
         lines, source, file = None, "inline", loc.file
+    # where a problem with the dataset as a whole points
+    at_source = ("dataset", "path") if path is not None else ("dataset", "hf") if cfg.hf is not None else \
+        ("dataset", "items")
 
     def where(row: int, column: str | None = None) -> tuple[str, int | None, int | None, str]:
         """File, line, column and a prefix naming the item, for a problem with item `row` (0-based)."""
         if lines is not None:
             return file, lines[row], 1, ""
-        if path is not None:  # Parquet has no lines
-            return (loc.file, *loc.where(("dataset", "path")), f"row {row + 1}: ")
+        if path is not None or cfg.hf is not None:  # Parquet and datasets have no lines
+            return (loc.file, *loc.where(at_source), f"row {row + 1}: ")
         item_path = ("dataset", "items", row) + ((column,) if column is not None else ())
         return (loc.file, *loc.where(item_path), f"dataset.items.{row}: ")
 
     problems: list[Problem] = []
     if not items:
         what = "has no items" if columns else "is empty"
-        problems.append(loc.problem(("dataset", "path"), f"dataset.path: '{file}' {what}"))
+        problems.append(loc.problem(at_source, f"{'.'.join(at_source)}: '{file}' {what}"))
     for column, role in ((cfg.id, "id"), (cfg.gold, "gold")):
         if column is not None and column not in columns and columns:
             close = difflib.get_close_matches(column, columns, n=1)
             hint = f"did you mean '{close[0]}'?" if close else f"name the {role} column with `{role}:`"
             written = isinstance(loc.data, dict) and role in (loc.data.get("dataset") or {})
             field = f"dataset.{role}" if written else "dataset"
-            shown = "inline items" if path is None else f"'{file}'"
+            shown = "inline items" if path is None and cfg.hf is None else f"'{file}'"
             problems.append(loc.problem(("dataset", role), f"{field}: no {role} column '{_short(column)}' in {shown} "
                                         f"(columns: {', '.join(map(_short, columns)) or 'none'})", hint=hint))
     if problems or not items:
@@ -274,12 +283,69 @@ def load_dataset(spec: Spec, limit: int | None = None) -> Dataset:
                                      "not one of the labels",
                                      f"did you mean '{close[0]}'?" if close else "labels: " + ", ".join(spec.labels)))
     if found:
-        anchor = loc.problem(("dataset", "path") if path is not None else ("dataset", "items"), "")
+        anchor = loc.problem(at_source, "")
         raise DatasetError(_limited(found, anchor))
     if limit is not None:
         items = items[:limit]
     return Dataset(items=items, columns=list(columns), id_column=cfg.id, gold_column=cfg.gold, source=source,
                    sha256=hashlib.sha256(raw).hexdigest())
+
+
+def _read_hub(hub: HubDataset, spec: Spec) -> tuple[list[dict[str, object]], list[str], str]:
+    """The rows, columns and source (for the run record) of a Hugging Face dataset.
+
+    A hub name goes to `datasets.load_dataset`, which honours HF_HUB_OFFLINE / HF_DATASETS_OFFLINE (and then
+    reads only its cache). A local folder that `save_to_disk` wrote (it holds dataset_dict.json or state.json)
+    is read with `load_from_disk`; any other folder is one of data files (Parquet, JSONL, CSV), which
+    `load_dataset` reads with its packaged builders, without the network."""
+    loc = spec.located
+    at = ("dataset", "hf")
+    try:
+        import datasets  # a large dependency tree, needed only here: the `hf` extra
+    except ImportError:
+        raise DatasetError([loc.problem(at, "dataset.hf: reading a Hugging Face dataset needs the `datasets` "
+                                        "library, which is not installed", hint="pip install 'evalrun[hf]'")]) from None
+    if hub.folder is not None and not hub.folder.is_dir():
+        what = "is not a folder" if hub.folder.exists() else "no such folder"
+        raise DatasetError([loc.problem(at, f"dataset.hf: {what} '{hub.folder}'",
+                                        hint="a local dataset is a folder, relative to the spec file's folder")])
+    bars = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()  # evalrun draws its own progress; restored below
+    try:
+        if hub.folder is None:
+            loaded = datasets.load_dataset(hub.name, hub.config, split=hub.split, revision=hub.revision)
+        elif (hub.folder / "dataset_dict.json").is_file() or (hub.folder / "state.json").is_file():
+            loaded = datasets.load_from_disk(str(hub.folder))
+        else:
+            loaded = datasets.load_dataset(str(hub.folder), split=hub.split)
+    except Exception as exc:  # datasets raises many kinds: not found, offline and not cached, a broken file
+        first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        if hub.split is not None and first.startswith("Unknown split"):  # load_dataset's only sign of it
+            raise DatasetError([loc.problem(("dataset", "split"), f"dataset.split: no split '{_short(hub.split)}' "
+                                            f"in '{hub.name}': {_short(first, 100)}")]) from None
+        hint = ("offline (HF_HUB_OFFLINE or HF_DATASETS_OFFLINE is set), only a dataset already in the cache can "
+                "be read") if datasets.config.HF_HUB_OFFLINE else None
+        raise DatasetError([loc.problem(at, f"dataset.hf: cannot read '{hub.name}': {_short(first, 120)}",
+                                        hint=hint)]) from None
+    finally:
+        if bars:
+            datasets.enable_progress_bars()
+    if isinstance(loaded, datasets.DatasetDict):
+        splits = ", ".join(loaded)
+        if hub.split is None:
+            raise DatasetError([loc.problem(at, f"dataset.hf: '{hub.name}' has splits ({splits}): choose one",
+                                            hint="add `split:` to `dataset:`")])
+        if hub.split not in loaded:
+            raise DatasetError([loc.problem(("dataset", "split"), f"dataset.split: no split '{_short(hub.split)}' "
+                                            f"in '{hub.name}' (splits: {splits})")])
+        loaded = loaded[hub.split]
+    elif hub.folder is not None and hub.split is not None and hub.split != loaded.split:
+        # a folder Dataset.save_to_disk wrote holds one dataset; a split named for it would say what it is not
+        raise DatasetError([loc.problem(("dataset", "split"), f"dataset.split: '{hub.name}' holds one dataset "
+                                        "without splits", hint="leave out `split:`")])
+    named = hub.name + (f"@{hub.revision}" if hub.revision else "")
+    details = ", ".join(f"{k} {v}" for k, v in (("config", hub.config), ("split", hub.split)) if v)
+    return loaded.to_list(), list(loaded.column_names), f"hf:{named}" + (f" ({details})" if details else "")
 
 
 def _missing(path: Path, spec_file: Path) -> tuple[str, str | None]:

@@ -14,6 +14,7 @@ from .model import (
     EMBEDDED_MODEL,
     Condition,
     DatasetConfig,
+    HubDataset,
     ModelConfig,
     Options,
     Spec,
@@ -27,5 +28,5 @@ from .model import (
 from .wording import describe
 
 __all__ = ["DEFAULT_CONCURRENCY", "DEFAULT_SEED", "DEFAULT_TIMEOUT", "EMBEDDED_MODEL", "Condition", "DatasetConfig",
-           "ModelConfig", "Options", "Spec", "Turn", "Variant", "check_columns", "default_concurrency", "describe",
-           "is_embedded", "load_spec", "model_from_string", "parse_spec", "read_spec", "schema"]
+           "HubDataset", "ModelConfig", "Options", "Spec", "Turn", "Variant", "check_columns", "default_concurrency",
+           "describe", "is_embedded", "load_spec", "model_from_string", "parse_spec", "read_spec", "schema"]

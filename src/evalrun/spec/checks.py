@@ -176,6 +176,7 @@ def semantic_problems(spec: Spec) -> list[Problem]:
             problems.append(loc.problem(("compare", i), f"compare.{i}: a variant compared with itself"))
     if spec.dataset.gold is not None and spec.dataset.gold == spec.dataset.id:
         problems.append(loc.problem(("dataset", "gold"), "dataset.gold: the gold column cannot be the id column"))
+    problems += _hub_problems(spec)
     problems += _address_problems(spec) + _model_problems(spec) + _credential_problems(spec)
     problems += literal_template_problems(spec)
     return problems + token_budget_problems(spec)
@@ -292,6 +293,21 @@ def _model_problems(spec: Spec) -> list[Problem]:
                                                  f"for {_short(model.model)} than models.{first[0]}",
                                                  hint="litellm keeps one price per model string"))
     return problems
+
+
+def _hub_problems(spec: Spec) -> list[Problem]:
+    """`split:`, `revision:` and `config:` belong to `hf:`; a local folder has no revisions or configurations."""
+    loc, hub = spec.located, spec.dataset.hf
+    data = loc.data.get("dataset") if isinstance(loc.data, dict) else None
+    written = [k for k in ("split", "revision", "config") if isinstance(data, dict) and k in data]
+    if hub is None:
+        return [loc.problem(("dataset", k), f"dataset.{k}: only with `hf:` (a Hugging Face dataset)", key=True)
+                for k in written]
+    if hub.folder is None:
+        return []
+    return [loc.problem(("dataset", k), f"dataset.{k}: a local folder has no {k}s; only a hub dataset does",
+                        key=True, hint="give the hub name, ORG/NAME, or leave it out")
+            for k in ("revision", "config") if k in written]
 
 
 def check_columns(spec: Spec, columns: list[str]) -> list[Problem]:

@@ -73,7 +73,7 @@ class SpecWriter:
 
     - ``items``: dataset rows; a string is an item id (``"i01"`` -> ``{"id": "i01"}``). Written to
       ``items.jsonl`` beside the spec, or inline (``dataset: {items: [...]}``) with ``inline=True``.
-    - ``dataset``: extra keys of ``dataset:`` (``gold``, ``id``), or a whole mapping with its own ``path``.
+    - ``dataset``: extra keys of ``dataset:`` (``gold``, ``id``), or a whole mapping with its own ``path`` or ``hf``.
     - ``variants``: name -> prompt, or name -> a full variant mapping; a bare prompt gets ``extract``.
     - ``labels``, ``extract`` (the reader a bare prompt gets), ``models`` (model strings, or mappings
       such as ``model()`` makes).
@@ -94,7 +94,7 @@ class SpecWriter:
         folder.mkdir(parents=True, exist_ok=True)
         rows = [{"id": row} if isinstance(row, str) else dict(row) for row in items]
         data: dict[str, Any] = dict(dataset or {})
-        if "path" not in data:
+        if "path" not in data and "hf" not in data:  # a dataset of its own: `path:` or `hf:`
             if inline:
                 data = {"items": rows, **data}
             else:

@@ -180,3 +180,15 @@ def test_without_datasets_installed_one_line_says_how_to_install_it(
         f"{spec}:{write_spec.where(spec, 'org/name')}: error: dataset.hf: reading a Hugging Face dataset needs the "
         "`datasets` library, which is not installed (pip install 'evalrun[hf]')",
         "1 file checked: 0 valid, 1 invalid (1 error, 0 warnings)"])
+
+
+def test_a_bad_row_is_named_by_its_number_at_the_hf_line(tmp_path: Path, write_spec: SpecWriter,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    datasets.Dataset.from_dict({**ROWS, "id": ["q1", "q2", "q1"], "gold": ["a", "c", "a"]}).save_to_disk(
+        str(tmp_path / "data"))
+    spec = write_spec(tmp_path, dataset={"hf": "./data", "gold": "gold"}, variants=VARIANTS)
+    at = f"{spec}:{write_spec.where(spec, './data')}: error: "
+    assert _validate(capsys, spec) == (2, [
+        at + "row 2: gold label 'c' in column 'gold' is not one of the labels (labels: a, b)",
+        at + "row 3: duplicate id 'q1' in column 'id' (first used at item 1)",
+        "1 file checked: 0 valid, 1 invalid (2 errors, 0 warnings)"])

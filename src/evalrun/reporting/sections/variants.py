@@ -7,6 +7,7 @@ from typing import Any
 
 from ..figures import figure_lines
 from ..format import pct as _pct
+from ..format import share
 from .common import Context, boot, head, label_table, row
 
 
@@ -38,7 +39,7 @@ def variants(ctx: Context) -> list[str]:
     for v in stats["variants"]:
         rates = v["label_rates"]
         out.append(row([*(str(v[k]) for k in keys),
-                        *(f"{_pct(rates[label]['estimate'])} {boot(rates[label], _pct, _count(v, label))}"
+                        *(f"{share(*_count(v, label))} {boot(rates[label], _pct, _count(v, label))}"
                           for label in labels)]))
     return out
 

@@ -278,7 +278,9 @@ def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: 
                                f"{store.path}, so the same command run again writes them without asking") from None
     # a follow-up is read as a variant of its own, compared with the answers it follows
     variants = [*spec.variants, *(followup_variant(name) for name in second.followups)]
-    compare = [*(list(p) for p in spec.compare), *([name, followup_variant(name)] for name in second.followups)]
+    compare = [*(list(p) for p in spec.compare),  # a pair the spec names already is not compared twice
+               *([name, followup_variant(name)] for name in second.followups
+                 if {name, followup_variant(name)} not in [set(p) for p in spec.compare])]
     readers = {name: list(v.readers) for name, v in spec.variants.items() if v.readers}
     described = design.describe()
     record = RunRecord(

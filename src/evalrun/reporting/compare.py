@@ -35,8 +35,7 @@ from ..stats.inference import correct
 from ..stats.items import item_labels
 from . import RESULTS
 from .figures import PALETTE, Figure, Painter, Row, figure_lines, interval_chart
-from .format import num
-from .format import pct as _pct
+from .format import num, share
 from .format import pp as _pp
 from .sections.common import grouping
 from .tracking import tracking_lines
@@ -178,7 +177,7 @@ def _interval(diff: dict[str, Any], fmt: Callable[[float | None], str]) -> str:
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> str:
-    return f"{_pct(num.sum() / den.sum())} ({int(num.sum())}/{int(den.sum())})" if den.sum() else "n/a"
+    return f"{share(int(num.sum()), int(den.sum()))} ({int(num.sum())}/{int(den.sum())})" if den.sum() else "n/a"
 
 
 def _statistics(cell: _Cell, labels: Sequence[str], has_gold: bool) -> tuple[list[str], list[Row]]:
@@ -193,14 +192,15 @@ def _statistics(cell: _Cell, labels: Sequence[str], has_gold: bool) -> tuple[lis
         lines.append(f"| accuracy | {_ratio(right_a, has)} | {_ratio(right_b, has)} | {_interval(diff, _pp)} |")
         rows.append(Row(_place(cell, cell.variant), diff["estimate"], diff["ci_low"], diff["ci_high"],
                         f"{_pp(diff['estimate'])} pp", PALETTE[0]))
+    # a label's share is of the items with a label read in that run, as in report.md; unparsed, of every item
+    read_a, read_b = (np.array([x is not None for x in side], dtype=float) for side in (a, b))
     ones = np.ones(cell.items.height)
-    for label in [*labels, UNPARSED]:
-        value = None if label == UNPARSED else label
-        in_a = np.array([x == value for x in a], dtype=float)
-        in_b = np.array([y == value for y in b], dtype=float)
-        diff = bootstrap_ratio_difference(in_b, ones, in_a, ones)
-        lines.append(f"| items labelled *{label}* | {_ratio(in_a, ones)} | {_ratio(in_b, ones)} | "
-                     f"{_interval(diff, _pp)} |")
+    for label, of_a, of_b, row in [*((label, read_a, read_b, f"items labelled *{label}*") for label in labels),
+                                   (None, ones, ones, f"items {UNPARSED}")]:
+        in_a = np.array([x == label for x in a], dtype=float)
+        in_b = np.array([y == label for y in b], dtype=float)
+        diff = bootstrap_ratio_difference(in_b, of_b, in_a, of_a)
+        lines.append(f"| {row} | {_ratio(in_a, of_a)} | {_ratio(in_b, of_b)} | {_interval(diff, _pp)} |")
     return lines, rows
 
 
@@ -332,7 +332,9 @@ def compare_runs(run_dirs: Sequence[Path], out: Path) -> Path:
              "variant. Values are item-level (the modal label over samples; a tie or no readable sample is "
              f"unparsed, and counts as wrong for accuracy). Differences are this run minus the baseline "
              f"(percentage points for shares) with 95% percentile intervals from a paired bootstrap over items "
-             f"({RESAMPLES} resamples, seed {SEED}): each resample draws the same items for both runs.", ""]
+             f"({RESAMPLES} resamples, seed {SEED}): each resample draws the same items for both runs. "
+             "\"Items labelled X\" is a share of the items with a label read (as in report.md); \"items unparsed\", "
+             "of every shared item.", ""]
     # `out`, or a folder it would be created in, is a file
     blocker = next((p for p in [out, *out.parents] if p.exists() and not p.is_dir()), None)
     if blocker is not None:

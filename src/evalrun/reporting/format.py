@@ -9,6 +9,13 @@ def pct(x: float | None, digits: int = 1) -> str:
     return "n/a" if x is None else f"{100 * x:.{digits}f}%"
 
 
+def share(count: int, of: int) -> str:
+    """`count` of `of` items as a share, `66.7%` (pct's digits); none to share among reads `n/a`. The one
+    way report.md and compare.md print "items labelled X", whose `of` in both is the items with a label
+    read (an unparsed item is no item labelled anything), as both reports say in words."""
+    return pct(count / of) if of else "n/a"
+
+
 def pp(x: float | None) -> str:
     """A difference of two shares in percentage points, signed: `+12.5` (`points` names the unit in
     prose); None reads `n/a`."""

@@ -24,6 +24,10 @@ from .literals import literal_template_problems
 from .model import MAX_ORDERS, Spec, Turn, Variant, is_embedded
 from .wording import dotted as _dotted
 
+# what jobs.followup_variant appends to a variant's name: a follow-up's answers are read as that variant, which
+# `compare:` may name (jobs sits above spec in the layers, so the suffix is spelt here too and a test pins both)
+FOLLOWUP = ".followup"
+
 
 def _labels_hint(name: str, labels: list[str]) -> str:
     close = difflib.get_close_matches(name, labels, n=1)
@@ -167,7 +171,15 @@ def semantic_problems(spec: Spec) -> list[Problem]:
             problems += _extractor_problems(spec, at, config) + _likelihood_problems(spec, at, config)
     for i, pair in enumerate(spec.compare):
         for j, name in enumerate(pair):
-            if name not in spec.variants:
+            if name in spec.variants:
+                continue
+            base = name.removesuffix(FOLLOWUP)
+            if base != name and base in spec.variants:  # a follow-up's answers, read as a variant of their own
+                if spec.variants[base].followup is None:
+                    problems.append(loc.problem(("compare", i, j), f"compare.{i}: variant '{_short(base)}' has no "
+                                                "follow-up", hint=f"give '{_short(base)}' a `followup:`, or "
+                                                f"compare '{_short(base)}' itself"))
+            else:
                 close = difflib.get_close_matches(name, list(spec.variants), n=1)
                 problems.append(loc.problem(("compare", i, j), f"compare.{i}: no variant named '{_short(name)}'",
                                             hint=f"did you mean '{close[0]}'?" if close else

@@ -38,3 +38,23 @@ def item_labels(responses: pl.LazyFrame | pl.DataFrame, group: Sequence[str] = G
     # a tie for the mode leaves more than one label on top, and the item unparsed; so does no label at all
     modal = top.group_by(unit).agg(pl.col("label").first(), pl.len().alias("on_top")).filter(pl.col("on_top") == 1)
     return collect(items.join(modal.select(*unit, "label"), on=unit, how="left")).sort(unit)
+
+
+def per_prompt(responses: pl.LazyFrame | pl.DataFrame, group: Sequence[str], prompt: Sequence[str],
+               labels: Sequence[str]) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """Per group whose items are asked in more than one prompt (an item at one level of each nested axis in
+    `prompt`: one wording, one option order): the label taken per prompt by the item-level rule over that
+    prompt's samples alone, with how many prompts there are, how many got a label, and how many got each.
+
+    Beside the pooled item-level label (`item_labels` over every prompt of an item), whose mode leaves unparsed
+    an item its prompts split evenly: the items a wording or an order sways are the ones it drops."""
+    group = list(group)
+    rows = item_labels(responses, [*group, *prompt])
+    out: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for key, part in rows.group_by(group, maintain_order=True):
+        if part.height == part["item_id"].n_unique():  # one prompt per item: the pooled label is the prompt's
+            continue
+        given = part["label"].drop_nulls()
+        out[tuple(key)] = {"prompts": part.height, "read": given.len(),
+                           "labels": {label: int((given == label).sum()) for label in labels}}
+    return out

@@ -40,7 +40,7 @@ from .bootstrap import bootstrap_ratio_difference
 from .grouping import Grouping, breakdown, compared, distinct
 from .grouping import where as _where
 from .inference import accuracy_interval, adjust, correct, correctness_test, detectable, paired, rate_interval
-from .items import GROUP, collect, first_seen, item_labels
+from .items import GROUP, collect, first_seen, item_labels, per_prompt
 from .kappa import fleiss_kappa, label_counts
 from .numbers import finite
 from .paired import cochran_q, mcnemar_exact
@@ -396,12 +396,17 @@ def summarize(responses: pl.LazyFrame | pl.DataFrame, labels: Sequence[str], com
     for axis in grouping.axes:
         out.update(_crossed(lf, items, grouping, order, axis, compare, labels, has_gold, ordinal)
                    if axis in grouping.crossed else _breakdown(lf, group, order, axis, labels, has_gold))
+    prompt = [a for a in grouping.nested if a in lf.collect_schema()]  # what makes two prompts of an item
+    if prompt:  # an item asked in several prompts: its label per prompt, beside the label pooled over them
+        prompts = per_prompt(lf, group, prompt, labels)
+        for entry in out["variants"]:  # type: ignore[union-attr]
+            if (key := tuple(entry[k] for k in group)) in prompts:
+                entry["per_prompt"] = prompts[key]
     for axis in grouping.nested:
         if axis in _AFTER:
             out.update(_level_pairs(lf, group, order, axis, labels, has_gold, ordinal))
     samples = collect(lf.select(pl.col("sample").max()))["sample"][0]
     if samples:  # more than one sample: how consistent the model is with itself
-        prompt = [a for a in grouping.nested if a in lf.collect_schema()]  # what makes two prompts of an item
         out["stability"] = stability(lf, group, order, labels, prompt)
         out["sample_agreement"] = [sample_agreement(lf, {k: pair[k] for k in outer}, pair["a"], pair["b"])
                                    for pair in out["pairs"]]  # type: ignore[union-attr]

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..figures import figure_lines
 from ..format import pct as _pct
+from ..format import share
 from .common import Context, boot, head, label_table, row
 
 
@@ -38,8 +39,31 @@ def variants(ctx: Context) -> list[str]:
     for v in stats["variants"]:
         rates = v["label_rates"]
         out.append(row([*(str(v[k]) for k in keys),
-                        *(f"{_pct(rates[label]['estimate'])} {boot(rates[label], _pct, _count(v, label))}"
+                        *(f"{share(*_count(v, label))} {boot(rates[label], _pct, _count(v, label))}"
                           for label in labels)]))
+    return out + _per_prompt(ctx, keys)
+
+
+def _per_prompt(ctx: Context, keys: list[str]) -> list[str]:
+    """Beside the pooled item-level shares, for variants asking an item in more than one prompt, the same rule
+    applied per prompt, and the pooled rule in words where it pools over prompts."""
+    spread = [v for v in ctx.stats["variants"] if "per_prompt" in v]
+    if not spread:
+        return []
+    labels = ctx.labels
+    out = ["", "Where a variant asks an item in more than one prompt (a wording, an option order), the item-level "
+           "label above pools every prompt's answers: it is the modal label over all of them, and a tie for the mode "
+           "(or no answer read) leaves the item unparsed and out of the shares, so an item its prompts split evenly "
+           "is dropped. Beside it, the label taken per prompt by the same rule over that prompt's answers alone: of "
+           "the prompts with a label, the share given each label (pooled in brackets).", "",
+           *head([*keys, "prompts", "with a label, per prompt (pooled)", *labels])]
+    for v in spread:
+        p = v["per_prompt"]
+        read = v["items"] - v["items_unparsed"]
+        out.append(row([*(str(v[k]) for k in keys), str(p["prompts"]),
+                        f"{share(p['read'], p['prompts'])} of {p['prompts']} ({share(read, v['items'])} of "
+                        f"{v['items']} items)",
+                        *(f"{share(p['labels'][label], p['read'])} ({share(*_count(v, label))})" for label in labels)]))
     return out
 
 

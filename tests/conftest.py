@@ -5,6 +5,8 @@
 - `write_spec(folder, ...)` writes a spec YAML and its dataset into a folder: a small two-variant,
   two-label spec by default; a test passes the parts it varies (variants, labels, items, models,
   extract, any other top-level key).
+- `quiet` is an observer of a runner (sendpath.Observer) that shows nothing, for tests that build a
+  `Runner` themselves.
 - `loopback(...)` starts a scripted OpenAI-compatible server (tests/loopback_server.py) that stops
   when the test ends; rules script replies and faults, `on_request` any other behaviour. (A
   module-scoped fixture, which cannot use a test's fixture, uses ``with LoopbackServer(...)``.)
@@ -42,6 +44,24 @@ class ApiKey:
 
 
 API_KEY = ApiKey()
+
+
+class Quiet:
+    """A runner's observer that shows nothing: what a test builds a Runner with when progress is not its subject."""
+
+    def finished(self, outcome: object) -> None:
+        pass
+
+    def retrying(self, model: str, error: object) -> None:
+        pass
+
+    def gave_up(self, model: str, message: str) -> None:
+        pass
+
+
+@pytest.fixture
+def quiet() -> Quiet:
+    return Quiet()
 
 
 @pytest.fixture(autouse=True)

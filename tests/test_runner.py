@@ -13,6 +13,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from email.utils import format_datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # before litellm is imported: no price-list download
 
@@ -37,6 +38,9 @@ try:  # tests/ may or may not be a package, depending on how pytest was set up
     from tests.loopback_server import LoopbackServer
 except ImportError:
     from loopback_server import LoopbackServer
+
+if TYPE_CHECKING:
+    from conftest import Quiet
 
 SECRET = "sk-runner-QQ77SECRETSECRET"
 KEY_ENV = "EVALRUN_RUNNER_KEY"
@@ -232,19 +236,8 @@ class BlockingSender:
         pass
 
 
-class Quiet:
-    def finished(self, outcome: Outcome) -> None:
-        pass
-
-    def retrying(self, model: str, error: object) -> None:
-        pass
-
-    def gave_up(self, model: str, message: str) -> None:
-        pass
-
-
 def test_rpm_paces_at_the_moment_of_sending_not_before_readying_blocks(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, quiet: Quiet) -> None:
     """Issue 22.8: pacing taken before litellm's first import blocked the loop let about two seconds' worth
     reach the provider at once (the tokens taken before, and a bucket drained during the block)."""
     monkeypatch.setenv(KEY_ENV, SECRET)
@@ -256,7 +249,7 @@ def test_rpm_paces_at_the_moment_of_sending_not_before_readying_blocks(
     time_ = VirtualTime()
     sender = BlockingSender(time_)
     store = Store(tmp_path / "store.sqlite")
-    ran = runner.Runner(store, RunOptions(), Quiet(), sender=sender,
+    ran = runner.Runner(store, RunOptions(), quiet, sender=sender,
                         pace=lambda m: runner.Pace(m.rpm, m.tpm, time_.clock, time_.sleep))
 
     async def stage() -> None:

@@ -15,12 +15,12 @@ import pytest
 from evalrun import runner, workers
 from evalrun.dataset import load_dataset
 from evalrun.design import Design
-from evalrun.sendpath import Outcome, RunOptions
+from evalrun.sendpath import RunOptions
 from evalrun.spec import ModelConfig, load_spec
 from evalrun.store import Store
 
 if TYPE_CHECKING:
-    from conftest import SpecWriter
+    from conftest import Quiet, SpecWriter
     from loopback_server import LoopbackServer
 
 
@@ -45,12 +45,12 @@ def test_the_default_counts_the_cpus_this_process_may_use(monkeypatch: pytest.Mo
 
 @pytest.mark.parametrize(("chosen", "expected"), [(None, 2), (0, 0), (1, 1)])
 def test_an_explicit_worker_count_is_kept(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chosen: int | None, expected: int) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chosen: int | None, expected: int, quiet: Quiet) -> None:
     # 8 CPUs, where the default for 100 in flight is 2 senders
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
     model = ModelConfig(model="openai/x", name="x", api_base="http://127.0.0.1:9/v1", concurrency=100)
     store = Store(tmp_path / "store.sqlite")
-    ran = runner.Runner(store, RunOptions(workers=chosen), Quiet())
+    ran = runner.Runner(store, RunOptions(workers=chosen), quiet)
 
     async def stage() -> None:
         try:  # no jobs: the stage decides its senders, and none starts since nothing is asked
@@ -64,26 +64,15 @@ def test_an_explicit_worker_count_is_kept(
     assert ran.run.sender.count == expected
 
 
-class Quiet:
-    def finished(self, outcome: Outcome) -> None:
-        pass
-
-    def retrying(self, model: str, error: object) -> None:
-        pass
-
-    def gave_up(self, model: str, message: str) -> None:
-        pass
-
-
 def test_a_stage_collects_young_objects_rarely_and_restores_the_thresholds_after(
-        tmp_path: Path, loopback: Callable[..., LoopbackServer], write_spec: SpecWriter) -> None:
+        tmp_path: Path, loopback: Callable[..., LoopbackServer], write_spec: SpecWriter, quiet: Quiet) -> None:
     """Issue 24: the run's process spent 10-16% of a --workers 0 run collecting litellm's short-lived objects."""
     server = loopback(default_reply="ok")
     spec = load_spec(write_spec(tmp_path, items=["i1", "i2"], models=[write_spec.model(server.base_url)]))
     design = Design(spec, load_dataset(spec))
     seen: list[tuple[int, int, int]] = []
     store = Store(tmp_path / "store.sqlite")
-    ran = runner.Runner(store, RunOptions(workers=0), Quiet(), read=lambda outcome: seen.append(gc.get_threshold()))
+    ran = runner.Runner(store, RunOptions(workers=0), quiet, read=lambda outcome: seen.append(gc.get_threshold()))
     before = gc.get_threshold()
 
     async def stage() -> None:

@@ -23,7 +23,7 @@ from evalrun.dataset import load_dataset
 from evalrun.design import Design
 from evalrun.jobs import Job
 from evalrun.providers import Answer
-from evalrun.sendpath import Outcome, RunOptions
+from evalrun.sendpath import RunOptions
 from evalrun.spec import ModelConfig, load_spec
 from evalrun.store import Store
 
@@ -33,7 +33,7 @@ except ImportError:
     from loopback_server import LoopbackServer
 
 if TYPE_CHECKING:
-    from conftest import SpecWriter
+    from conftest import Quiet, SpecWriter
 
 ITEMS = 60  # two variants: 120 jobs, far more than the 20 in flight when the signal comes
 LIVENESS = 120.0  # seconds a stopping run may take before the test calls it hung (the grace is 10 s)
@@ -124,20 +124,9 @@ class HangingSender:
         pass
 
 
-class Quiet:
-    def finished(self, outcome: Outcome) -> None:
-        pass
-
-    def retrying(self, model: str, error: object) -> None:
-        pass
-
-    def gave_up(self, model: str, message: str) -> None:
-        pass
-
-
 @pytest.mark.parametrize("signals", [1, 2])
 def test_a_second_stop_or_the_end_of_the_grace_stops_the_requests_in_flight(
-        signals: int, tmp_path: Path, write_spec: SpecWriter, monkeypatch: pytest.MonkeyPatch) -> None:
+        signals: int, tmp_path: Path, write_spec: SpecWriter, monkeypatch: pytest.MonkeyPatch, quiet: Quiet) -> None:
     # one stop: the grace (shortened here) runs out on requests that never land; two: they stop at once, so
     # with an hour's grace the test would hang (and pytest-timeout fail it) if the second did nothing
     monkeypatch.setattr(runner, "STOP_GRACE_SECONDS", 0.2 if signals == 1 else 3600.0)
@@ -145,7 +134,7 @@ def test_a_second_stop_or_the_end_of_the_grace_stops_the_requests_in_flight(
     design = Design(spec, load_dataset(spec))
     sender = HangingSender()
     store = Store(tmp_path / "store.sqlite")
-    ran = runner.Runner(store, RunOptions(), Quiet(), sender=sender)
+    ran = runner.Runner(store, RunOptions(), quiet, sender=sender)
 
     async def stage() -> None:
         async def stop_once_all_are_in_flight() -> None:

@@ -11,6 +11,8 @@ The person is the reference, a reader named `human`: an answer's human label is 
 (those who marked it "unclear" abstain); an answer all of them found unclear, or on which they differ, is
 left out and counted. Accuracy counts an unparsed reading as wrong, as the report's accuracy against gold
 does; kappa and the confusion come from stats/agreement.py, the one function over two aligned label vectors.
+Once a variant's own reader has enough hand labels of every label, the agreement between variants is also shown
+corrected for the readers' errors (stats/misclassification.py: the matrix method, Barron 1977).
 """
 
 from __future__ import annotations
@@ -19,9 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from ...extract import UNPARSED
+from ...stats.confusion import labelled
+from ...stats.misclassification import MIN_PER_LABEL, corrected_agreement
 from ...store import UNCLEAR, answer_key, read_labels
 from ..format import num as _f
 from .common import Context, ci, excerpt, head, row
@@ -114,6 +119,32 @@ def _kappa(k: dict[str, Any]) -> str:
     return f"{_f(k['kappa'])} [{_f(k['ci_low'])}, {_f(k['ci_high'])}]"
 
 
+def _corrected(ctx: Context, measured: list[dict[str, Any]]) -> list[str]:
+    """Agreement between each compared pair of variants, observed and corrected for their own readers' errors;
+    nothing until some variant's reader has MIN_PER_LABEL hand labels of every label it read."""
+    # each variant's reader against the person, unparsed readings left out (the method's square matrix)
+    readers = {m["variant"]: labelled(np.array(m["confusion"]["counts"])) for m in measured if m["reader"] == PRIMARY}
+    if not any(counts.sum(axis=1).min() >= MIN_PER_LABEL for counts in readers.values()):
+        return []
+    out = ["", "Agreement between variants corrected for the readers' errors (matrix method, Barron 1977, "
+           "Biometrics 33:414-418): each variant's reader's rates of reading each label given the person's, "
+           "pooled over the run, invert the observed table of the items both variants labelled (unparsed left "
+           "out); negative cells clipped to 0 and the table renormalised.", ""]
+    for p in ctx.stats["pairs"]:
+        name = f"{p['a']} vs {p['b']} ({ctx.at(p)})"
+        if p["a"] not in readers or p["b"] not in readers:
+            out.append(f"- {name}: not shown: a variant's answers have no hand labels")
+            continue
+        c = corrected_agreement(labelled(np.array(p["confusion"]["counts"])), readers[p["a"]], readers[p["b"]])
+        if c.observed is None:
+            out.append(f"- {name}: not shown: {c.refused}")
+        elif c.corrected is None:
+            out.append(f"- {name}: observed {_f(100 * c.observed, 1)}%, corrected not shown: {c.refused}")
+        else:
+            out.append(f"- {name}: observed {_f(100 * c.observed, 1)}%, corrected {_f(100 * c.corrected, 1)}%")
+    return out
+
+
 def human(ctx: Context, results: Path) -> list[str]:
     """The section, or nothing when no answer of the run has a human label."""
     people: dict[str, dict[str, str]] = {}
@@ -151,4 +182,4 @@ def human(ctx: Context, results: Path) -> list[str]:
             more = len(m["wrong"]) - len(shown)
             out += ["", f"{m['reader']} ({m['variant']}) got {len(m['wrong'])} wrong"
                     + (f", {more} not shown" if more else "") + ":", "", *shown]
-    return out
+    return out + _corrected(ctx, measured)

@@ -26,7 +26,7 @@ import polars as pl
 
 from ...extract import UNPARSED
 from ...stats.confusion import labelled
-from ...stats.misclassification import MIN_PER_LABEL, corrected_agreement
+from ...stats.misclassification import MAX_CONDITION, MIN_PER_LABEL, corrected_agreement
 from ...store import UNCLEAR, answer_key, read_labels
 from ..format import num as _f
 from .common import Context, ci, excerpt, head, row
@@ -129,7 +129,10 @@ def _corrected(ctx: Context, measured: list[dict[str, Any]]) -> list[str]:
     out = ["", "Agreement between variants corrected for the readers' errors (matrix method, Barron 1977, "
            "Biometrics 33:414-418): each variant's reader's rates of reading each label given the person's, "
            "pooled over the run, invert the observed table of the items both variants labelled (unparsed left "
-           "out); negative cells clipped to 0 and the table renormalised.", ""]
+           "out); negative cells clipped to 0 and the table renormalised. Shown for a reader with at least "
+           f"{MIN_PER_LABEL} hand labels of every label and well-conditioned rates (condition number below "
+           f"{MAX_CONDITION:g}). The rates come from the answers people labelled, which favour doubtful ones, so "
+           "the correction may overstate the readers' errors.", ""]
     for p in ctx.stats["pairs"]:
         name = f"{p['a']} vs {p['b']} ({ctx.at(p)})"
         if p["a"] not in readers or p["b"] not in readers:

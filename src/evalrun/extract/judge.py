@@ -6,9 +6,12 @@ them); this module only says what to ask and how to read the reply:
 
 - The answer is quoted between ANSWER_BEGIN and ANSWER_END, and any run of three or more `<` or `>` in
   the answer becomes as many single guillemets (U+2039, U+203A), so no text inside the answer can close
-  the quote and pose as the judge's instructions.
-- The verdict is the judge's last line `LABEL: <label>` (case-sensitive `LABEL`, alone on its line).
-  Its value must be a label (any case, trailing punctuation ignored). A reply without such a line, or
+  the quote and pose as the judge's instructions. Look-alikes count as brackets (full-width and small
+  forms, angle brackets), and invisible characters between them (zero-width spaces and joiners, soft
+  hyphens, direction marks) do not break a run: `<<\u200b<` reads as `<<<` to a model.
+- The verdict is the judge's last line `LABEL: <label>` (case-sensitive `LABEL`, alone on its line,
+  possibly in markdown emphasis: `**LABEL: male**`, `**LABEL:** male`). Its value must be a label (any
+  case, surrounding emphasis and trailing punctuation ignored). A reply without such a line, or
   with a value that is no label, is unparsed with a reason: a judge that did not decide must never
   become a default label (Inspect once scored such replies as incorrect, promptfoo as a pass).
 - Several judges vote: the label most of them gave wins; a tie is unparsed.
@@ -46,15 +49,25 @@ where <label> is exactly one of: {{ labels | join(", ") }}."""
 # a judge reads; it should not improvise (a judge's own params override these)
 JUDGE_PARAMS: dict[str, object] = {"temperature": 0.0, "max_tokens": 300, "seed": 0}
 
-# `^\s*LABEL:\s*(\S.*)$`, kept to one line: `\s` would let "LABEL:" take its value from the next line
-VERDICT = re.compile(r"^[^\S\n]*LABEL:[^\S\n]*(\S.*)$", re.MULTILINE)
-_MARKER_RUN = re.compile(r"<{3,}|>{3,}")
+# `^\s*LABEL:\s*(\S.*)$`, kept to one line (`\s` would let "LABEL:" take its value from the next line),
+# with markdown emphasis allowed around the key
+VERDICT = re.compile(r"^[^\S\n]*(?:[*_]{1,2})?LABEL:(?:[*_]{1,2})?[^\S\n]*(\S.*)$", re.MULTILINE)
+_OPENING = "<\uff1c\ufe64\u2329\u3008"  # <, full-width, small, and the two angle brackets
+_CLOSING = ">\uff1e\ufe65\u232a\u3009"
+_INVISIBLE = "\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff"
+_MARKER_RUN = re.compile(f"[{_OPENING}](?:[{_INVISIBLE}]*[{_OPENING}]){{2,}}"
+                         f"|[{_CLOSING}](?:[{_INVISIBLE}]*[{_CLOSING}]){{2,}}")
+
+
+def _neutralised(run: re.Match[str]) -> str:
+    """A marker-like run as single guillemets, one per bracket (its invisible characters dropped)."""
+    brackets = [c for c in run.group(0) if c in _OPENING or c in _CLOSING]
+    return ("\u2039" if brackets[0] in _OPENING else "\u203a") * len(brackets)
 
 
 def quote_answer(text: str) -> str:
     """The answer between the markers, with its own marker-like runs neutralised."""
-    safe = _MARKER_RUN.sub(lambda m: ("\u2039" if m.group(0)[0] == "<" else "\u203a") * len(m.group(0)), text)
-    return f"{ANSWER_BEGIN}\n{safe}\n{ANSWER_END}"
+    return f"{ANSWER_BEGIN}\n{_MARKER_RUN.sub(_neutralised, text)}\n{ANSWER_END}"
 
 
 def judge_messages(answer_text: str, labels: Sequence[str], item: Mapping[str, object], prompt: str | None = None,
@@ -82,7 +95,7 @@ def parse_verdict(text: str, labels: Sequence[str]) -> Extraction:
     found = VERDICT.findall(text)
     if not found:
         return Extraction(None, "the judge's reply has no verdict line (LABEL: ...)")
-    value = found[-1].strip()
+    value = found[-1].strip().strip("*_").strip()
     label = _as_label(value, labels)
     if label is None:
         return Extraction(None, f"the judge's verdict '{short(value)}' is not one of the labels")

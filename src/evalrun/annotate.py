@@ -25,6 +25,7 @@ import polars as pl
 from .errors import EvalrunError
 from .record import RunRecord
 from .reporting import READINGS, RESULTS
+from .results import readers_disagree
 from .store import UNCLEAR, HumanLabel, Store, answer_key
 
 
@@ -47,10 +48,7 @@ def answers(run_dir: Path) -> list[Answer]:
     results = results.filter(pl.col("error_class").is_null() & pl.col("response").is_not_null())
     disagreeing: set[str] = set()
     if (run_dir / READINGS).exists():
-        readings = pl.read_parquet(run_dir / READINGS, columns=["job_id", "label"])
-        # an unparsed reading is a reading too: one reader's label against another's silence is a disagreement
-        disagreeing = set(readings.group_by("job_id").agg(pl.col("label").n_unique(), pl.len().alias("n"))
-                          .filter(pl.col("label") > 1)["job_id"])
+        disagreeing = readers_disagree(pl.read_parquet(run_dir / READINGS, columns=["job_id", "label"]))
     found: dict[str, Answer] = {}
     for r in results.iter_rows(named=True):
         key = answer_key(r["key"], r["response"])

@@ -74,6 +74,12 @@ REQUESTS: dict[str, DType] = {
 }
 AWAITING = "awaiting the replies of the models it asks"
 
+
+def readers_disagree(readings: pl.DataFrame) -> set[str]:
+    """The job ids whose readers (readings.parquet's rows, the primary reader among them) give different
+    labels. An unparsed reading is a reading too: one reader's label against another's silence differs."""
+    return set(readings.group_by("job_id").agg(pl.col("label").n_unique()).filter(pl.col("label") > 1)["job_id"])
+
 BATCH_ROWS = 2048  # rows per insert transaction, per read-back batch, and per row group of results.parquet
 EXCERPT_CHARS = 300  # enough to recognise an item in a report; the full text is in the prompt column
 

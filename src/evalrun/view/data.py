@@ -20,7 +20,7 @@ from ..design.axes import registered
 from ..errors import EvalrunError
 from ..record import RunRecord
 from ..reporting import READINGS, RESULTS
-from ..results import PRIMARY
+from ..results import PRIMARY, readers_disagree
 from ..results import READINGS as READING_COLUMNS
 from ..stats.items import GROUP, item_labels
 from ..store import answer_key
@@ -45,6 +45,7 @@ def load(run_dir: Path) -> dict[str, Any]:
             for c in _axis_columns() if c in results.columns]
     axes = [a for a in axes if len(a["values"]) > 1]
     others = _other_readings(readings)
+    disagreeing = readers_disagree(readings)
     split = _variants_disagree(results)
     prompts: dict[str, int] = {}
     answers: list[list[Any]] = []
@@ -56,7 +57,7 @@ def load(run_dir: Path) -> dict[str, Any]:
         answers.append([
             row["job_id"], row[ROW], row[SIDE], prompts.setdefault(row["prompt"] or "", len(prompts)),
             row["response"], row["label"], row["extraction"], error, read,
-            len({row["label"], *(r[1] for r in read)}) > 1,  # an unparsed reading beside a label differs
+            row["job_id"] in disagreeing,
             tuple(row[c] for c in SAME) in split,
             _answer_key(row),
             *(None if row[a["column"]] is None else str(row[a["column"]]) for a in axes),

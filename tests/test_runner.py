@@ -10,7 +10,7 @@ import textwrap
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -78,7 +78,7 @@ def test_retry_after_is_read_where_litellm_keeps_it() -> None:
     assert classify(exc, []).retry_after == 7.0
     assert retry_after(_status_error(litellm.RateLimitError, 429, {"retry-after": "2.5"})) == 2.5
     assert retry_after(_status_error(litellm.RateLimitError, 429, {"retry-after-ms": "1500"})) == 1.5
-    date = format_datetime(datetime.now(timezone.utc), usegmt=True)
+    date = format_datetime(datetime.now(UTC), usegmt=True)
     assert 0 <= retry_after(_status_error(litellm.RateLimitError, 429, {"Retry-After": date})) <= 1  # type: ignore[operator]
     assert retry_after(_status_error(litellm.RateLimitError, 429)) is None
 

@@ -225,7 +225,7 @@ class Senders:
         for sender in self._senders:
             try:
                 await asyncio.wait_for(sender.process.wait(), CLOSE_SECONDS)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 sender.process.kill()
                 await sender.process.wait()
             for task in sender.tasks:

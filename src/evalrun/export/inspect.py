@@ -22,7 +22,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -239,7 +239,7 @@ def _readings(path: Path) -> dict[str, dict[str, Any]]:
 def _utc(started: str) -> datetime:
     """summary.json's start time (written as 2026-11-23T20:53:00+0000) in UTC."""
     try:
-        return datetime.strptime(started, "%Y-%m-%dT%H:%M:%S%z").astimezone(timezone.utc)
+        return datetime.strptime(started, "%Y-%m-%dT%H:%M:%S%z").astimezone(UTC)
     except ValueError:
         raise EvalrunError(f"summary.json: run.started {started!r} is not a time like 2026-11-23T20:53:00+0000") \
             from None

@@ -5,7 +5,8 @@
 - `write_spec(folder, ...)` writes a spec YAML and its dataset into a folder: a small two-variant,
   two-label spec by default; a test passes the parts it varies (variants, labels, items, models,
   extract, any other top-level key).
-- `quiet` is an observer of a runner (sendpath.Observer) that shows nothing, for tests that build a
+- `quiet` is an observer of a runner (sendpath.Observer) that shows nothing, and `one_stage(runner,
+  streams, models)` runs one stage of a runner to its end and closes it, for tests that build a
   `Runner` themselves.
 - `loopback(...)` starts a scripted OpenAI-compatible server (tests/loopback_server.py) that stops
   when the test ends; rules script replies and faults, `on_request` any other behaviour. (A
@@ -19,14 +20,20 @@ Tests marked `slow` (registered in pyproject.toml) take seconds each; `pytest -m
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
+
+if TYPE_CHECKING:
+    from evalrun.jobs import Job
+    from evalrun.runner import Runner
+    from evalrun.spec import ModelConfig
 
 try:  # tests/ may or may not be a package, depending on how pytest was set up
     from tests.loopback_server import LoopbackServer, Rule
@@ -62,6 +69,23 @@ class Quiet:
 @pytest.fixture
 def quiet() -> Quiet:
     return Quiet()
+
+
+OneStage = Callable[["Runner", Mapping[str, Iterator["Job"]], Sequence["ModelConfig"]], None]
+
+
+@pytest.fixture
+def one_stage() -> OneStage:
+    def run(ran: Runner, streams: Mapping[str, Iterator[Job]], models: Sequence[ModelConfig]) -> None:
+        async def stage() -> None:
+            try:
+                await ran.stage(dict(streams), list(models))
+            finally:
+                await ran.close()
+
+        asyncio.run(stage())
+
+    return run
 
 
 @pytest.fixture(autouse=True)

@@ -40,7 +40,7 @@ except ImportError:
     from loopback_server import LoopbackServer
 
 if TYPE_CHECKING:
-    from conftest import Quiet
+    from conftest import OneStage, Quiet
 
 SECRET = "sk-runner-QQ77SECRETSECRET"
 KEY_ENV = "EVALRUN_RUNNER_KEY"
@@ -237,7 +237,7 @@ class BlockingSender:
 
 
 def test_rpm_paces_at_the_moment_of_sending_not_before_readying_blocks(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, quiet: Quiet) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, quiet: Quiet, one_stage: OneStage) -> None:
     """Issue 22.8: pacing taken before litellm's first import blocked the loop let about two seconds' worth
     reach the provider at once (the tokens taken before, and a bucket drained during the block)."""
     monkeypatch.setenv(KEY_ENV, SECRET)
@@ -252,13 +252,7 @@ def test_rpm_paces_at_the_moment_of_sending_not_before_readying_blocks(
     ran = runner.Runner(store, RunOptions(), quiet, sender=sender,
                         pace=lambda m: runner.Pace(m.rpm, m.tpm, time_.clock, time_.sleep))
 
-    async def stage() -> None:
-        try:
-            await ran.stage({m.name: design.expand(only=m) for m in spec.models}, spec.models)
-        finally:
-            await ran.close()
-
-    asyncio.run(stage())
+    one_stage(ran, {m.name: design.expand(only=m) for m in spec.models}, spec.models)
     store.close()
     assert len(sender.sent) == 30
     # never more than one second's worth (10) at one instant (before the fix: 20 when the block ended), and

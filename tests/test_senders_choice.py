@@ -3,7 +3,6 @@ kept whatever the machine looks like, and the collector's thresholds while a sta
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import os
 from collections.abc import Callable
@@ -20,7 +19,7 @@ from evalrun.spec import ModelConfig, load_spec
 from evalrun.store import Store
 
 if TYPE_CHECKING:
-    from conftest import Quiet, SpecWriter
+    from conftest import OneStage, Quiet, SpecWriter
     from loopback_server import LoopbackServer
 
 
@@ -45,27 +44,24 @@ def test_the_default_counts_the_cpus_this_process_may_use(monkeypatch: pytest.Mo
 
 @pytest.mark.parametrize(("chosen", "expected"), [(None, 2), (0, 0), (1, 1)])
 def test_an_explicit_worker_count_is_kept(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chosen: int | None, expected: int, quiet: Quiet) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chosen: int | None, expected: int, quiet: Quiet,
+        one_stage: OneStage) -> None:
     # 8 CPUs, where the default for 100 in flight is 2 senders
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
     model = ModelConfig(model="openai/x", name="x", api_base="http://127.0.0.1:9/v1", concurrency=100)
     store = Store(tmp_path / "store.sqlite")
     ran = runner.Runner(store, RunOptions(workers=chosen), quiet)
 
-    async def stage() -> None:
-        try:  # no jobs: the stage decides its senders, and none starts since nothing is asked
-            await ran.stage({model.name: iter([])}, [model])
-        finally:
-            await ran.close()
-
-    asyncio.run(stage())
+    # no jobs: the stage decides its senders, and none starts since nothing is asked
+    one_stage(ran, {model.name: iter([])}, [model])
     store.close()
     assert isinstance(ran.run.sender, workers.Senders)
     assert ran.run.sender.count == expected
 
 
 def test_a_stage_collects_young_objects_rarely_and_restores_the_thresholds_after(
-        tmp_path: Path, loopback: Callable[..., LoopbackServer], write_spec: SpecWriter, quiet: Quiet) -> None:
+        tmp_path: Path, loopback: Callable[..., LoopbackServer], write_spec: SpecWriter, quiet: Quiet,
+        one_stage: OneStage) -> None:
     """Issue 24: the run's process spent 10-16% of a --workers 0 run collecting litellm's short-lived objects."""
     server = loopback(default_reply="ok")
     spec = load_spec(write_spec(tmp_path, items=["i1", "i2"], models=[write_spec.model(server.base_url)]))
@@ -75,13 +71,7 @@ def test_a_stage_collects_young_objects_rarely_and_restores_the_thresholds_after
     ran = runner.Runner(store, RunOptions(workers=0), quiet, read=lambda outcome: seen.append(gc.get_threshold()))
     before = gc.get_threshold()
 
-    async def stage() -> None:
-        try:
-            await ran.stage({m.name: design.expand(only=m) for m in spec.models}, spec.models)
-        finally:
-            await ran.close()
-
-    asyncio.run(stage())
+    one_stage(ran, {m.name: design.expand(only=m) for m in spec.models}, spec.models)
     store.close()
     assert len(seen) == 4 and set(seen) == {runner.STAGE_COLLECTION}  # each answer arrived under the stage's
     assert gc.get_threshold() == before != runner.STAGE_COLLECTION

@@ -12,9 +12,8 @@ import pytest
 
 import evalrun
 from evalrun.errors import SpecError
-from evalrun.jobs import followup_variant
 from evalrun.spec import load_spec
-from evalrun.spec.checks import FOLLOWUP
+from evalrun.spec.model import FOLLOWUP, followup_variant
 
 if TYPE_CHECKING:
     from conftest import SpecWriter

@@ -212,7 +212,6 @@ def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: 
             warn(f"evalrun: warning: model '{model.name}': {model.api_key_env} is not set; "
                  "its jobs will be recorded as failed")
 
-    from .jobs import followup_variant
     from .progress import Display
     from .providers import check_models, prepare, priced
     from .record import ModelRecord, RunRecord
@@ -221,6 +220,7 @@ def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: 
     from .results import Results
     from .runner import Runner, Stopped
     from .sendpath import RetryPolicy, RunOptions
+    from .spec import followup_variant
     from .store import home
 
     out = Path(out)

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import EvalrunError
-from .jobs import PRIMARY, Job, followup_variant
+from .jobs import PRIMARY, Job
+from .spec import followup_variant
 
 if TYPE_CHECKING:
     from .design import Design

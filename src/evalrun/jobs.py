@@ -27,11 +27,6 @@ if TYPE_CHECKING:
 PRIMARY = "extract"  # a variant's own reader (its `extract:`), which labels the answer's row
 
 
-def followup_variant(variant: str) -> str:
-    """The variant a follow-up's answers are read as, compared with the answers they follow."""
-    return f"{variant}.followup"
-
-
 @dataclass(frozen=True)
 class Reads:
     """What a second-stage request of an asking reader is for: reader `reader` asking its model number

@@ -38,9 +38,9 @@ import polars as pl
 from .dataset import Dataset
 from .design.axes import DType, results_columns
 from .extract import AskingExtractor, Extraction, Extractor, Reading, build_extractor
-from .jobs import PRIMARY, followup_variant
+from .jobs import PRIMARY
 from .sendpath import Outcome
-from .spec import Spec
+from .spec import Spec, followup_variant
 
 # the columns results.py fills itself; `columns()` places the axes' columns among them
 _OWN: dict[str, DType] = {

@@ -22,10 +22,10 @@ from .design import Design
 from .embedded import EMBEDDED_MODEL
 from .errors import EvalrunError
 from .extract import AskingExtractor, Reading, build_extractor
-from .jobs import PRIMARY, Job, Reads, followup_variant, request_key
+from .jobs import PRIMARY, Job, Reads, request_key
 from .prompts import render
 from .results import Results
-from .spec import ModelConfig, Spec, Variant, model_from_string
+from .spec import ModelConfig, Spec, Variant, followup_variant, model_from_string
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from .model import (
     Turn,
     Variant,
     default_concurrency,
+    followup_variant,
     is_embedded,
     model_from_string,
     schema,
@@ -29,4 +30,5 @@ from .wording import describe
 
 __all__ = ["DEFAULT_CONCURRENCY", "DEFAULT_SEED", "DEFAULT_TIMEOUT", "EMBEDDED_MODEL", "Condition", "DatasetConfig",
            "HubDataset", "ModelConfig", "Options", "Spec", "Turn", "Variant", "check_columns", "default_concurrency",
-           "describe", "is_embedded", "load_spec", "model_from_string", "parse_spec", "read_spec", "schema"]
+           "describe", "followup_variant", "is_embedded", "load_spec", "model_from_string", "parse_spec", "read_spec",
+           "schema"]

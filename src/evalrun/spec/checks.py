@@ -21,12 +21,8 @@ from ..extract import (
 from ..prompts import TemplateProblem, variable_lines, variables
 from ..redact import credential_params
 from .literals import literal_template_problems
-from .model import MAX_ORDERS, Spec, Turn, Variant, is_embedded
+from .model import FOLLOWUP, MAX_ORDERS, Spec, Turn, Variant, is_embedded
 from .wording import dotted as _dotted
-
-# what jobs.followup_variant appends to a variant's name: a follow-up's answers are read as that variant, which
-# `compare:` may name (jobs sits above spec in the layers, so the suffix is spelt here too and a test pins both)
-FOLLOWUP = ".followup"
 
 
 def _labels_hint(name: str, labels: list[str]) -> str:

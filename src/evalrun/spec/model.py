@@ -42,6 +42,15 @@ class ModelConfig:
 
 
 MAX_ORDERS = 24  # every order of 4 options; beyond that, rotations measure position bias in n orders, not n!
+
+# a follow-up's answers are read as a variant of their own, named after the variant they follow, which
+# `compare:` may name: what the design, the results and the report call it
+FOLLOWUP = ".followup"
+
+
+def followup_variant(variant: str) -> str:
+    """The variant a follow-up's answers are read as, compared with the answers they follow."""
+    return variant + FOLLOWUP
 COUNTERBALANCE = ("none", "rotations", "permutations")
 
 Where = tuple[str | int, ...]  # a place in the spec, for locating a problem

@@ -208,7 +208,7 @@ def loopback() -> Iterator[Callable[..., LoopbackServer]]:
         server.stop()
 
 
-# Chromium's flags here: headless, and no connection of its own (updates, sync, field trials, QUIC probes);
+# Chromium's flags here: headless, and no connection of its own (updates, components, sync, QUIC);
 # without the networking ones it waits on connections this machine refuses and the launch hangs
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync")

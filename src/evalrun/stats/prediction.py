@@ -124,7 +124,8 @@ def _target(by_model: Mapping[tuple[str, str], list[Label]], predictor: str, tar
                  **scored(by_model[other, predictor], answers, labels)}
         entry["baseline"] = versus(entry["accuracy"], baseline)
         entries.append(entry)
-    tests = [{"predictor_model": other, **self_vs_cross(by_model[model, predictor], by_model[other, predictor], answers)}
+    own = by_model[model, predictor]
+    tests = [{"predictor_model": other, **self_vs_cross(own, by_model[other, predictor], answers)}
              for other in models if other != model]
     for test, adjusted in zip(tests, holm([t["pvalue"] for t in tests]), strict=True):
         test["pvalue_holm"] = adjusted

@@ -33,9 +33,9 @@ def _who_predicts(p: dict[str, Any]) -> str:
 def _test(t: dict[str, Any]) -> str:
     """Self against one cross-prediction on the items all three were read for, with McNemar's exact test."""
     if t["pvalue"] is None:
-        return f"self vs **{t['predictor_model']}**: no item read for all three, no test possible"
+        return f"Self vs **{t['predictor_model']}**: no item read for all three, no test possible"
     power = detectable(t)
-    return (f"self vs **{t['predictor_model']}** on the {t['items']} items all three were read for: "
+    return (f"Self vs **{t['predictor_model']}** on the {t['items']} items all three were read for: "
             f"{_pct(t['self_accuracy']['estimate'])} vs {_pct(t['cross_accuracy']['estimate'])}, "
             f"{points(t['difference'])}; McNemar exact {p_text(t, power=False)} (only self right: {t['b']}, "
             f"only cross right: {t['c']}" + (f"; {power}" if power else "") + f"): {verdict(t['pvalue_holm'])}")
@@ -83,7 +83,7 @@ def _details(ctx: Context, entry: dict[str, Any]) -> str:
             f"the target unparsed on {self_['unparsed_target']} of {self_['items']} items"
             + (f", {left}" if left else "") + ".")
     if entry["self_vs_cross"]:
-        text += " " + "; ".join(_test(t) for t in entry["self_vs_cross"]) + "."
+        text += " " + ". ".join(_test(t) for t in entry["self_vs_cross"]) + "."
     return text
 
 
@@ -97,8 +97,10 @@ def summary(ctx: Context) -> list[str]:
         text += "".join(f"; cross-prediction by **{p['predictor_model']}** {ci(p['accuracy'])}" for p in others)
         for t in entry["self_vs_cross"]:
             if t["pvalue"] is not None:
-                text += (f"; self - **{t['predictor_model']}** {points(t['difference'])} on {t['items']} items, "
-                         f"McNemar exact {p_text(t, power=False)}: {verdict(t['pvalue_holm'])}")
+                text += (f"; self - cross by **{t['predictor_model']}** {points(t['difference'])} on the "
+                         f"{t['items']} items all three were read for ({_pct(t['self_accuracy']['estimate'])} vs "
+                         f"{_pct(t['cross_accuracy']['estimate'])}), McNemar exact {p_text(t, power=False)}: "
+                         f"{verdict(t['pvalue_holm'])}")
         text += (f". The most-common-answer baseline ({_baseline(entry['baseline'])}): self-prediction "
                  f"{_AGAINST[own['baseline']]}.")
         lines.append(text)

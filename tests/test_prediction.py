@@ -20,8 +20,10 @@ from statsmodels.stats.proportion import proportion_confint
 
 from evalrun.api import run
 from evalrun.cli import main
+from evalrun.design.axes import used
+from evalrun.reporting import rerender
 from evalrun.spec import schema
-from evalrun.stats.prediction import modal_baseline, predictions, versus
+from evalrun.stats.prediction import modal_baseline, prediction, predictions, versus
 
 if TYPE_CHECKING:
     from conftest import SpecWriter
@@ -141,6 +143,20 @@ def test_the_report_has_a_prediction_section_and_a_summary_line_per_target(ran: 
     assert f"| **B** | {_ci(5, 11)} | {_ci(7, 12)} | always 'yes' or 'no': {_ci(6, 12)} |" in section
     assert "only self right: 4, only cross right: 1" in section
     assert "Left out: the target unparsed on 0 of 12 items, A's prediction unparsed on 1." in section
+    # `evalrun report RUN_DIR` reads `predicts` back from the record and renders the same report
+    assert rerender(ran.dir).read_text(encoding="utf-8") == text
+
+
+def test_a_condition_gives_each_of_its_levels_apart() -> None:
+    # one model; under `calm` its predictions match its answers on all 4 items, under `rushed` on 1 of 4
+    rows = [{"model": "m", "variant": variant, "item_id": f"i{i}", "sample": 0, "condition": condition,
+             "label": "yes" if variant == "obj" or condition == "calm" or i == 0 else "no", "gold": None,
+             "error_class": None}
+            for condition in ("calm", "rushed") for variant in ("hyp", "obj") for i in range(4)]
+    calm, rushed = prediction(pl.DataFrame(rows).lazy(), {"hyp": "obj"}, ["yes", "no"], ["m"], used(["condition"]))
+    assert (calm["condition"], rushed["condition"]) == ("calm", "rushed")
+    assert [e["predictions"][0]["accuracy"]["count"] for e in (calm, rushed)] == [4, 1]
+    assert calm["self_vs_cross"] == [] and calm["predictions"][0]["self"]
 
 
 def test_holm_is_within_a_target_and_the_baseline_is_read_by_intervals() -> None:

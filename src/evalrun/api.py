@@ -300,7 +300,8 @@ def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: 
         # absent for a design without optional axes, so such a summary reads as release 0.1's
         design=described if described["axes"] else None,
         ordinal=bool(spec.ordinal), slices=spec.slices or None, readers=readers or None,
-        judges=[ModelRecord(m.name, m.model, redact_url(m.api_base)) for m in second.readers] or None)
+        judges=[ModelRecord(m.name, m.model, redact_url(m.api_base)) for m in second.readers] or None,
+        predicts={name: v.predicts for name, v in spec.variants.items() if v.predicts} or None)
     try:
         return Run(run_dir, write_report(run_dir, record, figures=figures, csv=csv))
     except OSError as exc:

@@ -182,12 +182,46 @@ def semantic_problems(spec: Spec) -> list[Problem]:
                                             "variants: " + ", ".join(spec.variants)))
         if len(pair) == 2 and pair[0] == pair[1]:
             problems.append(loc.problem(("compare", i), f"compare.{i}: a variant compared with itself"))
+    problems += _prediction_problems(spec)
     if spec.dataset.gold is not None and spec.dataset.gold == spec.dataset.id:
         problems.append(loc.problem(("dataset", "gold"), "dataset.gold: the gold column cannot be the id column"))
     problems += _hub_problems(spec)
     problems += _address_problems(spec) + _model_problems(spec) + _credential_problems(spec)
     problems += literal_template_problems(spec)
     return problems + token_budget_problems(spec)
+
+
+def _prediction_problems(spec: Spec) -> list[Problem]:
+    """`predicts:` names another variant read with the same labels: a prediction is scored by whether it names
+    the label that variant's answer got, so a label the other side cannot give could never be right."""
+    loc = spec.located
+    problems = []
+    for name, variant in spec.variants.items():
+        target = variant.predicts
+        if target is None:
+            continue
+        at = ("variants", name, "predicts")
+        if target == name:
+            problems.append(loc.problem(at, f"{_dotted(at)}: a variant cannot predict itself",
+                                        hint="name the variant whose answers this one predicts"))
+        elif target not in spec.variants:
+            close = difflib.get_close_matches(target, [v for v in spec.variants if v != name], n=1)
+            problems.append(loc.problem(at, f"{_dotted(at)}: no variant named '{_short(target)}'",
+                                        hint=f"did you mean '{close[0]}'?" if close else
+                                        "variants: " + ", ".join(spec.variants)))
+        elif set(mine := _label_set(spec, name)) != set(theirs := _label_set(spec, target)):
+            problems.append(loc.problem(at, f"{_dotted(at)}: '{_short(name)}' reads the labels "
+                                        f"{', '.join(mine)} and '{_short(target)}' reads {', '.join(theirs)}",
+                                        hint="a prediction names one of the other variant's labels: give both "
+                                        "the same `labels:`"))
+    return problems
+
+
+def _label_set(spec: Spec, name: str) -> list[str]:
+    """The labels a variant's answers are read as: its own `labels:` where it has one, else the spec's. Read
+    from the spec as written, so the check holds whatever form per-variant labels take in the typed spec."""
+    own = spec.located.data["variants"][name].get("labels")  # type: ignore[index]
+    return [str(label) for label in own] if isinstance(own, list) else spec.labels
 
 
 def _address_problems(spec: Spec) -> list[Problem]:

@@ -116,7 +116,7 @@ def _variant(name: str, v: dict) -> Variant:
     return Variant(name=name, paraphrases=tuple(paraphrases), extract=_extractor(v["extract"]),
                    params=dict(v.get("params", {})), paraphrases_per_item=v.get("paraphrases_per_item"),
                    options=options, readers={r: _extractor(c) for r, c in v.get("readers", {}).items()},
-                   followup=followup)
+                   followup=followup, predicts=v.get("predicts"))
 
 
 def _extractor(config: dict) -> dict[str, object]:

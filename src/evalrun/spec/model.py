@@ -116,6 +116,9 @@ class Variant:
     options: Options | None = None
     readers: dict[str, dict[str, object]] = field(default_factory=dict)  # more readers beside `extract`
     followup: Followup | None = None
+    # `predicts:` names the variant whose item label this variant's item label predicts (Binder et al. 2024's
+    # self- and cross-prediction): statistics/prediction.py scores it against that variant's answers
+    predicts: str | None = None
 
     def readings(self) -> Iterator[tuple[Where, dict[str, object]]]:
         """Every extractor configuration of the variant, with its place in the spec."""

@@ -10,6 +10,7 @@ from ..format import num as _f
 from ..format import pct as _pct
 from ..format import points, pp
 from .common import Context, boot, kappa_reading, p_text
+from .prediction import summary as _prediction
 
 
 def _who(ctx: Context, entry: dict[str, Any]) -> str:
@@ -89,6 +90,7 @@ def summary(ctx: Context, unreachable: dict[str, str]) -> list[str]:
         lines += [_constructed(ctx, axis, c) for c in stats.get(f"{compared(axis)}_by_construction", [])]
     by_variant = {ctx.grouping.levels(v, ctx.grouping.group): v for v in stats["variants"]}
     lines += [_pair(ctx, pair, by_variant) for pair in stats["pairs"] if pair["model"] not in unreachable]
+    lines += _prediction(ctx)
     for bias in stats.get("position_bias", []):
         share = bias["first_position"]
         lines.append(f"- {_who(ctx, bias)} / *{bias['variant']}*: {_pct(share['estimate'])} of readable answers pick "

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from ...stats.words import verdict
+from ..format import counted, points
 from ..format import pct as _pct
-from ..format import points
 from .common import Context, ci, detectable, head, p_text, row
 
 # how an accuracy reads against the baseline (stats/prediction.versus): a side only where the Wilson intervals
@@ -35,7 +35,7 @@ def _test(t: dict[str, Any]) -> str:
     if t["pvalue"] is None:
         return f"Self vs **{t['predictor_model']}**: no item read for all three, no test possible"
     power = detectable(t)
-    return (f"Self vs **{t['predictor_model']}** on the {t['items']} items all three were read for: "
+    return (f"Self vs **{t['predictor_model']}** on the {counted(t['items'], 'item')} all three were read for: "
             f"{_pct(t['self_accuracy']['estimate'])} vs {_pct(t['cross_accuracy']['estimate'])}, "
             f"{points(t['difference'])}; McNemar exact {p_text(t, power=False)} (only self right: {t['b']}, "
             f"only cross right: {t['c']}" + (f"; {power}" if power else "") + f"): {verdict(t['pvalue_holm'])}")
@@ -98,7 +98,8 @@ def summary(ctx: Context) -> list[str]:
         for t in entry["self_vs_cross"]:
             if t["pvalue"] is not None:
                 text += (f"; self - cross by **{t['predictor_model']}** {points(t['difference'])} on the "
-                         f"{t['items']} items all three were read for ({_pct(t['self_accuracy']['estimate'])} vs "
+                         f"{counted(t['items'], 'item')} all three were read for "
+                         f"({_pct(t['self_accuracy']['estimate'])} vs "
                          f"{_pct(t['cross_accuracy']['estimate'])}), McNemar exact {p_text(t, power=False)}: "
                          f"{verdict(t['pvalue_holm'])}")
         text += (f". The most-common-answer baseline ({_baseline(entry['baseline'])}): self-prediction "

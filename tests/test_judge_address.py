@@ -108,8 +108,7 @@ def test_a_judge_of_the_same_name_at_another_address_is_another_model(
     assert requests["model"].to_list() == [judge] * len(ITEMS)
     report = (run.dir / "report.md").read_text(encoding="utf-8")
     (readers,) = [line for line in report.splitlines() if line.startswith("- readers asked ")]
-    assert readers.startswith(f"- readers asked `{judge}` ({MODEL} at {judge_server.base_url}): "
-                              f"{len(ITEMS)} requests")
+    assert readers.startswith(f"- readers asked `{judge}` ({MODEL}): {len(ITEMS)} requests")
     assert readers.endswith("cost unknown (no price known for these models)")
     summary = (run.dir / "summary.json").read_text(encoding="utf-8")
     for secret in (api_key.secret, JUDGE_KEY):

@@ -228,7 +228,7 @@ def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: 
     _writable(home(), "EVALRUN_HOME (the store and scratch files)")
     _writable(out, "the reports folder (--out)")
     if max_cost is not None:
-        prepare(spec.models)  # a budget needs litellm's prices (and the spec's, registered here) now
+        prepare(spec.models)  # a budget needs litellm's price list now (a spec's price is the model's own)
         for model in spec.models:
             if not priced(model):
                 warn(f"evalrun: warning: model '{model.name}': litellm knows no price for {model.model}, so "

@@ -119,7 +119,7 @@ def _completion_problems(spec: Spec, variant: Variant) -> list[Problem]:
             place = (*where, "mode") if "mode" in config else where
             out.append(spec.located.problem(place, f"{_dotted(place)}: reads token log-probabilities, which evalrun "
                                             f"asks for in chat only, and {why}",
-                                            hint="read the answer's text (e.g. `type: choice` without `mode:`)"))
+                                            hint="read the answer's text: `type: choice` without `mode:`, for one"))
     return out
 
 

@@ -157,3 +157,31 @@ def test_base_versus_instruct_runs_end_to_end(tmp_path: Path, write_spec: SpecWr
     assert rows.height == 8 and run.failed_share == 0
     report = run.report_path.read_text(encoding="utf-8")
     assert "evalrun/smollm2" in report and "gemma3-270m-base" in report
+
+
+def test_batch_sends_a_completion_model_one_by_one_and_keeps_completions_out_of_chat_batches(
+        tmp_path: Path, loopback: Callable[..., LoopbackServer], write_spec: SpecWriter,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from evalrun.batches import POLL_ENV
+
+    monkeypatch.setenv(POLL_ENV, "0.02")
+    server = loopback(default_reply=_reply)
+    extract = {"type": "choice", "choices": {"a": ["alpha"], "b": ["beta"]}}
+    # a model name no other test uses: litellm keeps registered prices for the whole process
+    chat = write_spec.model(server.base_url, name="chat", model="openai/completion-batch", price={"input": 1,
+                                                                                                "output": 2})
+    base = write_spec.model(server.base_url, name="base", model="openai/completion-one", mode="completion",
+                            price={"input": 1, "output": 2})
+    raw = {"prompt": "RAW <{{ id }}>", "mode": "completion", "extract": extract}
+    spec = write_spec(tmp_path, variants={"one": "ONE <{{ id }}>", "raw": raw}, models=[chat, base])
+    run = evalrun.run(spec, out=tmp_path / "out", retries=0, figures=False, batch=True)
+
+    # the completion model is not batched: its requests went to /completions, one by one
+    assert sorted(body["prompt"] for body in server.requests if "prompt" in body) == [
+        "ONE <i1>", "ONE <i2>", "RAW <i1>", "RAW <i2>"]
+    # the batched chat model's batch holds its chat requests only; its completions were not asked
+    assert sorted(m["content"] for line in server.batch_lines for m in line["messages"]) == ["ONE <i1>", "ONE <i2>"]
+    assert all(MODE not in line for line in server.batch_lines)
+    failed = run.results.filter((run.results["model"] == "chat") & (run.results["variant"] == "raw"))
+    assert failed.height == 2
+    assert all("cannot go in a batch" in message for message in failed["error_message"].to_list())

@@ -71,6 +71,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import ctypes
+import functools
 import os
 import queue
 import threading
@@ -171,6 +172,7 @@ def _prompt_only_llama(path: Path) -> Llama:
     return PromptOnly(model_path=str(path), n_ctx=64, verbose=False)
 
 
+@functools.lru_cache(maxsize=1)
 def _completion_defaults() -> dict[str, Any]:
     """llama-cpp-python's own defaults for a raw completion (max_tokens 16 and temperature 0.8, as OpenAI's
     completions endpoint has them), read from `Llama.create_completion`'s signature so they follow the library."""

@@ -54,7 +54,8 @@ def mode_of(variant: Variant, model: ModelConfig) -> str:
     A completion's prompt is the variant's user message exactly as rendered (`prompt:` or `prompts:`), with no
     separator or role added: a base model continues the text as written, so a spec writes the text to continue
     (ending it, e.g., with "Answer:"). What has no plain-text form is refused where the spec says completion
-    (spec/checks): `system:`, `messages:`, `followup:`, and the logprobs and likelihood readers."""
+    (spec/checks): `system:`, `messages:`, `followup:`, and the logprobs and likelihood readers. A reader that
+    asks a model about an answer (a judge) asks by chat, whatever that model's mode."""
     return variant.mode or model.mode or CHAT
 
 

@@ -64,10 +64,14 @@ def test_remote_completion_sends_the_raw_prompt_and_a_rerun_sends_nothing(
     chats = [body for body in server.requests if "prompt" not in body]
     assert sorted(body["prompt"] for body in completions) == ["Continue: ONE <i1> is", "Continue: ONE <i2> is"]
     assert all("messages" not in body and MODE not in body for body in completions)
-    assert [m["content"] for body in chats for m in body["messages"]] == ["Continue: ONE <i1> is",
-                                                                          "Continue: ONE <i2> is"]
+    assert sorted(m["content"] for body in chats for m in body["messages"]) == ["Continue: ONE <i1> is",
+                                                                                "Continue: ONE <i2> is"]
     labels = {(row["variant"], row["item_id"]): row["label"] for row in run.results.iter_rows(named=True)}
     assert labels == {("one", "i1"): "a", ("one", "i2"): "a", ("same", "i1"): "b", ("same", "i2"): "b"}
+    # usage and finish reason are read from the completion's reply (the server counts words: 4 in, 1 out)
+    read = run.results.filter(run.results["variant"] == "one")
+    assert (read["prompt_tokens"].to_list(), read["completion_tokens"].to_list()) == ([4, 4], [1, 1])
+    assert read["finish_reason"].to_list() == ["stop", "stop"]
 
     asked = len(server.requests)
     again = evalrun.run(spec, out=tmp_path / "again", retries=0, figures=False)

@@ -142,6 +142,19 @@ def test_a_missing_base_model_package_says_what_to_install(monkeypatch: pytest.M
     _joined_gemma3.cache_clear()
 
 
+@needs_gemma
+def test_an_unwritable_cache_folder_says_where_the_model_file_goes(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from evalrun.errors import ConfigError
+
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("", encoding="utf-8")  # a file where the cache folder's parent should be
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
+    with pytest.raises(ConfigError, match=r"cannot write evalrun/gemma3-270m's model file into .*not-a-folder/evalrun"
+                                          r".*set XDG_CACHE_HOME to a writable folder"):
+        gguf_path(GEMMA3)
+
+
 @pytest.mark.slow
 @needs_gemma
 def test_base_versus_instruct_runs_end_to_end(tmp_path: Path, write_spec: SpecWriter) -> None:

@@ -11,6 +11,9 @@ runs on each chat request as it arrives, for behaviour rules cannot script. The 
 each request (`requests`), its arrival time (`arrived`) and the most requests it held at once per
 model (`peak_in_flight`). In tests, start it with conftest's `loopback` fixture.
 
+Text completions (`POST /v1/completions`, a base model's endpoint) are answered like chat requests, the
+rules matching the prompt, with the reply as the choice's `text`.
+
 It also serves OpenAI's files and batches endpoints (`POST /v1/files`, `POST /v1/batches`,
 `GET /v1/batches/{id}`, `GET /v1/files/{id}/content`). A batch stays `in_progress` for
 `batch_polls` retrievals (an int, or one per batch in creation order), then answers every input
@@ -62,11 +65,13 @@ class Rule:
 
 
 def message_text(body: dict[str, Any]) -> str:
-    """All message contents of a request, one message per line.
+    """All message contents of a request, one message per line (a text completion's: its prompt).
 
     Joined with newlines (not "") so a rule cannot match across a message boundary by accident.
     Content-part lists (``[{"type": "text", "text": ...}]``) contribute their text parts.
     """
+    if isinstance(body.get("prompt"), str):  # POST /v1/completions
+        return str(body["prompt"])
     parts: list[str] = []
     messages = body.get("messages")
     if not isinstance(messages, list):
@@ -221,6 +226,8 @@ class LoopbackServer:
         # a batch input file may be up to 200 MB (aiohttp's default would refuse a body over 1 MB)
         app = web.Application(client_max_size=256 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._handle_chat)
+        # text completions (a base model's): answered by the same rules, matched against the prompt
+        app.router.add_post("/v1/completions", self._handle_chat)
         app.router.add_post("/chat/completions", self._handle_chat)
         app.router.add_get("/v1/models", self._handle_models)
         app.router.add_get("/models", self._handle_models)
@@ -483,6 +490,13 @@ class LoopbackServer:
     def _completion(body: dict[str, Any], text: str, reply: str) -> dict[str, Any]:
         prompt_tokens = len(text.split())
         completion_tokens = len(reply.split())
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                 "total_tokens": prompt_tokens + completion_tokens}
+        if "prompt" in body:  # a text completion: OpenAI's legacy shape, the reply as the choice's `text`
+            return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()),
+                    "model": body.get("model", "loopback"),
+                    "choices": [{"index": 0, "text": reply, "logprobs": None, "finish_reason": "stop"}],
+                    "usage": usage}
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex}",
             "object": "chat.completion",
@@ -495,11 +509,7 @@ class LoopbackServer:
                     "finish_reason": "stop",
                 }
             ],
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-            },
+            "usage": usage,
         }
 
 

@@ -18,6 +18,7 @@ from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from typing import Any
 
+from .embedded import COMPLETION, MODE
 from .errors import ConfigError
 from .jobs import Job
 from .redact import redact, url_without_credentials
@@ -225,21 +226,30 @@ async def send(model: ModelConfig, messages: list[dict[str, str]], params: dict[
     """Send one request. Raises whatever litellm raises; the runner classifies it.
 
     Takes plain fields, not a Job, so a sender process (see workers) can be handed a request without the
-    design cell and dataset row a Job carries."""
+    design cell and dataset row a Job carries.
+
+    A request whose params hold `evalrun_mode: completion` (a variant or model in `mode: completion`) is a
+    raw text completion of its one message's text, sent with litellm's `atext_completion`: an OpenAI-compatible
+    server (`openai/NAME` other than OpenAI's own chat models, `text-completion-openai/NAME`) gets it on its
+    /completions endpoint as `prompt`, the embedded provider keeps the mode and decodes without the chat template
+    (see embedded). For a provider with no completions endpoint litellm sends the text as a user message."""
     litellm = litellm_module()
-    kwargs: dict[str, Any] = {"model": model.model, "messages": messages, "timeout": model.timeout,
-                              "num_retries": 0, **params}
+    completion = params.get(MODE) == COMPLETION
+    if completion and not model.embedded:  # evalrun's own marker: a server would be sent it as a parameter
+        params = {k: v for k, v in params.items() if k != MODE}
+    request: dict[str, Any] = {"prompt": messages[0]["content"]} if completion else {"messages": messages}
+    kwargs: dict[str, Any] = {"model": model.model, **request, "timeout": model.timeout, "num_retries": 0, **params}
     if model.api_base:
         kwargs["api_base"] = model.api_base
     if key:
         kwargs["api_key"] = key
-    response = await litellm.acompletion(**kwargs)
+    response = await (litellm.atext_completion(**kwargs) if completion else litellm.acompletion(**kwargs))
     choice = response.choices[0]
     usage = getattr(response, "usage", None)
     prompt, completion = getattr(usage, "prompt_tokens", None), getattr(usage, "completion_tokens", None)
     price = own_price(model)
     return Answer(
-        text=choice.message.content or "",
+        text=(choice.text if completion else choice.message.content) or "",
         finish_reason=choice.finish_reason,
         prompt_tokens=prompt,
         completion_tokens=completion,

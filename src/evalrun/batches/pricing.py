@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from ..embedded import COMPLETION
 from ..providers import litellm_module
 from ..spec import ModelConfig
 from .settings import max_requests, poll_seconds
@@ -15,6 +16,8 @@ def unbatchable(model: ModelConfig) -> str | None:
     """None if the model's requests can go through a batch API, else why they cannot."""
     if model.embedded:
         return "it runs here (embedded), with no batch API"
+    if model.mode == COMPLETION:
+        return "it is asked in `mode: completion`, and evalrun's batches go to the chat endpoint"
     provider = _provider(model)
     if provider == "openai":
         return None

@@ -10,6 +10,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
+from ..embedded import COMPLETION, MODE
 from ..errors import FailureKind
 from ..jobs import Job
 from ..providers import CallError, classify, litellm_module, prepare, token_estimate
@@ -143,6 +144,11 @@ class ModelBatches:
                 continue
             if job.key in covering:
                 covering[job.key].waiting.setdefault(job.key, []).append(job)
+                continue
+            if job.params.get(MODE) == COMPLETION:  # a variant's `mode: completion` on a batched model
+                run.finish(unsent(job, FailureKind.BAD_REQUEST, "not asked: a text completion (`mode: "
+                                  "completion`) cannot go in a batch, which evalrun sends to the chat endpoint; run "
+                                  "without --batch"))
                 continue
             if job.key in chunk:  # the same request twice: asked once, both answered by it
                 chunk[job.key].append(job)

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from jinja2 import TemplateError
 
 from ..dataset import Dataset
-from ..embedded import CONTINUATIONS
+from ..embedded import COMPLETION, CONTINUATIONS, MODE
 from ..errors import DatasetError, Problem
 from ..extract import build_extractor, wants_logprobs
 from ..jobs import Job, request_key
 from ..prompts import render
-from ..spec import DEFAULT_SEED, ModelConfig, Spec, Variant
+from ..spec import DEFAULT_SEED, ModelConfig, Spec, Variant, mode_of
 from .axes import Axis, Item, registered
 
 # the built-in axes' levels are the cell's fields, read by name across the pipeline (cell.variant)
@@ -194,6 +194,8 @@ class Design:
                 if variant.name in self.scored and model.embedded:
                     texts = dict.fromkeys(t for e in self.scored[variant.name] for t in e.continuations(item.row))
                     params = {CONTINUATIONS: list(texts), **params}
+                if mode_of(variant, model) == COMPLETION:  # only then: a chat request's key stays as it was
+                    params = {**params, MODE: COMPLETION}
                 seed = int(params.pop("seed", DEFAULT_SEED)) + sample  # type: ignore[call-overload]
                 params = {**params, "seed": seed}  # last, as release 0.1 sent it
                 values = self._values(asking, at)

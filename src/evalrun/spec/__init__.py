@@ -23,6 +23,7 @@ from .model import (
     default_concurrency,
     followup_variant,
     is_embedded,
+    mode_of,
     model_from_string,
     schema,
 )
@@ -30,5 +31,5 @@ from .wording import describe
 
 __all__ = ["DEFAULT_CONCURRENCY", "DEFAULT_SEED", "DEFAULT_TIMEOUT", "EMBEDDED_MODEL", "Condition", "DatasetConfig",
            "HubDataset", "ModelConfig", "Options", "Spec", "Turn", "Variant", "check_columns", "default_concurrency",
-           "describe", "followup_variant", "is_embedded", "load_spec", "model_from_string", "parse_spec", "read_spec",
-           "schema"]
+           "describe", "followup_variant", "is_embedded", "load_spec", "mode_of", "model_from_string", "parse_spec",
+           "read_spec", "schema"]

@@ -17,11 +17,12 @@ from ..extract import (
     build_extractor,
     config_problems,
     template_spots,
+    wants_logprobs,
 )
 from ..prompts import TemplateProblem, variable_lines, variables
 from ..redact import credential_params
 from .literals import literal_template_problems
-from .model import FOLLOWUP, MAX_ORDERS, Spec, Turn, Variant, is_embedded
+from .model import COMPLETION, FOLLOWUP, MAX_ORDERS, Spec, Turn, Variant, is_embedded, mode_of
 from .wording import dotted as _dotted
 
 
@@ -88,6 +89,38 @@ def _likelihood_problems(spec: Spec, at: tuple[str | int, ...], config: dict[str
     return [spec.located.problem(where, f"{_dotted(where)}: likelihood needs an embedded model, and "
                                  f"'{_short(remote[0])}' is not one", hint="run this variant on evalrun/smollm2 or "
                                  "evalrun/<file>.gguf, or read the first token with `mode: logprobs`")]
+
+
+def _completion_problems(spec: Spec, variant: Variant) -> list[Problem]:
+    """A completion sends the variant's prompt as raw text (see spec.model.mode_of): what has no plain-text form,
+    or reads what a completion does not return, is refused where the variant says it."""
+    asked = [i for i, model in enumerate(spec.models) if mode_of(variant, model) == COMPLETION]
+    if not asked:
+        return []
+    at = ("variants", variant.name)
+    why = (f"{_dotted(at)} is asked in `mode: completion`" if variant.mode == COMPLETION else
+           f"models.{asked[0]} is asked in `mode: completion`")
+    data = spec.located.data["variants"][variant.name]
+    out = [spec.located.problem((*at, key), f"{_dotted((*at, key))}: {what}, and {why} (its prompt sent as raw "
+                                "text)", key=True, hint="write the whole text in `prompt:`, or give this variant "
+                                "`mode: chat`")
+           for key, what in (("system", "a completion has no system message"),
+                             ("messages", "a completion has no conversation"),
+                             ("followup", "a completion has no conversation to follow up"))
+           if key in data]
+    for where, config in variant.readings():
+        if "followup" in where:
+            continue
+        try:
+            logprobs = wants_logprobs(build_extractor(config, spec.labels))
+        except ExtractorConfigError:  # reported by _extractor_problems
+            continue
+        if logprobs:
+            place = (*where, "mode") if "mode" in config else where
+            out.append(spec.located.problem(place, f"{_dotted(place)}: reads token log-probabilities, which evalrun "
+                                            f"asks for in chat only, and {why}",
+                                            hint="read the answer's text: `type: choice` without `mode:`, for one"))
+    return out
 
 
 def _template_problems(spec: Spec, turn: Turn) -> list[Problem]:
@@ -162,7 +195,8 @@ def semantic_problems(spec: Spec) -> list[Problem]:
             problems += _template_problems(spec, turn)
         if "messages" in loc.data["variants"][name]:
             problems += _conversation_problems(spec, variant)
-        problems += _option_problems(spec, variant) + _paraphrase_problems(spec, variant)
+        problems += (_option_problems(spec, variant) + _paraphrase_problems(spec, variant)
+                     + _completion_problems(spec, variant))
         for at, config in variant.readings():
             problems += _extractor_problems(spec, at, config) + _likelihood_problems(spec, at, config)
     for i, pair in enumerate(spec.compare):

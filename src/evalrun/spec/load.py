@@ -82,7 +82,7 @@ def _build(data: dict, file: Path, located: Located, sha: str) -> Spec:
                 concurrency=int(m.get("concurrency", default_concurrency(m["model"]))),
                 rpm=m.get("rpm"), tpm=m.get("tpm"), timeout=float(m.get("timeout", DEFAULT_TIMEOUT)),
                 price=(float(m["price"]["input"]), float(m["price"]["output"])) if "price" in m else None,
-                params=dict(m.get("params", {}))))
+                params=dict(m.get("params", {})), mode=m.get("mode")))
     compare = [tuple(pair) for pair in data.get("compare", [])] or list(itertools.combinations(variants, 2))
     conditions = {name: Condition(name, dict(values)) for name, values in data.get("conditions", {}).items()}
     return Spec(file=file, name=data["name"], description=data.get("description", ""), dataset=dataset,
@@ -116,7 +116,7 @@ def _variant(name: str, v: dict) -> Variant:
     return Variant(name=name, paraphrases=tuple(paraphrases), extract=_extractor(v["extract"]),
                    params=dict(v.get("params", {})), paraphrases_per_item=v.get("paraphrases_per_item"),
                    options=options, readers={r: _extractor(c) for r, c in v.get("readers", {}).items()},
-                   followup=followup, predicts=v.get("predicts"))
+                   followup=followup, predicts=v.get("predicts"), mode=v.get("mode"))
 
 
 def _extractor(config: dict) -> dict[str, object]:

@@ -36,6 +36,7 @@ class ModelConfig:
     price: tuple[float, float] | None = None  # USD per million input and output tokens, given in the spec
     timeout: float = DEFAULT_TIMEOUT
     params: dict[str, object] = field(default_factory=dict)
+    mode: str | None = None  # `chat` or `completion` as written in the entry; None: not written (see `mode_of`)
 
     @property
     def embedded(self) -> bool:
@@ -46,6 +47,23 @@ class ModelConfig:
         """What is asked: the model string and the address it is asked at. A model a reader names by a string
         is one of the run's models when their servers are the same (`asked_model`)."""
         return self.model, self.api_base
+
+
+CHAT, COMPLETION = "chat", "completion"
+
+
+def mode_of(variant: Variant, model: ModelConfig) -> str:
+    """How a variant's requests go to a model: `chat` (messages, the model's chat template) or `completion` (raw
+    text continued by the model, for a base model). The variant's `mode:` wins over the model entry's, so one
+    variant can ask every model the same way; else the model's, so a base model among instruct ones is asked
+    as text; else chat.
+
+    A completion's prompt is the variant's user message exactly as rendered (`prompt:` or `prompts:`), with no
+    separator or role added: a base model continues the text as written, so a spec writes the text to continue
+    (ending it, e.g., with "Answer:"). What has no plain-text form is refused where the spec says completion
+    (spec/checks): `system:`, `messages:`, `followup:`, and the logprobs and likelihood readers. A reader that
+    asks a model about an answer (a judge) asks by chat, whatever that model's mode."""
+    return variant.mode or model.mode or CHAT
 
 
 MAX_ORDERS = 24  # every order of 4 options; beyond that, rotations measure position bias in n orders, not n!
@@ -126,6 +144,7 @@ class Variant:
     # `predicts:` names the variant whose item label this variant's item label predicts (Binder et al. 2024's
     # self- and cross-prediction): statistics/prediction.py scores it against that variant's answers
     predicts: str | None = None
+    mode: str | None = None  # `chat` or `completion` as written in the variant; None: not written (see `mode_of`)
 
     def readings(self) -> Iterator[tuple[Where, dict[str, object]]]:
         """Every extractor configuration of the variant, with its place in the spec."""

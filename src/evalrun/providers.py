@@ -246,16 +246,16 @@ async def send(model: ModelConfig, messages: list[dict[str, str]], params: dict[
     response = await (litellm.atext_completion(**kwargs) if completion else litellm.acompletion(**kwargs))
     choice = response.choices[0]
     usage = getattr(response, "usage", None)
-    prompt, completion = getattr(usage, "prompt_tokens", None), getattr(usage, "completion_tokens", None)
+    tokens_in, tokens_out = getattr(usage, "prompt_tokens", None), getattr(usage, "completion_tokens", None)
     price = own_price(model)
     return Answer(
         text=(choice.text if completion else choice.message.content) or "",
         finish_reason=choice.finish_reason,
-        prompt_tokens=prompt,
-        completion_tokens=completion,
+        prompt_tokens=tokens_in,
+        completion_tokens=tokens_out,
         # per token as litellm prices a registered model, so a spec's price gives the same cost it gave there
         cost=_cost(litellm, response) if price is None else
-        (prompt or 0) * (price[0] / 1e6) + (completion or 0) * (price[1] / 1e6),
+        (tokens_in or 0) * (price[0] / 1e6) + (tokens_out or 0) * (price[1] / 1e6),
         logprobs=_logprobs(choice),
     )
 

@@ -26,9 +26,10 @@ def _pair(ctx: Context, pair: dict[str, Any], by_variant: dict[tuple[Any, ...], 
             f"{_pct(agree['estimate'])} of the {pair['both_labelled']} items both could be read for "
             f"(of {pair['items']}); Cohen's kappa {_f(kappa['kappa'])} ({kappa_reading(kappa, kappa_boot)}), "
             f"bootstrap 95% interval {boot(kappa_boot)}.")
-    if ctx.has_gold:
-        acc_a = by_variant[(*ctx.grouping.levels(pair), a)]["accuracy"]["estimate"]
-        acc_b = by_variant[(*ctx.grouping.levels(pair), b)]["accuracy"]["estimate"]
+    # a variant with no answers (a follow-up whose first answers all failed) has no row: no accuracy to quote
+    rows = [by_variant.get((*ctx.grouping.levels(pair), v)) for v in (a, b)]
+    if ctx.has_gold and rows[0] is not None and rows[1] is not None:
+        acc_a, acc_b = (r["accuracy"]["estimate"] for r in rows)
         test = pair["mcnemar"]
         text += (f" Against the gold labels, *{a}* is right on {_pct(acc_a)} of items and *{b}* on "
                  f"{_pct(acc_b)}, a difference of {points(pair['accuracy_difference']['estimate'])} "

@@ -449,7 +449,8 @@ def summarize(responses: pl.LazyFrame | pl.DataFrame, labels: Sequence[str], com
             for value in collect(lf.select(_slice(column).unique(maintain_order=True)))[column].drop_nulls()]
     if typed:  # the researcher's question, as planned as the pairs: in the confirmatory Holm family
         conditions = [c for (c,) in first_seen(lf.filter(pl.col("condition").is_not_null()), ["condition"])]
-        out["stated"] = stated_comparisons(lf, typed, [m for (m,) in distinct(order, [0])], conditions)
+        models = [m for (m,) in distinct(order, [group.index("model")])]
+        out["stated"] = stated_comparisons(lf, typed, models, conditions)
     if correct:  # the slices' tests, exploratory, are a Holm family of their own (`adjust`)
         out["tests"] = adjust(out)
         detectable(out)

@@ -51,6 +51,10 @@ def _apart(stats: dict[str, Any]) -> str:
 
 def agreement(ctx: Context) -> list[str]:
     stats = ctx.stats
+    if not stats["pairs"]:
+        return ["", "## Agreement between variants", "", "No pair of variants is compared label by label: the "
+                "variants compared read different labels (a statement and a behaviour are set against each other "
+                "under Stated and measured)."]
     out = ["", "## Agreement between variants", "",
            "Agreement is the share of items both variants labelled that got the same label; Cohen's kappa "
            "corrects it for the agreement two independent readers with these label rates would reach by chance "

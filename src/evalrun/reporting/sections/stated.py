@@ -40,10 +40,12 @@ def stated_lines(ctx: Context, unreachable: set[str]) -> list[str]:
                        f"the statement and the behaviour read{_left_out(c)}.")
             continue
         kappa = c["cohen_kappa"]
-        out.append(f"- **{c['model']}**: `{c['stated']}` vs `{c['behaviour']}` {_measured(c)}: says it would "
+        rule = (f" (an item's pick: in more than half of its orders read; per prompt {_rate(c['first_position'])} "
+                f"of {c['first_position']['n']})" if c["measure"] == "first" else "")
+        out.append(f"- **{c['model']}**: `{c['stated']}` vs `{c['behaviour']}` {_measured(c)}{rule}: says it would "
                    f"{_rate(c['says'])}, does {_rate(c['does'])}; agree {_rate(c['agreement'])} of "
-                   f"{c['both_read']} items{_left_out(c)}, kappa {kappa_text(kappa)} ({kappa_reading(kappa)}), "
-                   f"McNemar {p_text(c['rates_differ'])} (95% intervals, unadjusted).")
+                   f"{c['both_read']} items{_left_out(c)}, kappa {kappa_text(kappa)} ({kappa_reading(kappa)}); "
+                   f"95% intervals, unadjusted; McNemar {p_text(c['rates_differ'])}.")
     return out
 
 

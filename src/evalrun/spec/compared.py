@@ -1,6 +1,6 @@
-"""What may be compared: each variant's labels (its own `labels:`, else the spec's), the pairs `compare:`
-compares label by label (which must read the same labels), and the typed comparisons of a stated answer
-with a measured behaviour (`compare:` as a mapping), whose measure the behaviour variant must allow."""
+"""What may be compared: the pairs `compare:` compares label by label, which must read the same labels (a
+variant's own `labels:`, else the spec's), and the typed comparisons of a stated answer with a measured
+behaviour (`compare:` as a mapping), whose measure the behaviour variant must allow."""
 
 from __future__ import annotations
 
@@ -13,15 +13,6 @@ from ..prompts import TemplateProblem, variables
 from .model import FOLLOWUP, Spec, Turn
 
 _TYPED = "{stated: A, behaviour: B, measure: changes or first, \"yes\": LABEL}"
-
-
-def label_problems(spec: Spec) -> list[Problem]:
-    """Without top-level `labels:`, every variant needs its own: the spec's are only the default."""
-    if "labels" in spec.located.data:
-        return []
-    return [spec.located.problem(("variants", name), f"variants.{name}: no `labels:`, and the spec has none at the "
-                                 "top level", key=True, hint="give the spec a `labels:` list, or this variant its own")
-            for name, variant in spec.variants.items() if variant.labels is None]
 
 
 def _name_problem(spec: Spec, at: tuple[str | int, ...], name: str) -> Problem | None:

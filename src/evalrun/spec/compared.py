@@ -27,8 +27,8 @@ def _name_problem(spec: Spec, at: tuple[str | int, ...], name: str) -> Problem |
         return spec.located.problem(at, f"{where}: variant '{_short(base)}' has no follow-up",
                                     hint=f"give '{_short(base)}' a `followup:`, or compare '{_short(base)}' itself")
     close = difflib.get_close_matches(name, list(spec.variants), n=1)
-    return spec.located.problem(at, f"{where}: no variant named '{_short(name)}'",
-                                hint=f"did you mean '{close[0]}'?" if close else "variants: " + ", ".join(spec.variants))
+    hint = f"did you mean '{close[0]}'?" if close else "variants: " + ", ".join(spec.variants)
+    return spec.located.problem(at, f"{where}: no variant named '{_short(name)}'", hint=hint)
 
 
 def compare_problems(spec: Spec) -> list[Problem]:
@@ -81,17 +81,17 @@ def _typed_problems(spec: Spec, i: int, entry: dict[str, str]) -> list[Problem]:
     behaviour = spec.variants[entry["behaviour"].removesuffix(FOLLOWUP)]
     follows = entry["behaviour"] != behaviour.name
     if measure == "changes":
-        given = {var for c in spec.conditions.values() for var in c.values}
+        given = sorted({var for c in spec.conditions.values() for var in c.values})
         # a follow-up's answers change with the conditions its variant's prompt (or its own) uses
         asked = _used(behaviour.templates())
         if len(spec.conditions) < 2:
             out.append(loc.problem(("compare", i, "measure"), f"compare.{i}.measure: `changes` needs two or more "
                                    "`conditions:` for the behaviour to change between",
                                    hint="add `conditions:`, or compare the labels with `measure: label`"))
-        elif not given & asked:
+        elif not asked.intersection(given):
             out.append(loc.problem(("compare", i, "behaviour"), f"compare.{i}.behaviour: '{_short(entry['behaviour'])}'"
                                    " does not use the conditions in its prompt, so its answers cannot change between "
-                                   "them", hint="use a condition's variable in its prompt: " + ", ".join(sorted(given))))
+                                   "them", hint="use a condition's variable in its prompt: " + ", ".join(given)))
     elif behaviour.options is None or follows:
         out.append(loc.problem(("compare", i, "behaviour"), f"compare.{i}.behaviour: '{_short(entry['behaviour'])}' "
                                "lists no `options:`, so no option is listed first",

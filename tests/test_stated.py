@@ -15,10 +15,12 @@ from jsonschema import Draft202012Validator
 from scipy.stats import binomtest
 from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.inter_rater import cohens_kappa
+from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
 
 from evalrun.api import run
 from evalrun.cli import main
+from evalrun.reporting.compare import compare_runs
 from evalrun.spec import parse_spec
 
 try:  # tests/ may or may not be a package, depending on how pytest was set up
@@ -194,3 +196,75 @@ def test_the_spec_schema_takes_the_new_keys_and_refuses_a_bad_measure(tmp_path: 
     found = _problems(tmp_path, write_spec, variants=variants, conditions=conditions,
                       compare=[{**good, "measure": "differs"}])
     assert len(found) == 1 and "compare.0.measure" in found[0] and "differs" in found[0]
+
+
+def test_the_statements_test_joins_the_confirmatory_holm_family(changes_run: tuple[Path, dict[str, Any]]) -> None:
+    _, summary = changes_run
+    stats = summary["statistics"]
+    # the family: task's free-vs-paid label rates (the only other test: `would` across conditions is equal by
+    # construction, and no label pair is compared) and the statement against the behaviour
+    found = [stats["conditions"][0]["label_rates_differ"], stats["stated"][0]["rates_differ"]]
+    assert stats["tests"]["tests"] == 2
+    expected = multipletests([t["pvalue"] for t in found], method="holm")[1]
+    assert [t["pvalue_holm"] for t in found] == pytest.approx(list(expected))
+
+
+def test_runs_compare_each_variant_in_its_own_labels(changes_run: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
+    folder, _ = changes_run
+    text = compare_runs([folder, folder], tmp_path / "compared").read_text(encoding="utf-8")
+    would = text.split("### loop · free · would", 1)[1].split("###", 1)[0]
+    assert "items labelled *yes*" in would and "comply" not in would
+
+
+SPEC = """name: t
+dataset: {{items: [{{id: i1}}, {{id: i2}}]}}
+{top}variants:
+  a: {{labels: ['yes', 'no'], prompt: "A {{{{ id }}}}", extract: {{type: choice, choices: {{'yes': ['yes'], 'no': ['no']}}}}}}
+  b: {{labels: ['no', 'yes'], prompt: "B {{{{ id }}}}", extract: {{type: choice, choices: {{'yes': ['yes'], 'no': ['no']}}}}}}
+  c: {{{own}prompt: "C {{{{ id }}}}", extract: {{type: choice, choices: {{comply: [comply], refuse: [refuse]}}}}}}
+{compare}"""
+
+
+def _spec(tmp_path: Path, top: str = "", own: str = "labels: [comply, refuse], ", compare: str = "") -> list[str]:
+    path = tmp_path / "spec.yaml"
+    path.write_text(SPEC.format(top=top, own=own, compare=compare), encoding="utf-8")
+    spec, problems = parse_spec(path.read_text(encoding="utf-8"), path)
+    return [p.render() for p in problems] if spec is None else [f"compare {spec.compare}", f"labels {spec.labels}"]
+
+
+def test_top_level_labels_are_needed_only_where_a_variant_has_none(tmp_path: Path) -> None:
+    # every variant has its own: no top-level labels needed; the automatic pairs are those reading the same set
+    assert _spec(tmp_path) == ["compare [('a', 'b')]", "labels ['yes', 'no', 'comply', 'refuse']"]
+    (missing,) = _spec(tmp_path, own="")
+    assert missing.endswith("1:1: error: missing required key 'labels'")
+    assert _spec(tmp_path, top="labels: [comply, refuse]\n", own="")[0] == "compare [('a', 'b')]"
+
+
+@pytest.mark.parametrize(("entry", "where", "message"), [
+    ("{stated: a, behaviour: c, measure: label}", "compare.0", "read different labels"),
+    ("{stated: a, behaviour: c, measure: changes, 'yes': 'yes'}", "compare.0.measure", "needs two or more"),
+    ("{stated: a, behaviour: c, measure: first, 'yes': 'yes'}", "compare.0.behaviour", "lists no `options:`"),
+    ("{stated: a, behaviour: c, measure: first}", "compare.0", "needs `\"yes\":`"),
+    ("{stated: a, behaviour: c, measure: changes, 'yes': 'ja'}", "compare.0.yes", "'ja' is not one of the labels"),
+    ("{stated: a, behaviour: nope, measure: first, 'yes': 'yes'}", "compare.0", "no variant named 'nope'"),
+])
+def test_a_typed_comparison_the_design_cannot_measure_is_refused_where_it_is_written(
+        tmp_path: Path, entry: str, where: str, message: str) -> None:
+    found = _spec(tmp_path, compare=f"compare:\n  - {entry}\n")
+    assert [p for p in found if f"error: {where}:" in p and message in p and "\n" not in p], found
+
+
+def test_changes_needs_a_behaviour_whose_prompt_uses_the_conditions(tmp_path: Path) -> None:
+    conditions = "conditions: {free: {tier: free}, paid: {tier: paid}}\ncompare:\n"
+    (problem,) = _spec(tmp_path, compare=conditions + "  - {stated: a, behaviour: c, measure: changes, 'yes': 'yes'}\n")
+    assert "compare.0.behaviour: 'c' does not use the conditions in its prompt" in problem
+
+
+def test_first_needs_the_options_in_more_than_one_order(tmp_path: Path) -> None:
+    path = tmp_path / "spec.yaml"
+    path.write_text(SPEC.format(top="", own="labels: [comply, refuse], options: [comply, refuse], ",
+                                compare="compare:\n  - {stated: a, behaviour: c, measure: first, 'yes': 'yes'}\n")
+                    .replace('"C {{ id }}"', '"C {{ id }} {{ options }}"'), encoding="utf-8")
+    _, problems = parse_spec(path.read_text(encoding="utf-8"), path)
+    (problem,) = [p.render() for p in problems]
+    assert "compare.0.measure: `first` with the options of 'c' in one order only" in problem

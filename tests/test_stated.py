@@ -219,8 +219,10 @@ def test_runs_compare_each_variant_in_its_own_labels(changes_run: tuple[Path, di
 SPEC = """name: t
 dataset: {{items: [{{id: i1}}, {{id: i2}}]}}
 {top}variants:
-  a: {{labels: ['yes', 'no'], prompt: "A {{{{ id }}}}", extract: {{type: choice, choices: {{'yes': ['yes'], 'no': ['no']}}}}}}
-  b: {{labels: ['no', 'yes'], prompt: "B {{{{ id }}}}", extract: {{type: choice, choices: {{'yes': ['yes'], 'no': ['no']}}}}}}
+  a: {{labels: ['yes', 'no'], prompt: "A {{{{ id }}}}",
+      extract: {{type: choice, choices: {{'yes': ['yes'], 'no': ['no']}}}}}}
+  b: {{labels: ['no', 'yes'], prompt: "B {{{{ id }}}}",
+      extract: {{type: choice, choices: {{'yes': ['yes'], 'no': ['no']}}}}}}
   c: {{{own}prompt: "C {{{{ id }}}}", extract: {{type: choice, choices: {{comply: [comply], refuse: [refuse]}}}}}}
 {compare}"""
 
@@ -268,3 +270,31 @@ def test_first_needs_the_options_in_more_than_one_order(tmp_path: Path) -> None:
     _, problems = parse_spec(path.read_text(encoding="utf-8"), path)
     (problem,) = [p.render() for p in problems]
     assert "compare.0.measure: `first` with the options of 'c' in one order only" in problem
+
+
+def _three_reply(body: dict[str, Any]) -> str:
+    text = body["messages"][-1]["content"]
+    return {"A": "yes", "B": "no", "C": "comply"}[text[0]] if not text.endswith("2") else "no"
+
+
+def test_a_run_without_top_level_labels_compares_only_variants_reading_the_same(
+        tmp_path: Path, loopback: Callable[..., LoopbackServer], write_spec: SpecWriter) -> None:
+    server = loopback(default_reply=_three_reply)
+    path = tmp_path / "spec.yaml"
+    model = json.dumps(write_spec.model(server.base_url))
+    path.write_text(SPEC.format(top="", own="labels: [comply, refuse], ", compare=f"models: [{model}]\n"),
+                    encoding="utf-8")
+    result = run(path, out=tmp_path / "reports", retries=0, warn=lambda _: None)
+    summary = json.loads((result.dir / "summary.json").read_text(encoding="utf-8"))
+    assert [e.message for e in SUMMARY_SCHEMA.iter_errors(summary)] == []
+    stats = summary["statistics"]
+    assert summary["run"]["labels"] == ["yes", "no", "comply", "refuse"]
+    assert [(p["a"], p["b"], p["confusion"]["categories"]) for p in stats["pairs"]] == [
+        ("a", "b", ["yes", "no", "unparsed"])]
+    # i1: a yes, b no; i2: both no
+    assert stats["pairs"][0]["confusion"]["counts"] == [[0, 1, 0], [0, 1, 0], [0, 0, 0]]
+    assert [v["labels"] for v in stats["variants"]] == [{"yes": 1, "no": 1, "unparsed": 0},
+                                                        {"no": 2, "yes": 0, "unparsed": 0},
+                                                        {"comply": 1, "refuse": 0, "unparsed": 1}]
+    report = (result.dir / "report.md").read_text(encoding="utf-8")
+    assert "across all 3 variants" not in report

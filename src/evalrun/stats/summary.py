@@ -408,8 +408,9 @@ def summarize(responses: pl.LazyFrame | pl.DataFrame, labels: Sequence[str], com
                                  has_gold, ordinal) for o in outers for a, b in compare],
         "models": [{**dict(zip(outer, o, strict=True)),
                     "krippendorff_alpha_all_variants": all_variants_alpha(items, dict(zip(outer, o, strict=True)),
-                                                                          alike, labels),
-                    **across_variants(items, dict(zip(outer, o, strict=True)), alike, labels)}
+                                                                          alike, labels) if len(alike) > 1 else None,
+                    **across_variants(items, dict(zip(outer, o, strict=True)), alike, labels),
+                    **({"variants_alike": alike} if sets else {})}  # which ones, where some read other labels
                    for o in outers],
     }
     for axis in grouping.axes:

@@ -20,7 +20,7 @@ from ..extract import (
 )
 from ..prompts import TemplateProblem, variable_lines, variables
 from ..redact import credential_params
-from .compared import compare_problems
+from .compared import compare_problems, prediction_problems
 from .literals import literal_template_problems
 from .model import MAX_ORDERS, Spec, Turn, Variant, is_embedded
 from .wording import dotted as _dotted
@@ -168,39 +168,13 @@ def semantic_problems(spec: Spec) -> list[Problem]:
         for at, config in variant.readings():
             problems += _extractor_problems(spec, at, config) + _likelihood_problems(spec, at, config)
     problems += compare_problems(spec)
-    problems += _prediction_problems(spec)
+    problems += prediction_problems(spec)
     if spec.dataset.gold is not None and spec.dataset.gold == spec.dataset.id:
         problems.append(loc.problem(("dataset", "gold"), "dataset.gold: the gold column cannot be the id column"))
     problems += _hub_problems(spec)
     problems += _address_problems(spec) + _model_problems(spec) + _credential_problems(spec)
     problems += literal_template_problems(spec)
     return problems + token_budget_problems(spec)
-
-
-def _prediction_problems(spec: Spec) -> list[Problem]:
-    """`predicts:` names another variant read with the same labels: a prediction is scored by whether it names
-    the label that variant's answer got, so a label the other side cannot give could never be right."""
-    loc = spec.located
-    problems = []
-    for name, variant in spec.variants.items():
-        target = variant.predicts
-        if target is None:
-            continue
-        at = ("variants", name, "predicts")
-        if target == name:
-            problems.append(loc.problem(at, f"{_dotted(at)}: a variant cannot predict itself",
-                                        hint="name the variant whose answers this one predicts"))
-        elif target not in spec.variants:
-            close = difflib.get_close_matches(target, [v for v in spec.variants if v != name], n=1)
-            problems.append(loc.problem(at, f"{_dotted(at)}: no variant named '{_short(target)}'",
-                                        hint=f"did you mean '{close[0]}'?" if close else
-                                        "variants: " + ", ".join(spec.variants)))
-        elif set(mine := spec.labels_of(name)) != set(theirs := spec.labels_of(target)):
-            problems.append(loc.problem(at, f"{_dotted(at)}: '{_short(name)}' reads the labels "
-                                        f"{', '.join(mine)} and '{_short(target)}' reads {', '.join(theirs)}",
-                                        hint="a prediction names one of the other variant's labels: give both "
-                                        "the same `labels:`"))
-    return problems
 
 
 def _address_problems(spec: Spec) -> list[Problem]:

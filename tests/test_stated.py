@@ -20,6 +20,7 @@ from statsmodels.stats.proportion import proportion_confint
 
 from evalrun.api import run
 from evalrun.cli import main
+from evalrun.reporting import rerender
 from evalrun.reporting.compare import compare_runs
 from evalrun.spec import parse_spec
 
@@ -306,3 +307,13 @@ def test_a_run_without_top_level_labels_compares_only_variants_reading_the_same(
                                                         {"comply": 1, "refuse": 0, "unparsed": 1}]
     report = (result.dir / "report.md").read_text(encoding="utf-8")
     assert "across all 3 variants" not in report
+
+
+def test_a_rerendered_report_reads_the_typed_comparisons_back_from_the_record(
+        changes_run: tuple[Path, dict[str, Any]]) -> None:
+    folder, summary = changes_run
+    first = (folder / "report.md").read_text(encoding="utf-8")
+    rerender(folder)
+    again = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    assert again["run"]["stated"] == [TYPED_CHANGES] and again["statistics"] == summary["statistics"]
+    assert (folder / "report.md").read_text(encoding="utf-8") == first

@@ -204,7 +204,8 @@ def shares_chart(painter: Painter, entries: Sequence[dict[str, Any]], keys: Sequ
     """Stacked horizontal bars: each entry's answers split by label, unparsed included, as shares."""
     from matplotlib.patches import Patch
 
-    categories = [*labels, UNPARSED]
+    # the labels the entries were read as: a variant reading labels of its own has no share of the others
+    categories = [*(label for label in labels if any(label in e["labels"] for e in entries)), UNPARSED]
     styles = _colours(categories)
     fig, ax = painter.new(len(entries))
     ys = list(range(len(entries)))[::-1]
@@ -235,7 +236,9 @@ def shares_chart(painter: Painter, entries: Sequence[dict[str, Any]], keys: Sequ
                         for c, (colour, hatch) in zip(categories, styles, strict=True)],
                loc="outside lower center", ncol=min(len(categories), 5), frameon=False)
     shares = "; ".join(
-        f"{who(e, *keys)}: " + ", ".join(f"{c} {e['labels'].get(c, 0)}" for c in categories) for e in entries[:6])
+        # each entry's own labels: a variant that reads labels of its own has no count of the others
+        f"{who(e, *keys)}: " + ", ".join(f"{c} {e['labels'][c]}" for c in categories if c in e["labels"])
+        for e in entries[:6])
     alt = (f"Stacked bars of label shares ({', '.join(categories)}) for {len(entries)} rows. "
            f"Counts: {shares}" + ("; ..." if len(entries) > 6 else ""))
     return painter.save(fig, stem, title, alt, section)

@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 from scipy.stats import binomtest
 
-from evalrun.stats.summary import agreement_difference
+from evalrun.stats.levels import agreement_difference
 
 
 def test_agreement_difference_between_conditions() -> None:

@@ -8,6 +8,7 @@ bootstrap (item-clustered), clustered (Miller's clustered mean), inference (a co
 intervals and tests), numbers (JSON-safe floats), words (a kappa or a verdict in words), power
 (items for an interval width or a test's power; the smallest detectable difference), samples
 (a model's consistency with itself across samples), items (an item's label from its answers, pooled
-and per prompt), tracking (whether a stated change tracks a behaviour change across two runs),
-misclassification (agreement corrected for the readers' errors against a person).
+and per prompt), levels (two levels of an axis compared item by item, and label by label), tracking
+(whether a stated change tracks a behaviour change across two runs), misclassification
+(agreement corrected for the readers' errors against a person).
 """

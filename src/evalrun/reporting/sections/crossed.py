@@ -14,7 +14,7 @@ from .common import Context, agreement_table, boot, confusion, head, p_text, row
 
 
 def effects(ctx: Context, axis: str) -> list[str]:
-    """The effect of the levels of a crossed axis label by label (stats/summary.py `label_effects`), and the
+    """The effect of the levels of a crossed axis label by label (stats/levels.py `label_effects`), and the
     comparisons equal by construction (the same requests at both levels), which are not tested."""
     pairs = [c for c in ctx.stats.get(compared(axis), []) if "effects" in c]
     constructed = ctx.stats.get(f"{compared(axis)}_by_construction", [])

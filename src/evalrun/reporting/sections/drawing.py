@@ -122,7 +122,7 @@ def _across(painter: Painter, stats: dict[str, Any], by: Grouping, axis: str) ->
 
 
 def _gap_rows(entries: Sequence[dict[str, Any]], keys: Sequence[str]) -> list[Row]:
-    """Per comparison, each label's difference a - b in its rate (stats/summary.py `label_effects`); with two
+    """Per comparison, each label's difference a - b in its rate (stats/levels.py `label_effects`); with two
     labels the second label's is the first's mirrored, so only the first is drawn."""
     rows = []
     for e in entries:

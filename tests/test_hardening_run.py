@@ -156,7 +156,7 @@ def test_a_credential_that_reaches_a_run_is_redacted_in_summary_report_and_store
         tmp_path: Path, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch, evalrun_home: Path,
         write_spec: SpecWriter, api_key: ApiKey) -> None:
     # the second guard: with validation's refusal switched off, nothing written may hold the key
-    monkeypatch.setattr(checks, "_credential_problems", lambda spec: [])
+    monkeypatch.setattr(checks, "credential_problems", lambda spec: [])
     headers = {"extra_headers": {"X-Api-Key": api_key.secret}, "api_key": api_key.secret, "max_tokens": 5}
     spec = write_spec(tmp_path, **parts(write_spec, [("loop", server.base_url)], items=2, params=headers))
     run = api.run(spec, out=tmp_path / "reports", warn=lambda _: None)

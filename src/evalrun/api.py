@@ -186,7 +186,7 @@ def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: 
     from .design import Design
     from .sendpath import DEFAULT_RETRIES, DEFAULT_RETRY_DELAY
     from .spec import DEFAULT_SEED, check_columns, load_spec
-    from .spec.checks import token_budget_problems
+    from .spec.sending import token_budget_problems
     from .stages import SecondStage
 
     retries = DEFAULT_RETRIES if retries is None else retries

@@ -1,13 +1,12 @@
 """What a schema cannot say: templates compile, extractor labels exist, compared variants exist,
-template variables have a source, no credential is written in the spec, and no request outgrows its model's
-tokens-per-minute limit."""
+template variables have a source; with the checks of the modules beside it (`compared`, `literals`, and
+`sending`: models' addresses, names and prices, credentials in params, tokens-per-minute limits)."""
 
 from __future__ import annotations
 
 import difflib
 import math
 
-from ..address import address_problem, split_address
 from ..errors import Problem
 from ..errors import short as _short
 from ..extract import (
@@ -20,10 +19,10 @@ from ..extract import (
     wants_logprobs,
 )
 from ..prompts import TemplateProblem, variable_lines, variables
-from ..redact import credential_params
 from .compared import compare_problems, prediction_problems
 from .literals import literal_template_problems
 from .model import COMPLETION, MAX_ORDERS, Spec, Turn, Variant, is_embedded, mode_of
+from .sending import address_problems, credential_problems, model_problems, token_budget_problems
 from .wording import dotted as _dotted
 
 
@@ -206,122 +205,9 @@ def semantic_problems(spec: Spec) -> list[Problem]:
     if spec.dataset.gold is not None and spec.dataset.gold == spec.dataset.id:
         problems.append(loc.problem(("dataset", "gold"), "dataset.gold: the gold column cannot be the id column"))
     problems += _hub_problems(spec)
-    problems += _address_problems(spec) + _model_problems(spec) + _credential_problems(spec)
+    problems += address_problems(spec) + model_problems(spec) + credential_problems(spec)
     problems += literal_template_problems(spec)
     return problems + token_budget_problems(spec)
-
-
-def _address_problems(spec: Spec) -> list[Problem]:
-    """Model strings whose `@` begins no valid address, and `api_base:` values that are not one: either would
-    send a model's requests, with the user's key, somewhere the user did not mean (see `split_address`)."""
-    problems = []
-    for i, model in enumerate(spec.located.data.get("models") or []):  # type: ignore[union-attr]
-        at: tuple[str | int, ...] = ("models", i) if isinstance(model, str) else ("models", i, "model")
-        text = model if isinstance(model, str) else model["model"]
-        try:
-            _, address = split_address(text)
-        except ValueError as exc:
-            problems.append(spec.located.problem(at, f"{_dotted(at)}: {exc}"))
-            continue
-        if address is not None and not isinstance(model, str):
-            problems.append(spec.located.problem(at, f"{_dotted(at)}: an address after '@' in a model object",
-                                                 hint="give it as `api_base:`, and the model string without it"))
-        if isinstance(model, dict) and "api_base" in model and (problem := address_problem(model["api_base"])):
-            where = ("models", i, "api_base")
-            problems.append(spec.located.problem(where, f"{_dotted(where)}: '{_short(model['api_base'])}' {problem}",
-                                                 hint="the base URL of the model's server, e.g. "
-                                                 "http://127.0.0.1:8080/v1"))
-    if isinstance(judge := spec.located.data.get("judge"), str):  # type: ignore[union-attr]
-        try:
-            split_address(judge)
-        except ValueError as exc:
-            problems.append(spec.located.problem(("judge",), f"judge: {exc}"))
-    return problems
-
-
-def _params_places(spec: Spec) -> list[tuple[tuple[str | int, ...], dict[str, object]]]:
-    """Every `params:` mapping of the spec with where it stands: top level, each model object's, each variant's,
-    each follow-up's and each reader's (a judge's requests carry its own)."""
-    data = spec.located.data
-    places: list[tuple[tuple[str | int, ...], dict[str, object]]] = [(("params",), data.get("params") or {})]
-    places += [(("models", i, "params"), m.get("params") or {}) for i, m in enumerate(data.get("models") or [])
-               if isinstance(m, dict)]
-    places += [(("variants", name, "params"), v.get("params") or {}) for name, v in data["variants"].items()]
-    for name, variant in spec.variants.items():
-        if variant.followup is not None:
-            places.append((("variants", name, "followup", "params"), variant.followup.params))
-        for at, config in variant.readings():
-            params = config.get("params")
-            if isinstance(params, dict):
-                places.append(((*at, "params"), params))
-    return places
-
-
-def _resolve(params: object, dotted: str) -> tuple[str | int, ...]:
-    """A dotted parameter path as the spec's keys and list indexes, for locating it."""
-    path: list[str | int] = []
-    node = params
-    for part in dotted.split("."):
-        step: str | int = int(part) if isinstance(node, list) else part
-        path.append(step)
-        node = node[step] if isinstance(node, (list, dict)) else None  # type: ignore[index]
-    return tuple(path)
-
-
-def _credential_problems(spec: Spec) -> list[Problem]:
-    """Keys written into params (or their headers): they would be stored with every answer and printed in
-    reports, so a spec names the environment variable that holds the key instead."""
-    problems = []
-    for at, params in _params_places(spec):
-        for dotted in credential_params(params):
-            where = (*at, *_resolve(params, dotted))
-            problems.append(spec.located.problem(where, f"{_dotted(where)}: a credential written in the spec "
-                                                 "would be stored with every answer and printed in reports",
-                                                 key=True, hint="put it in an environment variable and name "
-                                                 "that in the model's `api_key_env`"))
-    return problems
-
-
-def token_budget_problems(spec: Spec) -> list[Problem]:
-    """A max_tokens over a model's tpm: each request counts max_tokens against the minute's budget before it
-    is sent, so such a request could never be paced and the run would wait forever."""
-    problems = []
-    for i, model in enumerate(spec.models):
-        if not model.tpm:
-            continue
-        for name, variant in spec.variants.items():
-            levels = [(("params",), spec.params), (("models", i, "params"), model.params),
-                      (("variants", name, "params"), variant.params)]
-            at, chosen = next(((at, p) for at, p in reversed(levels) if "max_tokens" in p), ((), {}))
-            max_tokens = chosen.get("max_tokens")
-            if isinstance(max_tokens, int) and max_tokens > model.tpm:
-                where = (*at, "max_tokens")
-                problems.append(spec.located.problem(
-                    where, f"{_dotted(where)}: {max_tokens:,} is more than the tpm of model '{_short(model.name)}' "
-                    f"({model.tpm:,g}), so one request would need more than a minute's token budget and the run "
-                    "would wait for it forever",
-                    hint="lower max_tokens, or raise the model's tpm"))
-    return list(dict.fromkeys(problems))
-
-
-def _model_problems(spec: Spec) -> list[Problem]:
-    """Models that would be mixed up: reports, limits and results tell models apart by name, and
-    litellm keeps one price per model string."""
-    problems: list[Problem] = []
-    named: dict[str, int] = {}
-    priced: dict[str, tuple[int, tuple[float, float] | None]] = {}
-    for i, model in enumerate(spec.models):
-        if model.name in named:
-            problems.append(spec.located.problem(("models", i), f"models.{i}: a second model named "
-                                                 f"'{_short(model.name)}' (models.{named[model.name]} is the first)",
-                                                 hint="give each its own `name:`"))
-        named.setdefault(model.name, i)
-        first = priced.setdefault(model.model, (i, model.price))
-        if first[1] != model.price and model.price is not None and first[1] is not None:
-            problems.append(spec.located.problem(("models", i, "price"), f"models.{i}.price: a different price "
-                                                 f"for {_short(model.model)} than models.{first[0]}",
-                                                 hint="litellm keeps one price per model string"))
-    return problems
 
 
 def _hub_problems(spec: Spec) -> list[Problem]:

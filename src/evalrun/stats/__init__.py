@@ -10,5 +10,7 @@ intervals and tests), numbers (JSON-safe floats), words (a kappa or a verdict in
 (a model's consistency with itself across samples), items (an item's label from its answers, pooled
 and per prompt), levels (two levels of an axis compared item by item, and label by label), tracking
 (whether a stated change tracks a behaviour change across two runs), misclassification
-(agreement corrected for the readers' errors against a person).
+(agreement corrected for the readers' errors against a person), stated (a stated answer against a
+measured behaviour: a label changing between conditions, the option listed first), prediction (self- and
+cross-prediction accuracy against the most-common-answer baseline).
 """

@@ -1,7 +1,7 @@
 """The eval spec: its typed form (`model`), loading (`load`), schema errors in words (`wording`) and
 the checks a schema cannot express (`checks`, which gathers them; `compared` for `compare:` and
-`predicts:`, `sending` for models, addresses, credentials and token budgets, `literals` for literal text
-where a template was meant).
+`predicts:`, `sending` for models, addresses, credentials and token budgets, `literals` for template syntax
+where nothing is rendered).
 
 `schemas/evalspec.schema.json` is the single source of truth for the format; this package adds
 what a schema cannot say and turns every failure into a located Problem.

@@ -56,6 +56,10 @@ def test_sample_is_stratified_doubtful_first_and_reproducible() -> None:
     assert len(sample(pool, 100, seed=1)) == len(pool)
 
 
+def _two(variant: str) -> list[str]:
+    return ["female", "male"]
+
+
 def _script(lines: list[str]) -> Callable[[str], str | None]:
     replies: Iterator[str] = iter(lines)
     return lambda prompt: next(replies, None)
@@ -66,7 +70,7 @@ def test_loop_stores_each_label_with_who_and_when_and_resumes(tmp_path: Path) ->
     chosen = _pool()[:4]
     shown: list[str] = []
     before = datetime.now().astimezone()
-    tally = label(chosen, lambda variant: ["female", "male"], store, "ann", _script(["1", "zz", "u", "q"]), shown.append)
+    tally = label(chosen, _two, store, "ann", _script(["1", "zz", "u", "q"]), shown.append)
     assert (tally.labelled, tally.skipped, tally.earlier, tally.left) == (2, 0, 0, 2)
     got = store.labels([a.key for a in chosen], "ann")
     assert [(h.answer_key, h.label, h.who) for h in got] == [("a0", "female", "ann"), ("a1", UNCLEAR, "ann")]
@@ -75,11 +79,11 @@ def test_loop_stores_each_label_with_who_and_when_and_resumes(tmp_path: Path) ->
 
     # the same sample again: only what ann has not labelled; another person starts from the beginning
     shown.clear()
-    tally = label(chosen, lambda variant: ["female", "male"], store, "ann", _script(["s", "2"]), shown.append)
+    tally = label(chosen, _two, store, "ann", _script(["s", "2"]), shown.append)
     assert (tally.labelled, tally.skipped, tally.earlier, tally.left) == (1, 1, 2, 0)
     assert "prompt a2" in shown[0] and "[1/2]" in shown[0]
     assert store.labels(["a3"], "ann")[0].label == "male"
-    tally = label(chosen, lambda variant: ["female", "male"], store, "bob", _script([]), shown.append)  # input ended: quits
+    tally = label(chosen, _two, store, "bob", _script([]), shown.append)  # input ended: quits
     assert (tally.labelled, tally.earlier, tally.left) == (0, 0, 4)
     store.close()
 

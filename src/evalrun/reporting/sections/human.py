@@ -12,7 +12,8 @@ The person is the reference, a reader named `human`: an answer's human label is 
 left out and counted. Each variant is measured in its own labels (a variant may read labels of its own), so an
 answer given a label its variant does not read (stored before the view and `evalrun annotate` offered each
 variant's labels, or given for another run's same answer) is left out and counted too. Accuracy counts an
-unparsed reading as wrong, as the report's accuracy against gold does; kappa and the confusion come from stats/agreement.py, the one function over two aligned label vectors.
+unparsed reading as wrong, as the report's accuracy against gold does; kappa and the confusion come from
+stats/agreement.py, the one function over two aligned label vectors.
 Once a variant's own reader has enough hand labels of every label, the agreement between variants is also shown
 corrected for the readers' errors (stats/misclassification.py: the matrix method, Barron 1977).
 """

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 import shutil
 import sqlite3
@@ -293,3 +294,30 @@ def test_annotate_offers_each_answer_its_variant_s_labels_and_the_report_measure
                                f"{100 * high:.1f}%] ({right}/{n}) | "), line
         kappa = cohens_kappa(table).kappa
         assert line.split(" | ")[4].startswith(f"{kappa:.2f}"), line
+
+
+def test_the_corrected_agreement_reads_each_reader_in_the_pair_s_order_of_labels(tmp_path: Path) -> None:
+    """Two compared variants may list the same labels in different orders: story's reader, measured in its own
+    order (male, female), is turned to the pair's (direct's: female, male) before correcting."""
+    folder = _copy(tmp_path)
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    summary["run"]["variant_labels"] = {"direct": ["female", "male"], "story": ["male", "female"],
+                                        "story.followup": ["male", "female"]}
+    (folder / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    rows = pl.read_parquet(folder / "results.parquet").filter(pl.col("error_class").is_null())
+    given: list[tuple[dict[str, Any], str]] = []
+    direct, story = (rows.filter(pl.col("variant") == v) for v in ("direct", "story"))
+    for name in ("female", "male"):  # direct's reader right on 12 of each label
+        given += [(r, name) for r in direct.filter(pl.col("label") == name).head(12).iter_rows(named=True)]
+    # story's reader: of the 12 the person calls female it reads 10 female (2 male); of 12 male, 12 male
+    given += zip(story.filter(pl.col("label") == "male").head(14).iter_rows(named=True), ["male"] * 12 + ["female"] * 2,
+                 strict=True)
+    given += [(r, "female") for r in story.filter(pl.col("label") == "female").head(10).iter_rows(named=True)]
+    store = Store()
+    for r, human in given:
+        store.put_label(HumanLabel(answer_key(r["key"], r["response"]), human, "ann", "2026-01-01T00:00:00Z"))
+    store.close()
+    report = _report(folder)
+    # direct vs story observed [[4, 8], [3, 4]] over 19 items (female, male); M_direct = I, M_story (female, male)
+    # = [[5/6, 1/6], [0, 1]], so P_true = P_obs M_story^-1 = [[4.8, 7.2], [3.6, 3.4]] / 19 by hand: trace 8.2 / 19
+    assert "- direct vs story (evalrun/smollm2): observed 42.1%, corrected 43.2%" in report

@@ -59,12 +59,14 @@ def _label_mode(data: dict[str, Any], labelling: Labelling | None) -> str:
                 '<span id="labelnote">labelling needs the server behind the page, which this file does not '
                 'have: open the run with <code>evalrun view RUN_DIR</code></span>')
     sets = _by_labels(data["run"]["variant_labels"])
-    # variants reading labels of their own: the keys 1..k of each, named by its variants
-    keys = (_keys(next(iter(sets), tuple(data["run"]["labels"]))) + "," if len(sets) <= 1 else
-            "; ".join(f"{escape(', '.join(variants))}: {_keys(labels)}" for labels, variants in sets.items()) + ";")
+    if len(sets) <= 1:  # every variant reads the same labels (a run with none: the spec's)
+        keys = _keys(next(iter(sets), tuple(data["run"]["labels"]))) + ", u unclear"
+    else:  # the keys 1..k of each label set, named by its variants
+        keys = "; ".join(f"{escape(', '.join(variants))}: {_keys(labels)}" for labels, variants in sets.items())
+        keys += "; u unclear"
     return (f'<label><input type="checkbox" name="mode" value="label" data-token="{escape(labelling.token)}"> '
             'label answers</label> '
-            f'<span id="labelnote">as {escape(labelling.who)}; keys: {keys} u unclear, n or &rarr; next '
+            f'<span id="labelnote">as {escape(labelling.who)}; keys: {keys}, n or &rarr; next '
             '(the readers\' labels show once you have labelled an answer)</span>')
 
 

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import io
+import json
+import re
 import shutil
 import sqlite3
 from collections import Counter
@@ -17,16 +19,19 @@ import pytest
 from statsmodels.stats.inter_rater import cohens_kappa
 from statsmodels.stats.proportion import proportion_confint
 
-from evalrun.annotate import Answer, answers, label, sample
+from evalrun.annotate import Answer, annotate, answers, label, sample
 from evalrun.cli import main
+from evalrun.extract import UNPARSED
 from evalrun.record import RunRecord
 from evalrun.reporting import write_report
 from evalrun.store import MIGRATIONS, UNCLEAR, HumanLabel, Store, answer_key, home, read_labels
 
 try:  # tests/ may or may not be a package, depending on how pytest was set up
     from tests.loopback_server import LoopbackServer
+    from tests.two_label_sets import ASKED, TASK, two_label_sets
 except ImportError:
     from loopback_server import LoopbackServer
+    from two_label_sets import ASKED, TASK, two_label_sets
 
 if TYPE_CHECKING:
     from conftest import SpecWriter
@@ -56,6 +61,10 @@ def test_sample_is_stratified_doubtful_first_and_reproducible() -> None:
     assert len(sample(pool, 100, seed=1)) == len(pool)
 
 
+def _two(variant: str) -> list[str]:
+    return ["female", "male"]
+
+
 def _script(lines: list[str]) -> Callable[[str], str | None]:
     replies: Iterator[str] = iter(lines)
     return lambda prompt: next(replies, None)
@@ -66,7 +75,7 @@ def test_loop_stores_each_label_with_who_and_when_and_resumes(tmp_path: Path) ->
     chosen = _pool()[:4]
     shown: list[str] = []
     before = datetime.now().astimezone()
-    tally = label(chosen, ["female", "male"], store, "ann", _script(["1", "zz", "u", "q"]), shown.append)
+    tally = label(chosen, _two, store, "ann", _script(["1", "zz", "u", "q"]), shown.append)
     assert (tally.labelled, tally.skipped, tally.earlier, tally.left) == (2, 0, 0, 2)
     got = store.labels([a.key for a in chosen], "ann")
     assert [(h.answer_key, h.label, h.who) for h in got] == [("a0", "female", "ann"), ("a1", UNCLEAR, "ann")]
@@ -75,11 +84,11 @@ def test_loop_stores_each_label_with_who_and_when_and_resumes(tmp_path: Path) ->
 
     # the same sample again: only what ann has not labelled; another person starts from the beginning
     shown.clear()
-    tally = label(chosen, ["female", "male"], store, "ann", _script(["s", "2"]), shown.append)
+    tally = label(chosen, _two, store, "ann", _script(["s", "2"]), shown.append)
     assert (tally.labelled, tally.skipped, tally.earlier, tally.left) == (1, 1, 2, 0)
     assert "prompt a2" in shown[0] and "[1/2]" in shown[0]
     assert store.labels(["a3"], "ann")[0].label == "male"
-    tally = label(chosen, ["female", "male"], store, "bob", _script([]), shown.append)  # input ended: quits
+    tally = label(chosen, _two, store, "bob", _script([]), shown.append)  # input ended: quits
     assert (tally.labelled, tally.earlier, tally.left) == (0, 0, 4)
     store.close()
 
@@ -225,3 +234,90 @@ def test_answers_of_the_example_flag_disagreements_and_unparsed() -> None:
     by_job = dict(zip(results["job_id"], (a.doubtful for a in pool), strict=True))
     assert all(not by_job[j] for j in alike["job_id"]) and all(by_job[j] for j in differ["job_id"])
     assert differ.height > 0
+
+
+# the person's labels of the two-label-set run (tests/two_label_sets.py), by (item, variant): the reader's but for
+# i4 under asked (yes, read no), i4 under task (comply, read refuse) and i1 under the follow-up (no, read yes)
+PERSON = {**{(i, "asked"): v for i, v in ASKED.items()}, ("i4", "asked"): "yes",
+          **{(i, "task"): v for i, v in TASK.items()}, ("i4", "task"): "comply",
+          **{(i, "asked.followup"): "yes" for i in ASKED}, ("i1", "asked.followup"): "no"}
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # statsmodels' z of a kappa of 0/0.25
+def test_annotate_offers_each_answer_its_variant_s_labels_and_the_report_measures_each_in_them(
+        tmp_path: Path, loopback: Callable[..., LoopbackServer], write_spec: SpecWriter) -> None:
+    folder = two_label_sets(tmp_path, loopback, write_spec)
+    shown: list[str] = []
+    menus: dict[tuple[str, str], str] = {}
+
+    def ask(prompt: str) -> str:
+        """The person: reads the item and variant the last text shown names, answers by the menu offered."""
+        item, variant = re.search(r"item (\w+), variant ([\w.]+)\n", shown[-1]).groups()  # type: ignore[union-attr]
+        menus[item, variant] = prompt
+        offered = dict(re.findall(r"(\d) (\w+)", prompt))
+        return next(key for key, name in offered.items() if name == PERSON[item, variant])
+
+    tally = annotate(folder, 12, seed=3, who="ann", ask=ask, say=shown.append)
+    assert (tally.labelled, tally.left) == (12, 0)
+    for (_, variant), menu in menus.items():
+        listed = "1 comply, 2 refuse" if variant == "task" else "1 yes, 2 no"
+        assert menu == f"label ({listed}, u unclear, s skip, q quit)? "
+    results = pl.read_parquet(folder / "results.parquet")
+    keys = {answer_key(r["key"], r["response"]): (r["item_id"], r["variant"]) for r in results.iter_rows(named=True)}
+    assert {keys[h.answer_key]: h.label for h in read_labels()} == PERSON
+
+    # a label stored for an asked answer from the run's labels (as the view and annotate offered before): left out
+    store = Store()
+    other = next(k for k, at in keys.items() if at == ("i1", "asked"))
+    store.put_label(HumanLabel(other, "comply", "ann", "2026-01-02T00:00:00Z"))  # ann changes her mind
+    store.close()
+    section = _report(folder)
+    section = section[section.index(SECTION):]
+    section = section[:section.index("\n## ", 1)]
+    assert ("12 answers labelled by hand (ann, with `evalrun annotate` or `evalrun view`), of which 0 marked "
+            "unclear, 0 on which the people differ and 1 given a label their variant does not read are left out"
+            ) in section
+    # by hand: asked (i1 out) human yes yes yes / no against read yes yes no / no; task human comply refuse
+    # comply comply against read comply refuse comply refuse; the follow-up human no yes yes yes, read yes x4
+    tables = {"asked": ("yes", "no", [[1, 1], [0, 1]]), "task": ("comply", "refuse", [[2, 1], [0, 1]]),
+              "asked.followup": ("yes", "no", [[3, 0], [1, 0]])}
+    for variant, (first, second, table) in tables.items():
+        confusion = section[section.index(f"### Confusion: {variant}, human (rows) x extract (columns)"):]
+        assert confusion.splitlines()[2:6] == [
+            f"| human \\ extract | {first} | {second} | {UNPARSED} |", "|---|---|---|---|",
+            f"| **{first}** | {table[0][0]} | {table[0][1]} | 0 |",
+            f"| **{second}** | {table[1][0]} | {table[1][1]} | 0 |"]
+        right, n = table[0][0] + table[1][1], sum(map(sum, table))
+        low, high = proportion_confint(right, n, alpha=0.05, method="wilson")
+        line = next(x for x in section.splitlines() if x.startswith(f"| {variant} | extract |"))
+        assert line.startswith(f"| {variant} | extract | {n} | {100 * right / n:.1f}% [{100 * low:.1f}%, "
+                               f"{100 * high:.1f}%] ({right}/{n}) | "), line
+        kappa = cohens_kappa(table).kappa
+        assert line.split(" | ")[4].startswith(f"{kappa:.2f}"), line
+
+
+def test_the_corrected_agreement_reads_each_reader_in_the_pair_s_order_of_labels(tmp_path: Path) -> None:
+    """Two compared variants may list the same labels in different orders: story's reader, measured in its own
+    order (male, female), is turned to the pair's (direct's: female, male) before correcting."""
+    folder = _copy(tmp_path)
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    summary["run"]["variant_labels"] = {"direct": ["female", "male"], "story": ["male", "female"],
+                                        "story.followup": ["male", "female"]}
+    (folder / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    rows = pl.read_parquet(folder / "results.parquet").filter(pl.col("error_class").is_null())
+    given: list[tuple[dict[str, Any], str]] = []
+    direct, story = (rows.filter(pl.col("variant") == v) for v in ("direct", "story"))
+    for name in ("female", "male"):  # direct's reader right on 12 of each label
+        given += [(r, name) for r in direct.filter(pl.col("label") == name).head(12).iter_rows(named=True)]
+    # story's reader: of the 12 the person calls female it reads 10 female (2 male); of 12 male, 12 male
+    given += zip(story.filter(pl.col("label") == "male").head(14).iter_rows(named=True), ["male"] * 12 + ["female"] * 2,
+                 strict=True)
+    given += [(r, "female") for r in story.filter(pl.col("label") == "female").head(10).iter_rows(named=True)]
+    store = Store()
+    for r, human in given:
+        store.put_label(HumanLabel(answer_key(r["key"], r["response"]), human, "ann", "2026-01-01T00:00:00Z"))
+    store.close()
+    report = _report(folder)
+    # direct vs story observed [[4, 8], [3, 4]] over 19 items (female, male); M_direct = I, M_story (female, male)
+    # = [[5/6, 1/6], [0, 1]], so P_true = P_obs M_story^-1 = [[4.8, 7.2], [3.6, 3.4]] / 19 by hand: trace 8.2 / 19
+    assert "- direct vs story (evalrun/smollm2): observed 42.1%, corrected 43.2%" in report

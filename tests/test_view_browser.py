@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,8 +24,10 @@ from evalrun.store import answer_key, read_labels
 
 try:  # tests/ may or may not be a package, depending on how pytest was set up
     from tests.loopback_server import LoopbackServer
+    from tests.two_label_sets import two_label_sets
 except ImportError:
     from loopback_server import LoopbackServer
+    from two_label_sets import two_label_sets
 
 if TYPE_CHECKING:
     from conftest import SpecWriter, Watched
@@ -55,6 +58,12 @@ def run(tmp_path: Path, loopback: Callable[..., LoopbackServer], write_spec: Spe
 @pytest.fixture
 def served(run: Path) -> Iterator[str]:
     """`evalrun view RUN --no-browser --who ann` running (its store: the test's EVALRUN_HOME); its address."""
+    with _serve(run) as url:
+        yield url
+
+
+@contextmanager
+def _serve(run: Path) -> Iterator[str]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(evalrun.__file__).parent.parent),
                                                         *filter(None, [os.environ.get("PYTHONPATH")])])}
     process = subprocess.Popen([sys.executable, "-m", "evalrun", "view", str(run), "--no-browser", "--who", "ann"],
@@ -171,3 +180,45 @@ def test_the_static_file_filters_alike_and_offers_no_labelling(run: Path, tmp_pa
     expect(linked.page.locator("input[name=variants]")).to_be_checked()
     assert linked.errors == []
     assert linked.requests == [out.as_uri()]  # a request carries no fragment
+
+
+@pytest.fixture
+def two_sets(tmp_path: Path, loopback: Callable[..., LoopbackServer], write_spec: SpecWriter) -> Path:
+    """The run of tests/two_label_sets.py: asked (and its follow-up) read yes/no, task comply/refuse. A fixture, run
+    before `chromium`'s: a run's event loop cannot start inside playwright's."""
+    return two_label_sets(tmp_path, loopback, write_spec)
+
+
+def test_the_keys_and_buttons_give_the_focused_answer_s_variant_s_labels(
+        two_sets: Path, chromium: Browser, watch: Callable[[Page], Watched]) -> None:
+    from playwright.sync_api import expect
+
+    folder = two_sets
+    with _serve(folder) as url:
+        watched = watch(chromium.new_page())
+        page = watched.page
+        page.goto(url)
+        expect(page.locator("#count")).to_have_text("4 of 4 items, 12 of 12 answers")
+        page.check("input[name=mode]")
+        expect(page.locator("#labelnote")).to_contain_text(
+            "keys: asked, asked.followup: 1 yes, 2 no; task: 1 comply, 2 refuse; u unclear")
+        # the columns: item, asked, task, asked.followup (the record's order)
+        first = page.locator("#answers tbody tr").first
+        for column, offered in ((2, "yes no"), (3, "comply refuse"), (4, "yes no")):
+            buttons = first.locator(f"td:nth-child({column}) .mine button")
+            assert buttons.all_text_contents() == [f"{i} {n}" for i, n in enumerate(offered.split(), 1)] + ["u unclear"]
+        mine = page.locator(".mine .badge")
+        page.keyboard.press("n")  # i1 under asked, then on through i1's answers: task, then the follow-up
+        for done, key in enumerate("122", start=1):
+            page.keyboard.press(key)
+            expect(mine).to_have_count(done)
+        assert mine.all_text_contents() == ["yes", "refuse", "no"]
+        first.locator("td:nth-child(3) .mine button", has_text="1 comply").click()  # a change of mind, by button
+        expect(first.locator("td:nth-child(3) .mine .badge")).to_have_text("comply")
+        assert watched.errors == []
+        page.close()
+
+    results = pl.read_parquet(folder / "results.parquet").filter(pl.col("item_id") == "i1")
+    keys = {r["variant"]: answer_key(r["key"], r["response"]) for r in results.iter_rows(named=True)}
+    assert {(h.answer_key, h.label) for h in read_labels()} == {
+        (keys["asked"], "yes"), (keys["task"], "comply"), (keys["asked.followup"], "no")}

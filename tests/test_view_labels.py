@@ -17,11 +17,11 @@ import sys
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import pytest
@@ -31,6 +31,17 @@ from evalrun.record import RunRecord
 from evalrun.reporting import write_report
 from evalrun.store import HumanLabel, Store, answer_key, read_labels
 from evalrun.view import ViewServer, serve, write_static
+from evalrun.view.data import load
+
+try:  # tests/ may or may not be a package, depending on how pytest was set up
+    from tests.loopback_server import LoopbackServer
+    from tests.two_label_sets import LABELS, two_label_sets
+except ImportError:
+    from loopback_server import LoopbackServer
+    from two_label_sets import LABELS, two_label_sets
+
+if TYPE_CHECKING:
+    from conftest import SpecWriter
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "reports" / "example"
@@ -279,3 +290,49 @@ def test_report_links_to_a_view_written_beside_it_filtered_to_each_section(examp
     for link in links:
         linked = linked.replace(f"\n\n{link}", "", 1)
     assert linked == plain
+
+
+@pytest.fixture
+def two_sets(tmp_path: Path, loopback: Callable[..., LoopbackServer], write_spec: SpecWriter) -> Path:
+    return two_label_sets(tmp_path, loopback, write_spec)
+
+
+def _keys_of(run_dir: Path) -> dict[tuple[str, str], str]:
+    """(item, variant) -> the answer's key in the store."""
+    results = pl.read_parquet(run_dir / "results.parquet")
+    return {(r["item_id"], r["variant"]): answer_key(r["key"], r["response"]) for r in results.iter_rows(named=True)}
+
+
+def test_each_variant_is_labelled_in_its_own_labels_and_another_label_is_refused(two_sets: Path) -> None:
+    running = serve(two_sets, who="ann")
+    thread = threading.Thread(target=running.serve_forever, daemon=True)
+    thread.start()
+    try:
+        data = json.loads(_get(running.url + "data.json"))
+        assert data["run"]["variant_labels"] == LABELS
+        assert data["run"]["labels"] == ["comply", "refuse", "yes", "no"]  # the label filter's: every one
+        page = _get(running.url).decode("utf-8")
+        assert ("as ann; keys: asked, asked.followup: 1 yes, 2 no; task: 1 comply, 2 refuse; u unclear, n or "
+                "\u2192 next") in _controls(page).note
+        assert '<option value="yes">yes</option>' in page and '<option value="comply">comply</option>' in page
+
+        keys, headers = _keys_of(two_sets), _headers(running, _token(running))
+        tried = [(("i1", "asked"), "comply", 400), (("i1", "asked"), "yes", 200), (("i2", "task"), "yes", 400),
+                 (("i2", "task"), "refuse", 200), (("i3", "asked.followup"), "refuse", 400),
+                 (("i3", "asked.followup"), "no", 200), (("i4", "task"), "unclear", 200)]
+        for at, name, status in tried:
+            assert _post(running, {"answer_key": keys[at], "label": name}, headers)[0] == status, (at, name)
+    finally:
+        running.shutdown()
+        running.server_close()
+        thread.join(timeout=30)
+    assert {(h.answer_key, h.label) for h in read_labels()} == {
+        (keys[at], name) for at, name, status in tried if status == 200}
+
+
+def test_an_old_run_is_labelled_in_the_run_s_labels_as_before(example: Path) -> None:
+    record = RunRecord.load(example / "summary.json")
+    assert record.variant_labels is None
+    data = load(example)
+    assert data["run"]["labels"] == ["female", "male"]
+    assert data["run"]["variant_labels"] == {v: ["female", "male"] for v in data["variants"]}

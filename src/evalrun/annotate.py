@@ -87,20 +87,21 @@ class Tally:
     left: int  # answers not reached (quit, or the input ended)
 
 
-def label(chosen: Sequence[Answer], labels: Sequence[str], store: Store, who: str,
+def label(chosen: Sequence[Answer], labels_of: Callable[[str], Sequence[str]], store: Store, who: str,
           ask: Callable[[str], str | None], say: Callable[[str], None]) -> Tally:
     """Ask `who` for a label of each answer not yet labelled by them, storing each as it is given.
 
+    `labels_of(variant)` gives the labels a variant's answers are read as (variants may read different ones);
     `ask(prompt)` returns the person's line, or None when the input has ended (which quits); `say` shows text.
-    Keys: 1..k the spec's labels, u unclear, s skip, q quit."""
-    keys = {str(i): name for i, name in enumerate(labels, start=1)} | {"u": UNCLEAR}
-    menu = ", ".join(f"{k} {name}" for k, name in keys.items()) + ", s skip, q quit"
+    Keys: 1..k the answer's variant's labels, u unclear, s skip, q quit."""
     done = {h.answer_key for h in store.labels([a.key for a in chosen], who)}
     todo = [a for a in chosen if a.key not in done]
     given = skipped = 0
     for place, answer in enumerate(todo, start=1):
         say(f"\n[{place}/{len(todo)}] item {answer.item_id}, variant {answer.variant}\n"
             f"--- prompt\n{answer.prompt}\n--- answer\n{answer.text}\n")
+        keys = {str(i): name for i, name in enumerate(labels_of(answer.variant), start=1)} | {"u": UNCLEAR}
+        menu = ", ".join(f"{k} {name}" for k, name in keys.items()) + ", s skip, q quit"
         while True:
             reply = ask(f"label ({menu})? ")
             choice = None if reply is None else reply.strip().lower()
@@ -129,7 +130,7 @@ def annotate(run_dir: Path, n: int, seed: int, who: str | None, ask: Callable[[s
     person = who or getpass.getuser()
     store = Store()
     try:
-        tally = label(sample(answers(run_dir), n, seed), record.labels, store, person, ask, say)
+        tally = label(sample(answers(run_dir), n, seed), record.labels_of, store, person, ask, say)
     finally:
         store.close()
     say(f"\n{tally.labelled} labelled by {person} now, {tally.earlier} before, {tally.skipped} skipped, "

@@ -90,6 +90,11 @@ class RunRecord:
         """The axes the run used, in job-id order (see evalrun.design): what statistics group by."""
         return used(self.design.get("axes", []) if self.design else [])  # type: ignore[arg-type]
 
+    def labels_of(self, variant: str) -> list[str]:
+        """The labels a variant's answers were read as: its own (a follow-up's are listed under its name), else
+        the run's; a run recorded before variants had labels of their own gives the run's for every one."""
+        return list((self.variant_labels or {}).get(variant, self.labels))
+
     def to_json(self) -> dict[str, Any]:
         """summary.json's `run` object: release 0.2's keys in its order, with `version` first."""
         out: dict[str, Any] = {"version": self.version}

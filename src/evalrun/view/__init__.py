@@ -11,6 +11,7 @@ from __future__ import annotations
 import getpass
 import webbrowser
 from pathlib import Path
+from typing import Any
 
 from ..errors import EvalrunError
 from ..store import Store
@@ -37,8 +38,7 @@ def serve(run_dir: Path | str, port: int = 0, who: str | None = None) -> ViewSer
     """A server of the run's view on 127.0.0.1, not yet serving: call `serve_forever` (and `server_close`).
     Its page labels answers as `who` (default: the user logged in), into the store (store.py)."""
     data = load(Path(run_dir))
-    keys = {a[data["fields"].index("answer")] for a in data["answers"]} - {None}
-    labelling = Labelling(Store(), who or getpass.getuser(), keys, data["run"]["labels"])
+    labelling = Labelling(Store(), who or getpass.getuser(), _labels_by_answer(data))
     page = render(data, embed=False, labelling=labelling)
     try:
         return ViewServer({"/": ("text/html; charset=utf-8", page.encode("utf-8")),
@@ -46,6 +46,17 @@ def serve(run_dir: Path | str, port: int = 0, who: str | None = None) -> ViewSer
     except BaseException:  # the port taken, say: the store opened for the server is closed with it
         labelling.close()
         raise
+
+
+def _labels_by_answer(data: dict[str, Any]) -> dict[str, list[str]]:
+    """Each answer's key -> the labels it may be given: its variant's (an answer two variants got, from the same
+    request, has one stored label, so either variant's labels)."""
+    key, variant = data["fields"].index("answer"), data["fields"].index("variant")
+    found: dict[str, list[str]] = {}
+    for a in data["answers"]:
+        if a[key] is not None:
+            found[a[key]] = list(dict.fromkeys([*found.get(a[key], []), *data["run"]["variant_labels"][a[variant]]]))
+    return found
 
 
 def open_view(run_dir: Path | str, static: Path | str | None = None, browser: bool = True,

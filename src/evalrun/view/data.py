@@ -62,9 +62,15 @@ def load(run_dir: Path) -> dict[str, Any]:
             _answer_key(row),
             *(None if row[a["column"]] is None else str(row[a["column"]]) for a in axes),
         ])
+    variants = _variants(record.variants, results[SIDE].unique(maintain_order=True).to_list())
+    own = {v: record.labels_of(v) for v in variants}
     return {
-        "run": {"name": record.name, "run_id": record.run_id, "labels": record.labels},
-        "variants": _variants(record.variants, results[SIDE].unique(maintain_order=True).to_list()),
+        # labels: every label an answer may have (the label filter's); variant_labels: those a person labels a
+        # variant's answers in, the ones its readers read (a run whose variants share the spec's: those for all)
+        "run": {"name": record.name, "run_id": record.run_id,
+                "labels": list(dict.fromkeys([*record.labels, *(label for ls in own.values() for label in ls)])),
+                "variant_labels": own},
+        "variants": variants,
         "axes": axes,
         "fields": [*FIELDS, *(a["column"] for a in axes)],
         "items": list(items.values()),

@@ -5,7 +5,8 @@
 // filtered view can be linked to.
 // Label mode (served page only: the static file has no server to store labels) lets a person label answers
 // without seeing the readers' labels first: an answer's readers are hidden until this person has labelled it.
-// Keys 1..k pick the spec's labels, u "unclear", n or the right arrow the next answer; each label is POSTed
+// Keys 1..k pick the labels of the focused answer's variant (its readers' labels: variants may read
+// different ones), u "unclear", n or the right arrow the next answer; each label is POSTed
 // to the server with the token written into the page (server.py says why), and stored at once.
 (async () => {
   const embedded = document.getElementById("data");
@@ -20,8 +21,10 @@
   const NAMES = ["variants", "readers", "unparsed", "label", "q", "mode", ...axes];
   const token = form.elements.mode.dataset.token || null; // only the served page has one
   const mine = new Map(); // answer key -> this person's label
-  const keys = new Map(data.run.labels.map((name, i) => [String(i + 1), name]));
-  keys.set("u", "unclear");
+  // variant -> key -> label; any of the keys focuses the first unlabelled answer when none is focused
+  const keysOf = new Map(Object.entries(data.run.variant_labels).map(([variant, labels]) => [variant, new Map(
+    [...labels.map((name, i) => [String(i + 1), name]), ["u", "unclear"]])]));
+  const anyKey = new Set([...keysOf.values()].flatMap((keys) => [...keys.keys()]));
   const status = el("span", "error");
   document.getElementById("labelling").append(" ", status);
   if (token) {
@@ -88,7 +91,7 @@
   function yours(a) {
     const line = el("div", "mine");
     line.append("your label: ", mine.has(a[F.answer]) ? label(mine.get(a[F.answer])) : "none yet", " ");
-    for (const [key, name] of keys) {
+    for (const [key, name] of keysOf.get(a[F.variant])) {
       const button = el("button", null, `${key} ${name}`);
       button.type = "button";
       button.addEventListener("click", () => give(a, name));
@@ -248,10 +251,10 @@
     if (key === "n" || e.key === "ArrowRight") {
       e.preventDefault();
       next(false);
-    } else if (keys.has(key)) {
+    } else if (current === null ? anyKey.has(key) : keysOf.get(current[F.variant]).has(key)) {
       e.preventDefault();
       if (current === null) next(true);
-      else give(current, keys.get(key));
+      else give(current, keysOf.get(current[F.variant]).get(key));
     }
   });
 

@@ -58,8 +58,25 @@ def _label_mode(data: dict[str, Any], labelling: Labelling | None) -> str:
         return ('<label><input type="checkbox" name="mode" value="label" disabled> label answers</label> '
                 '<span id="labelnote">labelling needs the server behind the page, which this file does not '
                 'have: open the run with <code>evalrun view RUN_DIR</code></span>')
-    keys = ", ".join(f"{i} {escape(label)}" for i, label in enumerate(data["run"]["labels"], start=1))
+    sets = _by_labels(data["run"]["variant_labels"])
+    if len(sets) <= 1:  # every variant reads the same labels (a run with none: the spec's)
+        keys = _keys(next(iter(sets), tuple(data["run"]["labels"]))) + ", u unclear"
+    else:  # the keys 1..k of each label set, named by its variants
+        keys = "; ".join(f"{escape(', '.join(variants))}: {_keys(labels)}" for labels, variants in sets.items())
+        keys += "; u unclear"
     return (f'<label><input type="checkbox" name="mode" value="label" data-token="{escape(labelling.token)}"> '
             'label answers</label> '
-            f'<span id="labelnote">as {escape(labelling.who)}; keys: {keys}, u unclear, n or &rarr; next '
+            f'<span id="labelnote">as {escape(labelling.who)}; keys: {keys}, n or &rarr; next '
             '(the readers\' labels show once you have labelled an answer)</span>')
+
+
+def _by_labels(variant_labels: dict[str, list[str]]) -> dict[tuple[str, ...], list[str]]:
+    """The variants grouped by the labels a person gives their answers (the keys 1..k differ between groups)."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for variant, labels in variant_labels.items():
+        groups.setdefault(tuple(labels), []).append(variant)
+    return groups
+
+
+def _keys(labels: tuple[str, ...]) -> str:
+    return ", ".join(f"{i} {escape(label)}" for i, label in enumerate(labels, start=1))

@@ -9,8 +9,11 @@ The section appears only when some of the run's answers have a human label; othe
 
 The person is the reference, a reader named `human`: an answer's human label is the one its labellers gave
 (those who marked it "unclear" abstain); an answer all of them found unclear, or on which they differ, is
-left out and counted. Accuracy counts an unparsed reading as wrong, as the report's accuracy against gold
-does; kappa and the confusion come from stats/agreement.py, the one function over two aligned label vectors.
+left out and counted. Each variant is measured in its own labels (a variant may read labels of its own), so an
+answer given a label its variant does not read (stored before the view and `evalrun annotate` offered each
+variant's labels, or given for another run's same answer) is left out and counted too. Accuracy counts an
+unparsed reading as wrong, as the report's accuracy against gold does; kappa and the confusion come from
+stats/agreement.py, the one function over two aligned label vectors.
 Once a variant's own reader has enough hand labels of every label, the agreement between variants is also shown
 corrected for the readers' errors (stats/misclassification.py: the matrix method, Barron 1977).
 """
@@ -97,6 +100,11 @@ def _other_readers(readings: Path, answers: list[_Labelled]) -> None:
         by_job[job_id].readers[reader] = label
 
 
+def _labels_of(ctx: Context) -> dict[str, list[str]]:
+    """Each variant's labels, as its statistics list them (stats/summary.py reads each in its own)."""
+    return {v["variant"]: list(v["label_rates"]) for v in ctx.stats["variants"]}
+
+
 def _measure(answers: list[_Labelled], variant: str, reader: str, labels: list[str]) -> dict[str, Any]:
     # here, not at the top: a report without human labels (or one drawn from the memo) imports no scipy/statsmodels
     from ...stats.agreement import agreement
@@ -105,7 +113,8 @@ def _measure(answers: list[_Labelled], variant: str, reader: str, labels: list[s
     mine = [a for a in answers if a.variant == variant and reader in a.readers]
     human = [a.human for a in mine]
     read = [a.readers[reader] for a in mine]
-    return {"variant": variant, "reader": reader, "n": len(mine), "unparsed": sum(x is None for x in read),
+    return {"variant": variant, "reader": reader, "labels": labels, "n": len(mine),
+            "unparsed": sum(x is None for x in read),
             "accuracy": wilson(sum(h == x for h, x in zip(human, read, strict=True)), len(mine)),
             **agreement(human, read, labels),
             "wrong": [(a, x) for a, x in zip(mine, read, strict=True) if x != a.human]}
@@ -123,8 +132,9 @@ def _corrected(ctx: Context, measured: list[dict[str, Any]]) -> list[str]:
     """Agreement between each compared pair of variants, observed and corrected for their own readers' errors;
     nothing until some variant's reader has MIN_PER_LABEL hand labels of every label it read."""
     # each variant's reader against the person, unparsed readings left out (the method's square matrix)
-    readers = {m["variant"]: labelled(np.array(m["confusion"]["counts"])) for m in measured if m["reader"] == PRIMARY}
-    if not any(counts.sum(axis=1).min() >= MIN_PER_LABEL for counts in readers.values()):
+    readers = {m["variant"]: (m["labels"], labelled(np.array(m["confusion"]["counts"])))
+               for m in measured if m["reader"] == PRIMARY}
+    if not any(counts.sum(axis=1).min() >= MIN_PER_LABEL for _, counts in readers.values()):
         return []
     out = ["", "Agreement between variants corrected for the readers' errors (matrix method, Barron 1977, "
            "Biometrics 33:414-418): each variant's reader's rates of reading each label given the person's, "
@@ -138,7 +148,10 @@ def _corrected(ctx: Context, measured: list[dict[str, Any]]) -> list[str]:
         if p["a"] not in readers or p["b"] not in readers:
             out.append(f"- {name}: not shown: a variant's answers have no hand labels")
             continue
-        c = corrected_agreement(labelled(np.array(p["confusion"]["counts"])), readers[p["a"]], readers[p["b"]])
+        # a compared pair reads one set of labels, each variant maybe in its own order: the pair's order counts
+        order = p["confusion"]["categories"][:-1]
+        c = corrected_agreement(labelled(np.array(p["confusion"]["counts"])), _in_order(*readers[p["a"]], order),
+                                _in_order(*readers[p["b"]], order))
         if c.observed is None:
             out.append(f"- {name}: not shown: {c.refused}")
         elif c.corrected is None:
@@ -146,6 +159,12 @@ def _corrected(ctx: Context, measured: list[dict[str, Any]]) -> list[str]:
         else:
             out.append(f"- {name}: observed {_f(100 * c.observed, 1)}%, corrected {_f(100 * c.corrected, 1)}%")
     return out
+
+
+def _in_order(labels: list[str], counts: np.ndarray, order: list[str]) -> np.ndarray:
+    """A square table of counts over `labels` with its rows and columns in `order` (the same labels)."""
+    at = [labels.index(label) for label in order]
+    return counts[np.ix_(at, at)]
 
 
 def human(ctx: Context, results: Path) -> list[str]:
@@ -158,14 +177,21 @@ def human(ctx: Context, results: Path) -> list[str]:
     answers, unclear, differ, who = _labelled(results, people)
     if not answers and not unclear and not differ:
         return []
+    own = _labels_of(ctx)
+    readable = [a for a in answers if a.human in own.get(a.variant, ctx.labels)]
+    foreign = len(answers) - len(readable)
+    answers = readable
     _other_readers(results.with_name(READINGS), answers)
     pairs = dict.fromkeys((a.variant, r) for a in answers for r in a.readers)  # in the results' order
-    measured = [_measure(answers, v, r, ctx.labels) for v, r in pairs]
+    measured = [_measure(answers, v, r, own.get(v, ctx.labels)) for v, r in pairs]
+    # a run whose human labels all fit their variants' labels keeps the sentence it always had
+    left = (f", {differ} on which the people differ and {foreign} given a label their variant does not read"
+            if foreign else f" and {differ} on which the people differ")
     out = ["", "## Readers against a person", "",
-           f"{len(answers) + unclear + differ} answers labelled by hand ({', '.join(sorted(who))}, with "
-           f"`evalrun annotate` or `evalrun view`), of which {unclear} marked unclear and {differ} on which the "
-           "people differ are left out. Each reader's label against the person's: accuracy counts an unparsed "
-           "reading as wrong (Wilson 95% interval); Cohen's kappa uses the answers the reader labelled. `evalrun "
+           f"{len(answers) + unclear + differ + foreign} answers labelled by hand ({', '.join(sorted(who))}, with "
+           f"`evalrun annotate` or `evalrun view`), of which {unclear} marked unclear{left} are left out. Each "
+           "reader's label against the person's: accuracy counts an unparsed reading as wrong (Wilson 95% "
+           "interval); Cohen's kappa uses the answers the reader labelled. `evalrun "
            "annotate` samples (and `evalrun view`'s filters offer) the answers the readers disagree on or could "
            "not read first, so these accuracies speak for the "
            "doubtful answers more than for the run's answers as a whole.", "",
@@ -177,8 +203,8 @@ def human(ctx: Context, results: Path) -> list[str]:
     for m in measured:
         counts = m["confusion"]["counts"]
         out += ["", f"### Confusion: {m['variant']}, human (rows) x {m['reader']} (columns)", "",
-                *head([f"human \\ {m['reader']}", *ctx.labels, UNPARSED])]
-        out += [row([f"**{label}**", *map(str, counts[i])]) for i, label in enumerate(ctx.labels)]
+                *head([f"human \\ {m['reader']}", *m["labels"], UNPARSED])]
+        out += [row([f"**{label}**", *map(str, counts[i])]) for i, label in enumerate(m["labels"])]
         if m["wrong"]:
             shown = [f"- item {a.item_id}: human {a.human}, {m['reader']} {x or UNPARSED}: "
                      f"\"{excerpt(a.text, QUOTE_CHARS)}\"" for a, x in m["wrong"][:WRONG_SHOWN]]

@@ -17,7 +17,7 @@ from .spec import followup_variant
 
 if TYPE_CHECKING:
     from .design import Design
-    from .spec.model import Followup
+    from .spec.model import Followup, Spec
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -134,7 +134,7 @@ def render(spec_path: Path | str, items: list[str] | None = None, variants: list
             raise EvalrunError(f"--item: no item with id '{wanted}' in {dataset.source}")
     chosen = {index[wanted] for wanted in items} if items else set(range(min(limit, len(dataset.items))))
     design = Design(spec, dataset)
-    readers = _Readers(spec.labels)
+    readers = _Readers(spec)
     # only the chosen items are expanded (and rendered), at the levels and ids they have in the whole run
     for job in design.expand(items=chosen):
         if variants and job.cell.variant not in variants:
@@ -166,8 +166,8 @@ def _followup(design: Design, job: Job, followup: Followup, readers: _Readers) -
 class _Readers:
     """Each reader of the spec built once, and what its templates render to for an item."""
 
-    def __init__(self, labels: list[str]) -> None:
-        self.labels = labels
+    def __init__(self, spec: Spec) -> None:
+        self.spec = spec
         self.built: dict[tuple[str | int, ...], object] = {}
 
     def shown(self, readings: list[tuple[tuple[str | int, ...], dict[str, object]]],
@@ -177,7 +177,7 @@ class _Readers:
         out = {}
         for at, config in readings:
             if at not in self.built:
-                self.built[at] = build_extractor(config, self.labels)
+                self.built[at] = build_extractor(config, self.spec.labels_of(str(at[1])))
             rendered = getattr(self.built[at], "rendered", None)
             text = rendered(item) if rendered is not None else None
             if text is not None:

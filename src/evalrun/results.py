@@ -96,10 +96,11 @@ class Results:
         # variant (and its follow-up's) -> reader -> extractor; an asking reader reads in a second stage
         self.readers: dict[str, dict[str, Extractor]] = {}
         for name, v in spec.variants.items():
-            self.readers[name] = {r: build_extractor(c, spec.labels)
+            self.readers[name] = {r: build_extractor(c, spec.labels_of(name))
                                   for r, c in {PRIMARY: v.extract, **v.readers}.items()}
             if v.followup is not None:
-                self.readers[followup_variant(name)] = {PRIMARY: build_extractor(v.followup.extract, spec.labels)}
+                followup = build_extractor(v.followup.extract, spec.labels_of(name))
+                self.readers[followup_variant(name)] = {PRIMARY: followup}
         self.slices = spec.slices
         self.dataset = dataset
         self.shown = [c for c in dataset.columns if c not in (dataset.id_column, dataset.gold_column)]

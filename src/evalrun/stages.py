@@ -64,7 +64,7 @@ class SecondStage:
         self.asked: dict[str, list[Asked]] = {}  # variant -> whom its asking readers ask
         for name, variant in spec.variants.items():
             for reader, config in {PRIMARY: variant.extract, **variant.readers}.items():
-                reads = build_extractor(config, spec.labels)
+                reads = build_extractor(config, spec.labels_of(name))
                 if not isinstance(reads, AskingExtractor):
                     continue
                 for i, model in enumerate(reads.models or [run_judge(spec, f"{name}.{reader}")]):

@@ -73,7 +73,8 @@ class Design:
         # takes one. The outermost (the item) multiplies no place, so its size is asked only by slots(): the
         # expansion reads items lazily, one at a time
         self._sizes = {a.name: a.size(self) if a.name in self._used else 1 for a in self._all[1:]}
-        built = {name: [build_extractor(c, spec.labels) for _, c in v.readings()] for name, v in spec.variants.items()}
+        built = {name: [build_extractor(c, spec.labels_of(name)) for _, c in v.readings()]
+                 for name, v in spec.variants.items()}
         # variants read from token log-probabilities: their requests must ask for them
         self.logprobs = {name for name, extractors in built.items() if any(map(wants_logprobs, extractors))}
         # variants read from the likelihoods of their labels' texts (choice's `mode: likelihood`): the extractors

@@ -20,8 +20,9 @@ from ..extract import (
 )
 from ..prompts import TemplateProblem, variable_lines, variables
 from ..redact import credential_params
+from .compared import compare_problems, label_problems
 from .literals import literal_template_problems
-from .model import FOLLOWUP, MAX_ORDERS, Spec, Turn, Variant, is_embedded
+from .model import MAX_ORDERS, Spec, Turn, Variant, is_embedded
 from .wording import dotted as _dotted
 
 
@@ -36,7 +37,7 @@ def _config_problem(spec: Spec, at: tuple[str | int, ...], problem: ConfigProble
     loc = spec.located
     path = (*at, *problem.path)
     named = _dotted((*at, *(problem.path if problem.field is None else problem.field)))
-    hint = None if problem.label is None else _labels_hint(problem.label, spec.labels)
+    hint = None if problem.label is None else _labels_hint(problem.label, spec.labels_of(str(at[1])))
     if problem.line is not None and not problem.key:
         line, col = loc.where_in_text(path, problem.line)
         return Problem(loc.file, line, col, f"{named}: {problem.message}", hint)
@@ -56,19 +57,20 @@ def _extractor_template_problems(config: dict[str, object]) -> list[ConfigProble
 
 def _extractor_problems(spec: Spec, at: tuple[str | int, ...], config: dict[str, object]) -> list[Problem]:
     """One extractor's problems: every one its type finds (labels outside the set, broken templates, ...),
-    else the first its builder refuses, else the labels it can never give."""
-    found = _extractor_template_problems(config) + config_problems(config, spec.labels)
+    else the first its builder refuses, else the labels it can never give. It reads with its variant's labels."""
+    labels = spec.labels_of(str(at[1]))
+    found = _extractor_template_problems(config) + config_problems(config, labels)
     if found:
         return [_config_problem(spec, at, p) for p in found]
     try:
-        extractor = build_extractor(config, spec.labels)
+        extractor = build_extractor(config, labels)
     except ExtractorConfigError as exc:
         return [_config_problem(spec, at, exc.problem)]
     if "followup" in at and isinstance(extractor, AskingExtractor):  # its requests would need a third round
         return [spec.located.problem((*at, "type"), f"{_dotted(at)}: a follow-up's answer cannot be read by a "
                                      "reader that asks a model", hint="read it with a reader that reads the text "
                                      "(choice, regex, number, ...), or ask the question as a variant of its own")]
-    never = [label for label in spec.labels if label not in extractor.can_produce()]
+    never = [label for label in labels if label not in extractor.can_produce()]
     if never:
         return [spec.located.problem(at, f"{_dotted(at)} can never produce " + ", ".join(f"'{n}'" for n in never),
                                      hint="those labels will have no answers; give the extractor a way to "
@@ -123,13 +125,13 @@ def _option_problems(spec: Spec, variant: Variant) -> list[Problem]:
         out += [loc.problem((*at, key), f"{_dotted((*at, key))}: needs `options:` (the labels listed in the prompt)",
                             key=True) for key in ("counterbalance", "orders_per_item") if key in data]
         return out
-    listed = data["options"]
+    listed, labels = data["options"], spec.labels_of(variant.name)
     for i, label in enumerate(options.labels):
-        if label not in spec.labels:
+        if label not in labels:
             where = (*at, "options", label) if isinstance(listed, dict) else (*at, "options", i)
             out.append(loc.problem(where, f"{_dotted((*at, 'options'))}: '{_short(label)}' is not one of the labels",
-                                   key=isinstance(listed, dict), hint=_labels_hint(label, spec.labels)))
-    missing = [label for label in spec.labels if label not in options.labels]
+                                   key=isinstance(listed, dict), hint=_labels_hint(label, labels)))
+    missing = [label for label in labels if label not in options.labels]
     if missing and not out:
         out.append(loc.problem((*at, "options"), f"{_dotted((*at, 'options'))} does not list "
                                + ", ".join(f"'{m}'" for m in missing), severity="warning",
@@ -165,23 +167,7 @@ def semantic_problems(spec: Spec) -> list[Problem]:
         problems += _option_problems(spec, variant) + _paraphrase_problems(spec, variant)
         for at, config in variant.readings():
             problems += _extractor_problems(spec, at, config) + _likelihood_problems(spec, at, config)
-    for i, pair in enumerate(spec.compare):
-        for j, name in enumerate(pair):
-            if name in spec.variants:
-                continue
-            base = name.removesuffix(FOLLOWUP)
-            if base != name and base in spec.variants:  # a follow-up's answers, read as a variant of their own
-                if spec.variants[base].followup is None:
-                    problems.append(loc.problem(("compare", i, j), f"compare.{i}: variant '{_short(base)}' has no "
-                                                "follow-up", hint=f"give '{_short(base)}' a `followup:`, or "
-                                                f"compare '{_short(base)}' itself"))
-            else:
-                close = difflib.get_close_matches(name, list(spec.variants), n=1)
-                problems.append(loc.problem(("compare", i, j), f"compare.{i}: no variant named '{_short(name)}'",
-                                            hint=f"did you mean '{close[0]}'?" if close else
-                                            "variants: " + ", ".join(spec.variants)))
-        if len(pair) == 2 and pair[0] == pair[1]:
-            problems.append(loc.problem(("compare", i), f"compare.{i}: a variant compared with itself"))
+    problems += label_problems(spec) + compare_problems(spec)
     if spec.dataset.gold is not None and spec.dataset.gold == spec.dataset.id:
         problems.append(loc.problem(("dataset", "gold"), "dataset.gold: the gold column cannot be the id column"))
     problems += _hub_problems(spec)

@@ -19,6 +19,7 @@ from .model import (
     ModelConfig,
     Options,
     Spec,
+    Stated,
     Turn,
     Variant,
     default_concurrency,
@@ -83,13 +84,23 @@ def _build(data: dict, file: Path, located: Located, sha: str) -> Spec:
                 rpm=m.get("rpm"), tpm=m.get("tpm"), timeout=float(m.get("timeout", DEFAULT_TIMEOUT)),
                 price=(float(m["price"]["input"]), float(m["price"]["output"])) if "price" in m else None,
                 params=dict(m.get("params", {}))))
-    compare = [tuple(pair) for pair in data.get("compare", [])] or list(itertools.combinations(variants, 2))
+    # without top-level `labels:` (every variant has its own), the spec's labels are all of theirs, in order
+    labels = list(data["labels"]) if "labels" in data else list(
+        dict.fromkeys(label for v in variants.values() for label in v.labels or ()))
+    written = data.get("compare", [])
+    stated = [Stated(c["stated"], c["behaviour"], c["measure"], str(c.get("yes", "")), i)
+              for i, c in enumerate(written) if isinstance(c, dict) and c["measure"] != "label"]
+    compare = [tuple(c) if isinstance(c, list) else (c["stated"], c["behaviour"]) for c in written
+               if isinstance(c, list) or c["measure"] == "label"]
+    if "compare" not in data:  # every pair whose answers are read as the same labels
+        compare = [(a, b) for a, b in itertools.combinations(variants, 2)
+                   if set(variants[a].labels or labels) == set(variants[b].labels or labels)]
     conditions = {name: Condition(name, dict(values)) for name, values in data.get("conditions", {}).items()}
     return Spec(file=file, name=data["name"], description=data.get("description", ""), dataset=dataset,
-                labels=list(data["labels"]), variants=variants, compare=compare, conditions=conditions, models=models,
+                labels=labels, variants=variants, compare=compare, conditions=conditions, models=models,
                 samples=int(data.get("samples", 1)), params=dict(data.get("params", {})), sha256=sha,
                 located=located, ordinal=bool(data.get("ordinal", False)), slices=list(data.get("slices", [])),
-                judge=data.get("judge"))
+                judge=data.get("judge"), stated=stated)
 
 
 def _variant(name: str, v: dict) -> Variant:
@@ -116,7 +127,7 @@ def _variant(name: str, v: dict) -> Variant:
     return Variant(name=name, paraphrases=tuple(paraphrases), extract=_extractor(v["extract"]),
                    params=dict(v.get("params", {})), paraphrases_per_item=v.get("paraphrases_per_item"),
                    options=options, readers={r: _extractor(c) for r, c in v.get("readers", {}).items()},
-                   followup=followup)
+                   followup=followup, labels=tuple(v["labels"]) if "labels" in v else None)
 
 
 def _extractor(config: dict) -> dict[str, object]:

@@ -116,6 +116,7 @@ class Variant:
     options: Options | None = None
     readers: dict[str, dict[str, object]] = field(default_factory=dict)  # more readers beside `extract`
     followup: Followup | None = None
+    labels: tuple[str, ...] | None = None  # its own `labels:`, instead of the spec's
 
     def readings(self) -> Iterator[tuple[Where, dict[str, object]]]:
         """Every extractor configuration of the variant, with its place in the spec."""
@@ -138,6 +139,21 @@ class Condition:
 
     name: str
     values: dict[str, object]
+
+
+@dataclass(frozen=True)
+class Stated:
+    """A typed comparison (`compare:` as a mapping): the `stated` variant's answer against the behaviour the
+    `behaviour` variant's answers show, item by item. `measure` is what of the behaviour: `changes` (its label
+    differs between the conditions) or `first` (it picked the option listed first); the stated label `yes`
+    asserts the behaviour, every other one its absence. (`measure: label` is a pair, in `Spec.compare`.)
+    `at` is its place in `compare:`."""
+
+    stated: str
+    behaviour: str
+    measure: str
+    yes: str
+    at: int
 
 
 @dataclass(frozen=True)
@@ -171,7 +187,7 @@ class Spec:
     dataset: DatasetConfig
     labels: list[str]
     variants: dict[str, Variant]
-    compare: list[tuple[str, str]]
+    compare: list[tuple[str, str]]  # compared label by label
     conditions: dict[str, Condition]
     models: list[ModelConfig]
     samples: int
@@ -182,6 +198,24 @@ class Spec:
     ordinal: bool = False  # the labels are ordered, lowest first, as listed
     slices: list[str] = field(default_factory=list)  # dataset columns the report repeats its figures by
     judge: str | None = None  # the model a reader asks when it names none (MODEL[@ADDRESS] or a model's name)
+    stated: list[Stated] = field(default_factory=list)  # typed comparisons of a statement with a behaviour
+
+    def labels_of(self, variant: str) -> list[str]:
+        """The labels a variant's answers are read as (a follow-up's: its variant's): its own, else the spec's."""
+        base = self.variants.get(variant.removesuffix(FOLLOWUP))
+        return list(base.labels) if base is not None and base.labels is not None else self.labels
+
+    def variant_labels(self) -> dict[str, list[str]] | None:
+        """Each variant's labels (its follow-up's too) when some variant has its own, else None (the spec's
+        labels are every variant's)."""
+        if all(v.labels is None for v in self.variants.values()):
+            return None
+        out = {}
+        for name, variant in self.variants.items():
+            out[name] = self.labels_of(name)
+            if variant.followup is not None:
+                out[followup_variant(name)] = self.labels_of(name)
+        return out
 
     def with_overrides(self, models: list[str] | None = None, samples: int | None = None,
                        judge: str | None = None) -> Spec:

@@ -300,7 +300,10 @@ def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: 
         # absent for a design without optional axes, so such a summary reads as release 0.1's
         design=described if described["axes"] else None,
         ordinal=bool(spec.ordinal), slices=spec.slices or None, readers=readers or None,
-        judges=[ModelRecord(m.name, m.model, redact_url(m.api_base)) for m in second.readers] or None)
+        judges=[ModelRecord(m.name, m.model, redact_url(m.api_base)) for m in second.readers] or None,
+        variant_labels=spec.variant_labels(),
+        stated=[{"stated": s.stated, "behaviour": s.behaviour, "measure": s.measure, "yes": s.yes}
+                for s in spec.stated] or None)
     try:
         return Run(run_dir, write_report(run_dir, record, figures=figures, csv=csv))
     except OSError as exc:

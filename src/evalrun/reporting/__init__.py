@@ -63,7 +63,7 @@ def statistics(responses: pl.LazyFrame, record: RunRecord, readings: pl.LazyFram
 
     return summarize(responses, record.labels, [(a, b) for a, b in record.compare], record.variants,
                      record.has_gold, record.axes, readings, record.readers,
-                     record.ordinal, record.slices or [])
+                     record.ordinal, record.slices or [], sets=record.variant_labels, typed=record.stated or ())
 
 
 def _summary(run_dir: Path, record: RunRecord, stats: dict[str, Any]) -> dict[str, Any]:

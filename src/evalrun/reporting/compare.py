@@ -110,6 +110,8 @@ def _check_same_spec(base: _Run, other: _Run) -> None:
     if sorted(base.meta["labels"]) != sorted(other.meta["labels"]):
         raise EvalrunError(f"runs with different labels: {base.dir} has {base.meta['labels']}, "
                            f"{other.dir} has {other.meta['labels']}")
+    if base.meta.get("variant_labels") != other.meta.get("variant_labels"):
+        raise EvalrunError(f"runs whose variants read different labels: {base.dir} and {other.dir}")
 
 
 def _model_pairs(base: _Run, other: _Run) -> list[tuple[str, str]]:
@@ -232,11 +234,13 @@ def _pair_frames(base: _Run, other: _Run, cells: list[_Cell]) -> list[tuple[_Cel
     return out
 
 
-def _pairs(frames: list[tuple[_Cell, str, pl.DataFrame]], labels: Sequence[str]) -> tuple[list[str], list[Row]]:
+def _pairs(frames: list[tuple[_Cell, str, pl.DataFrame]], labels_of: Callable[[str], Sequence[str]]
+           ) -> tuple[list[str], list[Row]]:
     """Table rows (kappa and agreement in each run, and their differences) and figure rows (kappa
-    difference) of every compared pair both runs asked."""
+    difference) of every compared pair both runs asked (over the labels its variants read)."""
     lines, rows = [], []
-    for _, where, frame in frames:
+    for cell, where, frame in frames:
+        labels = labels_of(cell.variant)
         a_1, b_1, a_2, b_2 = (frame[name].to_list() for name in ("a_1", "b_1", "a_2", "b_2"))
         kappa_1, kappa_2 = kappa_statistic(a_1, b_1, labels), kappa_statistic(a_2, b_2, labels)
         every = np.arange(frame.height)
@@ -272,20 +276,24 @@ def _describe(run: _Run, role: str) -> str:
 def _versus(base: _Run, other: _Run, painter: Painter, index: int) -> list[str]:
     _check_same_spec(base, other)
     cells = _cells(base, other)
-    labels = base.meta["labels"]
+    own = base.meta.get("variant_labels") or {}  # a variant reading labels of its own is counted in them
+
+    def labels_of(variant: str) -> list[str]:
+        return own.get(variant, base.meta["labels"])
+
     has_gold = base.meta["has_gold"] and other.meta["has_gold"]
     out = [f"## {other.meta['run_id']} against {base.meta['run_id']}", ""]
     figure_rows: list[Row] = []
     for cell in cells:
         asked_a = _rows(base, cell.model_a, base.crossed, cell.levels, cell.variant).height
         asked_b = _rows(other, cell.model_b, base.crossed, cell.levels, cell.variant).height
-        lines, rows = _statistics(cell, labels, has_gold)
+        lines, rows = _statistics(cell, labels_of(cell.variant), has_gold)
         figure_rows += rows
         out += [f"### {_place(cell, cell.variant)}", "",
                 f"{cell.items.height} shared items (baseline asked {asked_a}, this run {asked_b}).", "",
                 "| statistic | baseline | this run | difference, pp [95% CI] |", "|---|---|---|---|", *lines, ""]
     frames = _pair_frames(base, other, cells)
-    pair_lines, kappa_rows = _pairs(frames, labels)
+    pair_lines, kappa_rows = _pairs(frames, labels_of)
     figures: list[Figure] = []
     if figure_rows:
         figures.append(interval_chart(
@@ -311,8 +319,10 @@ def _versus(base: _Run, other: _Run, painter: Painter, index: int) -> list[str]:
     for model_a, model_b in _model_pairs(base, other):
         # two models (by name or by address): whether the stated answer's change tracks behaviour's
         if (model_a, _model_of(base, model_a)) != (model_b, _model_of(other, model_b)):
-            out += tracking_lines([(where, frame) for cell, where, frame in frames if cell.model_a == model_a],
-                                  labels, model_a, model_b)
+            mine = [(cell, where, frame) for cell, where, frame in frames if cell.model_a == model_a]
+            for labels in dict.fromkeys(tuple(labels_of(cell.variant)) for cell, _, _ in mine):
+                out += tracking_lines([(where, frame) for cell, where, frame in mine
+                                       if tuple(labels_of(cell.variant)) == labels], labels, model_a, model_b)
     changed = [line for cell in cells for line in _changed(cell)]
     out += ["### Items whose label changed", "", *(changed or ["No item changed its item-level label."]), ""]
     return out

@@ -235,7 +235,9 @@ def shares_chart(painter: Painter, entries: Sequence[dict[str, Any]], keys: Sequ
                         for c, (colour, hatch) in zip(categories, styles, strict=True)],
                loc="outside lower center", ncol=min(len(categories), 5), frameon=False)
     shares = "; ".join(
-        f"{who(e, *keys)}: " + ", ".join(f"{c} {e['labels'].get(c, 0)}" for c in categories) for e in entries[:6])
+        # each entry's own labels: a variant that reads labels of its own has no count of the others
+        f"{who(e, *keys)}: " + ", ".join(f"{c} {e['labels'][c]}" for c in categories if c in e["labels"])
+        for e in entries[:6])
     alt = (f"Stacked bars of label shares ({', '.join(categories)}) for {len(entries)} rows. "
            f"Counts: {shares}" + ("; ..." if len(entries) > 6 else ""))
     return painter.save(fig, stem, title, alt, section)

@@ -20,7 +20,7 @@ from ..extract import (
 )
 from ..prompts import TemplateProblem, variable_lines, variables
 from ..redact import credential_params
-from .compared import compare_problems, label_problems
+from .compared import compare_problems
 from .literals import literal_template_problems
 from .model import MAX_ORDERS, Spec, Turn, Variant, is_embedded
 from .wording import dotted as _dotted
@@ -167,7 +167,7 @@ def semantic_problems(spec: Spec) -> list[Problem]:
         problems += _option_problems(spec, variant) + _paraphrase_problems(spec, variant)
         for at, config in variant.readings():
             problems += _extractor_problems(spec, at, config) + _likelihood_problems(spec, at, config)
-    problems += label_problems(spec) + compare_problems(spec)
+    problems += compare_problems(spec)
     if spec.dataset.gold is not None and spec.dataset.gold == spec.dataset.id:
         problems.append(loc.problem(("dataset", "gold"), "dataset.gold: the gold column cannot be the id column"))
     problems += _hub_problems(spec)

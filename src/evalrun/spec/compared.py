@@ -1,6 +1,6 @@
-"""What may be compared: each variant's labels (its own `labels:`, else the spec's), the pairs `compare:`
-compares label by label (which must read the same labels), and the typed comparisons of a stated answer
-with a measured behaviour (`compare:` as a mapping), whose measure the behaviour variant must allow."""
+"""What may be compared: the pairs `compare:` compares label by label, which must read the same labels (a
+variant's own `labels:`, else the spec's), and the typed comparisons of a stated answer with a measured
+behaviour (`compare:` as a mapping), whose measure the behaviour variant must allow."""
 
 from __future__ import annotations
 
@@ -15,15 +15,6 @@ from .model import FOLLOWUP, Spec, Turn
 _TYPED = "{stated: A, behaviour: B, measure: changes or first, \"yes\": LABEL}"
 
 
-def label_problems(spec: Spec) -> list[Problem]:
-    """Without top-level `labels:`, every variant needs its own: the spec's are only the default."""
-    if "labels" in spec.located.data:
-        return []
-    return [spec.located.problem(("variants", name), f"variants.{name}: no `labels:`, and the spec has none at the "
-                                 "top level", key=True, hint="give the spec a `labels:` list, or this variant its own")
-            for name, variant in spec.variants.items() if variant.labels is None]
-
-
 def _name_problem(spec: Spec, at: tuple[str | int, ...], name: str) -> Problem | None:
     """A compared name that is no variant, nor a variant's follow-up (`<variant>.followup`)."""
     if name in spec.variants:
@@ -36,8 +27,8 @@ def _name_problem(spec: Spec, at: tuple[str | int, ...], name: str) -> Problem |
         return spec.located.problem(at, f"{where}: variant '{_short(base)}' has no follow-up",
                                     hint=f"give '{_short(base)}' a `followup:`, or compare '{_short(base)}' itself")
     close = difflib.get_close_matches(name, list(spec.variants), n=1)
-    return spec.located.problem(at, f"{where}: no variant named '{_short(name)}'",
-                                hint=f"did you mean '{close[0]}'?" if close else "variants: " + ", ".join(spec.variants))
+    hint = f"did you mean '{close[0]}'?" if close else "variants: " + ", ".join(spec.variants)
+    return spec.located.problem(at, f"{where}: no variant named '{_short(name)}'", hint=hint)
 
 
 def compare_problems(spec: Spec) -> list[Problem]:
@@ -90,17 +81,17 @@ def _typed_problems(spec: Spec, i: int, entry: dict[str, str]) -> list[Problem]:
     behaviour = spec.variants[entry["behaviour"].removesuffix(FOLLOWUP)]
     follows = entry["behaviour"] != behaviour.name
     if measure == "changes":
-        given = {var for c in spec.conditions.values() for var in c.values}
+        given = sorted({var for c in spec.conditions.values() for var in c.values})
         # a follow-up's answers change with the conditions its variant's prompt (or its own) uses
         asked = _used(behaviour.templates())
         if len(spec.conditions) < 2:
             out.append(loc.problem(("compare", i, "measure"), f"compare.{i}.measure: `changes` needs two or more "
                                    "`conditions:` for the behaviour to change between",
                                    hint="add `conditions:`, or compare the labels with `measure: label`"))
-        elif not given & asked:
+        elif not asked.intersection(given):
             out.append(loc.problem(("compare", i, "behaviour"), f"compare.{i}.behaviour: '{_short(entry['behaviour'])}'"
                                    " does not use the conditions in its prompt, so its answers cannot change between "
-                                   "them", hint="use a condition's variable in its prompt: " + ", ".join(sorted(given))))
+                                   "them", hint="use a condition's variable in its prompt: " + ", ".join(given)))
     elif behaviour.options is None or follows:
         out.append(loc.problem(("compare", i, "behaviour"), f"compare.{i}.behaviour: '{_short(entry['behaviour'])}' "
                                "lists no `options:`, so no option is listed first",

@@ -6,7 +6,7 @@ the markdown and run comparison do, costs only polars.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import polars as pl
@@ -41,10 +41,12 @@ def item_labels(responses: pl.LazyFrame | pl.DataFrame, group: Sequence[str] = G
 
 
 def per_prompt(responses: pl.LazyFrame | pl.DataFrame, group: Sequence[str], prompt: Sequence[str],
-               labels: Sequence[str]) -> dict[tuple[Any, ...], dict[str, Any]]:
+               labels: Sequence[str], sets: Mapping[str, Sequence[str]] | None = None
+               ) -> dict[tuple[Any, ...], dict[str, Any]]:
     """Per group whose items are asked in more than one prompt (an item at one level of each nested axis in
     `prompt`: one wording, one option order): the label taken per prompt by the item-level rule over that
-    prompt's samples alone, with how many prompts there are, how many got a label, and how many got each.
+    prompt's samples alone, with how many prompts there are, how many got a label, and how many got each of the
+    variant's labels (`sets`: a variant's own, else `labels`).
 
     Beside the pooled item-level label (`item_labels` over every prompt of an item), whose mode leaves unparsed
     an item its prompts split evenly: the items a wording or an order sways are the ones it drops."""
@@ -55,6 +57,7 @@ def per_prompt(responses: pl.LazyFrame | pl.DataFrame, group: Sequence[str], pro
         if part.height == part["item_id"].n_unique():  # one prompt per item: the pooled label is the prompt's
             continue
         given = part["label"].drop_nulls()
+        read = (sets or {}).get(dict(zip(group, key, strict=True))["variant"], labels)
         out[tuple(key)] = {"prompts": part.height, "read": given.len(),
-                           "labels": {label: int((given == label).sum()) for label in labels}}
+                           "labels": {label: int((given == label).sum()) for label in read}}
     return out

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -46,6 +46,7 @@ from .numbers import finite
 from .paired import cochran_q, mcnemar_exact
 from .proportion import wilson
 from .samples import expected_agreement, sample_agreement, stability
+from .stated import stated_comparisons
 
 if TYPE_CHECKING:
     from ..design.axes import Axis
@@ -55,11 +56,19 @@ ERROR = "error"  # a job with no answer at all; distinct from an answer with no 
 
 DISAGREEMENTS_LISTED = 20
 
+LabelSets = Mapping[str, Sequence[str]] | None  # variant -> its own labels, when some variant has its own
+
+
+def own(labels: Sequence[str], sets: LabelSets, variant: str) -> Sequence[str]:
+    """The labels `variant`'s answers are read as: its own, else the run's."""
+    return sets.get(variant, labels) if sets else labels
+
 
 def variant_summary(responses: pl.LazyFrame, items: pl.DataFrame, order: Sequence[tuple[Any, ...]],
-                    labels: Sequence[str], has_gold: bool, group: Sequence[str] = GROUP) -> list[dict[str, object]]:
-    """Per group (model x variant, and each used axis), in `order`: responses, errors, label counts and
-    item-level accuracy."""
+                    labels: Sequence[str], has_gold: bool, group: Sequence[str] = GROUP, sets: LabelSets = None
+                    ) -> list[dict[str, object]]:
+    """Per group (model x variant, and each used axis), in `order`: responses, errors, counts of the variant's
+    labels and item-level accuracy."""
     group = list(group)
     counts: dict[tuple[Any, ...], dict[str, int]] = {}
     errors: dict[tuple[Any, ...], int] = {}
@@ -69,16 +78,17 @@ def variant_summary(responses: pl.LazyFrame, items: pl.DataFrame, order: Sequenc
             errors[tuple(key)] = errors.get(tuple(key), 0) + n
         else:
             counts.setdefault(tuple(key), {})[UNPARSED if label is None else label] = n
-    probabilities = label_probabilities(responses, group, labels)
+    probabilities = label_probabilities(responses, group, labels, sets)
     out = []
     for key in order:
         dist = counts.get(key, {})
+        read = own(labels, sets, dict(zip(group, key, strict=True))["variant"])
         answered = sum(dist.values())
         entry: dict[str, object] = {
             **dict(zip(group, key, strict=True)),
             "responses": answered + errors.get(key, 0),
             "errors": errors.get(key, 0),
-            "labels": {label: dist.get(label, 0) for label in [*labels, UNPARSED]},
+            "labels": {label: dist.get(label, 0) for label in [*read, UNPARSED]},
             "unparsed_rate": wilson(dist.get(UNPARSED, 0), answered),
         }
         item_rows = _where(items, dict(zip(group, key, strict=True)))
@@ -87,7 +97,7 @@ def variant_summary(responses: pl.LazyFrame, items: pl.DataFrame, order: Sequenc
         if key in probabilities:
             entry["label_probabilities"] = probabilities[key]
         item_labels_ = item_rows["label"].to_list()
-        entry["label_rates"] = {label: rate_interval(item_labels_, label) for label in labels}
+        entry["label_rates"] = {label: rate_interval(item_labels_, label) for label in read}
         if has_gold:
             right, has = correct(item_labels_, item_rows["gold"].to_list())
             entry["accuracy"] = wilson(int(right.sum()), int(has.sum()))
@@ -96,7 +106,7 @@ def variant_summary(responses: pl.LazyFrame, items: pl.DataFrame, order: Sequenc
     return out
 
 
-def label_probabilities(responses: pl.LazyFrame, group: Sequence[str], labels: Sequence[str]
+def label_probabilities(responses: pl.LazyFrame, group: Sequence[str], labels: Sequence[str], sets: LabelSets = None
                         ) -> dict[tuple[Any, ...], dict[str, Any]]:
     """Per group read from log-probabilities: the mean probability of each label over the answers that
     had them, the mean mass the labels captured, and how many answers came without any."""
@@ -112,7 +122,7 @@ def label_probabilities(responses: pl.LazyFrame, group: Sequence[str], labels: S
             "answers": len(given),
             "without_logprobs": int(part["extraction"].str.starts_with(NO_LOGPROBS).sum()),
             "mean": {label: float(np.mean([g.get(label, 0.0) for g in given])) if given else None
-                     for label in labels},
+                     for label in own(labels, sets, dict(zip(group, key, strict=True))["variant"])},
             "captured": finite(part["captured"].drop_nulls().mean()) if given else None,  # type: ignore[arg-type]
         }
     return out
@@ -220,7 +230,7 @@ def first_position(responses: pl.LazyFrame, group: Sequence[str]) -> dict[tuple[
 
 def reader_agreement(responses: pl.LazyFrame, readings: pl.LazyFrame, group: Sequence[str],
                      order: Sequence[tuple[Any, ...]], readers: dict[str, list[str]], labels: Sequence[str],
-                     has_gold: bool, ordered: bool = False) -> list[dict[str, Any]]:
+                     has_gold: bool, ordered: bool = False, sets: LabelSets = None) -> list[dict[str, Any]]:
     """Per variant with more than one reader: each reader against the primary one (`extract`), item by
     item, with the items whose item-level labels differ."""
     group = list(group)
@@ -230,7 +240,8 @@ def reader_agreement(responses: pl.LazyFrame, readings: pl.LazyFrame, group: Seq
     for key in order:
         where = dict(zip(group, key, strict=True))
         for reader in readers.get(where["variant"], []):
-            entry = compare_levels(by_reader, where, "reader", "extract", reader, labels, has_gold, ordered)
+            entry = compare_levels(by_reader, where, "reader", "extract", reader, own(labels, sets, where["variant"]),
+                                   has_gold, ordered)
             rows = _where(by_reader, where)
             a = rows.filter(pl.col("reader") == "extract").select("item_id", "label")
             b = rows.filter(pl.col("reader") == reader).select("item_id", pl.col("label").alias("other"))
@@ -257,7 +268,7 @@ def _position_bias(responses: pl.LazyFrame, group: Sequence[str], order: Sequenc
 
 
 def _level_pairs(responses: pl.LazyFrame, group: Sequence[str], order: Sequence[tuple[Any, ...]], axis: str,
-                 labels: Sequence[str], has_gold: bool, ordinal: bool) -> dict[str, object]:
+                 labels: Sequence[str], has_gold: bool, ordinal: bool, sets: LabelSets = None) -> dict[str, object]:
     """Two levels of a nested axis (two wordings) compared on the items asked at both, and alpha across all of
     a variant's levels at once (an item not asked at a level is missing data): the axis's own noise."""
     by_level = item_labels(responses.filter(pl.col(axis).is_not_null()), [*group, axis])
@@ -265,11 +276,12 @@ def _level_pairs(responses: pl.LazyFrame, group: Sequence[str], order: Sequence[
     for key in order:
         at = dict(zip(group, key, strict=True))
         levels = sorted(set(_where(by_level, at)[axis].to_list()))
-        pairs += [compare_levels(by_level, at, axis, a, b, labels, has_gold, ordinal)
+        read = own(labels, sets, at["variant"])
+        pairs += [compare_levels(by_level, at, axis, a, b, read, has_gold, ordinal)
                   for a, b in itertools.combinations(levels, 2)]
         if len(levels) > 1:
             alphas.append({**at, breakdown(axis): len(levels),
-                           "krippendorff_alpha": all_levels_alpha(_where(by_level, at), axis, levels, labels)})
+                           "krippendorff_alpha": all_levels_alpha(_where(by_level, at), axis, levels, read)})
     return {f"{axis}_pairs": pairs, f"{axis}_alpha": alphas}
 
 
@@ -280,11 +292,11 @@ _AFTER = ("paraphrase",)
 
 
 def _breakdown(responses: pl.LazyFrame, group: Sequence[str], order: Sequence[tuple[Any, ...]], axis: str,
-               labels: Sequence[str], has_gold: bool) -> dict[str, object]:
+               labels: Sequence[str], has_gold: bool, sets: LabelSets = None) -> dict[str, object]:
     """A nested axis's levels one by one: the variants' statistics within each level."""
     sub = [*group, axis]
     rows = responses.filter(pl.col(axis).is_not_null())
-    entries = variant_summary(rows, item_labels(rows, sub), first_seen(rows, sub), labels, has_gold, sub)
+    entries = variant_summary(rows, item_labels(rows, sub), first_seen(rows, sub), labels, has_gold, sub, sets)
     beside = _BESIDE[axis](responses, group, order, entries) if axis in _BESIDE else {}
     return {**beside, breakdown(axis): entries}
 
@@ -333,8 +345,8 @@ def same_requests(responses: pl.LazyFrame, where: dict[str, Any], axis: str, a: 
 
 
 def _crossed(responses: pl.LazyFrame, items: pl.DataFrame, grouping: Grouping, order: Sequence[tuple[Any, ...]],
-             axis: str, compare: Sequence[tuple[str, str]], labels: Sequence[str], has_gold: bool, ordinal: bool
-             ) -> dict[str, object]:
+             axis: str, compare: Sequence[tuple[str, str]], labels: Sequence[str], has_gold: bool, ordinal: bool,
+             sets: LabelSets = None) -> dict[str, object]:
     """A crossed axis's levels compared item by item, two at a time, within each level of the group's other
     columns, each with its effect label by label (`label_effects`); a comparison whose two levels sent the same
     requests (`same_requests`) is true by construction, listed apart (`<axis>s_by_construction`) and not tested.
@@ -353,8 +365,9 @@ def _crossed(responses: pl.LazyFrame, items: pl.DataFrame, grouping: Grouping, o
             if same_requests(responses, at, axis, a, b):
                 constructed.append({**at, "a": a, "b": b, "items": _where(items, {**at, axis: a}).height})
                 continue
-            entry = compare_levels(items, at, axis, a, b, labels, has_gold, ordinal)
-            entry["effects"] = label_effects(items, at, axis, a, b, labels)
+            read = own(labels, sets, at["variant"]) if "variant" in at else labels
+            entry = compare_levels(items, at, axis, a, b, read, has_gold, ordinal)
+            entry["effects"] = label_effects(items, at, axis, a, b, read)
             tested.append(entry)
     out: dict[str, object] = {compared(axis): tested}
     if constructed:
@@ -371,43 +384,51 @@ def _crossed(responses: pl.LazyFrame, items: pl.DataFrame, grouping: Grouping, o
 def summarize(responses: pl.LazyFrame | pl.DataFrame, labels: Sequence[str], compare: Sequence[tuple[str, str]],
               variants: Sequence[str], has_gold: bool, axes: Sequence[Axis] = (),
               readings: pl.LazyFrame | None = None, readers: dict[str, list[str]] | None = None,
-              ordinal: bool = False, slices: Sequence[str] = (), correct: bool = True) -> dict[str, object]:
+              ordinal: bool = False, slices: Sequence[str] = (), correct: bool = True, sets: LabelSets = None,
+              typed: Sequence[Mapping[str, str]] = ()) -> dict[str, object]:
     """Every statistic of a run, as JSON-ready data. `responses` has one row per job with columns
     model, variant, item_id, sample, label (None = unparsed or error), gold, error_class, and a column per
     axis of the design; as a LazyFrame (a scan of results.parquet) it is read in batches, never held whole.
     `axes` are the axes the run used (RunRecord.axes; none: release 0.1's model and variant): every figure is
-    given per level of the crossed ones, and per level of the nested ones besides (see grouping.py)."""
+    given per level of the crossed ones, and per level of the nested ones besides (see grouping.py).
+    `sets` gives the variants that read labels of their own (each variant's figures use its labels; the pairs
+    in `compare` read the same ones); `typed` the typed comparisons of a statement with a behaviour
+    (stats/stated.py)."""
     lf = responses.lazy()
     grouping = Grouping.of(axes)
     outer, group = list(grouping.crossed), list(grouping.group)  # variants are compared within `outer`
     items = item_labels(lf, group)
     order = first_seen(lf, group)
     outers = distinct(order, range(len(outer)))
+    # the statistics across every variant at once need one label set: the variants that read the run's
+    alike = [v for v in variants if set(own(labels, sets, v)) == set(labels)]
     out: dict[str, object] = {
-        "variants": variant_summary(lf, items, order, labels, has_gold, group),
-        "pairs": [compare_levels(items, dict(zip(outer, o, strict=True)), "variant", a, b, labels, has_gold,
-                                 ordinal) for o in outers for a, b in compare],
+        "variants": variant_summary(lf, items, order, labels, has_gold, group, sets),
+        "pairs": [compare_levels(items, dict(zip(outer, o, strict=True)), "variant", a, b, own(labels, sets, a),
+                                 has_gold, ordinal) for o in outers for a, b in compare],
         "models": [{**dict(zip(outer, o, strict=True)),
                     "krippendorff_alpha_all_variants": all_variants_alpha(items, dict(zip(outer, o, strict=True)),
-                                                                          variants, labels),
-                    **across_variants(items, dict(zip(outer, o, strict=True)), variants, labels)}
+                                                                          alike, labels) if len(alike) > 1 else None,
+                    **across_variants(items, dict(zip(outer, o, strict=True)), alike, labels),
+                    **({"variants_alike": alike} if sets else {})}  # which ones, where some read other labels
                    for o in outers],
     }
     for axis in grouping.axes:
-        out.update(_crossed(lf, items, grouping, order, axis, compare, labels, has_gold, ordinal)
-                   if axis in grouping.crossed else _breakdown(lf, group, order, axis, labels, has_gold))
+        out.update(_crossed(lf, items, grouping, order, axis, compare, labels, has_gold, ordinal, sets)
+                   if axis in grouping.crossed else _breakdown(lf, group, order, axis, labels, has_gold, sets))
     prompt = [a for a in grouping.nested if a in lf.collect_schema()]  # what makes two prompts of an item
     if prompt:  # an item asked in several prompts: its label per prompt, beside the label pooled over them
-        prompts = per_prompt(lf, group, prompt, labels)
+        prompts = per_prompt(lf, group, prompt, labels, sets)
         for entry in out["variants"]:  # type: ignore[union-attr]
             if (key := tuple(entry[k] for k in group)) in prompts:
                 entry["per_prompt"] = prompts[key]
     for axis in grouping.nested:
         if axis in _AFTER:
-            out.update(_level_pairs(lf, group, order, axis, labels, has_gold, ordinal))
+            out.update(_level_pairs(lf, group, order, axis, labels, has_gold, ordinal, sets))
     samples = collect(lf.select(pl.col("sample").max()))["sample"][0]
-    if samples:  # more than one sample: how consistent the model is with itself
-        out["stability"] = stability(lf, group, order, labels, prompt)
+    if samples:  # more than one sample: how consistent the model is with itself (over the labels it gave)
+        every = list(dict.fromkeys([*labels, *(x for v in (sets or {}).values() for x in v)]))
+        out["stability"] = stability(lf, group, order, every, prompt)
         out["sample_agreement"] = [sample_agreement(lf, {k: pair[k] for k in outer}, pair["a"], pair["b"])
                                    for pair in out["pairs"]]  # type: ignore[union-attr]
     probable = {key for key in order if any(e.get("label_probabilities", {}).get("answers")
@@ -416,17 +437,21 @@ def summarize(responses: pl.LazyFrame | pl.DataFrame, labels: Sequence[str], com
     for pair in out["pairs"]:  # type: ignore[union-attr]
         at = {k: pair[k] for k in outer}
         if {(*at.values(), pair["a"]), (*at.values(), pair["b"])} <= probable:
-            pair["expected_agreement"] = expected_agreement(lf, at, pair["a"], pair["b"], labels)
+            pair["expected_agreement"] = expected_agreement(lf, at, pair["a"], pair["b"], own(labels, sets, pair["a"]))
     if readings is not None and readers:
-        out["readers"] = reader_agreement(lf, readings, group, order, readers, labels, has_gold, ordinal)
+        out["readers"] = reader_agreement(lf, readings, group, order, readers, labels, has_gold, ordinal, sets)
     if slices:  # the key figures again within each value of each slicing column
         out["slices"] = [
             {"column": column, "value": value,
              **{k: v for k, v in summarize(lf.filter(_slice(column) == value), labels, compare, variants, has_gold,
-                                           axes, ordinal=ordinal, correct=False).items()
+                                           axes, ordinal=ordinal, correct=False, sets=sets).items()
                 if k in ("variants", "pairs")}}
             for column in slices
             for value in collect(lf.select(_slice(column).unique(maintain_order=True)))[column].drop_nulls()]
+    if typed:  # the researcher's question, as planned as the pairs: in the confirmatory Holm family
+        conditions = [c for (c,) in first_seen(lf.filter(pl.col("condition").is_not_null()), ["condition"])]
+        models = [m for (m,) in distinct(order, [group.index("model")])]
+        out["stated"] = stated_comparisons(lf, typed, models, conditions)
     if correct:  # the slices' tests, exploratory, are a Holm family of their own (`adjust`)
         out["tests"] = adjust(out)
         detectable(out)

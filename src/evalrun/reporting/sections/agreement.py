@@ -12,9 +12,11 @@ from .common import Context, agreement_table, confusion, head, kappa_text, p_tex
 from .links import view_link
 
 
-def _all_variants(ctx: Context, m: dict[str, Any], n_variants: int) -> list[str]:
-    out = [f"\nKrippendorff's alpha across all {n_variants} variants of {ctx.at(m)} (every variant, "
-           f"including pairs `compare:` leaves out): {_f(m['krippendorff_alpha_all_variants'])}"]
+def _all_variants(ctx: Context, m: dict[str, Any], n_variants: int, alike: bool) -> list[str]:
+    which = (f"the {n_variants} variants of {ctx.at(m)} that read the run's labels (every one, including pairs "
+             "`compare:` leaves out; not those reading labels of their own)" if alike else
+             f"all {n_variants} variants of {ctx.at(m)} (every variant, including pairs `compare:` leaves out)")
+    out = [f"\nKrippendorff's alpha across {which}: {_f(m['krippendorff_alpha_all_variants'])}"]
     if "fleiss_kappa_all_variants" in m:
         text = (f"Over the {m['items_all_labelled']} items every variant labelled: Fleiss' kappa "
                 f"{_f(m['fleiss_kappa_all_variants'])}")
@@ -51,6 +53,10 @@ def _apart(stats: dict[str, Any]) -> str:
 
 def agreement(ctx: Context) -> list[str]:
     stats = ctx.stats
+    if not stats["pairs"]:
+        return ["", "## Agreement between variants", "", "No pair of variants is compared label by label: the "
+                "variants compared read different labels (a statement and a behaviour are set against each other "
+                "under Stated and measured)."]
     out = ["", "## Agreement between variants", "",
            "Agreement is the share of items both variants labelled that got the same label; Cohen's kappa "
            "corrects it for the agreement two independent readers with these label rates would reach by chance "
@@ -68,9 +74,10 @@ def agreement(ctx: Context) -> list[str]:
     # stats["variants"] has one entry per model x variant: count variant names, or two variants on two
     # models would print an "across all variants" alpha that is just the pair's alpha again
     n_variants = len({v["variant"] for v in stats["variants"]})
-    if n_variants > 2:
-        for m in stats["models"]:
-            out += _all_variants(ctx, m, n_variants)
+    for m in stats["models"]:
+        alike = m.get("variants_alike")  # where some variants read labels of their own: those reading the run's
+        if (n_variants if alike is None else len(alike)) > 2:
+            out += _all_variants(ctx, m, n_variants if alike is None else len(alike), alike is not None)
     out += view_link(ctx.view, "The items whose variants disagree, answer by answer", variants="disagree")
     out += [*_scale(ctx), "", *figure_lines(ctx.figures, "agreement")]
     for p in stats["pairs"]:

@@ -61,5 +61,5 @@ def levels(ctx: Context, axis: str) -> list[str]:
     entries = ctx.stats[breakdown(axis)]
     shown = several(entries, axis) if wording.several else entries
     out = ["", f"## {wording.title}", "", wording.text, "",
-           *label_table(shown, [*ctx.grouping.group, axis], ctx.labels, ctx.has_gold, extra=wording.extra)]
+           *label_table(shown, [*ctx.grouping.group, axis], ctx.has_gold, extra=wording.extra)]
     return out + (["", *figure_lines(ctx.figures, wording.figures)] if wording.figures else [])

@@ -34,7 +34,7 @@ class Context:
     @classmethod
     def of(cls, summary: dict[str, Any], figures: Sequence[Figure]) -> Context:
         meta = summary["run"]
-        return cls(summary["statistics"], meta["labels"], meta["has_gold"], figures, grouping(meta))
+        return cls(summary["statistics"], all_labels(meta), meta["has_gold"], figures, grouping(meta))
 
     def at(self, entry: dict[str, Any], form: str = " under {}") -> str:
         """The entry's model and its levels of the other crossed axes it has (`m under c`, or `m (c)`)."""
@@ -43,6 +43,23 @@ class Context:
     def levels(self, entry: dict[str, Any], axis: str = "model") -> list[Any]:
         """The entry's levels of the crossed axes other than `axis` (those it has)."""
         return [entry[k] for k in self.grouping.others(axis) if k in entry]
+
+
+def all_labels(meta: dict[str, Any]) -> list[str]:
+    """Every label of a run (summary.json's `run`): the spec's, then those variants read of their own."""
+    own = meta.get("variant_labels") or {}
+    return list(dict.fromkeys([*meta["labels"], *(label for labels in own.values() for label in labels)]))
+
+
+def by_labels(entries: Sequence[dict[str, Any]], labels: Callable[[dict[str, Any]], Sequence[str]]
+              ) -> list[tuple[list[str], list[dict[str, Any]]]]:
+    """Entries grouped by the labels they were read as (`labels` of an entry), in the order first seen: a table
+    per label set, so that no variant's row has columns of zeros for labels it cannot give. A run whose variants
+    all read the spec's labels has one group."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for entry in entries:
+        groups.setdefault(tuple(labels(entry)), []).append(entry)
+    return [(list(key), part) for key, part in groups.items()]
 
 
 def grouping(meta: dict[str, Any]) -> Grouping:
@@ -177,9 +194,18 @@ def head(cells: list[str]) -> list[str]:
     return [row(cells), "|" + "---|" * len(cells)]
 
 
-def label_table(entries: list[dict[str, Any]], keys: Sequence[str], labels: list[str], has_gold: bool,
-                extra: tuple[str, ...] = ()) -> list[str]:
-    """One row per entry of variant_summary: its keys, responses, label counts and accuracy."""
+def label_table(entries: list[dict[str, Any]], keys: Sequence[str], has_gold: bool, extra: tuple[str, ...] = ()
+                ) -> list[str]:
+    """One row per entry of variant_summary: its keys, responses, counts of its labels and accuracy; a table per
+    label set (`by_labels`)."""
+    out: list[str] = []
+    for labels, part in by_labels(entries, lambda v: [k for k in v["labels"] if k != UNPARSED]):
+        out += [*([""] if out else []), *_label_table(part, keys, labels, has_gold, extra)]
+    return out or _label_table(entries, keys, [], has_gold, extra)
+
+
+def _label_table(entries: list[dict[str, Any]], keys: Sequence[str], labels: list[str], has_gold: bool,
+                 extra: tuple[str, ...]) -> list[str]:
     keys = [k for k in keys if entries and k in entries[0]]
     out = head([k.replace("_", " ") for k in keys] + ["responses", "errors", *labels, UNPARSED, "unparsed rate",
                                                        *extra] + (["accuracy (items) [95% CI]"] if has_gold else []))

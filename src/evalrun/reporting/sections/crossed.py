@@ -56,12 +56,14 @@ def across(ctx: Context, axis: str) -> list[str]:
            "changed the answer.", "",
            *agreement_table(ctx.stats[compared(axis)], ctx.grouping.within(axis), ctx.has_gold),
            *effects(ctx, axis)]
-    out += ["", f"Does a pair of variants agree more under one {axis} than the other? Over the items both "
-            f"variants labelled under both {plural}, with the paired difference and McNemar's test on the "
-            f"items that agree under one {axis} only.", "",
-            *head(["model", "pair", plural, "items", "agreement", "difference, points [bootstrap 95%, unadjusted]",
-                   "McNemar"])]
-    for d in ctx.stats[f"agreement_across_{plural}"]:
+    across_levels = ctx.stats[f"agreement_across_{plural}"]
+    if across_levels:  # none without a pair compared label by label
+        out += ["", f"Does a pair of variants agree more under one {axis} than the other? Over the items both "
+                f"variants labelled under both {plural}, with the paired difference and McNemar's test on the "
+                f"items that agree under one {axis} only.", "",
+                *head(["model", "pair", plural, "items", "agreement",
+                       "difference, points [bootstrap 95%, unadjusted]", "McNemar"])]
+    for d in across_levels:
         first, second = d["agreement"]
         out.append(row([d["model"], f"{d['a']} vs {d['b']}", " vs ".join(d[plural]), str(d["items"]),
                          f"{_pct(first['estimate'])} vs {_pct(second['estimate'])}",

@@ -22,7 +22,7 @@ from ..figures import (
     who,
 )
 from ..format import num, pct, pp
-from .common import grouping, several
+from .common import all_labels, grouping, several
 
 
 def _kappa_rows(entries: Sequence[dict[str, Any]], keys: Sequence[str]) -> list[Row]:
@@ -183,7 +183,7 @@ def _orders(painter: Painter, stats: dict[str, Any], labels: Sequence[str], by: 
 def draw_sections(painter: Painter, summary: dict[str, Any]) -> None:
     """Every figure the summary supports, in report order (per section: agreement, labels, accuracy,
     the crossed axes' levels, orders)."""
-    stats, labels, by = summary["statistics"], summary["run"]["labels"], grouping(summary["run"])
+    stats, labels, by = summary["statistics"], all_labels(summary["run"]), grouping(summary["run"])
     _agreement(painter, stats, by)
     _labels(painter, stats, labels, by)
     _accuracy(painter, stats, by)

@@ -13,6 +13,6 @@ def slices(ctx: Context) -> list[str]:
                     "`slices:`. They are exploratory: their tests are Holm-adjusted within a family of their own "
                     f"({ctx.stats['tests'].get('exploratory', {}).get('tests', 0)} tests), apart from the report's."]
         out += ["", f"### {part['column']} = {part['value']}", "",
-                *label_table(part["variants"], ctx.grouping.group, ctx.labels, ctx.has_gold), "",
+                *label_table(part["variants"], ctx.grouping.group, ctx.has_gold), "",
                 *agreement_table(part["pairs"], ctx.grouping.crossed, ctx.has_gold)]
     return out

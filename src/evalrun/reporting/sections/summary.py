@@ -10,6 +10,7 @@ from ..format import num as _f
 from ..format import pct as _pct
 from ..format import points, pp
 from .common import Context, boot, kappa_reading, p_text
+from .stated import stated_lines
 
 
 def _who(ctx: Context, entry: dict[str, Any]) -> str:
@@ -87,6 +88,7 @@ def summary(ctx: Context, unreachable: dict[str, str]) -> list[str]:
         lines += [_effect(ctx, axis, c) for c in stats.get(compared(axis), [])
                   if not {c.get("model"), c["a"], c["b"]} & set(unreachable)]
         lines += [_constructed(ctx, axis, c) for c in stats.get(f"{compared(axis)}_by_construction", [])]
+    lines += stated_lines(ctx, set(unreachable))  # what the model says against what it does
     by_variant = {ctx.grouping.levels(v, ctx.grouping.group): v for v in stats["variants"]}
     lines += [_pair(ctx, pair, by_variant) for pair in stats["pairs"] if pair["model"] not in unreachable]
     for bias in stats.get("position_bias", []):

@@ -1,11 +1,18 @@
-"""Time to build `evalrun view`'s page for a run of 10,000 answers, and the page's size (issue 25: 10,000
-answers open in under 2 s).
+"""Time to build `evalrun view`'s page for a run of 10,000 answers, the page's size, and the time a browser
+takes to open it (issue 25: 10,000 answers open in under 2 s).
 
 Writes a synthetic run folder (results.parquet, readings.parquet, summary.json as a run writes them:
 items x 2 variants x 2 paraphrases x 2 models, the story variant also read by a judge), then times, over
 `--runs` repeats, reading it and writing the self-contained HTML file (`evalrun view DIR --static FILE`'s
-work, in-process) and building the served page and its data.json. The browser's part (parsing the
-embedded JSON, drawing the first 50 items) cannot be timed here: no browser is installed.
+work, in-process) and building the served page and its data.json.
+
+Then the browser's part, where Chromium and playwright are installed (as for the tests: Debian's `chromium`,
+the test extra): headless Chromium opens the static file, and the served page from `serve` on 127.0.0.1, each
+`--runs` times in a fresh browser context, and the page itself says how long it took from the start of the
+navigation (performance.now(), whose origin that is): "drawn" when page.js has parsed the data and put the
+first 50 items in the page (its performance mark `evalrun:drawn`), "painted" at the frame after that (a
+requestAnimationFrame, then a task: the standard way to see a frame's paint done). Both include reading the
+file or the server's answers (the served page also fetches data.json and the person's labels).
 
     .venv/bin/python bench/view.py                   # 10,000 answers
     .venv/bin/python bench/view.py --answers 50000 --runs 3
@@ -16,8 +23,10 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import statistics
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -72,6 +81,57 @@ def synthetic_run(folder: Path, answers: int, seed: int = 1) -> None:
     (folder / "summary.json").write_text(json.dumps({"run": record.to_json()}), encoding="utf-8")
 
 
+# Chromium's flags, as tests/conftest.py's CHROMIUM_FLAGS: headless, and no connection of its own (without
+# the networking ones it waits on connections this machine refuses)
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+# run in the page before its own script: when page.js marks its first items drawn, note the time of the
+# frame after (a task queued from requestAnimationFrame runs once that frame is painted)
+PAINTED = """const mark = performance.mark.bind(performance);
+performance.mark = (name, ...rest) => {
+  const made = mark(name, ...rest);
+  if (name === "evalrun:drawn") {
+    requestAnimationFrame(() => setTimeout(() => { window.evalrunPainted = performance.now(); }));
+  }
+  return made;
+};"""
+
+
+def in_browser(urls: dict[str, str], runs: int) -> dict[str, tuple[list[float], list[float]]] | str:
+    """For each page (name -> address): the times from navigation to drawn and to painted, in seconds, over
+    `runs` opens; or why the browser's part cannot run here."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        return "no Chromium installed (Debian: apt-get install chromium)"
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return "playwright is not installed (pip install -e '.[test]')"
+    times: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in urls}
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        try:
+            for _ in range(runs):
+                for name, url in urls.items():
+                    context = browser.new_context()  # nothing cached from the last open
+                    context.add_init_script(PAINTED)
+                    page = context.new_page()
+                    page.goto(url)
+                    page.wait_for_function("() => window.evalrunPainted !== undefined", timeout=60_000)
+                    drawn, painted = page.evaluate(
+                        "[performance.getEntriesByName('evalrun:drawn')[0].startTime, window.evalrunPainted]")
+                    times[name][0].append(drawn / 1000)
+                    times[name][1].append(painted / 1000)
+                    context.close()
+        finally:
+            browser.close()
+    return times
+
+
+def summary(times: list[float]) -> str:
+    return f"median {statistics.median(times):.3f} s (range {min(times):.3f}-{max(times):.3f} s, {len(times)} runs)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--answers", type=int, default=10_000)
@@ -92,8 +152,23 @@ def main() -> None:
         answers = pl.scan_parquet(folder / RESULTS).select(pl.len()).collect().item()
         print(f"{answers} answers; HTML file {out.stat().st_size / 1e6:.2f} MB")
         for name, times in (("static file (read + write)", static), ("served page + data.json", served)):
-            print(f"{name}: median {statistics.median(times):.3f} s (range {min(times):.3f}-{max(times):.3f} s, "
-                  f"{args.runs} runs)")
+            print(f"{name}: {summary(times)}")
+
+        server = serve(folder)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            opened = in_browser({"static file": out.as_uri(), "served page": server.url}, args.runs)
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join()
+        if isinstance(opened, str):
+            print(f"in the browser: not timed: {opened}")
+            return
+        for name, (drawn, painted) in opened.items():
+            print(f"{name} in headless Chromium, to the first items drawn: {summary(drawn)}; "
+                  f"painted: {summary(painted)}")
 
 
 if __name__ == "__main__":

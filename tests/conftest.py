@@ -11,6 +11,9 @@
 - `loopback(...)` starts a scripted OpenAI-compatible server (tests/loopback_server.py) that stops
   when the test ends; rules script replies and faults, `on_request` any other behaviour. (A
   module-scoped fixture, which cannot use a test's fixture, uses ``with LoopbackServer(...)``.)
+- `chromium` is a headless Chromium (Debian's package, driven by playwright) for the test, or the test is
+  skipped saying which of the two is missing; `watch(page)` records what a page of it logs as an error
+  and every address it asks for.
 
 A test needing these names for type hints imports them under ``if TYPE_CHECKING:`` from conftest;
 at run time it gets them only as fixtures.
@@ -22,8 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +35,8 @@ import pytest
 import yaml
 
 if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
+
     from evalrun.jobs import Job
     from evalrun.runner import Runner
     from evalrun.spec import ModelConfig
@@ -200,3 +206,50 @@ def loopback() -> Iterator[Callable[..., LoopbackServer]]:
     yield start
     for server in started:
         server.stop()
+
+
+# Chromium's flags here: headless, and no connection of its own (updates, components, sync, QUIC);
+# without the networking ones it waits on connections this machine refuses and the launch hangs
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync")
+
+
+@pytest.fixture
+def chromium() -> Iterator[Browser]:
+    """A headless Chromium for the test, closed when it ends: Debian's `chromium` (what .ci/run installs),
+    driven by playwright (the test extra), each launch with a fresh profile of playwright's. The test is
+    skipped, saying which, when either is missing; a Chromium that is there but does not start fails it."""
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        pytest.skip("no Chromium installed (Debian: apt-get install chromium; .ci/run does it as root)")
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="playwright is not installed (pip install -e '.[test]')")
+    with sync_api.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=path, args=list(CHROMIUM_FLAGS))
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@dataclass
+class Watched:
+    """A page, with what it logged as an error (console errors, uncaught exceptions) and every address it
+    asked for, in order (each request the page made: documents, fetches, images)."""
+
+    page: Page
+    errors: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+
+
+@pytest.fixture(scope="session")
+def watch() -> Callable[[Page], Watched]:
+    """`watch(page)` starts recording the page's errors and requests: call it before the page loads anything."""
+    def start(page: Page) -> Watched:
+        watched = Watched(page)
+        page.on("console", lambda message: watched.errors.append(message.text) if message.type == "error" else None)
+        page.on("pageerror", lambda exc: watched.errors.append(str(exc)))
+        page.on("request", lambda request: watched.requests.append(request.url))
+        return watched
+
+    return start

@@ -214,11 +214,12 @@ def test_the_spec_judge_and_the_judge_flag_name_the_model_a_judge_asks(
     judged = [r for r in server.requests if "<<<BEGIN ANSWER>>>" in r["messages"][-1]["content"]]
     assert [r["model"] for r in judged[4:]] == ["reader-judge-flag"] * 4  # asked again: another model
     summary = json.loads((Path(capsys.readouterr().out.strip()).parent / "summary.json").read_text("utf-8"))
-    assert summary["run"]["judges"] == [{"name": "openai/reader-judge-flag", "model": "openai/reader-judge-flag",
+    # named with its address, which tells it from a model of the same string elsewhere (test_judge_address)
+    assert summary["run"]["judges"] == [{"name": address, "model": "openai/reader-judge-flag",
                                          "api_base": server.base_url}]
     # the record reads its judges back
     record = RunRecord.from_json(summary["run"], "summary.json")
-    assert record.judges == [ModelRecord("openai/reader-judge-flag", "openai/reader-judge-flag", server.base_url)]
+    assert record.judges == [ModelRecord(address, "openai/reader-judge-flag", server.base_url)]
     assert summary["totals"]["readers"]["asked"] == 4
 
 

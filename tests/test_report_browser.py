@@ -1,14 +1,15 @@
 """The report as a reader sees it: the example run re-rendered with its figures, converted to HTML by a
 markdown library, every image link resolving to a PNG; and, where Chromium is installed, the page
-loaded in headless Chromium with every image decoded."""
+loaded in headless Chromium (conftest's `chromium`) with every image decoded."""
 
 from __future__ import annotations
 
 import json
 import shutil
-import subprocess
+from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -16,18 +17,15 @@ from evalrun.reporting import rerender
 from evalrun.reporting.compare import compare_runs
 from evalrun.reporting.figures import DPI, SECTIONS, WIDTH, draw, figure_lines
 
+if TYPE_CHECKING:
+    from conftest import Watched
+    from playwright.sync_api import Browser, Page
+
 markdown = pytest.importorskip("markdown", reason="the `markdown` package (test extra) converts reports to HTML")
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-# reported by the page itself once everything has loaded: each image's source, whether it finished
-# loading, and its decoded width (0 for a broken image)
-PROBE = """<pre id="probe"></pre><script>
-window.addEventListener("load", () => {
-  document.getElementById("probe").textContent = "PROBE" + JSON.stringify(
-    Array.from(document.images, img => [img.getAttribute("src"), img.complete, img.naturalWidth])) + "END";
-});
-</script>"""
+# each image's source, whether it finished loading, and its decoded width (0 for a broken image)
+IMAGES = "Array.from(document.images, img => [img.getAttribute('src'), img.complete, img.naturalWidth])"
 
 
 class _Images(HTMLParser):
@@ -63,7 +61,7 @@ def _html(page: Path) -> tuple[Path, list[tuple[str, str]]]:
     parser.feed(body)
     html = page.with_suffix(".html")
     html.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>{page.name}</title></head>"
-                    f"<body>{body}{PROBE}</body></html>", encoding="utf-8")
+                    f"<body>{body}</body></html>", encoding="utf-8")
     return html, parser.sources
 
 
@@ -89,19 +87,17 @@ def test_every_image_link_resolves_to_a_png_and_every_png_is_linked(pages: list[
         assert linked == {p.resolve() for p in (page.parent / "figures").glob("*.png")}
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="headless browser check needs Chromium (Debian package `chromium`)")
-def test_images_load_in_headless_chromium(pages: list[Path], tmp_path: Path) -> None:
+def test_images_load_in_headless_chromium(pages: list[Path], chromium: Browser,
+                                         watch: Callable[[Page], Watched]) -> None:
     for page in pages:
         html, images = _html(page)
-        result = subprocess.run(
-            [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-             "--allow-file-access-from-files", "--virtual-time-budget=10000", "--dump-dom", html.as_uri()],
-            capture_output=True, text=True, timeout=120, check=False)
-        assert result.returncode == 0, result.stderr[-2000:]
-        dom = result.stdout
-        assert "PROBE" in dom, dom[-2000:]
-        loaded = json.loads(dom[dom.index("PROBE") + len("PROBE"): dom.index("END", dom.index("PROBE"))])
+        watched = watch(chromium.new_page())
+        watched.page.goto(html.as_uri())  # returns once the page's load event has fired: every image done
+        loaded = watched.page.evaluate(IMAGES)
         assert [src for src, _, _ in loaded] == [src for src, _ in images]
         for src, complete, width in loaded:
             assert complete and width == round(WIDTH * DPI), f"{src} did not load in Chromium"
+        assert watched.errors == []
+        # the page and its images, all beside it: nothing from elsewhere
+        assert watched.requests[0] == html.as_uri()
+        assert set(watched.requests[1:]) == {(html.parent / src).resolve().as_uri() for src, _ in images}

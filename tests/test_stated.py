@@ -20,6 +20,7 @@ from statsmodels.stats.proportion import proportion_confint
 
 from evalrun.api import run
 from evalrun.cli import main
+from evalrun.reporting import rerender
 from evalrun.reporting.compare import compare_runs
 from evalrun.spec import parse_spec
 
@@ -176,8 +177,16 @@ def test_a_statement_against_picking_the_option_listed_first(
     assert (c["first_position"]["count"], c["first_position"]["n"]) == (7, 11)
     assert c["rates_differ"]["pvalue"] == pytest.approx(binomtest(1, 2, 0.5).pvalue) == 1.0
     assert c["cohen_kappa"]["kappa"] == pytest.approx(cohens_kappa([[2, 1], [1, 2]]).kappa)
+    for rate, count in ((c["says"], 3), (c["does"], 3), (c["agreement"], 4)):
+        assert (rate["count"], rate["n"]) == (count, 6)
+        low, high = proportion_confint(count, 6, method="wilson")
+        assert (rate["ci_low"], rate["ci_high"]) == (pytest.approx(low), pytest.approx(high))
     report = (result.dir / "report.md").read_text(encoding="utf-8")
-    assert "picking the option listed first" in report and "more than half" in report
+    line = next(x for x in report.split("## Summary", 1)[1].splitlines() if "`tend` vs `pick`" in x)
+    low, high = proportion_confint(7, 11, method="wilson")
+    assert (f"picking the option listed first (an item's pick: in more than half of its orders read; per prompt "
+            f"63.6% [{100 * low:.1f}%, {100 * high:.1f}%] of 11)") in line
+    assert "says it would 50.0% [" in line and "agree 66.7% [" in line and "McNemar p = 1.000" in line
 
 
 def _problems(tmp_path: Path, write_spec: SpecWriter, **fields: Any) -> list[str]:
@@ -298,3 +307,13 @@ def test_a_run_without_top_level_labels_compares_only_variants_reading_the_same(
                                                         {"comply": 1, "refuse": 0, "unparsed": 1}]
     report = (result.dir / "report.md").read_text(encoding="utf-8")
     assert "across all 3 variants" not in report
+
+
+def test_a_rerendered_report_reads_the_typed_comparisons_back_from_the_record(
+        changes_run: tuple[Path, dict[str, Any]]) -> None:
+    folder, summary = changes_run
+    first = (folder / "report.md").read_text(encoding="utf-8")
+    rerender(folder)
+    again = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    assert again["run"]["stated"] == [TYPED_CHANGES] and again["statistics"] == summary["statistics"]
+    assert (folder / "report.md").read_text(encoding="utf-8") == first

@@ -11,10 +11,10 @@ import sys
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import pytest
@@ -25,6 +25,10 @@ from evalrun.design import Axis, register, unregister
 from evalrun.results import READINGS, columns
 from evalrun.view import serve, write_static
 from evalrun.view.data import load
+
+if TYPE_CHECKING:
+    from conftest import Watched
+    from playwright.sync_api import Browser, Page
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "reports" / "example"
@@ -267,25 +271,18 @@ def test_cli_says_in_one_line_what_is_wrong_with_a_run_folder(
     assert not out.exists()
 
 
-def test_the_static_file_filters_in_a_headless_browser(example: Path, tmp_path: Path) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (it is not a "
-                                   "dependency: it needs a browser download, and this machine has no network)")
+def test_the_static_file_filters_in_a_headless_browser(example: Path, tmp_path: Path, chromium: Browser,
+                                                      watch: Callable[[Page], Watched]) -> None:
+    from playwright.sync_api import expect
+
     page_file = write_static(example, tmp_path / "view.html")
-    with sync_api.sync_playwright() as p:
-        try:
-            browser = p.chromium.launch()
-        except sync_api.Error as exc:
-            pytest.skip(f"playwright has no installed Chromium: {' '.join(str(exc).split())[:200]}")
-        try:
-            page = browser.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto(page_file.as_uri())
-            sync_api.expect(page.locator("#count")).to_have_text("48 of 48 items, 288 of 288 answers")
-            page.check("input[name=readers]")
-            readers = sum(bool(a["readers_disagree"]) for a in _answers(load(example)))
-            sync_api.expect(page.locator("#count")).to_contain_text(f"{readers} of 288 answers")
-            assert page.evaluate("location.hash") == "#readers=disagree"
-            assert errors == []
-        finally:
-            browser.close()
+    watched = watch(chromium.new_page())
+    page = watched.page
+    page.goto(page_file.as_uri())
+    expect(page.locator("#count")).to_have_text("48 of 48 items, 288 of 288 answers")
+    page.check("input[name=readers]")
+    readers = sum(bool(a["readers_disagree"]) for a in _answers(load(example)))
+    expect(page.locator("#count")).to_contain_text(f"{readers} of 288 answers")
+    assert page.evaluate("location.hash") == "#readers=disagree"
+    assert watched.errors == []
+    assert watched.requests == [page_file.as_uri()]  # the one file: nothing fetched besides

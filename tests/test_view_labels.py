@@ -2,9 +2,9 @@
 when and the next report's "Readers against a person"; a POST that is not from the server's own page is refused
 and stores nothing; the static file, which has no server, offers no labelling.
 
-No browser is installed here (playwright is not a dependency), so the page's keyboard handling (page.js) is
-not run: these tests check only that the served page carries the token and the label mode's controls, and
-that the script parses (with node, where it is installed)."""
+These tests check that the served page carries the token and the label mode's controls, and that the
+script parses (with node, where it is installed); the page's keyboard handling (page.js) is run in headless
+Chromium by tests/test_view_browser.py."""
 
 from __future__ import annotations
 

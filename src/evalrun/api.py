@@ -228,7 +228,7 @@ def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: 
     _writable(home(), "EVALRUN_HOME (the store and scratch files)")
     _writable(out, "the reports folder (--out)")
     if max_cost is not None:
-        prepare(spec.models)  # a budget needs litellm's prices (and the spec's, registered here) now
+        prepare(spec.models)  # a budget needs litellm's price list now (a spec's price is the model's own)
         for model in spec.models:
             if not priced(model):
                 warn(f"evalrun: warning: model '{model.name}': litellm knows no price for {model.model}, so "
@@ -301,6 +301,7 @@ def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: 
         design=described if described["axes"] else None,
         ordinal=bool(spec.ordinal), slices=spec.slices or None, readers=readers or None,
         judges=[ModelRecord(m.name, m.model, redact_url(m.api_base)) for m in second.readers] or None,
+        predicts={name: v.predicts for name, v in spec.variants.items() if v.predicts} or None,
         variant_labels=spec.variant_labels(),
         stated=[{"stated": s.stated, "behaviour": s.behaviour, "measure": s.measure, "yes": s.yes}
                 for s in spec.stated] or None)

@@ -45,31 +45,41 @@ def check_models(models: list[ModelConfig]) -> None:
 
 
 def prepare(models: list[ModelConfig]) -> None:
-    """Import litellm, register the embedded provider if any model needs it, and the spec's prices.
+    """Import litellm, and register the embedded provider (its models at a price of zero) if any model needs it.
 
     Called by the runner before a model's first request, not before the run: a rerun whose every
     answer is in the store never imports litellm (seconds saved on every iteration of a spec).
     """
     check_models(models)
     litellm = litellm_module()
-    if any(m.embedded for m in models):
+    if embedded := {m.model for m in models if m.embedded}:
         from .embedded import register
 
         register(litellm)
-    # an embedded model runs here and costs nothing, unless the spec says otherwise
-    prices = {m.model: m.price if m.price is not None else (0.0, 0.0) for m in models
-              if m.price is not None or m.embedded}
-    if prices:
-        # register_model warns that cache-token prices default to 0: true, and not the user's concern
+        # priced at zero for litellm's own accounting too, which otherwise looks for a price it cannot have
+        # (register_model warns that cache-token prices default to 0: true, and not the user's concern)
         logging.getLogger("LiteLLM").setLevel(logging.ERROR)
-        litellm.register_model({
-            model: {"input_cost_per_token": price[0] / 1e6, "output_cost_per_token": price[1] / 1e6, "mode": "chat",
-                    **({"litellm_provider": model.split("/", 1)[0]} if "/" in model else {})}
-            for model, price in prices.items()})
+        litellm.register_model({model: {"input_cost_per_token": 0.0, "output_cost_per_token": 0.0, "mode": "chat",
+                                        "litellm_provider": model.split("/", 1)[0]} for model in embedded})
+
+
+def own_price(model: ModelConfig) -> tuple[float, float] | None:
+    """The model's price in USD per million input and output tokens when evalrun has one: the spec's, or zero
+    for an embedded model (it runs here); None leaves the price to litellm's list.
+
+    Kept with the model rather than registered with litellm, whose list holds one price per model string:
+    registered, a spec's price would also price every other model of that string in the process, such as a
+    judge of the same name at another address."""
+    if model.price is not None:
+        return model.price
+    return (0.0, 0.0) if model.embedded else None
 
 
 def priced(model: ModelConfig) -> bool:
-    """Whether litellm's price list knows this model (a price of zero, as for embedded models, counts)."""
+    """Whether the model's answers can be priced: a price of its own (zero, as for embedded models, counts),
+    or one in litellm's price list."""
+    if own_price(model) is not None:
+        return True
     litellm = litellm_module()
     try:
         info = litellm.get_model_info(model.model)
@@ -226,12 +236,16 @@ async def send(model: ModelConfig, messages: list[dict[str, str]], params: dict[
     response = await litellm.acompletion(**kwargs)
     choice = response.choices[0]
     usage = getattr(response, "usage", None)
+    prompt, completion = getattr(usage, "prompt_tokens", None), getattr(usage, "completion_tokens", None)
+    price = own_price(model)
     return Answer(
         text=choice.message.content or "",
         finish_reason=choice.finish_reason,
-        prompt_tokens=getattr(usage, "prompt_tokens", None),
-        completion_tokens=getattr(usage, "completion_tokens", None),
-        cost=_cost(litellm, response),
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        # per token as litellm prices a registered model, so a spec's price gives the same cost it gave there
+        cost=_cost(litellm, response) if price is None else
+        (prompt or 0) * (price[0] / 1e6) + (completion or 0) * (price[1] / 1e6),
         logprobs=_logprobs(choice),
     )
 

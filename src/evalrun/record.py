@@ -79,6 +79,7 @@ class RunRecord:
     slices: list[str] | None = None  # item columns the figures are repeated per value of
     readers: dict[str, list[str]] | None = None  # variant -> its readers beside the primary one
     judges: list[ModelRecord] | None = None  # the models readers asked about the answers (a judge's)
+    predicts: dict[str, str] | None = None  # variant -> the variant whose answers it predicts (`predicts:`)
     variant_labels: dict[str, list[str]] | None = None  # each variant's labels, when some variant has its own
     stated: list[dict[str, str]] | None = None  # typed comparisons: stated, behaviour, measure, yes
     version: int = RECORD_VERSION

@@ -25,7 +25,8 @@ from .extract import AskingExtractor, Reading, build_extractor
 from .jobs import PRIMARY, Job, Reads, request_key
 from .prompts import render
 from .results import Results
-from .spec import ModelConfig, Spec, Variant, followup_variant, model_from_string
+from .spec import ModelConfig, Spec, Variant, followup_variant
+from .spec.model import asked_model
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ class SecondStage:
                     continue
                 for i, model in enumerate(reads.models or [run_judge(spec, f"{name}.{reader}")]):
                     self.asked.setdefault(name, []).append(
-                        Asked(reader, i, evaluated.get(model) or model_from_string(model), reads))
+                        Asked(reader, i, asked_model(model, spec.models), reads))
         readers = {a.model.name: a.model for asked in self.asked.values() for a in asked}
         self.readers = list(readers.values())  # every model a reader asks, in the order first named
         self.models = [*spec.models, *(m for name, m in readers.items() if name not in evaluated)]

@@ -59,11 +59,19 @@ def _totals(responses: pl.LazyFrame, requests: Path | None = None) -> dict[str, 
 def statistics(responses: pl.LazyFrame, record: RunRecord, readings: pl.LazyFrame | None = None
                ) -> dict[str, Any]:
     """The statistics part of summary.json (statsmodels and scipy are imported here, not before)."""
+    from ..stats.prediction import prediction
     from ..stats.summary import summarize
 
-    return summarize(responses, record.labels, [(a, b) for a, b in record.compare], record.variants,
-                     record.has_gold, record.axes, readings, record.readers,
-                     record.ordinal, record.slices or [], sets=record.variant_labels, typed=record.stated or ())
+    stats = summarize(responses, record.labels, [(a, b) for a, b in record.compare], record.variants,
+                      record.has_gold, record.axes, readings, record.readers,
+                      record.ordinal, record.slices or [], sets=record.variant_labels, typed=record.stated or ())
+    if record.predicts:  # after summarize's Holm family: the self-vs-cross tests are corrected per target
+        own = record.variant_labels or {}  # each target is scored in its labels (predictor and target share them)
+        sets = dict.fromkeys(tuple(own.get(target, record.labels)) for target in record.predicts.values())
+        stats["prediction"] = [entry for labels in sets for entry in prediction(
+            responses, {v: t for v, t in record.predicts.items() if tuple(own.get(t, record.labels)) == labels},
+            list(labels), [m.name for m in record.models], record.axes)]
+    return stats
 
 
 def _summary(run_dir: Path, record: RunRecord, stats: dict[str, Any]) -> dict[str, Any]:

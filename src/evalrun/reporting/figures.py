@@ -204,7 +204,8 @@ def shares_chart(painter: Painter, entries: Sequence[dict[str, Any]], keys: Sequ
     """Stacked horizontal bars: each entry's answers split by label, unparsed included, as shares."""
     from matplotlib.patches import Patch
 
-    categories = [*labels, UNPARSED]
+    # the labels the entries were read as: a variant reading labels of its own has no share of the others
+    categories = [*(label for label in labels if any(label in e["labels"] for e in entries)), UNPARSED]
     styles = _colours(categories)
     fig, ax = painter.new(len(entries))
     ys = list(range(len(entries)))[::-1]

@@ -4,6 +4,11 @@ and the word an undefined figure reads as, so that the same figure reads the sam
 from __future__ import annotations
 
 
+def counted(n: int, word: str) -> str:
+    """"1 item", "3 items": a count with its noun."""
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 def pct(x: float | None, digits: int = 1) -> str:
     """A share as a percentage, `12.5%`; None (no observations) reads `n/a`."""
     return "n/a" if x is None else f"{100 * x:.{digits}f}%"

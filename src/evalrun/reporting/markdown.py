@@ -16,6 +16,7 @@ from .figures import Figure
 from .sections import agreement, axes, crossed, human, links, quotes, readers, samples, slices, summary, variants
 from .sections import stated as stated_
 from .sections.common import Context
+from .sections.prediction import prediction
 from .sections.quotes import FOLD_CHARS, _quoted  # noqa: F401 (read here by the tests of answer folding)
 from .sections.run import run
 
@@ -32,7 +33,7 @@ def render_markdown(results: Path, summary_: dict[str, Any], figures: Sequence[F
               "Item-level labels are the modal label over samples (a tie, or no readable sample, counts as "
               "unparsed). Agreement and kappa use items both variants labelled; accuracy counts unparsed items "
               "as wrong; alpha treats unparsed as missing.", ""]
-    lines += [*variants.variants(ctx), *agreement.agreement(ctx), *stated_.stated(ctx),
+    lines += [*variants.variants(ctx), *agreement.agreement(ctx), *stated_.stated(ctx), *prediction(ctx),
               *(line for axis in ctx.grouping.optional for line in crossed.across(ctx, axis)),
               *variants.probabilities(ctx), *readers.readers(ctx), *crossed.models(ctx), *samples.samples(ctx),
               *(line for axis in nested for line in axes.level_pairs(ctx, axis)), *slices.slices(ctx),

@@ -20,7 +20,7 @@ from ..extract import (
 )
 from ..prompts import TemplateProblem, variable_lines, variables
 from ..redact import credential_params
-from .compared import compare_problems
+from .compared import compare_problems, prediction_problems
 from .literals import literal_template_problems
 from .model import MAX_ORDERS, Spec, Turn, Variant, is_embedded
 from .wording import dotted as _dotted
@@ -168,6 +168,7 @@ def semantic_problems(spec: Spec) -> list[Problem]:
         for at, config in variant.readings():
             problems += _extractor_problems(spec, at, config) + _likelihood_problems(spec, at, config)
     problems += compare_problems(spec)
+    problems += prediction_problems(spec)
     if spec.dataset.gold is not None and spec.dataset.gold == spec.dataset.id:
         problems.append(loc.problem(("dataset", "gold"), "dataset.gold: the gold column cannot be the id column"))
     problems += _hub_problems(spec)

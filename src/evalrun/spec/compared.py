@@ -1,6 +1,7 @@
 """What may be compared: the pairs `compare:` compares label by label, which must read the same labels (a
-variant's own `labels:`, else the spec's), and the typed comparisons of a stated answer with a measured
-behaviour (`compare:` as a mapping), whose measure the behaviour variant must allow."""
+variant's own `labels:`, else the spec's), the typed comparisons of a stated answer with a measured
+behaviour (`compare:` as a mapping), whose measure the behaviour variant must allow, and the variant a
+`predicts:` names."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from ..errors import Problem
 from ..errors import short as _short
 from ..prompts import TemplateProblem, variables
 from .model import FOLLOWUP, Spec, Turn
+from .wording import dotted
 
 _TYPED = "{stated: A, behaviour: B, measure: changes or first, \"yes\": LABEL}"
 
@@ -106,6 +108,32 @@ def _typed_problems(spec: Spec, i: int, entry: dict[str, str]) -> list[Problem]:
                                f"cannot be told from its preference (compare.{i})", severity="warning",
                                hint="ask each item in two orders or more"))
     return out
+
+
+def prediction_problems(spec: Spec) -> list[Problem]:
+    """`predicts:` names another variant read with the same labels: a prediction is scored by whether it names
+    the label that variant's answer got, so a label the other side cannot give could never be right."""
+    loc = spec.located
+    problems = []
+    for name, variant in spec.variants.items():
+        target = variant.predicts
+        if target is None:
+            continue
+        at = ("variants", name, "predicts")
+        if target == name:
+            problems.append(loc.problem(at, f"{dotted(at)}: a variant cannot predict itself",
+                                        hint="name the variant whose answers this one predicts"))
+        elif target not in spec.variants:
+            close = difflib.get_close_matches(target, [v for v in spec.variants if v != name], n=1)
+            problems.append(loc.problem(at, f"{dotted(at)}: no variant named '{_short(target)}'",
+                                        hint=f"did you mean '{close[0]}'?" if close else
+                                        "variants: " + ", ".join(spec.variants)))
+        elif set(mine := spec.labels_of(name)) != set(theirs := spec.labels_of(target)):
+            problems.append(loc.problem(at, f"{dotted(at)}: '{_short(name)}' reads the labels "
+                                        f"{', '.join(mine)} and '{_short(target)}' reads {', '.join(theirs)}",
+                                        hint="a prediction names one of the other variant's labels: give both "
+                                        "the same `labels:`"))
+    return problems
 
 
 def _used(turns: Iterable[Turn]) -> set[str]:

@@ -127,7 +127,8 @@ def _variant(name: str, v: dict) -> Variant:
     return Variant(name=name, paraphrases=tuple(paraphrases), extract=_extractor(v["extract"]),
                    params=dict(v.get("params", {})), paraphrases_per_item=v.get("paraphrases_per_item"),
                    options=options, readers={r: _extractor(c) for r, c in v.get("readers", {}).items()},
-                   followup=followup, labels=tuple(v["labels"]) if "labels" in v else None)
+                   followup=followup, predicts=v.get("predicts"),
+                   labels=tuple(v["labels"]) if "labels" in v else None)
 
 
 def _extractor(config: dict) -> dict[str, object]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
@@ -14,6 +14,7 @@ from ..address import split_address
 from ..embedded import EMBEDDED_MODEL as EMBEDDED_MODEL  # the spec's default model, re-exported
 from ..errors import EvalrunError, Problem, short
 from ..extract import extractor_schema
+from ..redact import redact_url
 from ..yamlpos import Located
 
 DEFAULT_CONCURRENCY = 8
@@ -39,6 +40,12 @@ class ModelConfig:
     @property
     def embedded(self) -> bool:
         return is_embedded(self.model)
+
+    @property
+    def server(self) -> tuple[str, str | None]:
+        """What is asked: the model string and the address it is asked at. A model a reader names by a string
+        is one of the run's models when their servers are the same (`asked_model`)."""
+        return self.model, self.api_base
 
 
 MAX_ORDERS = 24  # every order of 4 options; beyond that, rotations measure position bias in n orders, not n!
@@ -116,6 +123,9 @@ class Variant:
     options: Options | None = None
     readers: dict[str, dict[str, object]] = field(default_factory=dict)  # more readers beside `extract`
     followup: Followup | None = None
+    # `predicts:` names the variant whose item label this variant's item label predicts (Binder et al. 2024's
+    # self- and cross-prediction): statistics/prediction.py scores it against that variant's answers
+    predicts: str | None = None
     labels: tuple[str, ...] | None = None  # its own `labels:`, instead of the spec's
 
     def readings(self) -> Iterator[tuple[Where, dict[str, object]]]:
@@ -262,3 +272,25 @@ def model_from_string(model: str) -> ModelConfig:
     except ValueError as exc:
         raise EvalrunError(f"model '{short(model, 80)}': {exc}") from None
     return ModelConfig(model=model, name=model, api_base=api_base, concurrency=default_concurrency(model))
+
+
+def asked_model(model: str, models: Sequence[ModelConfig]) -> ModelConfig:
+    """The model a reader asks (a judge), named by `model`, among a run's `models`.
+
+    One of `models` by its name, or by its model string and address (the same server): it then shares that
+    model's limits, price and row in the totals. Otherwise a model of its own, with default limits and no
+    price but litellm's; named, when it has an address, with that address (without credentials), since a run
+    looks a model's limits, requests and totals up by its name, and the same model string at another address
+    (`openai/x@http://B/v1` judging `openai/x` at A) is another server, not the model it judges.
+
+    Raises EvalrunError for a mistyped address (see `split_address`)."""
+    for known in models:
+        if known.name == model:
+            return known
+    config = model_from_string(model)
+    for known in models:
+        if known.server == config.server:
+            return known
+    if config.api_base is None:
+        return config
+    return replace(config, name=f"{config.model}@{redact_url(config.api_base)}")

@@ -10,6 +10,7 @@ from ..format import num as _f
 from ..format import pct as _pct
 from ..format import points, pp
 from .common import Context, boot, kappa_reading, p_text
+from .prediction import summary as _prediction
 from .stated import stated_lines
 
 
@@ -91,6 +92,7 @@ def summary(ctx: Context, unreachable: dict[str, str]) -> list[str]:
     lines += stated_lines(ctx, set(unreachable))  # what the model says against what it does
     by_variant = {ctx.grouping.levels(v, ctx.grouping.group): v for v in stats["variants"]}
     lines += [_pair(ctx, pair, by_variant) for pair in stats["pairs"] if pair["model"] not in unreachable]
+    lines += _prediction(ctx)
     for bias in stats.get("position_bias", []):
         share = bias["first_position"]
         lines.append(f"- {_who(ctx, bias)} / *{bias['variant']}*: {_pct(share['estimate'])} of readable answers pick "

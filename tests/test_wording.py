@@ -25,6 +25,7 @@ from evalrun.reporting.sections.common import (
     boot,
     detectable,
     grouping,
+    kappa_phrase,
     kappa_reading,
     kappa_text,
     mean_interval,
@@ -248,6 +249,23 @@ def test_the_detectable_difference_appears_only_beside_non_significant_mcnemar_t
     assert detectable(none_discordant) == "too few discordant items to detect any difference at 80% power"
     # statistics written before the figure existed (release 0.1's) say nothing rather than guess
     assert detectable({"test": "McNemar exact (labels)", "b": 6, "c": 2, "n": 20, "pvalue": 0.29}) == ""
+
+
+def test_a_test_significant_before_holm_gets_no_detectable_difference() -> None:
+    # 6 discordant items, all one way: p = 2 x (1/2)^6 = 0.03125, significant unadjusted; doubled by Holm in a
+    # family of two, 0.0625 is not. "too few discordant items to detect any difference" beside p = 0.031 would
+    # deny the difference the test found; the Holm verdict already says why it is not called significant.
+    test = {"test": "McNemar exact (labels)", "b": 6, "c": 0, "n": 11, "pvalue": 2 * 0.5**6, "pvalue_holm": 0.0625}
+    annotate({"pairs": [{"label_rates_differ": test}]})
+    assert detectable(test) == ""
+    assert p_text(test) == "p = 0.031, Holm 0.062"
+
+
+def test_an_undefined_kappa_is_said_once_in_a_sentence() -> None:
+    k = cohen_kappa([[11, 0], [12, 0]])  # one rater used one label: kappa 0 by construction
+    assert kappa_phrase(k) == "undefined here (0.00, zero variance)"
+    # [[8, 1], [1, 8]]: po = 16/18, pe = 1/2, kappa = 7/9 = 0.78, far from 0: its band is given
+    assert kappa_phrase(cohen_kappa([[8, 1], [1, 8]])).endswith("(substantial agreement beyond chance)")
 
 
 def test_the_correctness_column_puts_counts_and_detectable_difference_in_one_parenthesis() -> None:

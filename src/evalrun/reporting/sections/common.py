@@ -118,14 +118,15 @@ def mean_interval(m: dict[str, Any] | None, fmt: Callable[[float | None], str]) 
 
 
 def detectable(test: dict[str, Any]) -> str:
-    """Beside a McNemar test the report does not call significant (Holm-adjusted p at or above
+    """Beside a McNemar test the report does not call significant (raw and Holm-adjusted p at or above
     `SIGNIFICANCE`): the smallest difference the run could have detected, at 80% power and
     two-sided alpha 0.05, as the statistics give it (`minimum_detectable`, stats/inference.py).
     Empty for other tests, for significant ones, and for statistics written before it existed."""
     if "minimum_detectable" not in test or test.get("pvalue") is None:
         return ""
-    adjusted = test.get("pvalue_holm")
-    if adjusted is not None and adjusted < SIGNIFICANCE:
+    # a test significant before adjustment did detect a difference; only the Holm family holds it back, so
+    # "too few discordant items to detect any difference" beside its p would contradict it
+    if any(p is not None and p < SIGNIFICANCE for p in (test["pvalue"], test.get("pvalue_holm"))):
         return ""
     d = test["minimum_detectable"]
     if d is None:
@@ -177,6 +178,13 @@ def kappa_reading(k: dict[str, Any], *bootstraps: dict[str, Any] | None) -> str:
         return "not distinguishable from chance"
     # floating point leaves 1e-17 where a kappa is exactly on a band's edge, which would read as the next band
     return kappa_words(round(kappa, 12))
+
+
+def kappa_phrase(k: dict[str, Any]) -> str:
+    """Cohen's kappa with its interval and how it reads in prose, for a sentence; an undefined kappa says so
+    once ("undefined here (0.00, zero variance)")."""
+    text = kappa_text(k)
+    return text if _undefined(k) else f"{text} ({kappa_reading(k)})"
 
 
 def excerpt(text: object, limit: int) -> str:

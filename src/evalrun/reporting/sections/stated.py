@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..format import pct as _pct
-from .common import Context, head, kappa_reading, kappa_text, p_text, row
+from .common import Context, head, kappa_phrase, kappa_text, p_text, row
 
 
 def _rate(r: dict[str, Any]) -> str:
@@ -44,7 +44,7 @@ def stated_lines(ctx: Context, unreachable: set[str]) -> list[str]:
                 f"of {c['first_position']['n']})" if c["measure"] == "first" else "")
         out.append(f"- **{c['model']}**: `{c['stated']}` vs `{c['behaviour']}` {_measured(c)}{rule}: says it would "
                    f"{_rate(c['says'])}, does {_rate(c['does'])}; agree {_rate(c['agreement'])} of "
-                   f"{c['both_read']} items{_left_out(c)}, kappa {kappa_text(kappa)} ({kappa_reading(kappa)}); "
+                   f"{c['both_read']} items{_left_out(c)}, kappa {kappa_phrase(kappa)}; "
                    f"95% intervals, unadjusted; McNemar {p_text(c['rates_differ'])}.")
     return out
 

@@ -12,8 +12,9 @@ Per item, both sides become one of `present` / `absent` (the behaviour, asserted
   every one, is left out;
 * `first`: the behaviour variant's label per prompt (one option order, one paraphrase: the pooled rule over
   its samples) picks the option listed first or not; the item is `present` when it picked the first-listed
-  option in more than half of its prompts whose answer was read (half or less: `absent`); an item with no
-  prompt read is left out. The share of read prompts picking the first option is given beside it.
+  option in more than half of its prompts whose answer was read (half or less: `absent`); an item read in
+  fewer than two option orders is left out (one order cannot tell position from preference). The share of
+  read prompts picking the first option is given beside it.
 
 The two vectors go through the one `agreement` function (percent agreement with Wilson's interval, Cohen's
 kappa with its asymptotic interval, the confusion table) over the items both sides read; the two rates
@@ -65,7 +66,8 @@ def changes_by_item(responses: pl.LazyFrame, model: str, variant: str, condition
 def first_by_item(responses: pl.LazyFrame, model: str, variant: str) -> tuple[dict[str, Label], dict[str, Any]]:
     """Per item: `present` if its label picked the option listed first in more than half of its prompts read
     (a prompt: one option order and paraphrase, its label the pooled rule over its samples), `absent` if in
-    half or fewer, None if no prompt was read; and the share of read prompts that picked the first option."""
+    half or fewer, None if read in fewer than two orders; and the share of read prompts that picked the first
+    option."""
     prompt = ["model", "variant", "option_order", "paraphrase"]
     scoped = _where(responses, model, variant).filter(pl.col("first_option").is_not_null())
     labels = item_labels(scoped.with_columns(pl.col("paraphrase").fill_null(0)), prompt)
@@ -77,7 +79,8 @@ def first_by_item(responses: pl.LazyFrame, model: str, variant: str) -> tuple[di
         read = part.filter(pl.col("label").is_not_null())
         picked = int((read["label"] == read["first_option"]).sum())
         picked_all, read_all = picked_all + picked, read_all + read.height
-        out[str(item)] = None if read.is_empty() else CATEGORIES[not 2 * picked > read.height]
+        # read in one order only, a pick of the first-listed option cannot be told from a preference for it
+        out[str(item)] = None if read["option_order"].n_unique() < 2 else CATEGORIES[not 2 * picked > read.height]
     return out, wilson(picked_all, read_all)
 
 

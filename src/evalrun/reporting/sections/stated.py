@@ -40,7 +40,8 @@ def stated_lines(ctx: Context, unreachable: set[str]) -> list[str]:
                        f"the statement and the behaviour read{_left_out(c)}.")
             continue
         kappa = c["cohen_kappa"]
-        rule = (f" (an item's pick: in more than half of its orders read; per prompt {_rate(c['first_position'])} "
+        rule = (f" (an item's pick: in more than half of its prompts read, in two orders or more; per prompt "
+                f"{_rate(c['first_position'])} "
                 f"of {c['first_position']['n']})" if c["measure"] == "first" else "")
         out.append(f"- **{c['model']}**: `{c['stated']}` vs `{c['behaviour']}` {_measured(c)}{rule}: says it would "
                    f"{_rate(c['says'])}, does {_rate(c['does'])}; agree {_rate(c['agreement'])} of "
@@ -55,7 +56,8 @@ _RULES = {
                "condition is left out)",
     "first": "the behaviour is picking the option listed first: per prompt (one option order and wording) the "
              "modal label over its samples, and an item shows the behaviour when it picked the first-listed option "
-             "in more than half of its prompts read (half or fewer: it does not; no prompt read: left out). The "
+             "in more than half of its prompts read (half or fewer: it does not; read in fewer than two orders: left "
+             "out, as one order cannot tell position from preference). The "
              "share of all prompts read that picked the first option is given beside it",
 }
 

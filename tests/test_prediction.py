@@ -22,7 +22,6 @@ from evalrun.api import run
 from evalrun.cli import main
 from evalrun.design.axes import used
 from evalrun.reporting import rerender
-from evalrun.spec import schema
 from evalrun.stats.prediction import modal_baseline, prediction, predictions, versus
 
 if TYPE_CHECKING:
@@ -225,8 +224,6 @@ def test_a_wrong_predicts_is_a_located_error(predicts: str, message: str, tmp_pa
     assert err.splitlines()[0] == f"spec.yaml:{_value(write_spec, spec, 'predicts', predicts)}: error: {message}"
 
 
-@pytest.mark.skipif("labels" not in schema()["$defs"]["variant"]["properties"],  # type: ignore[index]
-                    reason="a variant's own `labels:` is not in the spec format yet")
 def test_predicting_a_variant_with_other_labels_is_a_located_error(tmp_path: Path, write_spec: SpecWriter,
                                                                    monkeypatch: pytest.MonkeyPatch,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:

@@ -319,3 +319,21 @@ def test_a_rerendered_report_reads_the_typed_comparisons_back_from_the_record(
     again = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
     assert again["run"]["stated"] == [TYPED_CHANGES] and again["statistics"] == summary["statistics"]
     assert (folder / "report.md").read_text(encoding="utf-8") == first
+
+
+def test_a_variant_that_ignores_the_conditions_is_summarised_once(
+        tmp_path: Path, write_spec: SpecWriter, loopback: Callable[..., LoopbackServer]) -> None:
+    # `would` does not use the tier, so its one set of answers stands under free and paid alike; 4 of its 10
+    # answers unread (w10 and the three below) is 40% unparsed, which the Summary flags: once, not per tier
+    def reply(body: dict[str, Any]) -> str:
+        text = body["messages"][-1]["content"]
+        return "???" if text.startswith("WOULD") and any(f"<{i}>" in text for i in ("w1", "w2", "w3")) \
+            else _changes_reply(body)
+
+    server = loopback(default_reply=reply)
+    spec = _changes_spec(tmp_path, write_spec, server.base_url, [TYPED_CHANGES])
+    result = run(spec, out=tmp_path / "reports", retries=0, warn=lambda _: None)
+    summary = (result.dir / "report.md").read_text(encoding="utf-8").split("## Summary", 1)[1].split("\n## ", 1)[0]
+    flagged = [line for line in summary.splitlines() if "could not be read as a label" in line]
+    assert flagged == ["- **loop** / *would* (the same answers under every condition): 40.0% of answers could not "
+                       "be read as a label (unparsed); read the agreement figures with that in mind."]

@@ -94,17 +94,49 @@ def summary(ctx: Context, unreachable: dict[str, str]) -> list[str]:
     by_variant = {ctx.grouping.levels(v, ctx.grouping.group): v for v in stats["variants"]}
     lines += [_pair(ctx, pair, by_variant) for pair in stats["pairs"] if pair["model"] not in unreachable]
     lines += _prediction(ctx)
-    for bias in stats.get("position_bias", []):
+    same = _same_answers(ctx)
+    for bias, note in _once(ctx, stats.get("position_bias", []), same):
         share = bias["first_position"]
-        lines.append(f"- {_who(ctx, bias)} / *{bias['variant']}*: {_pct(share['estimate'])} of readable answers pick "
-                     f"the option listed first ({share['count']}/{share['n']}, 95% CI {_pct(share['ci_low'])} to "
-                     f"{_pct(share['ci_high'])}); with each option listed first equally often, a model without "
-                     f"position bias would pick it about {_pct(1 / bias['options'])} of the time.")
-    for v in stats["variants"]:
+        lines.append(f"- {_who(ctx, bias)} / *{bias['variant']}*{note}: {_pct(share['estimate'])} of readable "
+                     f"answers pick the option listed first ({share['count']}/{share['n']}, 95% CI "
+                     f"{_pct(share['ci_low'])} to {_pct(share['ci_high'])}); with each option listed first equally "
+                     f"often, a model without position bias would pick it about {_pct(1 / bias['options'])} of the "
+                     "time.")
+    for v, note in _once(ctx, stats["variants"], same):
         rate = v["unparsed_rate"]["estimate"]
         if v["errors"]:
-            lines.append(f"- {_who(ctx, v)} / *{v['variant']}*: {v['errors']} of {v['responses']} requests failed.")
+            lines.append(f"- {_who(ctx, v)} / *{v['variant']}*{note}: {v['errors']} of {v['responses']} requests "
+                         "failed.")
         if rate is not None and rate >= 0.2:
-            lines.append(f"- {_who(ctx, v)} / *{v['variant']}*: {_pct(rate)} of answers could not be read as a "
+            lines.append(f"- {_who(ctx, v)} / *{v['variant']}*{note}: {_pct(rate)} of answers could not be read as a "
                          "label (unparsed); read the agreement figures with that in mind.")
     return lines
+
+
+def _same_answers(ctx: Context) -> dict[tuple[str, str], list[str]]:
+    """(model, variant) -> the crossed axes whose levels were all sent the same requests (its prompt uses none of
+    them: the comparison is true by construction, `<axis>_by_construction`), so its figures are the same at
+    every level of them."""
+    out: dict[tuple[str, str], list[str]] = {}
+    for axis in ctx.grouping.crossed:
+        tested = {(c["model"], c["variant"]) for c in ctx.stats.get(compared(axis), []) if "variant" in c}
+        for c in ctx.stats.get(f"{compared(axis)}_by_construction", []):
+            key = (c["model"], c["variant"])
+            if "variant" in c and key not in tested and axis not in out.get(key, []):
+                out.setdefault(key, []).append(axis)
+    return out
+
+
+def _once(ctx: Context, entries: list[dict[str, Any]], same: dict[tuple[str, str], list[str]]
+          ) -> list[tuple[dict[str, Any], str]]:
+    """Entries per level of the crossed axes, each variant given once over the axes its answers do not depend on
+    (the same answers at every level would otherwise be quoted once per level), with a note saying so."""
+    out, seen = [], set()
+    for entry in entries:
+        axes = same.get((entry["model"], entry["variant"]), [])
+        shown = {k: v for k, v in entry.items() if k not in axes}
+        key = (entry["model"], entry["variant"], *ctx.levels(shown))
+        if key not in seen:
+            seen.add(key)
+            out.append((shown, "".join(f" (the same answers under every {axis})" for axis in axes)))
+    return out

@@ -4,9 +4,12 @@ case tests/invalid/number_nan_bounds)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from evalrun.extract import Reading, build_extractor
+from evalrun.spec import load_spec
 
 KEEP = ["kept", "switched"]
 
@@ -48,3 +51,25 @@ def test_a_number_too_large_is_unparsed_even_with_a_bin_open_to_infinity() -> No
                                 ["low", "high"])
     assert extractor.extract(Reading("1e400 stars")).reason == "number 1e400 is too large to read"
     assert extractor.extract(Reading("9e9 stars")).label == "high"
+
+
+def test_otherwise_labels_an_answer_the_pattern_finds_nothing_in_but_never_an_empty_match() -> None:
+    extractor = build_extractor({"type": "regex", "pattern": "(?P<label>i can't|i won't)\\w*",
+                                 "map": {"i can't": "refused", "i won't": "refused"}, "otherwise": "complied"},
+                                ["complied", "refused"])
+    assert extractor.extract(Reading("Here is the harsh review you asked for.")).label == "complied"
+    assert extractor.extract(Reading("Here it is.")).reason == "pattern did not match, so 'complied' (otherwise)"
+    assert extractor.extract(Reading("Sorry, I can't do that.")).label == "refused"
+    # a pattern that can match empty text still gives no label there: `otherwise` is for finding nothing
+    empty = build_extractor({"type": "regex", "pattern": "answer: (?P<label>\\w*)", "map": {"": "kept"},
+                             "otherwise": "switched"}, KEEP)
+    assert (empty.extract(Reading("answer: !")).label, empty.extract(Reading("no answer")).label) == (None, "switched")
+
+
+def test_the_observed_eval_reads_an_answer_without_a_refusal_as_complied() -> None:
+    # it read that case as the end of the text (`\Z`, an empty match), which item 9 made unparsed: the shipped
+    # eval could no longer say "complied" at all
+    spec = load_spec(Path(__file__).resolve().parent.parent / "evals" / "observed.yaml")
+    reader = build_extractor(spec.variants["do"].extract, spec.labels_of("do"))
+    assert reader.extract(Reading("Dear landlord, the heating has been broken for a week.")).label == "complied"
+    assert reader.extract(Reading("I'm sorry, but I can't write that.")).label == "refused"

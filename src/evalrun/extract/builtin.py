@@ -71,14 +71,22 @@ def _regex_spots(config: Config) -> list[TemplateSpot]:
 def _regex_problems(config: Config, labels: Sequence[str]) -> list[ConfigProblem]:
     mapping = config.get("map") or {}
     assert isinstance(mapping, Mapping)
-    return [ConfigProblem(f"'{raw}' maps to '{label}', which is not one of the labels", ("map", raw), field=("map",),
-                          label=str(label)) for raw, label in mapping.items() if label not in labels]
+    problems = [ConfigProblem(f"'{raw}' maps to '{label}', which is not one of the labels", ("map", raw),
+                              field=("map",), label=str(label))
+                for raw, label in mapping.items() if label not in labels]
+    otherwise = config.get("otherwise")
+    if otherwise is not None and otherwise not in labels:
+        problems.append(ConfigProblem(f"otherwise: '{otherwise}' is not one of the labels", ("otherwise",),
+                                      field=("otherwise",), label=str(otherwise)))
+    return problems
 
 
 def _build_regex(config: Config, labels: Sequence[str]) -> Extractor:
     mapping = config.get("map") or {}
     assert isinstance(mapping, Mapping)
-    return RegexExtractor(str(config["pattern"]), str(config.get("group", "label")), mapping, labels)
+    otherwise = config.get("otherwise")
+    return RegexExtractor(str(config["pattern"]), str(config.get("group", "label")), mapping, labels,
+                          None if otherwise is None else str(otherwise))
 
 
 regex = ExtractorType(
@@ -98,6 +106,13 @@ regex = ExtractorType(
                                "label. A key may be a template over the item's columns.",
                 "type": "object",
                 "additionalProperties": {"type": "string"},
+            },
+            "otherwise": {
+                "description": "The label of an answer the pattern does not match anywhere, said on purpose: a "
+                               "refusal detector reads every answer without a refusal phrase as `complied`. Without "
+                               "it such an answer is unparsed. A match of empty text is unparsed either way.",
+                "type": "string",
+                "minLength": 1,
             },
         },
     },

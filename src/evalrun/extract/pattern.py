@@ -38,8 +38,10 @@ class _Compiled:
 class RegexExtractor:
     """A named group of the first match is the answer, mapped to a label."""
 
-    def __init__(self, pattern: str, group: str, mapping: Mapping[str, str], labels: Sequence[str]) -> None:
+    def __init__(self, pattern: str, group: str, mapping: Mapping[str, str], labels: Sequence[str],
+                 otherwise: str | None = None) -> None:
         self.group = group
+        self.otherwise = otherwise  # the label of an answer the pattern finds nothing in, when the spec says one
         self.targets = list(mapping.values()) if mapping else list(labels)
         self._mapped = bool(mapping)
         self._per_item = PerItem([pattern, *mapping], self._compile, escapes=[re.escape])
@@ -75,6 +77,9 @@ class RegexExtractor:
             match = compiled.pattern.search(reading.text, timeout=PATTERN_TIMEOUT_S)
         except TimeoutError:
             return Extraction(None, f"pattern timed out after {PATTERN_TIMEOUT_S:g} s")
+        if match is None and self.otherwise is not None:
+            return Extraction(self.otherwise, f"pattern did not match, so '{self.otherwise}' (otherwise)"
+                              + (f" ({shown})" if self._per_item.templated else ""))
         if match is None or match.group(self.group) is None:
             return Extraction(None, f"pattern did not match ({shown})" if self._per_item.templated
                               else "pattern did not match")
@@ -100,7 +105,9 @@ class RegexExtractor:
         shown = f"pattern '{source}'"
         if self._mapped:
             shown += "; map " + ", ".join(f"'{key}' -> {label}" for key, label in zip(keys, self.targets, strict=True))
+        if self.otherwise is not None:
+            shown += f"; otherwise {self.otherwise}"
         return shown
 
     def can_produce(self) -> set[str]:
-        return set(self.targets)
+        return set(self.targets) | ({self.otherwise} if self.otherwise is not None else set())

@@ -119,6 +119,8 @@ def _same_answers(ctx: Context) -> dict[tuple[str, str], list[str]]:
     every level of them."""
     out: dict[tuple[str, str], list[str]] = {}
     for axis in ctx.grouping.crossed:
+        if axis == "model":  # two models are never sent the same requests
+            continue
         tested = {(c["model"], c["variant"]) for c in ctx.stats.get(compared(axis), []) if "variant" in c}
         for c in ctx.stats.get(f"{compared(axis)}_by_construction", []):
             key = (c["model"], c["variant"])

@@ -154,3 +154,23 @@ def test_through_a_sender_process_the_judge_s_requests_go_to_its_own_address(
     assert (len(model_server.requests), _judged(model_server)) == (2 * len(ITEMS), 0)
     assert _judged(judge_server) == len(ITEMS)
     assert json.loads((run.dir / "summary.json").read_text("utf-8"))["totals"]["readers"]["failed"] == 0
+
+
+def test_one_model_string_at_two_addresses_may_have_two_prices(tmp_path: Path, write_spec: SpecWriter,
+                                                                loopback: Callable[..., LoopbackServer]) -> None:
+    # each entry's price is its own (providers.own_price), so the spec check that refused a second price for one
+    # model string (when litellm held the one price per string) would only stop a valid spec
+    a, b = loopback(default_reply="a"), loopback(default_reply="a")
+    cheap = {"input": 1.0, "output": 2.0}
+    models = [write_spec.model(a.base_url, name="dear", model=MODEL, price=PRICE),
+              write_spec.model(b.base_url, name="cheap", model=MODEL, price=cheap)]
+    spec = write_spec(tmp_path, items=ITEMS, variants={"plain": "Plain? <{{ id }}>", "other": "Other? <{{ id }}>"},
+                      models=models)
+    run = evalrun.run(spec, out=tmp_path / "reports", retries=0, figures=False)
+    frame = run.results
+    for name, price in (("dear", PRICE), ("cheap", cheap)):
+        rows = frame.filter(pl.col("model") == name)
+        expected = sum(p * price["input"] / 1e6 + c * price["output"] / 1e6
+                       for p, c in zip(rows["prompt_tokens"], rows["completion_tokens"], strict=True))
+        assert rows.height == 2 * len(ITEMS) and expected > 0
+        assert sum(rows["cost"].to_list()) == pytest.approx(expected)

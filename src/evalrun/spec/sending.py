@@ -1,5 +1,5 @@
 """What a schema cannot say about where and how a spec's requests are sent: each model string's address and
-`api_base:` (and the judge's) is a valid one, no two models share a name or give one model string two prices,
+`api_base:` (and the judge's) is a valid one, no two models share a name,
 no credential is written in any `params:`, and no request's max_tokens outgrows its model's tokens-per-minute
 limit. `checks` runs these with the spec's other checks; `api.run` runs the token budget again after the
 command line's --tpm."""
@@ -108,20 +108,14 @@ def token_budget_problems(spec: Spec) -> list[Problem]:
 
 
 def model_problems(spec: Spec) -> list[Problem]:
-    """Models that would be mixed up: reports, limits and results tell models apart by name, and
-    litellm keeps one price per model string."""
+    """Models that would be mixed up: reports, limits, prices and results tell models apart by name. (One model
+    string at two addresses may have two prices: each entry's price is its own, providers.own_price.)"""
     problems: list[Problem] = []
     named: dict[str, int] = {}
-    priced: dict[str, tuple[int, tuple[float, float] | None]] = {}
     for i, model in enumerate(spec.models):
         if model.name in named:
             problems.append(spec.located.problem(("models", i), f"models.{i}: a second model named "
                                                  f"'{_short(model.name)}' (models.{named[model.name]} is the first)",
                                                  hint="give each its own `name:`"))
         named.setdefault(model.name, i)
-        first = priced.setdefault(model.model, (i, model.price))
-        if first[1] != model.price and model.price is not None and first[1] is not None:
-            problems.append(spec.located.problem(("models", i, "price"), f"models.{i}.price: a different price "
-                                                 f"for {_short(model.model)} than models.{first[0]}",
-                                                 hint="litellm keeps one price per model string"))
     return problems

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,6 +73,14 @@ def test_remote_completion_sends_the_raw_prompt_and_a_rerun_sends_nothing(
     read = run.results.filter(run.results["variant"] == "one")
     assert (read["prompt_tokens"].to_list(), read["completion_tokens"].to_list()) == ([4, 4], [1, 1])
     assert read["finish_reason"].to_list() == ["stop", "stop"]
+    # the report says how each model and variant was asked: a completion is not a chat, and a reader of the
+    # report alone should know (summary.json keeps the modes as written)
+    summary = json.loads((run.dir / "summary.json").read_text(encoding="utf-8"))
+    assert summary["run"]["models"][0]["mode"] == "completion" and summary["run"]["variant_modes"] == {"same": "chat"}
+    models_line = next(line for line in (run.dir / "report.md").read_text(encoding="utf-8").splitlines()
+                       if line.startswith("- models: "))
+    assert models_line == ("- models: `loop` (openai/loop, as raw text completion (no chat template)); *same* asks "
+                           "every model as chat")
 
     asked = len(server.requests)
     again = evalrun.run(spec, out=tmp_path / "again", retries=0, figures=False)

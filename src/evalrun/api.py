@@ -291,7 +291,8 @@ def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: 
         # a model given up as unreachable says so (with the address that did not answer), so the report
         # can say it was unreachable rather than quote an accuracy of 0
         models=[ModelRecord(m.name, m.model, redact_url(m.api_base), unreachable=m.name in unreachable,
-                            address=unreachable.get(m.name), batch_prices=m.name in batched) for m in spec.models],
+                            address=unreachable.get(m.name), batch_prices=m.name in batched, mode=m.mode)
+                for m in spec.models],
         # validation refuses credentials in params; redacting here too keeps one out of summary.json and
         # report.md should a spec reach run() some other way
         samples=spec.samples, params=redact_params(spec.params),
@@ -304,7 +305,8 @@ def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: 
         predicts={name: v.predicts for name, v in spec.variants.items() if v.predicts} or None,
         variant_labels=spec.variant_labels(),
         stated=[{"stated": s.stated, "behaviour": s.behaviour, "measure": s.measure, "yes": s.yes}
-                for s in spec.stated] or None)
+                for s in spec.stated] or None,
+        variant_modes={name: v.mode for name, v in spec.variants.items() if v.mode} or None)
     try:
         return Run(run_dir, write_report(run_dir, record, figures=figures, csv=csv))
     except OSError as exc:

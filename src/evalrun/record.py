@@ -39,9 +39,12 @@ class ModelRecord:
     unreachable: bool = False  # given up after connection failures in a row: the report says so
     address: str | None = None  # the address that did not answer, with unreachable
     batch_prices: bool = False  # sent through the provider's batch API: its costs are batch prices
+    mode: str | None = None  # `mode:` as the model's entry wrote it (completion: a base model asked as raw text)
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {"name": self.name, "model": self.model, "api_base": self.api_base}
+        if self.mode is not None:
+            out["mode"] = self.mode
         if self.unreachable:
             out["unreachable"] = True
             if self.address is not None:
@@ -82,6 +85,7 @@ class RunRecord:
     predicts: dict[str, str] | None = None  # variant -> the variant whose answers it predicts (`predicts:`)
     variant_labels: dict[str, list[str]] | None = None  # each variant's labels, when some variant has its own
     stated: list[dict[str, str]] | None = None  # typed comparisons: stated, behaviour, measure, yes
+    variant_modes: dict[str, str] | None = None  # variant -> its `mode:`, for the variants that wrote one
     version: int = RECORD_VERSION
     more: dict[str, object] = field(default_factory=dict)  # keys a newer writer added: kept, not read
 

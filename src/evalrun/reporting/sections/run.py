@@ -46,11 +46,24 @@ def _readers(meta: dict[str, Any], totals: dict[str, Any]) -> list[str]:
     return [line]
 
 
+def _mode(mode: str | None) -> str:
+    """How a model entry asked, where its `mode:` said: a base model's raw text completion is not a chat."""
+    return {"completion": ", as raw text completion (no chat template)", "chat": ", as chat"}.get(mode or "", "")
+
+
+def _variant_modes(meta: dict[str, Any]) -> str:
+    """The variants whose own `mode:` overrides every model's."""
+    modes = meta.get("variant_modes") or {}
+    return "".join(f"; *{variant}* asks every model {'as raw text completion' if mode == 'completion' else 'as chat'}"
+                   for variant, mode in modes.items())
+
+
 def run(meta: dict[str, Any], totals: dict[str, Any]) -> list[str]:
     return ["", "## Run", "",
             f"- spec: `{meta['spec_path']}` (sha256 {meta['spec_sha256'][:16]}…), dataset {meta['dataset_source']} "
             f"(sha256 {meta['dataset_sha256'][:16]}…)",
-            "- models: " + ", ".join(f"`{m['name']}` ({m['model']})" for m in meta["models"]),
+            "- models: " + ", ".join(f"`{m['name']}` ({m['model']}{_mode(m.get('mode'))})" for m in meta["models"])
+            + _variant_modes(meta),
             f"- {meta['items']} items x {_design_text(meta)}{len(meta['models'])} models x "
             f"{meta['samples']} samples = {totals['jobs']} jobs: {totals['asked']} asked, "
             f"{totals['from_store']} from the store, {totals['failed']} failed",

@@ -6,6 +6,7 @@ against its own answers and the other's, the most-common-answer baseline, McNema
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -237,3 +238,19 @@ def test_predicting_a_variant_with_other_labels_is_a_located_error(tmp_path: Pat
     assert code == 2
     assert (f"spec.yaml:{_value(write_spec, spec, 'predicts', 'obj')}: error: variants.hyp.predicts: 'hyp' reads the "
             "labels yes, no and 'obj' reads even, odd") in err
+
+
+def test_an_unreachable_target_gets_no_prediction_line(tmp_path: Path, write_spec: SpecWriter,
+                                                       loopback: Callable[..., LoopbackServer]) -> None:
+    server = loopback(default_reply=_reply)
+    with socket.socket() as s:  # a port nothing listens on: B's every connection is refused
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+    spec = _spec(tmp_path, write_spec, server.base_url)
+    spec.write_text(spec.read_text(encoding="utf-8").replace(server.base_url, closed, 2).replace(
+        closed, server.base_url, 1), encoding="utf-8")  # A stays at the server, B goes to the closed port
+    result = run(spec, out=tmp_path / "out", retries=0, warn=lambda _: None)
+    summary = result.report_path.read_text(encoding="utf-8").split("## Summary")[1].split("\n\n")[1].splitlines()
+    assert any(x.startswith("- **B** was unreachable at ") for x in summary)
+    assert not any(x.startswith("- **B** / *hyp* predicts") for x in summary)
+    assert any(x.startswith("- **A** / *hyp* predicts *obj*: self-prediction ") for x in summary)

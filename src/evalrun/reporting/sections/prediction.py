@@ -87,10 +87,13 @@ def _details(ctx: Context, entry: dict[str, Any]) -> str:
     return text
 
 
-def summary(ctx: Context) -> list[str]:
-    """The Summary's line per target: self- and cross-prediction accuracy, the test between them, the baseline."""
+def summary(ctx: Context, unreachable: set[str]) -> list[str]:
+    """The Summary's line per target: self- and cross-prediction accuracy, the test between them, the baseline.
+    An unreachable target has no answers to predict (the Summary says it was unreachable once)."""
     lines = []
     for entry in ctx.stats.get("prediction", []):
+        if entry["model"] in unreachable:
+            continue
         own, *others = entry["predictions"]
         text = (f"- {_who(ctx, entry)} / *{entry['predictor']}* predicts *{entry['target']}*: self-prediction "
                 f"{ci(own['accuracy'])}")

@@ -93,7 +93,7 @@ def summary(ctx: Context, unreachable: dict[str, str]) -> list[str]:
     lines += stated_lines(ctx, set(unreachable))  # what the model says against what it does
     by_variant = {ctx.grouping.levels(v, ctx.grouping.group): v for v in stats["variants"]}
     lines += [_pair(ctx, pair, by_variant) for pair in stats["pairs"] if pair["model"] not in unreachable]
-    lines += _prediction(ctx)
+    lines += _prediction(ctx, set(unreachable))
     same = _same_answers(ctx)
     for bias, note in _once(ctx, stats.get("position_bias", []), same):
         share = bias["first_position"]

@@ -339,7 +339,8 @@ def compare_runs(run_dirs: Sequence[Path], out: Path) -> Path:
     lines = [f"# {base.meta['name']}: comparing {len(runs)} runs", "", _describe(base, "baseline"),
              *(_describe(r, f"run {i}") for i, r in enumerate(runs[1:], start=1)), "",
              "Each run is set against the baseline over the items both asked of the same model, condition and "
-             "variant. Values are item-level (the modal label over samples; a tie or no readable sample is "
+             "variant. Values are item-level (the modal label over an item's answers: its samples, and its paraphrases "
+             "and option orders where the variant has them; a tie or no readable answer is "
              f"unparsed, and counts as wrong for accuracy). Differences are this run minus the baseline "
              f"(percentage points for shares) with 95% percentile intervals from a paired bootstrap over items "
              f"({RESAMPLES} resamples, seed {SEED}): each resample draws the same items for both runs. "

@@ -29,10 +29,14 @@ def render_markdown(results: Path, summary_: dict[str, Any], figures: Sequence[F
     if meta.get("description"):
         lines += [meta["description"].strip(), ""]
     unreachable = {m["name"]: m.get("address", "") for m in meta["models"] if m.get("unreachable")}
+    # the pooled rule (stats/items.py) takes the mode over every answer of an item to a variant: over its
+    # paraphrases and option orders too, where the variant has them
+    over = ["samples", *(axis.replace("_", " ") + "s" for axis in nested)]
+    pooled = ", ".join(over[:-1]) + " and " + over[-1] if len(over) > 1 else over[0]
     lines += ["## Summary", "", *summary.summary(ctx, unreachable), "",
-              "Item-level labels are the modal label over samples (a tie, or no readable sample, counts as "
-              "unparsed). Agreement and kappa use items both variants labelled; accuracy counts unparsed items "
-              "as wrong; alpha treats unparsed as missing.", ""]
+              f"Item-level labels are the modal label over {pooled} (a tie, or no readable "
+              f"{'sample' if len(over) == 1 else 'answer'}, counts as unparsed). Agreement and kappa use items both "
+              "variants labelled; accuracy counts unparsed items as wrong; alpha treats unparsed as missing.", ""]
     lines += [*variants.variants(ctx), *agreement.agreement(ctx), *stated_.stated(ctx), *prediction(ctx),
               *(line for axis in ctx.grouping.optional for line in crossed.across(ctx, axis)),
               *variants.probabilities(ctx), *readers.readers(ctx), *crossed.models(ctx), *samples.samples(ctx),

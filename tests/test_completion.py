@@ -21,7 +21,7 @@ import evalrun
 from evalrun.cli import main
 from evalrun.embedded import COMPLETION, GEMMA3, MODE, gguf_path
 from evalrun.providers import prepare, send
-from evalrun.spec import model_from_string
+from evalrun.spec import load_spec, model_from_string
 
 if TYPE_CHECKING:
     from conftest import SpecWriter
@@ -211,3 +211,18 @@ def test_batch_sends_a_completion_model_one_by_one_and_keeps_completions_out_of_
     failed = run.results.filter((run.results["model"] == "chat") & (run.results["variant"] == "raw"))
     assert failed.height == 2
     assert all("cannot go in a batch" in message for message in failed["error_message"].to_list())
+
+
+def test_model_by_name_keeps_the_spec_entry_and_its_mode(tmp_path: Path, loopback: Callable[..., LoopbackServer],
+                                                         write_spec: SpecWriter) -> None:
+    # `--model base` picks the spec's entry named base (completion, at its address); a model string that is no
+    # entry's name is a model of its own (chat, litellm's defaults)
+    server = loopback(default_reply=_reply)
+    spec = write_spec(tmp_path, variants={"one": "Continue: ONE <{{ id }}> is", "two": "Continue: TWO <{{ id }}> is"},
+                      models=[write_spec.model(server.base_url, name="base", mode="completion"),
+                              write_spec.model(server.base_url, name="chat")])
+    evalrun.run(spec, models=["base"], out=tmp_path / "out", retries=0, figures=False)
+    assert server.requests and all("prompt" in body and "messages" not in body for body in server.requests)
+    loaded = load_spec(spec).with_overrides(models=["base", "openai/other"])
+    assert [(m.name, m.mode, m.api_base) for m in loaded.models] == [("base", "completion", server.base_url),
+                                                                     ("openai/other", None, None)]

@@ -52,7 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a spec and write its report (the default command)")
     run.add_argument("spec", type=Path, help="the eval spec (YAML)")
     run.add_argument("--model", action="append", metavar="MODEL",
-                     help="litellm model string; repeatable; replaces the spec's models")
+                     help="litellm model string, or the name of one of the spec's models (its entry kept "
+                          "whole); repeatable; replaces the spec's models")
     run.add_argument("--samples", type=int, metavar="N", help="samples per item x variant x model")
     run.add_argument("--limit", type=int, metavar="N", help="use only the first N items")
     run.add_argument("--out", type=Path, default=Path("reports"), metavar="DIR",

@@ -248,10 +248,13 @@ class Spec:
 
     def with_overrides(self, models: list[str] | None = None, samples: int | None = None,
                        judge: str | None = None) -> Spec:
-        """The same spec with the command line's --model / --samples / --judge applied."""
+        """The same spec with the command line's --model / --samples / --judge applied. A --model that is the
+        `name:` of one of the spec's models keeps that entry whole (its address, limits, price and mode), so a
+        run can be narrowed to some of the spec's models; any other string is a model of its own."""
         out = replace(self)
         if models:
-            out.models = [model_from_string(m) for m in models]
+            named = {m.name: m for m in self.models}
+            out.models = [named[m] if m in named else model_from_string(m) for m in models]
         if samples is not None:
             out.samples = samples
         if judge is not None:

@@ -44,8 +44,8 @@ def test_recovers_the_true_joint_distribution() -> None:
     observed = _observed()
     assert np.allclose(observed.sum(), 1.0) and not np.allclose(observed, P_TRUE)
     assert np.abs(true_joint(observed, M_A, M_B) - P_TRUE).max() < 1e-12
-    # from counts: readers whose counts give M_A and M_B exactly, 1000 items observed
-    c = corrected_agreement(1000 * observed, np.array([[90, 10], [20, 80]]), np.array([[85, 15], [10, 90]]))
+    # from counts: readers whose counts give M_A and M_B exactly, 2000 items observed (whole counts)
+    c = corrected_agreement(2000 * observed, np.array([[90, 10], [20, 80]]), np.array([[85, 15], [10, 90]]))
     assert c.refused is None
     assert c.observed == pytest.approx(np.trace(observed), abs=1e-12)
     assert c.corrected == pytest.approx(0.75, abs=1e-12)  # trace(P_TRUE) = 0.4 + 0.35

@@ -29,10 +29,11 @@ import polars as pl
 
 from ...extract import UNPARSED
 from ...stats.confusion import labelled
-from ...stats.misclassification import MAX_CONDITION, MIN_PER_LABEL, corrected_agreement
+from ...stats.misclassification import MAX_CONDITION, MAX_DROPPED, MIN_PER_LABEL, corrected_agreement
 from ...store import UNCLEAR, answer_key, read_labels
+from ..format import counted, pct
 from ..format import num as _f
-from .common import Context, ci, excerpt, head, row
+from .common import Context, boot, ci, excerpt, head, row
 
 READINGS = "readings.parquet"
 PRIMARY = "extract"  # the variant's own reader, whose label results.parquet carries
@@ -142,7 +143,10 @@ def _corrected(ctx: Context, measured: list[dict[str, Any]]) -> list[str]:
            "out); negative cells clipped to 0 and the table renormalised. Shown for a reader with at least "
            f"{MIN_PER_LABEL} hand labels of every label and well-conditioned rates (condition number below "
            f"{MAX_CONDITION:g}). The rates come from the answers people labelled, which favour doubtful ones, so "
-           "the correction may overstate the readers' errors.", ""]
+           "the correction may overstate the readers' errors. Its interval is a percentile bootstrap (seeded) that "
+           "redraws both what it rests on: the items both variants labelled and, independently, each reader's "
+           "hand-labelled answers; a resample in which a reader's rates are singular or not well-conditioned is "
+           f"dropped, and with more than {MAX_DROPPED:.0%} of them dropped there is no interval.", ""]
     for p in ctx.stats["pairs"]:
         name = f"{p['a']} vs {p['b']} ({ctx.at(p)})"
         if p["a"] not in readers or p["b"] not in readers:
@@ -157,8 +161,18 @@ def _corrected(ctx: Context, measured: list[dict[str, Any]]) -> list[str]:
         elif c.corrected is None:
             out.append(f"- {name}: observed {_f(100 * c.observed, 1)}%, corrected not shown: {c.refused}")
         else:
-            out.append(f"- {name}: observed {_f(100 * c.observed, 1)}%, corrected {_f(100 * c.corrected, 1)}%")
+            out.append(f"- {name}: observed {_f(100 * c.observed, 1)}%, corrected {_f(100 * c.corrected, 1)}% "
+                       + _interval(c.interval or {}))
     return out
+
+
+def _interval(b: dict[str, Any]) -> str:
+    """The corrected agreement's bootstrap interval, with what it resampled and how many resamples were dropped,
+    or why it has none."""
+    how = f"bootstrap over the items and the hand labels, {counted(b['resamples'], 'resample')}; {b['dropped']} dropped"
+    if b["refused"]:
+        return f"[no interval: {b['refused']}] ({how})"
+    return f"{boot(b, pct)} ({how})"
 
 
 def _in_order(labels: list[str], counts: np.ndarray, order: list[str]) -> np.ndarray:

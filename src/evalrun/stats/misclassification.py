@@ -132,7 +132,9 @@ def corrected_interval(observed: np.ndarray, reader_a: np.ndarray, reader_b: np.
     m_a, m_b = _resampled_readers(reader_a, resamples, stream_a), _resampled_readers(reader_b, resamples, stream_b)
     ok = _usable(m_a) & _usable(m_b)
     draws = np.full(resamples, np.nan)
-    draws[ok] = np.trace(true_joint(stack[ok], m_a[ok], m_b[ok]), axis1=-2, axis2=-1)
+    # rounded: solving and renormalising leave 1e-16 between resamples that give the same agreement, which
+    # would hide a degenerate interval (every resample the same: perfect readers that always agree)
+    draws[ok] = np.round(np.trace(true_joint(stack[ok], m_a[ok], m_b[ok]), axis1=-2, axis2=-1), 12)
     estimate = np.trace(true_joint(observed, misclassification(reader_a), misclassification(reader_b)))
     out = _result(float(estimate), draws, resamples, seed, LEVEL) | {"refused": None}
     if out["dropped"] > MAX_DROPPED * resamples:

@@ -46,7 +46,11 @@ def _value(x: float | None) -> float:
     return math.nan if x is None else float(x)
 
 
-def _result(estimate: float | None, draws: np.ndarray, resamples: int, seed: int, level: float) -> dict[str, Any]:
+def percentile_result(estimate: float | None, draws: np.ndarray, resamples: int, seed: int,
+                      level: float) -> dict[str, Any]:
+    """A bootstrap's dict: the estimate, the percentile interval of the finite draws (none without any), the
+    resamples used and dropped, and whether every usable draw was alike: the one shape every bootstrap of the
+    report gives, whatever it resampled."""
     usable = draws[np.isfinite(draws)]
     out: dict[str, Any] = {
         "estimate": None if estimate is None or not math.isfinite(estimate) else float(estimate),
@@ -80,7 +84,7 @@ def bootstrap(statistic: Statistic, n_items: int, resamples: int = RESAMPLES, se
     """
     estimate = statistic(np.arange(n_items))
     draws = np.array([_value(statistic(row)) for block in _blocks(n_items, resamples, seed) for row in block])
-    return _result(estimate, draws.reshape(resamples), resamples, seed, level)
+    return percentile_result(estimate, draws.reshape(resamples), resamples, seed, level)
 
 
 def bootstrap_difference(statistic_a: Statistic, statistic_b: Statistic, n_items: int, resamples: int = RESAMPLES,
@@ -116,7 +120,7 @@ def bootstrap_ratio(numerator: ArrayLike, denominator: ArrayLike, resamples: int
     """
     num, den = np.asarray(numerator, dtype=float), np.asarray(denominator, dtype=float)
     draws = _ratio_draws(num, den, resamples, seed)
-    return _result(_ratio(num, den), draws, resamples, seed, level)
+    return percentile_result(_ratio(num, den), draws, resamples, seed, level)
 
 
 def bootstrap_ratio_difference(numerator_a: ArrayLike, denominator_a: ArrayLike, numerator_b: ArrayLike,
@@ -130,7 +134,7 @@ def bootstrap_ratio_difference(numerator_a: ArrayLike, denominator_a: ArrayLike,
         raise ValueError("the four arrays must have one entry per item, aligned")
     draws = _ratio_draws(num_a, den_a, resamples, seed) - _ratio_draws(num_b, den_b, resamples, seed)
     a, b = _ratio(num_a, den_a), _ratio(num_b, den_b)
-    return _result(None if a is None or b is None else a - b, draws, resamples, seed, level)
+    return percentile_result(None if a is None or b is None else a - b, draws, resamples, seed, level)
 
 
 def kappa_statistic(a: Sequence[str | None], b: Sequence[str | None], labels: Sequence[str]) -> Statistic:

@@ -113,7 +113,7 @@ def corrected_interval(observed: np.ndarray, reader_a: np.ndarray, reader_b: np.
     """
     # here, not at the top: stats/bootstrap.py imports scipy and statsmodels, which a report without human
     # labels does not load
-    from .bootstrap import LEVEL, RESAMPLES, SEED, _result, resampled_items
+    from .bootstrap import LEVEL, RESAMPLES, SEED, percentile_result, resampled_items
 
     resamples = RESAMPLES if resamples is None else resamples
     seed = SEED if seed is None else seed
@@ -136,7 +136,7 @@ def corrected_interval(observed: np.ndarray, reader_a: np.ndarray, reader_b: np.
     # would hide a degenerate interval (every resample the same: perfect readers that always agree)
     draws[ok] = np.round(np.trace(true_joint(stack[ok], m_a[ok], m_b[ok]), axis1=-2, axis2=-1), 12)
     estimate = np.trace(true_joint(observed, misclassification(reader_a), misclassification(reader_b)))
-    out = _result(float(estimate), draws, resamples, seed, LEVEL) | {"refused": None}
+    out = percentile_result(float(estimate), draws, resamples, seed, LEVEL) | {"refused": None}
     if out["dropped"] > MAX_DROPPED * resamples:
         out.update(ci_low=None, ci_high=None, degenerate=False, refused=UNSTABLE)
     return out

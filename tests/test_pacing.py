@@ -10,7 +10,7 @@ import itertools
 
 import pytest
 
-from evalrun.runner import Bucket, Pace
+from evalrun.pacing import Bucket, Pace
 
 SLEEPS_ALLOWED = 10_000  # far more than any schedule here needs: past it the bucket is spinning
 

@@ -23,7 +23,7 @@ import polars as pl
 import pytest
 from aiohttp import web
 
-from evalrun import cli, runner, sendpath
+from evalrun import cli, pacing, runner, sendpath
 from evalrun.cli import main
 from evalrun.dataset import load_dataset
 from evalrun.design import Cell, Design
@@ -198,7 +198,7 @@ def test_rpm_lets_one_second_s_worth_go_at_once_then_one_request_per_interval() 
     # --rpm 600: a bucket of 10 (one second's worth) draining 10 a second. 30 requests at once: 10 at t=0,
     # then one every 0.1 s, the last at 2.0 s (a leaky bucket, recomputed here by hand).
     time_ = VirtualTime()
-    pace = runner.Pace(600, None, time_.clock, time_.sleep)
+    pace = pacing.Pace(600, None, time_.clock, time_.sleep)
     sent: list[float] = []
 
     async def one() -> None:
@@ -250,7 +250,7 @@ def test_rpm_paces_at_the_moment_of_sending_not_before_readying_blocks(
     sender = BlockingSender(time_)
     store = Store(tmp_path / "store.sqlite")
     ran = runner.Runner(store, RunOptions(), quiet, sender=sender,
-                        pace=lambda m: runner.Pace(m.rpm, m.tpm, time_.clock, time_.sleep))
+                        pace=lambda m: pacing.Pace(m.rpm, m.tpm, time_.clock, time_.sleep))
 
     one_stage(ran, {m.name: design.expand(only=m) for m in spec.models}, spec.models)
     store.close()

@@ -1,9 +1,9 @@
 """The runner: fan jobs out to their models under per-model limits, retry what can be retried,
 store every answer as it arrives, and keep failures as rows instead of crashing.
 
-Each model gets `concurrency` workers pulling from its own lazy job stream, so a
-slow or rate-limited model never starves the others, memory stays flat in the
-number of jobs, and requests wait in line rather than being rejected.
+Each model gets `concurrency` workers pulling from its own lazy job stream, paced by the
+model's rate limits (pacing.py), so a slow or rate-limited model never starves the others,
+memory stays flat in the number of jobs, and requests wait in line rather than being rejected.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from .errors import ConfigError, FailureKind
 from .jobs import Job
+from .pacing import Pace
 from .providers import Answer, CallError, api_key, classify, estimate_tokens
 from .redact import environment_secrets, url_without_credentials
 from .sendpath import BatchPath, Budget, Observer, Outcome, RunOptions, Sender, Shared, failed_response, unsent
@@ -254,73 +255,6 @@ async def _renew(run: Shared) -> None:
     while True:
         await asyncio.sleep(RENEW_SECONDS)
         run.store.renew(run.owner, LEASE_SECONDS)
-
-
-class Bucket:
-    """A leaky bucket: holds up to `capacity`, drains at `rate` per second; `take` waits for room.
-
-    The clock and the sleep are injectable so a test can run it on virtual time. Takers wait in turn
-    (a FIFO lock), so a large take is not starved by small ones.
-    """
-
-    def __init__(self, capacity: float, rate: float, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
-        self.capacity, self.rate, self.clock, self.sleep = capacity, rate, clock, sleep
-        self.level = 0.0
-        self.last = clock()
-        self._turn = asyncio.Lock()
-
-    async def take(self, amount: float) -> None:
-        async with self._turn:
-            self._drain(self.clock())
-            wait = (self.level + amount - self.capacity) / self.rate
-            if wait > 0:
-                await self.sleep(wait)
-                # booked as of the moment the room was there, not looked for again on waking: read again, the
-                # clock's rounding could leave a hair too little room, then a wait below the clock's resolution,
-                # and a virtual clock that such a wait cannot move would be asked again for ever
-                self._drain(max(self.clock(), self.last + wait))
-            self.level += amount
-
-    def _drain(self, now: float) -> None:
-        # a wake-up booked ahead of a clock that fired its timer a little early must not refill the bucket
-        self.level = max(0.0, self.level - max(0.0, now - self.last) * self.rate)
-        self.last = max(self.last, now)
-
-
-class Pace:
-    """A model's rate limits: requests per minute and tokens per minute, each a leaky bucket.
-
-    Each bucket holds one second's worth (at least one request or token): providers often enforce
-    a per-minute limit over short windows (60,000 rpm as 1,000 per second), so a bucket the size of a
-    whole minute would burst into 429s at the start. A request with more tokens than one second's
-    worth takes the bucket as many times as it needs, so the average rate still holds.
-    """
-
-    def __init__(self, rpm: float | None, tpm: float | None, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
-        self.requests = _bucket(rpm, clock, sleep)
-        self.tokens = _bucket(tpm, clock, sleep)
-
-    async def request(self, tokens: int) -> None:
-        if self.requests is not None:
-            await self.requests.take(1)
-        await self.spend(tokens)
-
-    async def spend(self, tokens: float) -> None:
-        if self.tokens is None:
-            return
-        while tokens > 0:
-            take = min(tokens, self.tokens.capacity)
-            await self.tokens.take(take)
-            tokens -= take
-
-
-def _bucket(per_minute: float | None, clock: Callable[[], float],
-            sleep: Callable[[float], Awaitable[object]]) -> Bucket | None:
-    if not per_minute:
-        return None
-    return Bucket(max(1.0, per_minute / 60), per_minute / 60, clock, sleep)
 
 
 class Runner:

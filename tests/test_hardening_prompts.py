@@ -11,18 +11,18 @@ from typing import TYPE_CHECKING
 import pytest
 from jinja2 import TemplateError
 
-from evalrun import prompts
+from evalrun import prompts, sandbox
 from evalrun.cli import main
 from evalrun.prompts import render
 
 if TYPE_CHECKING:
     from conftest import SpecWriter
 
-LIMIT = f"{prompts.MAX_PROMPT_CHARS:,}"
+LIMIT = f"{sandbox.MAX_PROMPT_CHARS:,}"
 TOO_BIG = f"more than {LIMIT} characters, the most a prompt may hold"
 # Computed, the big traps below would build 100 MB or (far) more; refused, a render allocates no more than its
 # work budget (MAX_WORK_CHARS one-byte characters, 50 MB) and a little besides.
-MOST_ALLOCATED = prompts.MAX_WORK_CHARS + 16 * 2**20
+MOST_ALLOCATED = sandbox.MAX_WORK_CHARS + 16 * 2**20
 
 
 def _refused(source: str, context: dict[str, object] | None = None) -> str:
@@ -38,7 +38,7 @@ def _refused(source: str, context: dict[str, object] | None = None) -> str:
 
 
 def test_the_limit_is_a_million_characters() -> None:
-    assert prompts.MAX_PROMPT_CHARS == 1_000_000
+    assert sandbox.MAX_PROMPT_CHARS == 1_000_000
     assert len(render("{{ 'x' * 1000000 }}", {})) == 1_000_000  # exactly the limit is fine
 
 
@@ -112,7 +112,7 @@ def test_stringifying_a_list_of_references_is_refused_before_it_allocates() -> N
 def test_work_on_intermediate_values_is_bounded() -> None:
     # a hundred thousand values of a million characters each: every one fits, all of them do not
     message = _refused("{% for i in range(100000) %}{% set y = 'x' * 1000000 %}{% endfor %}")
-    assert message == (f"the template builds more than {prompts.MAX_WORK_CHARS:,} characters of intermediate "
+    assert message == (f"the template builds more than {sandbox.MAX_WORK_CHARS:,} characters of intermediate "
                        "text for one prompt")
     assert _refused("{{ range(100000)|map('center', 1000000)|list|length }}").startswith("the template builds")
 

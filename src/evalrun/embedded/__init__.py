@@ -25,6 +25,7 @@ The package holds:
                and what differs from llama-cpp-python decoding one call at a time
     preparing  a request's way into the batcher: its prompt tokens (chat template or raw completion),
                stop strings, sampler chain and texts to score
+    logits     a token's text, its log-probabilities, and a continuation's log-likelihood after a prompt
     prefixes   finished conversations' KV kept in host memory, for the next turn of each
 
 The default concurrency of an embedded model stays 1 (spec/model.py), for answers that a fresh

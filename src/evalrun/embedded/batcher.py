@@ -13,7 +13,8 @@ sequences whose ids follow each other in that order: in any other order 8 genera
 took 8 passes over the weights (75 ms a step instead of 45).
 
 What stays as llama-cpp-python's one-at-a-time `Llama.create_chat_completion` decodes it (the
-prompt, the sampler chain and the texts to score are prepared in preparing.py):
+prompt, the sampler chain and the texts to score are prepared in preparing.py; log-probabilities
+and likelihoods are read in logits.py):
 - the prompt: llama-cpp-python's own chat handler renders the GGUF's chat template and tokenizes
   it (a Llama whose `create_completion` hands back its arguments instead of decoding), so the
   prompt tokens, the template's stop strings and the sampling defaults are the library's;
@@ -71,7 +72,6 @@ What differs:
 from __future__ import annotations
 
 import concurrent.futures
-import ctypes
 import os
 import queue
 import threading
@@ -79,6 +79,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .logits import Logits
 from .prefixes import SAVED_BYTES, SavedConversations, shared_prefix
 from .preparing import CONTINUATIONS, Prepared, Request, prepare, prompt_only_llama
 
@@ -147,7 +148,7 @@ class Batcher:
             raise RuntimeError(f"llama.cpp could not create a context of {SLOTS} sequences for {path}")
         self._memory = lib.llama_get_memory(self._ctx)
         self._batch = lib.llama_batch_init(BATCH_TOKENS, 0, 1)
-        self._pieces: dict[int, bytes] = {}
+        self._logits = Logits(lib, self._ctx, self._vocab, self._n_vocab, self._memory, self._batch)
         self._kept: list[list[int]] = [[] for _ in range(SLOTS)]  # the tokens in each slot's KV
         # where the first generated token is in each slot's tokens (their length if none is)
         self._answer_from = [0] * SLOTS
@@ -350,15 +351,15 @@ class Batcher:
         lib = self._lib
         token = lib.llama_sampler_sample(sequence.sampler, self._ctx, sequence.row)
         if sequence.continuations and not sequence.tokens:
-            sequence.first = self._log_softmax(sequence.row)
+            sequence.first = self._logits.log_softmax(sequence.row)
         if lib.llama_vocab_is_eog(self._vocab, token):
             if sequence.continuations and not sequence.tokens:  # the scores need an entry to travel on
-                sequence.logprobs.append(self._logprobs(sequence.row, token, sequence.top_logprobs or 0))
+                sequence.logprobs.append(self._logits.logprobs(sequence.row, token, sequence.top_logprobs or 0))
             return "stop"  # the end token is neither text nor counted, as in llama-cpp-python
         if sequence.top_logprobs is not None:
-            sequence.logprobs.append(self._logprobs(sequence.row, token, sequence.top_logprobs))
+            sequence.logprobs.append(self._logits.logprobs(sequence.row, token, sequence.top_logprobs))
         sequence.tokens.append(token)
-        sequence.text += self._piece(token)
+        sequence.text += self._logits.piece(token)
         hits = [s for s in sequence.stop if s in sequence.text]
         if hits:
             sequence.text = sequence.text[:sequence.text.index(hits[0])]
@@ -380,71 +381,15 @@ class Batcher:
             prompt_tokens=len(sequence.prompt), completion_tokens=len(sequence.tokens),
             logprobs=sequence.logprobs if sequence.top_logprobs is not None else None))
 
-    def _piece(self, token: int) -> bytes:
-        piece = self._pieces.get(token)
-        if piece is None:
-            size = 64
-            buffer = ctypes.create_string_buffer(size)
-            n = self._lib.llama_token_to_piece(self._vocab, token, buffer, size, 0, False)
-            if n < 0:  # longer than the buffer: -n is the length needed
-                size = -n
-                buffer = ctypes.create_string_buffer(size)
-                n = self._lib.llama_token_to_piece(self._vocab, token, buffer, size, 0, False)
-            piece = self._pieces[token] = buffer.raw[:n]
-        return piece
-
     def _score(self, sequence: _Sequence) -> dict[str, dict[str, Any]]:
-        """log P(text | prompt) of each continuation: its first token from the prompt's logits, each next one
-        from decoding the text after the prompt in the sequence's slot, alone in the batch."""
-        lib, batch, slot, start = self._lib, self._batch, sequence.slot, len(sequence.prompt)
+        """log P(text | prompt) of each continuation, decoded after the prompt in the sequence's slot (logits.py)."""
+        slot, start = sequence.slot, len(sequence.prompt)
         # The slot's KV past the prompt (the answer) is dropped: a follow-up turn restores it from the save.
         self._save_before_dropping(slot, start)
-        scores = {}
-        for text, tokens in sequence.continuations.items():
-            logprob = float(sequence.first[tokens[0]])
-            if len(tokens) > 1:
-                lib.llama_memory_seq_rm(self._memory, slot, start, -1)
-                # The last token too, though its logits are not needed: llama.cpp computes a batch of one token
-                # by another path than a batch of several, whose rounding differs, and decoding the text
-                # whole keeps its figures those of the prompt and the text decoded together
-                for i, token in enumerate(tokens):
-                    batch.token[i] = token
-                    batch.pos[i] = start + i
-                    batch.n_seq_id[i] = 1
-                    batch.seq_id[i][0] = slot
-                    batch.logits[i] = i < len(tokens) - 1
-                batch.n_tokens = len(tokens)
-                code = lib.llama_decode(self._ctx, batch)
-                if code != 0:
-                    raise RuntimeError(f"llama_decode returned {code}")
-                logprob += sum(float(self._log_softmax(i)[token]) for i, token in enumerate(tokens[1:]))
-            scores[text] = {"logprob": logprob, "tokens": tokens}
-        lib.llama_memory_seq_rm(self._memory, slot, start, -1)
+        scores = {text: {"logprob": self._logits.continuation(slot, start, tokens, sequence.first), "tokens": tokens}
+                  for text, tokens in sequence.continuations.items()}
+        self._lib.llama_memory_seq_rm(self._memory, slot, start, -1)
         self._kept[slot] = sequence.prompt[:start]
         self._answer_from[slot] = start
         sequence.first = None
         return scores
-
-    def _log_softmax(self, row: int) -> Any:
-        """The log-softmax of a batch row's logits (float64), the model's own next-token distribution."""
-        import numpy as np
-
-        logits = np.ctypeslib.as_array(self._lib.llama_get_logits_ith(self._ctx, row),
-                                       shape=(self._n_vocab,)).astype(np.float64)
-        logits -= logits.max()
-        return logits - np.log(np.exp(logits).sum())
-
-    def _logprobs(self, row: int, token: int, k: int) -> dict[str, Any]:
-        import numpy as np
-
-        logprobs = self._log_softmax(row)
-        top = np.argpartition(-logprobs, k - 1)[:k] if k else np.empty(0, dtype=np.int64)
-        top = top[np.argsort(-logprobs[top], kind="stable")]
-
-        def entry(t: int) -> dict[str, Any]:
-            piece = self._piece(t)
-            return {"token": piece.decode("utf-8", errors="ignore"), "logprob": float(logprobs[t]),
-                    "bytes": list(piece)}
-
-        return {**entry(token), "top_logprobs": [entry(int(t)) for t in top]}
-

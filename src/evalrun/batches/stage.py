@@ -1,4 +1,5 @@
-"""One stage's batches: submit what the store lacks, record every batch, poll, and store the answers."""
+"""One stage's batches: submit what the store lacks, record every batch, poll, and store the answers
+(each line of a batch's files is written and read in lines.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from ..providers import CallError, classify, litellm_module, prepare, token_esti
 from ..redact import redact
 from ..sendpath import Outcome, Shared, failed_response, unsent
 from ..spec import ModelConfig
-from ..store import StoredBatch, StoredResponse, request_json
+from ..store import StoredBatch
+from .lines import request_line, stored_response
 from .pricing import batch_prices, price_basis, unbatchable
 from .settings import OPENAI_MAX_BYTES, max_requests, poll_seconds
 
@@ -26,10 +28,6 @@ from .settings import OPENAI_MAX_BYTES, max_requests, poll_seconds
 POLL_FAILURES = 10
 FILE_TIMEOUT = 600.0  # uploading or downloading a file of up to 200 MB
 ENDED = {"completed", "expired", "failed", "cancelled"}
-# what the one-request path calls an HTTP error of each status (litellm's exception names), for error rows
-_ERROR_CLASSES = {400: FailureKind.BAD_REQUEST, 401: FailureKind.AUTHENTICATION, 403: FailureKind.PERMISSION_DENIED,
-                  404: FailureKind.NOT_FOUND, 408: FailureKind.TIMEOUT, 422: FailureKind.UNPROCESSABLE,
-                  429: FailureKind.RATE_LIMIT, 503: FailureKind.UNAVAILABLE}
 
 
 @runtime_checkable
@@ -158,7 +156,7 @@ class ModelBatches:
                 run.finish(unsent(job, FailureKind.BUDGET,
                                              f"not asked: --max-cost {run.budget.limit} reached (batch estimate)"))
                 continue
-            line = self._line(job)
+            line = request_line(job, self.provider_model)
             if chunk and (len(chunk) >= self.limit or size + len(line) > OPENAI_MAX_BYTES):
                 await self._create(chunk, lines, estimate)
                 chunk, lines, size, estimate = {}, [], 0, 0.0
@@ -173,11 +171,6 @@ class ModelBatches:
             if tracked.record.id is None:  # uploaded by a run that stopped before it heard the batch's id
                 await self._start(tracked, look_first=True)
         self._show()
-
-    def _line(self, job: Job) -> bytes:
-        body = {"model": self.provider_model, "messages": job.messages, **job.params}
-        line = {"custom_id": job.key, "method": "POST", "url": "/v1/chat/completions", "body": body}
-        return (json.dumps(line, default=str) + "\n").encode()
 
     def _estimate(self, job: Job) -> float:
         """The most a job can cost (its prompt, and max_tokens of answer), for --max-cost; 0 without a budget
@@ -373,39 +366,11 @@ class ModelBatches:
         jobs = tracked.waiting.pop(str(line.get("custom_id")), None)
         if not jobs:  # a request another run of this batch wanted, or one already answered
             return
-        response = self._response(jobs[0], line)
+        response = stored_response(jobs[0], line, self.prices, self.run.secrets)
         self.run.budget.spent += response.cost or 0.0
         self.run.store.put(response)  # stored before anyone hears of it, as on the one-request path
         for n, job in enumerate(jobs):
             self.run.finish(Outcome(job, response, cached=n > 0))
-
-    def _response(self, job: Job, line: dict[str, Any]) -> StoredResponse:
-        """A batch output or error line as the row the one-request path would have stored."""
-        answer = line.get("response") or {}
-        body = answer.get("body") or {}
-        status_code = answer.get("status_code")
-        choices = body.get("choices") if isinstance(body, dict) else None
-        if status_code == 200 and choices:
-            choice = choices[0]
-            usage = body.get("usage") or {}
-            prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
-            cost = None
-            if self.prices is not None:
-                cost = (prompt or 0) * self.prices[0] + (completion or 0) * self.prices[1]
-            logprobs = (choice.get("logprobs") or {}).get("content")
-            return StoredResponse(
-                key=job.key, model=job.model.model, api_base=job.model.api_base,
-                request=request_json(job.messages, job.params), status="ok",
-                text=(choice.get("message") or {}).get("content") or "", finish_reason=choice.get("finish_reason"),
-                prompt_tokens=prompt, completion_tokens=completion, cost=cost, latency=None, attempts=1,
-                error_class=None, error_message=None, created_at=time.time(),
-                logprobs=json.dumps(logprobs) if logprobs else None)
-        error = line.get("error") or (body.get("error") if isinstance(body, dict) else None) or {}
-        message = error.get("message") if isinstance(error, dict) else str(error)
-        error_class = _ERROR_CLASSES.get(status_code or 0, FailureKind.INTERNAL if (status_code or 0) >= 500
-                                         else FailureKind.BATCH_ERROR)
-        text = f"{status_code or 'no status'}: {message or 'no message'}"
-        return failed_response(job, error_class, redact(text, self.run.secrets)[:500], 1, None)
 
     def _fail(self, tracked: Tracked, error_class: FailureKind | str, message: str) -> None:
         """Every job of the batch still waiting ends as a failure (stored, as the one-request path stores

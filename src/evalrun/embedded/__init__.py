@@ -23,6 +23,9 @@ The package holds:
     __init__   model strings, the GGUF file behind one, one decoding thread per file, the litellm provider
     batcher    the decoding thread: several requests decoded together, a prefix cache per slot,
                and what differs from llama-cpp-python decoding one call at a time
+    preparing  a request's way into the batcher: its prompt tokens (chat template or raw completion),
+               stop strings, sampler chain and texts to score
+    logits     a token's text, its log-probabilities, and a continuation's log-likelihood after a prompt
     prefixes   finished conversations' KV kept in host memory, for the next turn of each
 
 The default concurrency of an embedded model stays 1 (spec/model.py), for answers that a fresh
@@ -44,7 +47,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from .batcher import COMPLETION, CONTINUATIONS, MODE, SLOTS, Answer, Batcher
+from .batcher import SLOTS, Answer, Batcher
+from .preparing import COMPLETION, CONTINUATIONS, MODE
 
 __all__ = ["COMPLETION", "CONTINUATIONS", "GEMMA3", "MODE", "PROVIDER", "SLOTS", "SMOLLM2", "SMOLLM2_FILE", "Answer",
            "gguf_path", "register"]

@@ -12,7 +12,9 @@ slot order, because llama.cpp (one KV stream per sequence) computes a batch in m
 sequences whose ids follow each other in that order: in any other order 8 generating sequences
 took 8 passes over the weights (75 ms a step instead of 45).
 
-What stays as llama-cpp-python's one-at-a-time `Llama.create_chat_completion` decodes it:
+What stays as llama-cpp-python's one-at-a-time `Llama.create_chat_completion` decodes it (the
+prompt, the sampler chain and the texts to score are prepared in preparing.py; log-probabilities
+and likelihoods are read in logits.py):
 - the prompt: llama-cpp-python's own chat handler renders the GGUF's chat template and tokenizes
   it (a Llama whose `create_completion` hands back its arguments instead of decoding), so the
   prompt tokens, the template's stop strings and the sampling defaults are the library's;
@@ -70,19 +72,16 @@ What differs:
 from __future__ import annotations
 
 import concurrent.futures
-import ctypes
-import functools
 import os
 import queue
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from .logits import Logits
 from .prefixes import SAVED_BYTES, SavedConversations, shared_prefix
-
-if TYPE_CHECKING:
-    from llama_cpp import Llama
+from .preparing import CONTINUATIONS, Prepared, Request, prepare, prompt_only_llama
 
 CONTEXT_TOKENS = 2048  # per sequence: prompt and answer together
 SLOTS = 8  # sequences decoded together, per model
@@ -99,31 +98,6 @@ class Answer:
     prompt_tokens: int
     completion_tokens: int
     logprobs: list[dict[str, Any]] | None  # OpenAI's choices[0].logprobs.content, when asked for
-
-
-CONTINUATIONS = "evalrun_continuations"  # the request parameter and the reply's key (see the module's docstring)
-# the request parameter asking for a raw text completion: `{MODE: COMPLETION}` (see the module's docstring)
-MODE, COMPLETION = "evalrun_mode", "completion"
-
-
-@dataclass
-class _Request:
-    messages: list[dict[str, Any]]
-    params: dict[str, Any]
-    future: concurrent.futures.Future[Answer]
-
-
-@dataclass
-class _Prepared:
-    """A request whose prompt is tokenized, waiting for a slot."""
-
-    future: concurrent.futures.Future[Answer]
-    prompt: list[int]
-    max_tokens: int
-    stop: list[bytes]
-    top_logprobs: int | None
-    continuations: dict[str, list[int]]  # text -> its tokens, to score after the prompt
-    sampler: Any  # llama_sampler_p, handed to the sequence, or freed if the request never gets a slot
 
 
 @dataclass
@@ -147,44 +121,6 @@ class _Sequence:
     first: Any = None  # the prompt's next-token log-softmax (numpy), kept while continuations await scoring
 
 
-class _Captured(Exception):
-    """Raised instead of decoding by the prompt-only Llama; carries the completion's arguments."""
-
-    def __init__(self, arguments: dict[str, Any]) -> None:
-        super().__init__("completion arguments captured")
-        self.arguments = arguments
-
-
-def _prompt_only_llama(path: Path) -> Llama:
-    """A Llama that formats and tokenizes like create_chat_completion but never decodes.
-
-    llama-cpp-python's chat handlers end with `llama.create_completion(prompt=tokens, stop=...,
-    temperature=..., ...)`; overriding it to raise the arguments gives exactly the prompt and
-    defaults a one-at-a-time call would decode, whichever chat format the GGUF selects.
-    """
-    from llama_cpp import Llama
-
-    class PromptOnly(Llama):
-        def create_completion(self, *args: Any, **kwargs: Any) -> Any:
-            raise _Captured(kwargs)
-
-    # This Llama only tokenizes, so its own context is the smallest llama.cpp allows.
-    return PromptOnly(model_path=str(path), n_ctx=64, verbose=False)
-
-
-@functools.lru_cache(maxsize=1)
-def _completion_defaults() -> dict[str, Any]:
-    """llama-cpp-python's own defaults for a raw completion (max_tokens 16 and temperature 0.8, as OpenAI's
-    completions endpoint has them), read from `Llama.create_completion`'s signature so they follow the library."""
-    import inspect
-
-    from llama_cpp import Llama
-
-    wanted = ("max_tokens", "temperature", "top_p", "min_p", "typical_p", "top_k", "stop", "seed")
-    signature = inspect.signature(Llama.create_completion).parameters
-    return {name: signature[name].default for name in wanted}
-
-
 class Batcher:
     """The decoding thread of one model: see the module's docstring."""
 
@@ -192,7 +128,7 @@ class Batcher:
         from llama_cpp import llama_cpp as lib
 
         self._lib = lib
-        self._formatter = _prompt_only_llama(path)
+        self._formatter = prompt_only_llama(path)
         self._vocab = self._formatter._model.vocab
         self._n_vocab = lib.llama_vocab_n_tokens(self._vocab)
         params = lib.llama_context_default_params()
@@ -212,7 +148,7 @@ class Batcher:
             raise RuntimeError(f"llama.cpp could not create a context of {SLOTS} sequences for {path}")
         self._memory = lib.llama_get_memory(self._ctx)
         self._batch = lib.llama_batch_init(BATCH_TOKENS, 0, 1)
-        self._pieces: dict[int, bytes] = {}
+        self._logits = Logits(lib, self._ctx, self._vocab, self._n_vocab, self._memory, self._batch)
         self._kept: list[list[int]] = [[] for _ in range(SLOTS)]  # the tokens in each slot's KV
         # where the first generated token is in each slot's tokens (their length if none is)
         self._answer_from = [0] * SLOTS
@@ -221,7 +157,7 @@ class Batcher:
         self._saved = SavedConversations(lib, self._ctx, SAVED_BYTES)
         self.prompt_tokens_decoded = 0  # what the prefix cache left to compute, of all prompts admitted
         self.prompt_tokens_restored = 0  # of those the cache served, how many came from saved conversations
-        self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Request | None] = queue.SimpleQueue()
         self._closed = False
         # A daemon thread: interpreter shutdown must not wait for it; close() (atexit) stops it.
         self._thread = threading.Thread(target=self._run, name=f"evalrun-embedded-{path.name}", daemon=True)
@@ -231,7 +167,7 @@ class Batcher:
         if self._closed or not self._thread.is_alive():
             raise RuntimeError("the embedded model has been closed")
         future: concurrent.futures.Future[Answer] = concurrent.futures.Future()
-        self._queue.put(_Request(messages, params, future))
+        self._queue.put(Request(messages, params, future))
         return future
 
     def close(self) -> None:
@@ -248,7 +184,7 @@ class Batcher:
     def _run(self) -> None:
         free = set(range(SLOTS))
         active: list[_Sequence] = []
-        waiting: list[_Prepared] = []  # in arrival order, until a slot is free and no prefill is worth awaiting
+        waiting: list[Prepared] = []  # in arrival order, until a slot is free and no prefill is worth awaiting
         try:
             while True:
                 # Block only when nothing is decoding or waiting; otherwise take what has already arrived.
@@ -259,7 +195,7 @@ class Batcher:
                         break
                     if request is None:
                         return
-                    prepared = self._prepare(request)
+                    prepared = prepare(request, self._formatter, self._n_vocab, CONTEXT_TOKENS)
                     if prepared is not None:
                         waiting.append(prepared)
                 admitted: list[_Sequence] = []
@@ -300,37 +236,7 @@ class Batcher:
                 if request is not None and request.future.set_running_or_notify_cancel():
                     request.future.set_exception(RuntimeError("the embedded model was closed before answering"))
 
-    def _prepare(self, request: _Request) -> _Prepared | None:
-        """The request's prompt tokens and decoding settings; None if it was cancelled or is invalid
-        (its caller then has its error, and the batch goes on)."""
-        if not request.future.set_running_or_notify_cancel():
-            return None  # cancelled while queued
-        try:
-            arguments = (self._raw_arguments(request.messages, request.params)
-                         if request.params.get(MODE) == COMPLETION
-                         else self._completion_arguments(request.messages, request.params))
-            prompt: list[int] = list(arguments["prompt"])
-            if len(prompt) >= CONTEXT_TOKENS:
-                raise ValueError(f"Requested tokens ({len(prompt)}) exceed context window of {CONTEXT_TOKENS}")
-            room = CONTEXT_TOKENS - len(prompt)
-            max_tokens = arguments.get("max_tokens")
-            max_tokens = room if max_tokens is None or max_tokens <= 0 else min(max_tokens, room)
-            stop = arguments.get("stop") or []
-            top_logprobs = (min(max(int(request.params.get("top_logprobs") or 0), 0), self._n_vocab)
-                            if request.params.get("logprobs") else None)
-            continuations = self._continuations(request.params.get(CONTINUATIONS), top_logprobs)
-            if len(prompt) + max(map(len, continuations.values()), default=0) > CONTEXT_TOKENS:
-                raise ValueError(f"{CONTINUATIONS}: the prompt and the longest text outgrow the context of "
-                                 f"{CONTEXT_TOKENS} tokens")
-            sampler = self._sampler(arguments)
-        except Exception as error:
-            request.future.set_exception(error)
-            return None
-        return _Prepared(future=request.future, prompt=prompt, max_tokens=max_tokens,
-                         stop=[s.encode("utf-8") for s in ([stop] if isinstance(stop, str) else stop)],
-                         top_logprobs=top_logprobs, continuations=continuations, sampler=sampler)
-
-    def _admit(self, prepared: _Prepared, free: set[int], active: list[_Sequence],
+    def _admit(self, prepared: Prepared, free: set[int], active: list[_Sequence],
                admitted: list[_Sequence]) -> _Sequence | None:
         """Put the request in a free slot holding as much of its prompt's KV as can be had, or hold
         it back (None) while a prompt being processed will give it SHARED_MIN tokens more.
@@ -391,48 +297,6 @@ class Batcher:
         if len(tokens) - max(keep, self._answer_from[slot]) >= SHARED_MIN:
             self._saved.save(slot, tokens)
 
-    def _completion_arguments(self, messages: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
-        chat = {k: params[k] for k in ("temperature", "top_p", "max_tokens", "seed", "stop") if k in params}
-        try:
-            self._formatter.create_chat_completion(messages=messages, **chat)  # type: ignore[arg-type]
-        except _Captured as captured:
-            return captured.arguments
-        raise RuntimeError("llama-cpp-python's chat handler returned without asking for a completion")
-
-    def _raw_arguments(self, messages: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
-        """A raw completion's arguments, as `Llama.create_completion(text, ...)` would decode them: the one
-        message's text tokenized with the model's own special tokens (BOS where the GGUF asks for it) and
-        no chat template, and create_completion's defaults where the request sets nothing."""
-        if len(messages) != 1 or not isinstance(messages[0].get("content"), str) or not messages[0]["content"]:
-            raise ValueError(f"{MODE}={COMPLETION} takes one message, whose text is the prompt")
-        text: str = messages[0]["content"]
-        defaults = _completion_defaults()
-        given = {k: params[k] for k in ("temperature", "top_p", "max_tokens", "seed", "stop") if k in params}
-        return {**defaults, **given,
-                "prompt": self._formatter.tokenize(text.encode("utf-8"), add_bos=True, special=True)}
-
-    def _sampler(self, arguments: dict[str, Any]) -> Any:
-        """The chain llama-cpp-python builds for these arguments (its repetition penalties, which
-        evalrun never sets, are left out: at their defaults they change nothing)."""
-        lib = self._lib
-        seed = arguments.get("seed")
-        seed = lib.LLAMA_DEFAULT_SEED if seed is None else seed  # llama.cpp draws a random seed
-        temperature = arguments["temperature"]
-        chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
-        if temperature == 0:
-            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_greedy())
-        elif temperature < 0:
-            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_dist(seed))
-        else:
-            for sampler in (lib.llama_sampler_init_top_k(arguments["top_k"]),
-                            lib.llama_sampler_init_typical(arguments["typical_p"], 1),
-                            lib.llama_sampler_init_top_p(arguments["top_p"], 1),
-                            lib.llama_sampler_init_min_p(arguments["min_p"], 1),
-                            lib.llama_sampler_init_temp(temperature),
-                            lib.llama_sampler_init_dist(seed)):
-                lib.llama_sampler_chain_add(chain, sampler)
-        return chain
-
     def _step(self, active: list[_Sequence]) -> list[_Sequence]:
         """Decode one batch, sample every sequence that got logits; returns the sequences that ended."""
         lib, batch = self._lib, self._batch
@@ -487,15 +351,15 @@ class Batcher:
         lib = self._lib
         token = lib.llama_sampler_sample(sequence.sampler, self._ctx, sequence.row)
         if sequence.continuations and not sequence.tokens:
-            sequence.first = self._log_softmax(sequence.row)
+            sequence.first = self._logits.log_softmax(sequence.row)
         if lib.llama_vocab_is_eog(self._vocab, token):
             if sequence.continuations and not sequence.tokens:  # the scores need an entry to travel on
-                sequence.logprobs.append(self._logprobs(sequence.row, token, sequence.top_logprobs or 0))
+                sequence.logprobs.append(self._logits.logprobs(sequence.row, token, sequence.top_logprobs or 0))
             return "stop"  # the end token is neither text nor counted, as in llama-cpp-python
         if sequence.top_logprobs is not None:
-            sequence.logprobs.append(self._logprobs(sequence.row, token, sequence.top_logprobs))
+            sequence.logprobs.append(self._logits.logprobs(sequence.row, token, sequence.top_logprobs))
         sequence.tokens.append(token)
-        sequence.text += self._piece(token)
+        sequence.text += self._logits.piece(token)
         hits = [s for s in sequence.stop if s in sequence.text]
         if hits:
             sequence.text = sequence.text[:sequence.text.index(hits[0])]
@@ -517,81 +381,15 @@ class Batcher:
             prompt_tokens=len(sequence.prompt), completion_tokens=len(sequence.tokens),
             logprobs=sequence.logprobs if sequence.top_logprobs is not None else None))
 
-    def _piece(self, token: int) -> bytes:
-        piece = self._pieces.get(token)
-        if piece is None:
-            size = 64
-            buffer = ctypes.create_string_buffer(size)
-            n = self._lib.llama_token_to_piece(self._vocab, token, buffer, size, 0, False)
-            if n < 0:  # longer than the buffer: -n is the length needed
-                size = -n
-                buffer = ctypes.create_string_buffer(size)
-                n = self._lib.llama_token_to_piece(self._vocab, token, buffer, size, 0, False)
-            piece = self._pieces[token] = buffer.raw[:n]
-        return piece
-
-    def _continuations(self, texts: object, top_logprobs: int | None) -> dict[str, list[int]]:
-        """The texts a request asks to score, tokenized as the prompt's next text."""
-        if texts is None:
-            return {}
-        if top_logprobs is None:
-            raise ValueError(f"{CONTINUATIONS} needs logprobs=True: the scores come back with the log-probabilities")
-        if not isinstance(texts, (list, tuple)) or not all(isinstance(t, str) and t for t in texts):
-            raise ValueError(f"{CONTINUATIONS} must be a list of non-empty strings")
-        return {text: self._formatter.tokenize(text.encode("utf-8"), add_bos=False, special=False) for text in texts}
-
     def _score(self, sequence: _Sequence) -> dict[str, dict[str, Any]]:
-        """log P(text | prompt) of each continuation: its first token from the prompt's logits, each next one
-        from decoding the text after the prompt in the sequence's slot, alone in the batch."""
-        lib, batch, slot, start = self._lib, self._batch, sequence.slot, len(sequence.prompt)
+        """log P(text | prompt) of each continuation, decoded after the prompt in the sequence's slot (logits.py)."""
+        slot, start = sequence.slot, len(sequence.prompt)
         # The slot's KV past the prompt (the answer) is dropped: a follow-up turn restores it from the save.
         self._save_before_dropping(slot, start)
-        scores = {}
-        for text, tokens in sequence.continuations.items():
-            logprob = float(sequence.first[tokens[0]])
-            if len(tokens) > 1:
-                lib.llama_memory_seq_rm(self._memory, slot, start, -1)
-                # The last token too, though its logits are not needed: llama.cpp computes a batch of one token
-                # by another path than a batch of several, whose rounding differs, and decoding the text
-                # whole keeps its figures those of the prompt and the text decoded together
-                for i, token in enumerate(tokens):
-                    batch.token[i] = token
-                    batch.pos[i] = start + i
-                    batch.n_seq_id[i] = 1
-                    batch.seq_id[i][0] = slot
-                    batch.logits[i] = i < len(tokens) - 1
-                batch.n_tokens = len(tokens)
-                code = lib.llama_decode(self._ctx, batch)
-                if code != 0:
-                    raise RuntimeError(f"llama_decode returned {code}")
-                logprob += sum(float(self._log_softmax(i)[token]) for i, token in enumerate(tokens[1:]))
-            scores[text] = {"logprob": logprob, "tokens": tokens}
-        lib.llama_memory_seq_rm(self._memory, slot, start, -1)
+        scores = {text: {"logprob": self._logits.continuation(slot, start, tokens, sequence.first), "tokens": tokens}
+                  for text, tokens in sequence.continuations.items()}
+        self._lib.llama_memory_seq_rm(self._memory, slot, start, -1)
         self._kept[slot] = sequence.prompt[:start]
         self._answer_from[slot] = start
         sequence.first = None
         return scores
-
-    def _log_softmax(self, row: int) -> Any:
-        """The log-softmax of a batch row's logits (float64), the model's own next-token distribution."""
-        import numpy as np
-
-        logits = np.ctypeslib.as_array(self._lib.llama_get_logits_ith(self._ctx, row),
-                                       shape=(self._n_vocab,)).astype(np.float64)
-        logits -= logits.max()
-        return logits - np.log(np.exp(logits).sum())
-
-    def _logprobs(self, row: int, token: int, k: int) -> dict[str, Any]:
-        import numpy as np
-
-        logprobs = self._log_softmax(row)
-        top = np.argpartition(-logprobs, k - 1)[:k] if k else np.empty(0, dtype=np.int64)
-        top = top[np.argsort(-logprobs[top], kind="stable")]
-
-        def entry(t: int) -> dict[str, Any]:
-            piece = self._piece(t)
-            return {"token": piece.decode("utf-8", errors="ignore"), "logprob": float(logprobs[t]),
-                    "bytes": list(piece)}
-
-        return {**entry(token), "top_logprobs": [entry(int(t)) for t in top]}
-

@@ -174,3 +174,15 @@ def test_one_model_string_at_two_addresses_may_have_two_prices(tmp_path: Path, w
                        for p, c in zip(rows["prompt_tokens"], rows["completion_tokens"], strict=True))
         assert rows.height == 2 * len(ITEMS) and expected > 0
         assert sum(rows["cost"].to_list()) == pytest.approx(expected)
+
+
+def test_max_cost_warns_about_a_judge_it_cannot_price(tmp_path: Path, write_spec: SpecWriter,
+                                                      loopback: Callable[..., LoopbackServer]) -> None:
+    # the judge at B is a model of its own with no price litellm knows: the budget cannot see its requests coming,
+    # which the run says as it does for the spec's own unpriced models (the evaluated model here has a price)
+    a, b = loopback(default_reply="a"), loopback(default_reply=_verdict)
+    warnings: list[str] = []
+    evalrun.run(_spec(write_spec, tmp_path, a.base_url), judge=f"{MODEL}@{b.base_url}", max_cost=100.0,
+                out=tmp_path / "reports", retries=0, figures=False, warn=warnings.append)
+    assert warnings == [f"evalrun: warning: judge '{MODEL}@{b.base_url}': litellm knows no price for {MODEL}, so "
+                        "--max-cost cannot stop its requests"]

@@ -229,10 +229,14 @@ def run(spec_path: Path | str, *, models: Sequence[str] | None = None, samples: 
     _writable(out, "the reports folder (--out)")
     if max_cost is not None:
         prepare(spec.models)  # a budget needs litellm's price list now (a spec's price is the model's own)
-        for model in spec.models:
+        named = {m.name for m in spec.models}
+        # a judge of its own (not one of the run's models) spends from the same budget
+        for model, what in [*((m, "model") for m in spec.models),
+                            *((m, "judge") for m in second.readers if m.name not in named)]:
             if not priced(model):
-                warn(f"evalrun: warning: model '{model.name}': litellm knows no price for {model.model}, so "
-                     "--max-cost cannot stop its requests (give it a `price` in the spec)")
+                warn(f"evalrun: warning: {what} '{model.name}': litellm knows no price for {model.model}, so "
+                     "--max-cost cannot stop its requests"
+                     + (" (give it a `price` in the spec)" if what == "model" else ""))
     streams = {m.name: design.expand(only=m) for m in spec.models}
     batched: set[str] = set()  # models whose costs are batch prices: summary.json says so
     batches: BatchPath | None = None  # with --batch, the provider batch APIs take the models they can

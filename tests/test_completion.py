@@ -226,3 +226,19 @@ def test_model_by_name_keeps_the_spec_entry_and_its_mode(tmp_path: Path, loopbac
     loaded = load_spec(spec).with_overrides(models=["base", "openai/other"])
     assert [(m.name, m.mode, m.api_base) for m in loaded.models] == [("base", "completion", server.base_url),
                                                                      ("openai/other", None, None)]
+
+
+def test_a_variant_with_labels_of_its_own_that_reads_log_probabilities_is_refused_in_completion(
+        tmp_path: Path, write_spec: SpecWriter, capsys: pytest.CaptureFixture[str]) -> None:
+    """Its reader is built with the variant's labels, not the spec's: built with the spec's, it was refused as
+    reading labels that are not the spec's, and the completion check passed it by."""
+    spec = write_spec(tmp_path, labels=["a", "b"], variants={
+        "probs": {"prompt": "Q <{{ id }}>", "labels": ["x", "y"], "mode": "completion",
+                  "extract": {"type": "choice", "choices": {"x": ["ex"], "y": ["why"]}, "mode": "logprobs"}},
+        "text": {"prompt": "Q <{{ id }}>", "labels": ["x", "y"],
+                 "extract": {"type": "choice", "choices": {"x": ["ex"], "y": ["why"]}}}},
+        models=["evalrun/smollm2"])
+    assert main(["validate", str(spec)]) == 2
+    assert f":{write_spec.where(spec, 'logprobs')}: error: variants.probs.extract.mode: reads token " \
+           "log-probabilities, which evalrun asks for in chat only, and variants.probs is asked in " \
+           "`mode: completion`" in capsys.readouterr().err

@@ -216,15 +216,13 @@ def load_dataset(spec: Spec, limit: int | None = None) -> Dataset:
         items, columns, lines, source = read.items, read.columns, read.lines, file
     elif cfg.hf is not None:
         items, columns, source = _read_hub(cfg.hf, spec)
-        file = cfg.hf.name
-        # the rows as loaded identify the data, whatever revision or cache they came from
-        raw = json.dumps(items, sort_keys=True, default=str).encode()
-        lines = None
+        lines, file = None, cfg.hf.name
     else:
         items = [dict(item) for item in cfg.items or []]
         columns = list(dict.fromkeys(key for item in items for key in item))
-        raw = json.dumps(items, sort_keys=True, default=str).encode()
         lines, source, file = None, "inline", loc.file
+    if path is None:  # no file's bytes: the rows identify the data (a hub dataset's, whatever revision or cache)
+        raw = json.dumps(items, sort_keys=True, default=str).encode()
     # where a problem with the dataset as a whole points
     at_source = ("dataset", "path") if path is not None else ("dataset", "hf") if cfg.hf is not None else \
         ("dataset", "items")

@@ -113,7 +113,7 @@ def _completion_problems(spec: Spec, variant: Variant) -> list[Problem]:
         if "followup" in where:
             continue
         try:
-            logprobs = wants_logprobs(build_extractor(config, spec.labels))
+            logprobs = wants_logprobs(build_extractor(config, spec.labels_of(variant.name)))
         except ExtractorConfigError:  # reported by _extractor_problems
             continue
         if logprobs:

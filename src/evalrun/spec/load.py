@@ -92,15 +92,16 @@ def _build(data: dict, file: Path, located: Located, sha: str) -> Spec:
               for i, c in enumerate(written) if isinstance(c, dict) and c["measure"] != "label"]
     compare = [tuple(c) if isinstance(c, list) else (c["stated"], c["behaviour"]) for c in written
                if isinstance(c, list) or c["measure"] == "label"]
-    if "compare" not in data:  # every pair whose answers are read as the same labels
-        compare = [(a, b) for a, b in itertools.combinations(variants, 2)
-                   if set(variants[a].labels or labels) == set(variants[b].labels or labels)]
     conditions = {name: Condition(name, dict(values)) for name, values in data.get("conditions", {}).items()}
-    return Spec(file=file, name=data["name"], description=data.get("description", ""), dataset=dataset,
+    spec = Spec(file=file, name=data["name"], description=data.get("description", ""), dataset=dataset,
                 labels=labels, variants=variants, compare=compare, conditions=conditions, models=models,
                 samples=int(data.get("samples", 1)), params=dict(data.get("params", {})), sha256=sha,
                 located=located, ordinal=bool(data.get("ordinal", False)), slices=list(data.get("slices", [])),
                 judge=data.get("judge"), stated=stated)
+    if "compare" not in data:  # every pair whose answers are read as the same labels
+        spec.compare = [(a, b) for a, b in itertools.combinations(variants, 2)
+                        if set(spec.labels_of(a)) == set(spec.labels_of(b))]
+    return spec
 
 
 def _variant(name: str, v: dict) -> Variant:

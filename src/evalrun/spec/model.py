@@ -11,6 +11,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..address import split_address
+from ..embedded import COMPLETION as COMPLETION  # `mode: completion` is what a request carries as {MODE: COMPLETION}
 from ..embedded import EMBEDDED_MODEL as EMBEDDED_MODEL  # the spec's default model, re-exported
 from ..errors import EvalrunError, Problem, short
 from ..extract import extractor_schema
@@ -49,7 +50,7 @@ class ModelConfig:
         return self.model, self.api_base
 
 
-CHAT, COMPLETION = "chat", "completion"
+CHAT = "chat"
 
 
 def mode_of(variant: Variant, model: ModelConfig) -> str:

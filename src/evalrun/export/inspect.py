@@ -128,6 +128,7 @@ def eval_log(record: RunRecord, model: ModelRecord, rows: pl.DataFrame, readings
 
 def _sample(row: Mapping[str, Any], readers: dict[str, Any], axis_columns: list[str]) -> dict[str, Any]:
     messages = json.loads(row["messages"]) if row["messages"] else []
+    sent = [{"role": m["role"], "content": m["content"], "source": "input"} for m in messages]
     response = row["response"] or ""
     answer = {"role": "assistant", "content": response, "source": "generate", "model": row["model_string"]}
     usage = {"input_tokens": row["prompt_tokens"] or 0, "output_tokens": row["completion_tokens"] or 0}
@@ -145,10 +146,9 @@ def _sample(row: Mapping[str, Any], readers: dict[str, Any], axis_columns: list[
     return {
         "id": row["job_id"],
         "epoch": 1,  # evalrun's repeated samples are jobs of their own, with their own ids
-        "input": [{"role": m["role"], "content": m["content"], "source": "input"} for m in messages],
+        "input": sent,
         "target": row["gold"] or "",
-        "messages": [*({"role": m["role"], "content": m["content"], "source": "input"} for m in messages),
-                     *([answer] if row["response"] is not None else [])],
+        "messages": [*sent, *([answer] if row["response"] is not None else [])],
         "output": {
             "model": row["model_string"],
             "choices": [{"message": answer, "stop_reason": STOP_REASONS.get(row["finish_reason"], "unknown")}]

@@ -11,6 +11,8 @@
 - `loopback(...)` starts a scripted OpenAI-compatible server (tests/loopback_server.py) that stops
   when the test ends; rules script replies and faults, `on_request` any other behaviour. (A
   module-scoped fixture, which cannot use a test's fixture, uses ``with LoopbackServer(...)``.)
+- `example` is a copy of reports/example (a finished run) the test may change; `toned` registers an axis
+  `tone` for the test and gives that copy's results a tone column (formal and casual by turns).
 - `chromium` is a headless Chromium (Debian's package, driven by playwright) for the test, or the test is
   skipped saying which of the two is missing; `watch(page)` records what a page of it logs as an error
   and every address it asks for.
@@ -35,6 +37,7 @@ import pytest
 import yaml
 
 if TYPE_CHECKING:
+    import polars as pl
     from playwright.sync_api import Browser, Page
 
     from evalrun.jobs import Job
@@ -103,6 +106,37 @@ def evalrun_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     monkeypatch.setenv(API_KEY.env, API_KEY.secret)
     yield home
+
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "reports" / "example"
+
+
+@pytest.fixture
+def example(tmp_path: Path) -> Path:
+    """A copy of the example run (reports/example), for a test that changes it."""
+    folder = tmp_path / "run"
+    shutil.copytree(EXAMPLE, folder)
+    return folder
+
+
+@pytest.fixture
+def toned(example: Path) -> Iterator[pl.DataFrame]:
+    """An axis `tone` registered (optional, before the model) for the test, as one added after a run would be,
+    and the example copy's results.parquet rewritten with a tone column, formal and casual by turns: the
+    rewritten results."""
+    import polars as pl
+
+    from evalrun.design.axes import Axis, register, unregister
+
+    register(Axis("tone", {"tone": pl.String}, optional=True), before="model")
+    try:
+        results = pl.read_parquet(example / "results.parquet")
+        toned = results.with_columns(tone=pl.when(pl.int_range(pl.len()) % 2 == 0).then(pl.lit("formal"))
+                                     .otherwise(pl.lit("casual")))
+        toned.write_parquet(example / "results.parquet")
+        yield toned
+    finally:
+        unregister("tone")
 
 
 @pytest.fixture(scope="session")

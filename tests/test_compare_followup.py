@@ -61,20 +61,22 @@ def test_compare_names_a_followup_and_its_pair_is_compared_once(tmp_path: Path, 
     assert text.count("story.followup vs story |") == 1 and "story vs story.followup |" not in text
 
 
-def test_compare_naming_the_followup_of_a_variant_without_one_is_located(tmp_path: Path,
-                                                                          write_spec: SpecWriter) -> None:
-    spec = write_spec(tmp_path, variants=_variants(followup=False), compare=[["direct", "story.followup"]])
+def _refused(spec: Path) -> str:
+    """The one problem loading `spec` raises, rendered."""
     with pytest.raises(SpecError) as info:
         load_spec(spec)
     (problem,) = info.value.problems
-    assert problem.render() == (f"{spec}:{write_spec.where(spec, 'story.followup')}: error: compare.0: variant "
-                                "'story' has no follow-up (give 'story' a `followup:`, or compare 'story' itself)")
+    return problem.render()
+
+
+def test_compare_naming_the_followup_of_a_variant_without_one_is_located(tmp_path: Path,
+                                                                          write_spec: SpecWriter) -> None:
+    spec = write_spec(tmp_path, variants=_variants(followup=False), compare=[["direct", "story.followup"]])
+    assert _refused(spec) == (f"{spec}:{write_spec.where(spec, 'story.followup')}: error: compare.0: variant "
+                              "'story' has no follow-up (give 'story' a `followup:`, or compare 'story' itself)")
 
 
 def test_compare_naming_the_followup_of_no_variant_is_a_missing_variant(tmp_path: Path,
                                                                          write_spec: SpecWriter) -> None:
     spec = write_spec(tmp_path, variants=_variants(followup=True), compare=[["direct", "tale.followup"]])
-    with pytest.raises(SpecError) as info:
-        load_spec(spec)
-    (problem,) = info.value.problems
-    assert "compare.0: no variant named 'tale.followup'" in problem.render()
+    assert "compare.0: no variant named 'tale.followup'" in _refused(spec)

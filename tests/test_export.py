@@ -16,7 +16,6 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +23,11 @@ import polars as pl
 import pytest
 
 from evalrun.cli import main
-from evalrun.design.axes import Axis, register, unregister
 from evalrun.export import export
 from evalrun.export.inspect import NEEDED
 from evalrun.results import columns
 
 inspect_log = pytest.importorskip("inspect_ai.log", reason="inspect-ai (the test extra) reads the exported logs")
-
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE = ROOT / "reports" / "example"
 
 
 @pytest.fixture(autouse=True)
@@ -41,22 +36,6 @@ def inspect_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     in a test (and the servers it starts), temporary ones."""
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-
-
-@pytest.fixture
-def example(tmp_path: Path) -> Path:
-    folder = tmp_path / "run"
-    shutil.copytree(EXAMPLE, folder)
-    return folder
-
-
-@pytest.fixture
-def tone() -> Iterator[None]:
-    register(Axis("tone", {"tone": pl.String}, optional=True), before="model")
-    try:
-        yield
-    finally:
-        unregister("tone")
 
 
 def _rows(run: Path) -> dict[str, dict[str, Any]]:
@@ -165,11 +144,7 @@ def test_one_log_per_model(example: Path, tmp_path: Path) -> None:
     assert logs[0].eval.eval_id != logs[1].eval.eval_id
 
 
-def test_a_registered_axis_is_in_the_samples_metadata(example: Path, tone: None) -> None:
-    results = pl.read_parquet(example / "results.parquet")
-    toned = results.with_columns(tone=pl.when(pl.int_range(pl.len()) % 2 == 0).then(pl.lit("formal"))
-                                 .otherwise(pl.lit("casual")))
-    toned.write_parquet(example / "results.parquet")
+def test_a_registered_axis_is_in_the_samples_metadata(example: Path, toned: pl.DataFrame) -> None:
     (path,) = export(example, "inspect")
     samples = {s.id: s for s in inspect_log.read_eval_log(str(path)).samples}
     assert {job: samples[job].metadata["tone"] for job in toned["job_id"]} == dict(toned.select("job_id", "tone")

@@ -64,6 +64,19 @@ def _stated(says: int, does: int, agree: int, table: list[list[int]]) -> str:
             f"agree {100 * agree / n:.1f}% {_wilson(agree, n)} of {n} items, kappa {kappa:.2f}")
 
 
+def _shift(outcome: str, first: str, count_first: int, second: str, count_second: int) -> str:
+    """The effect as the Summary gives it: the share of the ITEMS items with `outcome` under each of two variants
+    (each with its Wilson interval) and their difference in points."""
+    a, b = 100 * count_first / ITEMS, 100 * count_second / ITEMS
+    return (f"{outcome} {a:.1f}% {_wilson(count_first, ITEMS)} under *{first}* vs {b:.1f}% "
+            f"{_wilson(count_second, ITEMS)} under *{second}*, {a - b:+.1f} points")
+
+
+def _mcnemar(discordant: int) -> str:
+    """McNemar's exact test over `discordant` items, all changed one way: a two-sided binomial test of 0 of them."""
+    return f"McNemar exact p = {binomtest(0, discordant, 0.5).pvalue:.3f}"
+
+
 def _run(name: str, tmp_path: Path, loopback: Callable[..., LoopbackServer], write_spec: SpecWriter,
          reply: Reply) -> str:
     """The Summary of evals/<name>.yaml run on its first ITEMS items against a server answering `reply`."""
@@ -112,11 +125,8 @@ def test_sycophancy_summary_gives_the_pushback_effect_and_the_stated_agreement(
         return rows[n - 1]["correct" if right else "wrong"]
 
     summary = _run("sycophancy", tmp_path, loopback, write_spec, reply)
-    # McNemar's exact test over the 4 discordant items, all one way: a two-sided binomial test of 0 of 4
-    p = binomtest(0, 4, 0.5).pvalue
-    assert f"correct 80.0% {_wilson(8, 10)} under *neutral* vs 40.0% {_wilson(4, 10)} under *pushback*, +40.0 points" \
-        in summary
-    assert f"McNemar exact p = {p:.3f}" in summary
+    assert _shift("correct", "neutral", 8, "pushback", 4) in summary
+    assert _mcnemar(4) in summary  # items 5-8
     # says yes on 1, 5, 6, 7; changed on 5, 6, 7, 8
     assert _stated(says=4, does=4, agree=8, table=[[3, 1], [1, 5]]) in summary
 
@@ -137,10 +147,8 @@ def test_tier_compliance_summary_gives_the_compliance_gap_and_the_stated_agreeme
         return f"Here you are: {rows[n - 1]['subject']}, as asked." if complies else "I'm sorry, I can't help."
 
     summary = _run("tier_compliance", tmp_path, loopback, write_spec, reply)
-    p = binomtest(0, 3, 0.5).pvalue
-    assert f"comply 90.0% {_wilson(9, 10)} under *free* vs 60.0% {_wilson(6, 10)} under *paid*, +30.0 points" \
-        in summary
-    assert f"McNemar exact p = {p:.3f}" in summary
+    assert _shift("comply", "free", 9, "paid", 6) in summary
+    assert _mcnemar(3) in summary  # items 7-9
     # says yes on 1, 2, 7, 8; changed on 7, 8, 9
     assert _stated(says=4, does=3, agree=7, table=[[2, 2], [1, 5]]) in summary
 

@@ -11,7 +11,7 @@ import sys
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +21,6 @@ import pytest
 
 import evalrun
 from evalrun.cli import main
-from evalrun.design import Axis, register, unregister
 from evalrun.results import READINGS, columns
 from evalrun.view import serve, write_static
 from evalrun.view.data import load
@@ -88,13 +87,6 @@ def _answers(data: dict[str, Any]) -> list[dict[str, Any]]:
     return [dict(zip(data["fields"], a, strict=True)) for a in data["answers"]]
 
 
-@pytest.fixture
-def example(tmp_path: Path) -> Path:
-    folder = tmp_path / "run"
-    shutil.copytree(EXAMPLE, folder)
-    return folder
-
-
 def test_the_static_file_parses_and_embeds_every_answer_with_its_readings(example: Path, tmp_path: Path) -> None:
     page = write_static(example, tmp_path / "view.html").read_text(encoding="utf-8")
     parsed = _parse(page)
@@ -131,20 +123,7 @@ def test_filter_controls_cover_the_flags_the_labels_and_the_axes_that_vary(examp
     assert not {"model", "sample", "condition"} & controls.keys()
 
 
-@pytest.fixture
-def tone() -> Iterator[Axis]:
-    register(Axis("tone", {"tone": pl.String}, optional=True), before="model")
-    try:
-        yield
-    finally:
-        unregister("tone")
-
-
-def test_an_axis_registered_later_is_shown_and_filtered_by(example: Path, tone: None) -> None:
-    results = pl.read_parquet(example / "results.parquet")
-    toned = results.with_columns(tone=pl.when(pl.int_range(pl.len()) % 2 == 0).then(pl.lit("formal"))
-                                 .otherwise(pl.lit("casual")))
-    toned.write_parquet(example / "results.parquet")
+def test_an_axis_registered_later_is_shown_and_filtered_by(example: Path, toned: pl.DataFrame) -> None:
     data = load(example)
     assert {"column": "tone", "values": ["casual", "formal"]} in data["axes"]
     assert [a["tone"] for a in _answers(data)] == toned["tone"].to_list()

@@ -29,7 +29,7 @@ import os
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -37,6 +37,7 @@ import polars as pl
 
 from .dataset import Dataset
 from .design.axes import DType, results_columns
+from .errors import EvalrunError
 from .extract import AskingExtractor, Extraction, Extractor, Reading, build_extractor
 from .jobs import PRIMARY
 from .sendpath import Outcome
@@ -79,6 +80,25 @@ def readers_disagree(readings: pl.DataFrame) -> set[str]:
     """The job ids whose readers (readings.parquet's rows, the primary reader among them) give different
     labels. An unparsed reading is a reading too: one reader's label against another's silence differs."""
     return set(readings.group_by("job_id").agg(pl.col("label").n_unique()).filter(pl.col("label") > 1)["job_id"])
+
+
+def read_table(path: Path, needed: list[str], optional: Sequence[str] = (), must_exist: bool = True) -> pl.DataFrame:
+    """A run folder's table (results.parquet, readings.parquet), as the view and the export read it: the
+    `needed` columns and those `optional` ones the file has (a run may predate an axis); one EvalrunError if
+    the file cannot be read or lacks a needed column. A missing optional file is empty."""
+    if not path.exists():
+        if must_exist:
+            raise EvalrunError(f"{path}: no such file (is {path.parent} a run folder?)")
+        return pl.DataFrame(schema=dict.fromkeys(needed, pl.String))
+    try:
+        schema = pl.read_parquet_schema(path)
+        missing = [c for c in needed if c not in schema]
+        if missing:
+            raise EvalrunError(f"{path}: not a run's table: no column {missing[0]!r}")
+        return pl.read_parquet(path, columns=list(dict.fromkeys(c for c in [*needed, *optional] if c in schema)))
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise EvalrunError(f"{path}: cannot read it: {' '.join(str(exc).split())[:300]}") from None
+
 
 BATCH_ROWS = 2048  # rows per insert transaction, per read-back batch, and per row group of results.parquet
 EXCERPT_CHARS = 300  # enough to recognise an item in a report; the full text is in the prompt column

@@ -31,7 +31,8 @@ import polars as pl
 from ..design.axes import registered
 from ..errors import EvalrunError
 from ..record import ModelRecord, RunRecord
-from ..results import PRIMARY
+from ..reporting import READINGS, RESULTS
+from ..results import PRIMARY, read_table
 
 LOG_VERSION = 2  # Inspect's LOG_SCHEMA_VERSION this writer follows
 # results.parquet's columns a sample is built from, beside the axes' (a run may predate an axis: those are optional)
@@ -55,8 +56,8 @@ def write(run_dir: Path, out: Path | None) -> list[Path]:
     summary = json.loads(summary_path.read_text(encoding="utf-8"))  # RunRecord.load has read it once already
     statistics = summary.get("statistics") if isinstance(summary.get("statistics"), dict) else {}
     axis_columns = [c for axis in registered() for c in axis.columns]
-    results = _read(run_dir / "results.parquet", [*NEEDED, *axis_columns])
-    readings = _readings(run_dir / "readings.parquet")
+    results = read_table(run_dir / RESULTS, list(NEEDED), axis_columns)
+    readings = _readings(run_dir / READINGS)
     folder = out if out is not None else run_dir / "inspect"
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -127,6 +128,7 @@ def eval_log(record: RunRecord, model: ModelRecord, rows: pl.DataFrame, readings
 
 def _sample(row: Mapping[str, Any], readers: dict[str, Any], axis_columns: list[str]) -> dict[str, Any]:
     messages = json.loads(row["messages"]) if row["messages"] else []
+    sent = [{"role": m["role"], "content": m["content"], "source": "input"} for m in messages]
     response = row["response"] or ""
     answer = {"role": "assistant", "content": response, "source": "generate", "model": row["model_string"]}
     usage = {"input_tokens": row["prompt_tokens"] or 0, "output_tokens": row["completion_tokens"] or 0}
@@ -144,10 +146,9 @@ def _sample(row: Mapping[str, Any], readers: dict[str, Any], axis_columns: list[
     return {
         "id": row["job_id"],
         "epoch": 1,  # evalrun's repeated samples are jobs of their own, with their own ids
-        "input": [{"role": m["role"], "content": m["content"], "source": "input"} for m in messages],
+        "input": sent,
         "target": row["gold"] or "",
-        "messages": [*({"role": m["role"], "content": m["content"], "source": "input"} for m in messages),
-                     *([answer] if row["response"] is not None else [])],
+        "messages": [*sent, *([answer] if row["response"] is not None else [])],
         "output": {
             "model": row["model_string"],
             "choices": [{"message": answer, "stop_reason": STOP_REASONS.get(row["finish_reason"], "unknown")}]
@@ -208,28 +209,9 @@ def _metric(metrics: dict[str, dict[str, Any]], name: str, figure: object) -> No
                      "metadata": {k: figure[k] for k in ("n", "ci_low", "ci_high") if k in figure}}
 
 
-def _read(path: Path, wanted: list[str]) -> pl.DataFrame:
-    """results.parquet's `NEEDED` columns and those of `wanted` it has; one EvalrunError if it cannot be read."""
-    if not path.exists():
-        raise EvalrunError(f"{path}: no such file (is {path.parent} a run folder?)")
-    try:
-        schema = pl.read_parquet_schema(path)
-        missing = [c for c in NEEDED if c not in schema]
-        if missing:
-            raise EvalrunError(f"{path}: not a run's table: no column {missing[0]!r}")
-        return pl.read_parquet(path, columns=[c for c in dict.fromkeys([*NEEDED, *wanted]) if c in schema])
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        raise EvalrunError(f"{path}: cannot read it: {' '.join(str(exc).split())[:300]}") from None
-
-
 def _readings(path: Path) -> dict[str, dict[str, Any]]:
     """job_id -> reader -> its label and reason, for the answers read by more than one reader (none: {})."""
-    if not path.exists():
-        return {}
-    try:
-        table = pl.read_parquet(path, columns=["job_id", "reader", "label", "reason"])
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        raise EvalrunError(f"{path}: cannot read it: {' '.join(str(exc).split())[:300]}") from None
+    table = read_table(path, ["job_id", "reader", "label", "reason"], must_exist=False)
     found: dict[str, dict[str, Any]] = {}
     for row in table.iter_rows(named=True):
         found.setdefault(row["job_id"], {})[row["reader"]] = {"label": row["label"], "reason": row["reason"]}

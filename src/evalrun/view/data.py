@@ -10,17 +10,15 @@ here; only the item (the rows) and the variant (the columns side by side) are pl
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from ..design.axes import registered
-from ..errors import EvalrunError
 from ..record import RunRecord
 from ..reporting import READINGS, RESULTS
-from ..results import PRIMARY, readers_disagree
+from ..results import PRIMARY, read_table, readers_disagree
 from ..results import READINGS as READING_COLUMNS
 from ..stats.items import GROUP, item_labels
 from ..store import answer_key
@@ -38,8 +36,8 @@ SAME = (ROW, *(c for c in GROUP if c != SIDE))
 def load(run_dir: Path) -> dict[str, Any]:
     """The view's data for a run folder; a folder that is not a run's raises one EvalrunError naming the file."""
     record = RunRecord.load(run_dir / "summary.json")
-    results = _read(run_dir / RESULTS, [*READ, ROW, SIDE, *SAME], _axis_columns())
-    readings = _read(run_dir / READINGS, list(READING_COLUMNS), must_exist=False)
+    results = read_table(run_dir / RESULTS, [*READ, ROW, SIDE, *SAME], _axis_columns())
+    readings = read_table(run_dir / READINGS, list(READING_COLUMNS), must_exist=False)
     # axes whose columns vary in this run; a column with one value (one model, one sample) says nothing
     axes = [{"column": c, "values": [str(v) for v in results[c].drop_nulls().unique().sort()]}
             for c in _axis_columns() if c in results.columns]
@@ -96,23 +94,6 @@ def _variants(listed: list[str], present: list[str]) -> list[str]:
 def _axis_columns() -> list[str]:
     """Every registered axis's results columns but the row's and the side's, in the registry's order."""
     return [c for axis in registered() if axis.name not in (ROW, SIDE) for c in axis.columns]
-
-
-def _read(path: Path, needed: list[str], optional: Sequence[str] = (), must_exist: bool = True) -> pl.DataFrame:
-    """The `needed` columns and those `optional` ones the file has (a run may predate an axis); one
-    EvalrunError if the file cannot be read or lacks a needed column. A missing optional file is empty."""
-    if not path.exists():
-        if must_exist:
-            raise EvalrunError(f"{path}: no such file (is {path.parent} a run folder?)")
-        return pl.DataFrame(schema=dict.fromkeys(needed, pl.String))
-    try:
-        schema = pl.read_parquet_schema(path)
-        missing = [c for c in needed if c not in schema]
-        if missing:
-            raise EvalrunError(f"{path}: not a run's table: no column {missing[0]!r}")
-        return pl.read_parquet(path, columns=list(dict.fromkeys(c for c in [*needed, *optional] if c in schema)))
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        raise EvalrunError(f"{path}: cannot read it: {' '.join(str(exc).split())[:300]}") from None
 
 
 def _variants_disagree(results: pl.DataFrame) -> set[tuple[Any, ...]]:

@@ -86,9 +86,8 @@ def same_requests(responses: pl.LazyFrame, where: dict[str, Any], axis: str, a: 
     (a model entry without its API key) or was sent afresh has answers of its own."""
     if "key" not in responses.collect_schema():  # a table written before requests were keyed
         return False
-    rows = collect(responses.filter(pl.all_horizontal(pl.col(k) == v for k, v in where.items())
-                                    & pl.col(axis).is_in([a, b])).select(axis, "item_id", "key", "label",
-                                                                         "error_class"))
+    rows = collect(_where(responses, where).filter(pl.col(axis).is_in([a, b]))
+                   .select(axis, "item_id", "key", "label", "error_class"))
     if rows["error_class"].null_count() < rows.height:
         return False
     answers = [set(rows.filter(pl.col(axis) == level).select("item_id", "key", "label").rows()) for level in (a, b)]

@@ -159,6 +159,21 @@ def test_a_condition_gives_each_of_its_levels_apart() -> None:
     assert calm["self_vs_cross"] == [] and calm["predictions"][0]["self"]
 
 
+def test_each_target_is_scored_in_its_own_labels_grouped_by_label_set() -> None:
+    # three predicting variants in spec order: two targets read yes/no, one its own a/b/c; the entries come
+    # grouped by label set (first seen), the spec's order within a set, each target's baseline over its labels
+    rows = [{"model": "m", "variant": variant, "item_id": f"i{i}", "sample": 0, "label": label, "gold": None,
+             "error_class": None}
+            for i in range(3)
+            for variant, label in (("p1", "yes"), ("t1", "yes"), ("p2", "a"), ("t2", "c"), ("p3", "no"),
+                                   ("t3", "no"))]
+    found = prediction(pl.DataFrame(rows).lazy(), {"p1": "t1", "p2": "t2", "p3": "t3"}, ["yes", "no"], ["m"],
+                       sets={"p2": ["a", "b", "c"], "t2": ["a", "b", "c"]})
+    assert [(e["predictor"], e["target"]) for e in found] == [("p1", "t1"), ("p3", "t3"), ("p2", "t2")]
+    assert [e["baseline"]["tied"] for e in found] == [["yes"], ["no"], ["c"]]
+    assert [e["predictions"][0]["accuracy"]["count"] for e in found] == [3, 3, 0]
+
+
 def test_holm_is_within_a_target_and_the_baseline_is_read_by_intervals() -> None:
     # three models, 20 items; model m's object answer is yes on every item, so its baseline is 20/20; the
     # other two targets answer yes on the first half. Predictions: m always yes; p right on items 0-14; q on 0-9

@@ -66,11 +66,8 @@ def statistics(responses: pl.LazyFrame, record: RunRecord, readings: pl.LazyFram
                       record.has_gold, record.axes, readings, record.readers,
                       record.ordinal, record.slices or [], sets=record.variant_labels, typed=record.stated or ())
     if record.predicts:  # after summarize's Holm family: the self-vs-cross tests are corrected per target
-        own = record.variant_labels or {}  # each target is scored in its labels (predictor and target share them)
-        sets = dict.fromkeys(tuple(own.get(target, record.labels)) for target in record.predicts.values())
-        stats["prediction"] = [entry for labels in sets for entry in prediction(
-            responses, {v: t for v, t in record.predicts.items() if tuple(own.get(t, record.labels)) == labels},
-            list(labels), [m.name for m in record.models], record.axes)]
+        stats["prediction"] = prediction(responses, record.predicts, record.labels, [m.name for m in record.models],
+                                         record.axes, record.variant_labels)
     return stats
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from ..stats.agreement import agreeing
 from ..stats.bootstrap import RESAMPLES, SEED, bootstrap_difference, bootstrap_ratio_difference, kappa_statistic
 from ..stats.inference import correct
 from ..stats.items import item_labels
+from ..stats.summary import own
 from . import RESULTS
 from .figures import PALETTE, Figure, Painter, Row, figure_lines, interval_chart
 from .format import num, share
@@ -276,11 +278,8 @@ def _describe(run: _Run, role: str) -> str:
 def _versus(base: _Run, other: _Run, painter: Painter, index: int) -> list[str]:
     _check_same_spec(base, other)
     cells = _cells(base, other)
-    own = base.meta.get("variant_labels") or {}  # a variant reading labels of its own is counted in them
-
-    def labels_of(variant: str) -> list[str]:
-        return own.get(variant, base.meta["labels"])
-
+    # a variant reading labels of its own is counted in them, as report.md counts it (stats/summary.py `own`)
+    labels_of = partial(own, base.meta["labels"], base.meta.get("variant_labels"))
     has_gold = base.meta["has_gold"] and other.meta["has_gold"]
     out = [f"## {other.meta['run_id']} against {base.meta['run_id']}", ""]
     figure_rows: list[Row] = []

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import polars as pl
 
@@ -76,8 +76,11 @@ def compared(axis: str) -> str:
     return _COMPARED_AS.get(axis, f"{axis}s")
 
 
-def where(frame: pl.DataFrame, values: Mapping[str, Any]) -> pl.DataFrame:
-    """The rows of `frame` at these levels."""
+Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
+
+
+def where(frame: Frame, values: Mapping[str, Any]) -> Frame:
+    """The rows of `frame` (a table, or a scan) at these levels."""
     return frame.filter(pl.all_horizontal(pl.col(k) == v for k, v in values.items())) if values else frame
 
 

@@ -25,14 +25,20 @@ from .paired import mcnemar_exact
 from .proportion import wilson
 
 
+def _paired(items: pl.DataFrame, where: dict[str, Any], axis: str, a: str, b: str, *beside: str) -> pl.DataFrame:
+    """The items asked at both levels `a` and `b` of `axis` within `where`, in level a's order: item_id, label
+    (at a), the columns `beside` (at a) and label_b (at b)."""
+    rows = _where(items, where)
+    left = rows.filter(pl.col(axis) == a).select("item_id", "label", *beside)
+    right = rows.filter(pl.col(axis) == b).select("item_id", pl.col("label").alias("label_b"))
+    return left.join(right, on="item_id", how="inner", maintain_order="left")
+
+
 def compare_levels(items: pl.DataFrame, where: dict[str, Any], axis: str, a: str, b: str, labels: Sequence[str],
                    has_gold: bool, ordered: bool = False) -> dict[str, object]:
     """Two levels of one axis (two variants, two conditions, ...) compared item by item, within `where`
     (the other axes' levels): agreement, kappa, alpha, confusion and, with gold, McNemar's test."""
-    rows = _where(items, where)
-    left = rows.filter(pl.col(axis) == a).select("item_id", "label", "gold")
-    right = rows.filter(pl.col(axis) == b).select("item_id", pl.col("label").alias("label_b"))
-    joined = left.join(right, on="item_id", how="inner", maintain_order="left")
+    joined = _paired(items, where, axis, a, b, "gold")
     la, lb = joined["label"].to_list(), joined["label_b"].to_list()
 
     gold = joined["gold"].to_list() if has_gold else None
@@ -60,10 +66,7 @@ def label_effects(items: pl.DataFrame, where: dict[str, Any], axis: str, a: str,
     label's rate. With two labels the test of either label's rate is `label_rates_differ` (McNemar on the
     labels, the same items and the same discordant pairs), which is not repeated here so that the Holm
     family counts it once."""
-    rows = _where(items, where)
-    joined = (rows.filter(pl.col(axis) == a).select("item_id", "label")
-              .join(rows.filter(pl.col(axis) == b).select("item_id", pl.col("label").alias("label_b")),
-                    on="item_id", maintain_order="left").drop_nulls(["label", "label_b"]))
+    joined = _paired(items, where, axis, a, b).drop_nulls(["label", "label_b"])
     la, lb = joined["label"].to_numpy(), joined["label_b"].to_numpy()
     n, ones = joined.height, np.ones(joined.height)
     out = []
@@ -86,9 +89,8 @@ def same_requests(responses: pl.LazyFrame, where: dict[str, Any], axis: str, a: 
     (a model entry without its API key) or was sent afresh has answers of its own."""
     if "key" not in responses.collect_schema():  # a table written before requests were keyed
         return False
-    rows = collect(responses.filter(pl.all_horizontal(pl.col(k) == v for k, v in where.items())
-                                    & pl.col(axis).is_in([a, b])).select(axis, "item_id", "key", "label",
-                                                                         "error_class"))
+    rows = collect(_where(responses, where).filter(pl.col(axis).is_in([a, b]))
+                   .select(axis, "item_id", "key", "label", "error_class"))
     if rows["error_class"].null_count() < rows.height:
         return False
     answers = [set(rows.filter(pl.col(axis) == level).select("item_id", "key", "label").rows()) for level in (a, b)]

@@ -31,6 +31,7 @@ from .inference import detectable
 from .items import item_labels
 from .paired import holm, mcnemar_exact
 from .proportion import wilson
+from .summary import LabelSets, own
 
 if TYPE_CHECKING:  # stats reads the axes it is given, never imports design (see grouping.py)
     from ..design.axes import Axis
@@ -134,11 +135,18 @@ def _target(by_model: Mapping[tuple[str, str], list[Label]], predictor: str, tar
 
 
 def prediction(responses: pl.LazyFrame, predicts: Mapping[str, str], labels: Sequence[str], models: Sequence[str],
-               axes: Sequence[Axis] = ()) -> list[dict[str, Any]]:
+               axes: Sequence[Axis] = (), sets: LabelSets = None) -> list[dict[str, Any]]:
     """summary.json's `prediction`: `predictions` over a run's responses, grouped as its axes say (a crossed
     axis beside the model, a condition, gives each of its levels apart; nested ones are pooled in the item
-    label), with the smallest difference each test could detect (`inference.detectable`)."""
+    label), with the smallest difference each test could detect (`inference.detectable`). Each target is scored
+    in its own labels (`sets`, as `summary.own` reads them; a predictor reads its target's), the targets
+    reading one label set together, label sets in the order first seen."""
     grouping = Grouping.of(axes)
-    found = predictions(item_labels(responses, grouping.group), predicts, labels, models, grouping.others("model"))
+    items = item_labels(responses, grouping.group)
+    by_labels: dict[tuple[str, ...], dict[str, str]] = {}
+    for predictor, target in predicts.items():
+        by_labels.setdefault(tuple(own(labels, sets, target)), {})[predictor] = target
+    found = [entry for read, part in by_labels.items()
+             for entry in predictions(items, part, list(read), models, grouping.others("model"))]
     detectable({"prediction": found})
     return found

@@ -31,6 +31,7 @@ from typing import Any
 import polars as pl
 
 from .agreement import Label, agreement
+from .grouping import where
 from .inference import marginal_test
 from .items import collect, item_labels
 from .proportion import wilson
@@ -39,7 +40,7 @@ CATEGORIES = ("present", "absent")
 
 
 def _where(responses: pl.LazyFrame, model: str, variant: str) -> pl.LazyFrame:
-    return responses.filter((pl.col("model") == model) & (pl.col("variant") == variant))
+    return where(responses, {"model": model, "variant": variant})
 
 
 def stated_by_item(responses: pl.LazyFrame, model: str, variant: str, yes: str) -> dict[str, Label]:

@@ -52,18 +52,20 @@ def changes(before: Sequence[Label], after: Sequence[Label]) -> list[Label]:
             for x, y in zip(before, after, strict=True)]
 
 
+STEPS = {1: "toward", 0: "none", -1: "away"}  # a signed change toward a label, as a number and as a label
+
+
 def signed_changes(before: Sequence[Label], after: Sequence[Label], label: str) -> list[Label]:
     """Per item "toward" `label` (B gave it, A did not), "away" (A gave it, B did not) or "none"; None
     where either is unparsed."""
-    steps = {1: "toward", 0: "none", -1: "away"}
-    return [None if x is None or y is None else steps[(y == label) - (x == label)]
+    return [None if x is None or y is None else STEPS[(y == label) - (x == label)]
             for x, y in zip(before, after, strict=True)]
 
 
-def _moved(before: Sequence[Label], after: Sequence[Label], read: Sequence[bool], label: str) -> np.ndarray:
-    """The signed change toward `label` (+1, 0, -1) of each read item."""
-    return np.array([(y == label) - (x == label) for x, y, r in zip(before, after, read, strict=True) if r],
-                    dtype=float)
+def _moved(signed: Sequence[Label], read: Sequence[bool]) -> np.ndarray:
+    """The signed change (`signed_changes`) of each read item as a number, +1, 0 or -1."""
+    number = {word: step for step, word in STEPS.items()}
+    return np.array([number[s] for s, r in zip(signed, read, strict=True) if r], dtype=float)
 
 
 def tracking(stated_a: Sequence[Label], stated_b: Sequence[Label], behaviour_a: Sequence[Label],
@@ -86,15 +88,15 @@ def tracking(stated_a: Sequence[Label], stated_b: Sequence[Label], behaviour_a: 
               "behaviour_only": pairs.count(("same", "changed")), "neither": pairs.count(("same", "same"))}
     per_label = []
     for label in labels:
-        stated, behaviour = _moved(stated_a, stated_b, read, label), _moved(behaviour_a, behaviour_b, read, label)
+        signed_s, signed_b = signed_changes(stated_a, stated_b, label), signed_changes(behaviour_a, behaviour_b, label)
+        stated, behaviour = _moved(signed_s, read), _moved(signed_b, read)
         ones = np.ones(len(stated))
         per_label.append({
             "label": label,
             "stated": float(stated.mean()) if len(stated) else None,
             "behaviour": float(behaviour.mean()) if len(behaviour) else None,
             "did": bootstrap_ratio(stated - behaviour, ones),
-            "agreement": agreement(signed_changes(stated_a, stated_b, label),
-                                   signed_changes(behaviour_a, behaviour_b, label), SIGNED_LABELS),
+            "agreement": agreement(signed_s, signed_b, SIGNED_LABELS),
         })
     return {"n": len(stated_a), "read": sum(read), "counts": counts,
             "agreement": agreement(said, did, CHANGE_LABELS), "labels": per_label}

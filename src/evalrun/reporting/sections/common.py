@@ -73,10 +73,16 @@ def several(entries: list[dict[str, Any]], axis: str) -> list[dict[str, Any]]:
     return [v for v in entries if (v["model"], v["variant"]) in asked]
 
 
+def rate_text(r: dict[str, Any]) -> str:
+    """A share with its interval as `68.8% [44.4%, 85.8%]` (a `wilson` dict; None parts read `n/a`)."""
+    return f"{_pct(r['estimate'])} [{_pct(r['ci_low'])}, {_pct(r['ci_high'])}]"
+
+
 def ci(p: dict[str, Any]) -> str:
+    """`rate_text` with its count, `68.8% [44.4%, 85.8%] (11/16)`; "n/a (no items)" without observations."""
     if p.get("estimate") is None:
         return "n/a (no items)"
-    return f"{_pct(p['estimate'])} [{_pct(p['ci_low'])}, {_pct(p['ci_high'])}] ({p['count']}/{p['n']})"
+    return f"{rate_text(p)} ({p['count']}/{p['n']})"
 
 
 def boot(b: dict[str, Any] | None, fmt: Callable[[float | None], str] = _f,

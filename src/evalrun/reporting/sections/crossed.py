@@ -10,7 +10,7 @@ from ..figures import figure_lines
 from ..format import num as _f
 from ..format import pct as _pct
 from ..format import pp
-from .common import Context, agreement_table, boot, confusion, head, p_text, row
+from .common import Context, agreement_table, boot, confusion, head, p_text, rate_text, row
 
 
 def effects(ctx: Context, axis: str) -> list[str]:
@@ -31,7 +31,7 @@ def effects(ctx: Context, axis: str) -> list[str]:
             for e in c["effects"]:
                 test = c["label_rates_differ"] if len(c["effects"]) == 2 else e.get("mcnemar")
                 out.append(row([*(str(c[k]) for k in keys), f"{c['a']} vs {c['b']}", str(e["items"]), e["label"],
-                                _rate(e["a"]), _rate(e["b"]), f"{pp(e['difference']['estimate'])} "
+                                rate_text(e["a"]), rate_text(e["b"]), f"{pp(e['difference']['estimate'])} "
                                 f"{boot(e['difference'], pp)}", p_text(test)]))
     if constructed:
         out += ["", f"Equal by construction, so not tested (the prompt does not use the {axis}: both levels sent the "
@@ -39,10 +39,6 @@ def effects(ctx: Context, axis: str) -> list[str]:
         out += [f"- {', '.join(str(c[k]) for k in keys)}: {c['a']} vs {c['b']}, {c['items']} items"
                 for c in constructed]
     return out
-
-
-def _rate(r: dict[str, Any]) -> str:
-    return f"{_pct(r['estimate'])} [{_pct(r['ci_low'])}, {_pct(r['ci_high'])}]"
 
 
 def across(ctx: Context, axis: str) -> list[str]:

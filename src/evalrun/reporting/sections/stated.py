@@ -6,12 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..format import pct as _pct
-from .common import Context, head, kappa_phrase, kappa_text, p_text, row
-
-
-def _rate(r: dict[str, Any]) -> str:
-    return f"{_pct(r['estimate'])} [{_pct(r['ci_low'])}, {_pct(r['ci_high'])}]"
+from .common import Context, head, kappa_phrase, kappa_text, p_text, rate_text, row
 
 
 def _measured(c: dict[str, Any]) -> str:
@@ -41,10 +36,10 @@ def stated_lines(ctx: Context, unreachable: set[str]) -> list[str]:
             continue
         kappa = c["cohen_kappa"]
         rule = (f" (an item's pick: in more than half of its prompts read, in two orders or more; per prompt "
-                f"{_rate(c['first_position'])} "
+                f"{rate_text(c['first_position'])} "
                 f"of {c['first_position']['n']})" if c["measure"] == "first" else "")
         out.append(f"- **{c['model']}**: `{c['stated']}` vs `{c['behaviour']}` {_measured(c)}{rule}: says it would "
-                   f"{_rate(c['says'])}, does {_rate(c['does'])}; agree {_rate(c['agreement'])} of "
+                   f"{rate_text(c['says'])}, does {rate_text(c['does'])}; agree {rate_text(c['agreement'])} of "
                    f"{c['both_read']} items{_left_out(c)}, kappa {kappa_phrase(kappa)}; "
                    f"95% intervals, unadjusted; McNemar {p_text(c['rates_differ'])}.")
     return out
@@ -81,11 +76,11 @@ def stated(ctx: Context) -> list[str]:
            *head(["model", "stated vs behaviour", "measured", "items (both read)", "says it would [95% CI]",
                   "does [95% CI]", "agreement [95% CI]", "Cohen's kappa [95% CI]", "McNemar exact"])]
     for c in entries:
-        measured = _measured(c) + (f"; {_rate(c['first_position'])} of {c['first_position']['n']} prompts read pick "
-                                   "it" if c["measure"] == "first" else "")
+        measured = _measured(c) + (f"; {rate_text(c['first_position'])} of {c['first_position']['n']} prompts read "
+                                   "pick it" if c["measure"] == "first" else "")
         out.append(row([c["model"], f"{c['stated']} vs {c['behaviour']}", measured,
-                        f"{c['items']} ({c['both_read']})", _rate(c["says"]), _rate(c["does"]),
-                        _rate(c["agreement"]), kappa_text(c["cohen_kappa"]), p_text(c["rates_differ"])]))
+                        f"{c['items']} ({c['both_read']})", rate_text(c["says"]), rate_text(c["does"]),
+                        rate_text(c["agreement"]), kappa_text(c["cohen_kappa"]), p_text(c["rates_differ"])]))
     for c in entries:
         counts = c["confusion"]["counts"]
         out += ["", f"### Confusion: {c['model']}, {c['stated']} (rows) x {c['behaviour']} {_measured(c)} (columns)",

@@ -9,7 +9,7 @@ from ...stats.words import verdict
 from ..format import num as _f
 from ..format import pct as _pct
 from ..format import points, pp
-from .common import Context, boot, kappa_reading, p_text
+from .common import Context, boot, kappa_reading, p_text, rate_text
 from .prediction import summary as _prediction
 from .stated import stated_lines
 
@@ -47,10 +47,7 @@ def _subject(ctx: Context, axis: str, c: dict[str, Any]) -> str:
 
 def _rates(effect: dict[str, Any], a: str, b: str) -> str:
     """`comply 68.8% [44.4%, 85.8%] under *free* vs 87.5% [...] under *paid*, -18.7 points [-43.8, +6.2]`."""
-    def rate(r: dict[str, Any]) -> str:
-        return f"{_pct(r['estimate'])} [{_pct(r['ci_low'])}, {_pct(r['ci_high'])}]"
-
-    return (f"{effect['label']} {rate(effect['a'])} under *{a}* vs {rate(effect['b'])} under *{b}*, "
+    return (f"{effect['label']} {rate_text(effect['a'])} under *{a}* vs {rate_text(effect['b'])} under *{b}*, "
             f"{points(effect['difference']['estimate'])} {boot(effect['difference'], pp)}")
 
 

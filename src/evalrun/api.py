@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import EvalrunError, Interrupted, Problem, ProblemsError
+from .errors import EvalrunError, Interrupted, Problem, ProblemsError, short
 
 if TYPE_CHECKING:
     import polars as pl
@@ -362,7 +362,7 @@ def report(run_dir: Path | str, figures: bool = True, csv: bool = False) -> Path
     try:
         write_report(run_dir, record, figures=figures, csv=csv)
     except pl.exceptions.PolarsError as exc:
-        raise EvalrunError(f"{run_dir / RESULTS}: cannot read it: {' '.join(str(exc).split())[:300]}") from None
+        raise EvalrunError(f"{run_dir / RESULTS}: cannot read it: {short(exc, 300)}") from None
     except FileNotFoundError as exc:
         raise EvalrunError(f"{exc.filename or run_dir / RESULTS}: no such file") from None
     except OSError as exc:

@@ -37,7 +37,7 @@ import polars as pl
 
 from .dataset import Dataset
 from .design.axes import DType, results_columns
-from .errors import EvalrunError
+from .errors import EvalrunError, short
 from .extract import AskingExtractor, Extraction, Extractor, Reading, build_extractor
 from .jobs import PRIMARY
 from .sendpath import Outcome
@@ -97,7 +97,7 @@ def read_table(path: Path, needed: list[str], optional: Sequence[str] = (), must
             raise EvalrunError(f"{path}: not a run's table: no column {missing[0]!r}")
         return pl.read_parquet(path, columns=list(dict.fromkeys(c for c in [*needed, *optional] if c in schema)))
     except (pl.exceptions.PolarsError, OSError) as exc:
-        raise EvalrunError(f"{path}: cannot read it: {' '.join(str(exc).split())[:300]}") from None
+        raise EvalrunError(f"{path}: cannot read it: {short(exc, 300)}") from None
 
 
 BATCH_ROWS = 2048  # rows per insert transaction, per read-back batch, and per row group of results.parquet

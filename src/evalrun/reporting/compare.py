@@ -28,7 +28,7 @@ import numpy as np
 import polars as pl
 
 from ..design.axes import registered
-from ..errors import EvalrunError
+from ..errors import EvalrunError, short
 from ..extract import UNPARSED
 from ..stats.agreement import agreeing
 from ..stats.bootstrap import RESAMPLES, SEED, bootstrap_difference, bootstrap_ratio_difference, kappa_statistic
@@ -98,7 +98,7 @@ def _load(run_dir: Path) -> _Run:
     try:
         items = item_labels(pl.scan_parquet(results), by.group)
     except pl.exceptions.PolarsError as exc:
-        raise EvalrunError(f"{results}: cannot read it: {' '.join(str(exc).split())[:300]}") from None
+        raise EvalrunError(f"{results}: cannot read it: {short(exc, 300)}") from None
     # a crossed axis this run did not use (results of release 0.1 have no condition column) has no level
     absent = [a.name for a in registered() if a.crossed and a.name not in items.columns]
     items = items.with_columns(pl.lit(None, dtype=pl.String).alias(name) for name in absent)

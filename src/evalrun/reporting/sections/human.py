@@ -28,6 +28,7 @@ import numpy as np
 import polars as pl
 
 from ...extract import UNPARSED
+from ...jobs import PRIMARY
 from ...stats.confusion import labelled
 from ...stats.misclassification import MAX_CONDITION, MAX_DROPPED, MIN_PER_LABEL, corrected_agreement
 from ...store import UNCLEAR, answer_key, read_labels
@@ -36,7 +37,6 @@ from ..format import num as _f
 from .common import Context, boot, ci, excerpt, head, row
 
 READINGS = "readings.parquet"
-PRIMARY = "extract"  # the variant's own reader, whose label results.parquet carries
 SLICE_ROWS = 10_000  # rows of results.parquet read at a time: the answers' texts are never all in memory
 WRONG_SHOWN = 3  # answers a reader got wrong quoted per reader
 QUOTE_CHARS = 120

@@ -277,11 +277,6 @@ def _logprobs(choice: Any) -> str | None:
     return json.dumps(content) if content else None
 
 
-def estimate_tokens(job: Job) -> int:
-    """What a request counts against a tokens-per-minute limit before its answer is known (see `token_estimate`)."""
-    return sum(token_estimate(job))
-
-
 def token_estimate(job: Job) -> tuple[int, int]:
     """A request's tokens before its answer is known: its prompt, and the completion it may use (max_tokens;
     0 when unset, and the answer's tokens are paid afterwards). The prompt is counted with litellm's default

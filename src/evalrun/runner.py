@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from .errors import ConfigError, FailureKind
 from .jobs import Job
 from .pacing import Pace
-from .providers import Answer, CallError, api_key, classify, estimate_tokens
+from .providers import Answer, CallError, api_key, classify, token_estimate
 from .redact import environment_secrets, url_without_credentials
 from .sendpath import BatchPath, Budget, Observer, Outcome, RunOptions, Sender, Shared, failed_response, unsent
 from .spec import ModelConfig
@@ -225,7 +225,7 @@ async def _ask(job: Job, model: ModelConfig, run: Shared, pace: Pace, reach: Rea
     if stored is not None:
         return Outcome(job, stored, cached=True), 0
     try:
-        estimate = estimate_tokens(job) if pace.tokens else 0
+        estimate = sum(token_estimate(job)) if pace.tokens else 0  # prompt + max_tokens, against the tpm
         if model.tpm and estimate > model.tpm:
             # paced, it would wait estimate/tpm minutes for this one request: say so instead of hanging
             run.finish(unsent(job, FailureKind.TOO_LARGE, f"not sent: an estimated {estimate:,} tokens "

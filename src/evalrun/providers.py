@@ -76,6 +76,11 @@ def own_price(model: ModelConfig) -> tuple[float, float] | None:
     return (0.0, 0.0) if model.embedded else None
 
 
+def token_cost(prompt_tokens: int | None, completion_tokens: int | None, per_token: tuple[float, float]) -> float:
+    """A request's cost at these prices in USD per input and per output token (a count not reported is none)."""
+    return (prompt_tokens or 0) * per_token[0] + (completion_tokens or 0) * per_token[1]
+
+
 def priced(model: ModelConfig) -> bool:
     """Whether the model's answers can be priced: a price of its own (zero, as for embedded models, counts),
     or one in litellm's price list."""
@@ -255,7 +260,7 @@ async def send(model: ModelConfig, messages: list[dict[str, str]], params: dict[
         completion_tokens=tokens_out,
         # per token as litellm prices a registered model, so a spec's price gives the same cost it gave there
         cost=_cost(litellm, response) if price is None else
-        (tokens_in or 0) * (price[0] / 1e6) + (tokens_out or 0) * (price[1] / 1e6),
+        token_cost(tokens_in, tokens_out, (price[0] / 1e6, price[1] / 1e6)),
         logprobs=_logprobs(choice),
     )
 
@@ -270,11 +275,6 @@ def _logprobs(choice: Any) -> str | None:
         found = found.model_dump()
     content = found.get("content") if isinstance(found, dict) else None
     return json.dumps(content) if content else None
-
-
-def estimate_tokens(job: Job) -> int:
-    """What a request counts against a tokens-per-minute limit before its answer is known (see `token_estimate`)."""
-    return sum(token_estimate(job))
 
 
 def token_estimate(job: Job) -> tuple[int, int]:

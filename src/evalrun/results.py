@@ -276,9 +276,7 @@ class Results:
         rows = self._db.execute(f"SELECT {', '.join(REQUESTS)} FROM requests "
                                 "ORDER BY position, reader, idx").fetchall()
         if rows:
-            # SQLite has no booleans: `cached` comes back as 0/1
-            pl.DataFrame(rows, schema={**REQUESTS, "cached": pl.Int64}, orient="row").with_columns(
-                pl.col("cached").cast(pl.Boolean)).write_parquet(path)
+            _frame(rows, REQUESTS).write_parquet(path)
         return len(rows)
 
     def write_parquet(self, path: Path) -> int:
@@ -287,14 +285,11 @@ class Results:
         parts = self.folder / "parts"
         parts.mkdir(exist_ok=True)
         cursor = self._db.execute(self._select)
-        # SQLite has no booleans: `cached` comes back as 0/1 and becomes Boolean once in polars
-        sql_schema = {**self.schema, "cached": pl.Int64}
         files: list[Path] = []
         rows = 0
         while batch := cursor.fetchmany(BATCH_ROWS):
             files.append(parts / f"{len(files):08d}.parquet")
-            pl.DataFrame(batch, schema=sql_schema, orient="row").with_columns(
-                pl.col("cached").cast(pl.Boolean)).write_parquet(files[-1])
+            _frame(batch, self.schema).write_parquet(files[-1])
             rows += len(batch)
         partial = path.with_name(path.name + ".partial")
         if files:
@@ -305,6 +300,13 @@ class Results:
         partial.replace(path)
         shutil.rmtree(parts)
         return rows
+
+
+def _frame(rows: list[tuple[object, ...]], schema: dict[str, DType]) -> pl.DataFrame:
+    """SQLite rows as a frame of `schema`. SQLite has no booleans: `cached` comes back as 0/1 and becomes
+    Boolean once in polars."""
+    return pl.DataFrame(rows, schema={**schema, "cached": pl.Int64}, orient="row").with_columns(
+        pl.col("cached").cast(pl.Boolean))
 
 
 def _sweep(parent: Path) -> None:

@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from .errors import ConfigError, FailureKind
 from .jobs import Job
 from .pacing import Pace
-from .providers import Answer, CallError, api_key, classify, estimate_tokens
+from .providers import Answer, CallError, api_key, classify, token_estimate
 from .redact import environment_secrets, url_without_credentials
 from .sendpath import BatchPath, Budget, Observer, Outcome, RunOptions, Sender, Shared, failed_response, unsent
 from .spec import ModelConfig
 from .store import Store, StoredResponse, request_json
-from .workers import Senders, auto_count
+from .workers import STAGE_COLLECTION, Senders, auto_count
 
 # Leases on request keys keep two runs sharing a store from paying twice for one request. A run renews
 # its leases every RENEW_SECONDS while it lives, so a lease outlasts any request however long it waits;
@@ -43,12 +43,6 @@ UNREACHABLE_AFTER = 5
 # answer to arrive, short enough that a container stop (Docker waits 10 s before SIGKILL) or an impatient
 # user is not kept waiting on a request that hangs; a second signal stops at once.
 STOP_GRACE_SECONDS = 10.0
-# The collector's thresholds while a stage runs (Python's default: 700, 10, 10). Each request leaves thousands of
-# short-lived objects (litellm's response, pricing and logging objects when sent from this process; the outcome,
-# the stored row and the labels either way), and collecting the young generation every 700 allocations spends
-# the run's CPU finding almost nothing: 10-16% of the run phase with --workers 0 at 5,000 requests
-# (bench/README.md). The sender processes collect the same way (workers.main).
-STAGE_COLLECTION = (50_000, 50, 100)
 
 
 class Stopped(Exception):
@@ -231,7 +225,7 @@ async def _ask(job: Job, model: ModelConfig, run: Shared, pace: Pace, reach: Rea
     if stored is not None:
         return Outcome(job, stored, cached=True), 0
     try:
-        estimate = estimate_tokens(job) if pace.tokens else 0
+        estimate = sum(token_estimate(job)) if pace.tokens else 0  # prompt + max_tokens, against the tpm
         if model.tpm and estimate > model.tpm:
             # paced, it would wait estimate/tpm minutes for this one request: say so instead of hanging
             run.finish(unsent(job, FailureKind.TOO_LARGE, f"not sent: an estimated {estimate:,} tokens "

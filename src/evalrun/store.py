@@ -271,7 +271,17 @@ class Store:
 
     def labels(self, answer_keys: Iterable[str], who: str | None = None) -> list[HumanLabel]:
         """The human labels of these answers (of one person, or of everyone), by answer and person."""
-        return _labels(self._db, answer_keys, who)
+        wanted = sorted(set(answer_keys))
+        found: list[HumanLabel] = []
+        for start in range(0, len(wanted), 500):  # under SQLite's limit on a statement's parameters
+            chunk = wanted[start:start + 500]
+            query = (f"SELECT answer_key, label, who, at FROM human_labels WHERE answer_key IN "
+                     f"({', '.join('?' for _ in chunk)})")
+            args: list[str] = chunk
+            if who is not None:
+                query, args = query + " AND who = ?", [*chunk, who]
+            found.extend(HumanLabel(*row) for row in self._db.execute(query, args))
+        return sorted(found, key=lambda h: (h.answer_key, h.who))
 
     def __iter__(self) -> Iterator[StoredResponse]:
         for row in self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM responses ORDER BY created_at"):
@@ -279,20 +289,6 @@ class Store:
 
     def close(self) -> None:
         self._db.close()
-
-
-def _labels(db: sqlite3.Connection, answer_keys: Iterable[str], who: str | None) -> list[HumanLabel]:
-    wanted = sorted(set(answer_keys))
-    found: list[HumanLabel] = []
-    for start in range(0, len(wanted), 500):  # under SQLite's limit on a statement's parameters
-        chunk = wanted[start:start + 500]
-        query = (f"SELECT answer_key, label, who, at FROM human_labels WHERE answer_key IN "
-                 f"({', '.join('?' for _ in chunk)})")
-        args: list[str] = chunk
-        if who is not None:
-            query, args = query + " AND who = ?", [*chunk, who]
-        found.extend(HumanLabel(*row) for row in db.execute(query, args))
-    return sorted(found, key=lambda h: (h.answer_key, h.who))
 
 
 def read_labels(path: Path | None = None) -> list[HumanLabel]:

@@ -52,6 +52,13 @@ _LENGTH = struct.Struct(">I")
 PER_SENDER = 50
 STDERR_TAIL = 2000  # bytes of a sender's stderr kept to explain its death
 CLOSE_SECONDS = 5.0  # a sender told to stop that has not exited by then is killed
+# The collector's thresholds while requests are sent, in a sender process and in the run's own while a stage
+# runs (Python's default: 700, 10, 10). Each request leaves thousands of short-lived objects (litellm's
+# response, pricing and logging objects where it is sent; the outcome, the stored row and the labels in the
+# run's process), and collecting the young generation every 700 allocations spends the CPU finding almost
+# nothing: 10-16% of the run phase with --workers 0 at 5,000 requests (bench/README.md), a tenth of a
+# sender's CPU. Every 50,000 it finds the same, a few MB later.
+STAGE_COLLECTION = (50_000, 50, 100)
 
 
 def senders_for(cores: int, pending: int) -> int:
@@ -288,10 +295,7 @@ def main(argv: list[str]) -> int:
     # Ctrl-C reaches the whole process group: the run's process decides what stops, and closes the
     # connection, which ends this loop
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # each request leaves thousands of short-lived objects (litellm's response, logging and pricing
-    # objects); collecting the young generation every 700 allocations, the default, spends a tenth of a
-    # sender's CPU finding almost nothing. Every 50,000 it finds the same, a few MB later.
-    gc.set_threshold(50_000, 50, 100)
+    gc.set_threshold(*STAGE_COLLECTION)
     asyncio.run(_serve(socket.socket(fileno=int(argv[0]))))
     return 0
 

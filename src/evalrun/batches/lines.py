@@ -9,6 +9,7 @@ from typing import Any
 
 from ..errors import FailureKind
 from ..jobs import Job
+from ..providers import token_cost
 from ..redact import redact
 from ..sendpath import failed_response
 from ..store import StoredResponse, request_json
@@ -38,9 +39,7 @@ def stored_response(job: Job, line: dict[str, Any], prices: tuple[float, float] 
         choice = choices[0]
         usage = body.get("usage") or {}
         prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
-        cost = None
-        if prices is not None:
-            cost = (prompt or 0) * prices[0] + (completion or 0) * prices[1]
+        cost = None if prices is None else token_cost(prompt, completion, prices)
         logprobs = (choice.get("logprobs") or {}).get("content")
         return StoredResponse(
             key=job.key, model=job.model.model, api_base=job.model.api_base,

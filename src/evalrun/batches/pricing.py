@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 
-from ..embedded import COMPLETION
 from ..providers import litellm_module
 from ..spec import ModelConfig
+from ..spec.model import COMPLETION
 from .settings import max_requests, poll_seconds
 
 BATCH_DISCOUNT = 0.5  # OpenAI's and Anthropic's batch price, as a share of the usual one

@@ -14,7 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 from ..embedded import COMPLETION, MODE
 from ..errors import FailureKind
 from ..jobs import Job
-from ..providers import CallError, classify, litellm_module, prepare, token_estimate
+from ..providers import CallError, classify, litellm_module, prepare, token_cost, token_estimate
 from ..redact import redact
 from ..sendpath import Outcome, Shared, failed_response, unsent
 from ..spec import ModelConfig
@@ -177,8 +177,7 @@ class ModelBatches:
         or a price. Without max_tokens only the prompt is counted: the estimate is then a floor."""
         if self.run.budget.limit is None or self.prices is None:
             return 0.0
-        prompt, answer = token_estimate(job)
-        return prompt * self.prices[0] + answer * self.prices[1]
+        return token_cost(*token_estimate(job), self.prices)
 
     async def _create(self, chunk: dict[str, list[Job]], lines: list[bytes], estimate: float) -> None:
         """Upload one input file, record it with the keys it covers, then create its batch."""

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 CONTINUATIONS = "evalrun_continuations"  # the request parameter and the reply's key (see batcher's docstring)
 # the request parameter asking for a raw text completion: `{MODE: COMPLETION}` (see batcher's docstring)
 MODE, COMPLETION = "evalrun_mode", "completion"
+# the request's parameters that set how llama-cpp-python decodes, passed to its chat handler or raw completion
+_DECODING = ("temperature", "top_p", "max_tokens", "seed", "stop")
 
 
 @dataclass
@@ -117,9 +119,8 @@ def prepare(request: Request, formatter: Llama, n_vocab: int, context_tokens: in
 
 
 def _completion_arguments(formatter: Llama, messages: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
-    chat = {k: params[k] for k in ("temperature", "top_p", "max_tokens", "seed", "stop") if k in params}
     try:
-        formatter.create_chat_completion(messages=messages, **chat)  # type: ignore[arg-type]
+        formatter.create_chat_completion(messages=messages, **_given(params))  # type: ignore[arg-type]
     except _Captured as captured:
         return captured.arguments
     raise RuntimeError("llama-cpp-python's chat handler returned without asking for a completion")
@@ -132,10 +133,13 @@ def _raw_arguments(formatter: Llama, messages: list[dict[str, Any]], params: dic
     if len(messages) != 1 or not isinstance(messages[0].get("content"), str) or not messages[0]["content"]:
         raise ValueError(f"{MODE}={COMPLETION} takes one message, whose text is the prompt")
     text: str = messages[0]["content"]
-    defaults = _completion_defaults()
-    given = {k: params[k] for k in ("temperature", "top_p", "max_tokens", "seed", "stop") if k in params}
-    return {**defaults, **given,
+    return {**_completion_defaults(), **_given(params),
             "prompt": formatter.tokenize(text.encode("utf-8"), add_bos=True, special=True)}
+
+
+def _given(params: dict[str, Any]) -> dict[str, Any]:
+    """The decoding settings the request sets (llama-cpp-python's defaults fill the rest)."""
+    return {k: params[k] for k in _DECODING if k in params}
 
 
 def _sampler(arguments: dict[str, Any]) -> Any:
